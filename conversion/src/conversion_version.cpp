@@ -1,0 +1,1 @@
+namespace snn::conversion { const char* conversion_version() { return "0.1.0"; } }

@@ -1,0 +1,1 @@
+namespace snn::engine { const char* engine_version() { return "0.1.0"; } }
