@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <string>
 
 using snn::tool::parse_config;
@@ -117,4 +118,21 @@ TEST_CASE("to_toml round-trips a resolved config") {
   CHECK(again.normalisation.include_last == c.normalisation.include_last);
   CHECK(again.simulation.checkpoints == c.simulation.checkpoints);
   CHECK(snn::tool::to_toml(again) == snn::tool::to_toml(c));
+}
+
+TEST_CASE("every config shipped in configs/ is valid") {
+  std::size_t n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(SNNSIM_SOURCE_DIR) / "configs")) {
+    if (entry.path().extension() != ".toml") continue;
+    INFO(entry.path().string());
+    CHECK_NOTHROW(snn::tool::load_config(entry.path()));
+    ++n;
+  }
+  CHECK(n >= 7);
+  const auto seed = snn::tool::load_config(std::filesystem::path(SNNSIM_SOURCE_DIR) / "configs/seed_fc_datanorm.toml");
+  CHECK(seed.probability_scale() == Approx(2.0));  // the seed's p = 2x
+  const auto paper = snn::tool::load_config(std::filesystem::path(SNNSIM_SOURCE_DIR) / "configs/paper_fc_datanorm.toml");
+  CHECK(paper.simulation.steps == 40);
+  CHECK(paper.probability_scale() == Approx(1.0));
+  CHECK(paper.simulation.reset == snn::tool::ResetMode::zero);
 }

@@ -333,8 +333,10 @@ Config read(toml::table& root, const std::string& source) {
   }
 
   r.get("output.dir", c.output.dir);
+  r.get("output.cache", c.output.cache);
   r.get("output.plots", c.output.plots);
   if (c.output.dir.empty()) bad("output.dir", "must not be empty");
+  if (c.output.cache.empty()) bad("output.cache", "must not be empty");
 
   r.check_unknown();
   if (!r.errors().empty()) {
@@ -447,7 +449,7 @@ std::string to_toml(const Config& c) {
                    {"early_exit_margin", s.early_exit_margin},
                    {"early_exit_steps", s.early_exit_steps},
                    {"batch_size", s.batch_size}}},
-      {"output", toml::table{{"dir", c.output.dir}, {"plots", c.output.plots}}},
+      {"output", toml::table{{"dir", c.output.dir}, {"cache", c.output.cache}, {"plots", c.output.plots}}},
   };
   std::ostringstream out;
   out << root << "\n";

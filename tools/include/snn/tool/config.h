@@ -74,7 +74,8 @@ struct SimulationConfig {
 };
 
 struct OutputConfig {
-  std::string dir = "out/default";
+  std::string dir = "out/default";  ///< results.json, CSV tables and plots go here
+  std::string cache = "out/cache";  ///< trained weights, keyed by a hash of dataset, network and training
   bool plots = true;
 };
 
