@@ -1,0 +1,31 @@
+// The snnsim sub-commands, callable from main() and from tests. Each returns
+// the process exit status; failures throw snn::Error.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace snn::tool {
+
+/// Options every config-driven command takes.
+struct CommonOptions {
+  std::vector<std::string> set;        ///< --set key=value, applied last
+  std::optional<int> threads;          ///< --threads N  -> simulation.threads
+  std::optional<int> limit;            ///< --limit N    -> simulation.limit
+  std::optional<std::uint64_t> seed;   ///< --seed S     -> training.seed and simulation.seed
+  std::optional<std::string> out;      ///< --out DIR    -> output.dir
+  bool quiet = false;                  ///< --quiet: no progress, no summary table
+  bool retrain = false;                ///< --retrain: ignore cached weights
+  bool resume = false;                 ///< --resume: continue an interrupted training
+};
+
+/// The config overrides the common options stand for, then the --set ones.
+std::vector<std::string> overrides_of(const CommonOptions& options);
+
+int info_command(const std::filesystem::path& path);
+int plot_command(const std::vector<std::filesystem::path>& results, const std::filesystem::path& png);
+
+}  // namespace snn::tool
