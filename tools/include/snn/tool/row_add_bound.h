@@ -1,0 +1,28 @@
+// The ceiling for fan-out delivery on this machine: how fast contiguous rows
+// can be added into an accumulator (acc[0:n] += W[r, 0:n] for random rows r),
+// with the matrix in L2, in L3 and in DRAM. The event engine's delivery is
+// exactly this loop, so its adds per second divided by this figure says how
+// close it runs to the machine.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace snn::tool {
+
+struct RowAddBound {
+  std::string level;         ///< "L2", "L3", "DRAM"
+  std::size_t rows = 0;      ///< matrix rows (row length is `width`)
+  std::size_t width = 0;
+  double bytes = 0;          ///< matrix size
+  double adds_per_second = 0;  ///< median over repeats, summed over `threads`
+  int threads = 1;
+};
+
+/// Measures int32 row adds (the engine's fixed-point delivery) of rows of
+/// `width` elements; `threads` workers each with their own accumulator;
+/// `seconds` of work per level and repeat, median of `repeats`.
+std::vector<RowAddBound> measure_row_add_bound(std::size_t width, int threads, double seconds = 0.3, int repeats = 3);
+
+}  // namespace snn::tool
