@@ -123,7 +123,8 @@ std::string results_json(const RunReport& r) {
       {"dense_macs_per_synop", synops > 0 ? json(s.dense_macs_per_sample() / synops) : json(nullptr)},
       {"engine_row_adds_per_sample", s.engine_row_adds_per_sample},
       {"fixed_point_bits", s.fixed_point_bits},
-      {"early_exit", {{"enabled", s.early_exit}, {"mean_exit_step", s.mean_exit_step}}},
+      {"early_exit", {{"enabled", s.early_exit}, {"mean_exit_step", s.mean_exit_step}, {"accuracy", s.exit_accuracy},
+                      {"synops_per_sample", s.synops_at_exit_per_sample}}},
       {"populations", populations},
       {"connections", connections},
       {"accuracy_curve", s.accuracy_curve},
@@ -201,7 +202,12 @@ std::string summary_table(const RunReport& r) {
     if (cp >= 1 && static_cast<std::size_t>(cp) <= s.accuracy_curve.size())
       row(fmt::format("  at step {}", cp), pct(s.accuracy_curve[cp - 1]));
   row("steps to 99 % of final accuracy", fmt::format("{}", s.steps_to_fraction(0.99)));
-  if (s.early_exit) row("early exit: mean stopping step", fmt::format("{:.1f}", s.mean_exit_step));
+  if (s.early_exit) {
+    row("early exit: mean stopping step", fmt::format("{:.1f}", s.mean_exit_step));
+    row("early exit: accuracy", pct(s.exit_accuracy));
+    row("early exit: SynOps/sample", fmt::format("{:.4g} M ({:.0f} % saved)", s.synops_at_exit_per_sample / 1e6,
+                                                 s.synops_per_sample() > 0 ? 100 * (1 - s.synops_at_exit_per_sample / s.synops_per_sample()) : 0.0));
+  }
   for (const auto& c : s.connections)
     row(fmt::format("SynOps/sample {}", c.name), fmt::format("{:.4g} M (dense {:.4g} M MACs)", c.synops_per_sample / 1e6,
                                                               c.dense_macs_per_sample / 1e6));

@@ -44,7 +44,9 @@ struct SnnReport {
   double engine_row_adds_per_sample = 0;   ///< fan-out rows the engine actually added (<= SynOps rows)
   std::vector<int> fixed_point_bits;       ///< per spiking population
   bool early_exit = false;
-  double mean_exit_step = 0;               ///< with early exit: mean step at which samples stopped
+  double mean_exit_step = 0;               ///< with early exit: mean step at which samples would stop
+  double exit_accuracy = 0;                ///< with early exit: accuracy of the predictions at the exit
+  double synops_at_exit_per_sample = 0;    ///< with early exit: SynOps spent up to the exit, mean per sample
   double seconds = 0;                      ///< wall time of the simulation
   int threads = 1;
 
