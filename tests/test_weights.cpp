@@ -49,6 +49,7 @@ snn::WeightSet sample_set() {
   t.init_range = 0.1;
   t.output_relu = false;
   t.seconds = 12.345678901234567;
+  t.blas_threads = 2;
   w.training = t;
   return w;
 }

@@ -149,7 +149,7 @@ json to_json(const WeightSet& w) {
                      {"batch_size", t.batch_size},   {"optimiser", t.optimiser},         {"learning_rate", t.learning_rate},
                      {"beta1", t.beta1},             {"beta2", t.beta2},                 {"epsilon", t.epsilon},
                      {"dropout", t.dropout},         {"init_range", t.init_range},       {"output_relu", t.output_relu},
-                     {"seconds", t.seconds}};
+                     {"seconds", t.seconds},         {"blas_threads", t.blas_threads}};
   }
   return j;
 }
@@ -158,7 +158,7 @@ TrainingRecord training_from_json(const Reader& r, const json& j) {
   if (!j.is_object()) r.fail("training", fmt::format("expected an object, found {}", j.dump()));
   r.only_keys(j, "training",
               {"dataset", "train_samples", "epochs", "batch_size", "optimiser", "learning_rate", "beta1", "beta2", "epsilon", "dropout",
-               "init_range", "output_relu", "seconds"});
+               "init_range", "output_relu", "seconds", "blas_threads"});
   TrainingRecord t;
   const auto num = [&](const char* key, double& out) {
     if (j.contains(key)) out = r.number(j[key], fmt::format("training.{}", key));
@@ -172,6 +172,7 @@ TrainingRecord training_from_json(const Reader& r, const json& j) {
   cnt("train_samples", t.train_samples);
   cnt("epochs", t.epochs);
   cnt("batch_size", t.batch_size);
+  cnt("blas_threads", t.blas_threads);
   num("learning_rate", t.learning_rate);
   num("beta1", t.beta1);
   num("beta2", t.beta2);

@@ -28,7 +28,7 @@
 //   "training": { "dataset": "mnist10k", "train_samples": 8004, "epochs": 15,
 //       "batch_size": 100, "optimiser": "adam", "learning_rate": 0.001, "beta1": 0.9,
 //       "beta2": 0.999, "epsilon": 1e-8, "dropout": 0.5, "init_range": 0.1,
-//       "output_relu": true, "seconds": 12.3 }   optional; every key in it optional
+//       "output_relu": true, "seconds": 12.3, "blas_threads": 2 }   optional; every key in it optional
 //
 // Loading validates the manifest (types, ranges, unknown keys), that layer i's
 // "in" equals layer i-1's "out", and each .npy against its manifest shape (and
@@ -82,6 +82,9 @@ struct TrainingRecord {
   double init_range = 0.0;         ///< weights initialised U(-init_range, init_range)
   bool output_relu = true;         ///< ReLU applied to the output layer during training
   double seconds = 0.0;            ///< wall time of training
+  /// OpenBLAS threads used: the trainer's weights are bit-reproducible only for
+  /// the same count (see conversion/trainer.h). 0: not recorded.
+  std::size_t blas_threads = 0;
   bool operator==(const TrainingRecord&) const = default;
 };
 
