@@ -2,7 +2,9 @@
 
 #include "snn/error.h"
 
+#include <algorithm>
 #include <cmath>
+#include <thread>
 
 namespace snn::conversion {
 
@@ -31,24 +33,51 @@ void Adam::step(const std::vector<std::span<float>>& params, const std::vector<s
   const float one_minus_b1 = 1.0f - b1;
   const float one_minus_b2 = 1.0f - b2;
   const float eps = config_.epsilon;
+  std::size_t total = 0;
   for (std::size_t k = 0; k < params.size(); ++k) {
-    float* p = params[k].data();
-    const float* g = grads[k].data();
-    float* m = m_[k].data();
-    float* v = v_[k].data();
     const std::size_t n = m_[k].size();
     if (params[k].size() != n || grads[k].size() != n)
       throw Error("Adam::step: tensor {} has {} parameters and {} gradients, the state {}", k, params[k].size(), grads[k].size(), n);
-    // One flat pass per tensor, vectorised by the compiler; this is memory
-    // bound (four float streams) and small next to the GEMMs.
-    for (std::size_t i = 0; i < n; ++i) {
-      const float gi = g[i];
-      const float mi = b1 * m[i] + one_minus_b1 * gi;
-      const float vi = b2 * v[i] + one_minus_b2 * gi * gi;
-      m[i] = mi;
-      v[i] = vi;
-      p[i] -= step_size * (mi / (std::sqrt(vi) / bias2_sqrt + eps));
+    total += n;
+  }
+  // Updates elements [begin, end) of the concatenation of all tensors. Each
+  // element's update is independent of the others, so splitting the range
+  // between threads cannot change any result.
+  // Captures by value: with references the compiler must assume the stores
+  // through p, m, v may change the scalars, and does not vectorise.
+  const auto update = [=, this](std::size_t begin, std::size_t end) {
+    std::size_t offset = 0;
+    for (std::size_t k = 0; k < params.size(); ++k) {
+      const std::size_t n = m_[k].size();
+      const std::size_t lo = std::max(begin, offset) - offset;
+      const std::size_t hi = std::min(end, offset + n) > offset ? std::min(end, offset + n) - offset : 0;
+      offset += n;
+      if (lo >= hi) continue;
+      float* p = params[k].data();
+      const float* g = grads[k].data();
+      float* m = m_[k].data();
+      float* v = v_[k].data();
+      // A flat loop the compiler vectorises; memory bound (four float streams).
+      for (std::size_t i = lo; i < hi; ++i) {
+        const float gi = g[i];
+        const float mi = b1 * m[i] + one_minus_b1 * gi;
+        const float vi = b2 * v[i] + one_minus_b2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= step_size * (mi / (std::sqrt(vi) / bias2_sqrt + eps));
+      }
     }
+  };
+  // Two threads (the machine's two cores; the BLAS threads are idle between
+  // GEMMs) for large steps; a thread start costs tens of microseconds, so
+  // small models stay on one.
+  if (total >= (std::size_t{1} << 18)) {
+    const std::size_t half = total / 2;
+    std::thread helper(update, half, total);
+    update(0, half);
+    helper.join();
+  } else {
+    update(0, total);
   }
 }
 

@@ -96,11 +96,14 @@ void DropoutLayer::forward(const Matrix& x, Matrix& y, const ForwardContext& ctx
   const float scale = 1.0f / (1.0f - p_);
   const std::size_t n = x.data.size();
   mask_.resize(n);
-  for (std::size_t e = 0; e < n; e += 2) {
-    const std::uint64_t word = rng.at(e >> 1);
-    mask_[e] = (word & 0xffffffffull) < threshold ? 0.0f : scale;
-    if (e + 1 < n) mask_[e + 1] = (word >> 32) < threshold ? 0.0f : scale;
+  float* mask = mask_.data();
+  const std::size_t pairs = n / 2;
+  for (std::size_t w = 0; w < pairs; ++w) {
+    const std::uint64_t word = rng.at(w);
+    mask[2 * w] = (word & 0xffffffffull) < threshold ? 0.0f : scale;
+    mask[2 * w + 1] = (word >> 32) < threshold ? 0.0f : scale;
   }
+  if (n % 2) mask[n - 1] = (rng.at(pairs) & 0xffffffffull) < threshold ? 0.0f : scale;
   const float* in = x.data.data();
   float* out = y.data.data();
   for (std::size_t i = 0; i < n; ++i) out[i] = in[i] * mask_[i];

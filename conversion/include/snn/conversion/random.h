@@ -27,7 +27,8 @@ class CounterRng {
       : key_(mix64(mix64(mix64(seed + 0x9e3779b97f4a7c15ull) ^ static_cast<std::uint64_t>(purpose)) ^ (a * 0xd1b54a32d192ed03ull)) ^
              (b * 0xabc98388fb8fac03ull)) {}
 
-  constexpr std::uint64_t at(std::uint64_t i) const { return mix64(key_ + mix64(i + 0x9e3779b97f4a7c15ull)); }
+  /// SplitMix64 itself, addressed by counter: state key + (i + 1) * golden gamma.
+  constexpr std::uint64_t at(std::uint64_t i) const { return mix64(key_ + (i + 1) * 0x9e3779b97f4a7c15ull); }
   /// A float uniform in [0, 1) with 24 random bits (every value exactly representable).
   constexpr float uniform(std::uint64_t i) const { return static_cast<float>(at(i) >> 40) * 0x1.0p-24f; }
   /// An integer uniform in [0, n), n > 0 (modulo bias below n / 2^64).
