@@ -1,13 +1,17 @@
 #include "snn/conversion/adam.h"
 #include "snn/conversion/layers.h"
 #include "snn/conversion/model.h"
+#include "snn/conversion/normalise.h"
 #include "snn/conversion/random.h"
 #include "snn/conversion/trainer.h"
 #include "snn/error.h"
+#include "snn/network/dataset.h"
+#include "snn/network/weights.h"
 
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <random>
 #include <vector>
 
@@ -375,4 +379,73 @@ TEST_CASE("training rejects data that does not fit the network") {
   Dataset bad = synthetic(10, 1);
   bad.labels[4] = 12;
   CHECK_THROWS_WITH(train(small_config(1), bad), Catch::Contains("sample 4 has label 12"));
+}
+
+TEST_CASE("trained weights save and load back identically, with their record") {
+  const Dataset train_set = synthetic(200, 1);
+  const Dataset test_set = synthetic(100, 2);
+  TrainConfig config = small_config(4);
+  config.epochs = 1;
+  const TrainResult r = train(config, train_set, &test_set);
+  const WeightSet w = to_weight_set(config, r, "synthetic", train_set.count);
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "snnsim_test_trainer_weights";
+  std::filesystem::remove_all(dir);
+  save_weights(dir, w);
+  const WeightSet back = load_weights(dir);
+  CHECK(back.layers == r.weights);
+  CHECK(back.names == std::vector<std::string>{"fc1", "fc2", "fc3"});
+  CHECK(back.seed == 4u);
+  CHECK(back.ann_test_accuracy == r.test->accuracy);
+  REQUIRE(back.training.has_value());
+  CHECK(back.training->learning_rate == 0.001);  // as written, not float 1e-3's binary value
+  CHECK(back.training->dropout == 0.5);
+  CHECK(back.training->batch_size == 50);
+  CHECK(back.training->blas_threads == static_cast<std::size_t>(r.blas_threads));
+  CHECK(evaluate(back.layers, test_set).correct == r.test->correct);
+}
+
+TEST_CASE("one epoch on mnist10k reaches over 90 % test accuracy and normalisation keeps it") {
+  // One epoch over the 8,004 training images (about 2 s on two cores). With
+  // linear logits (output_relu = false) this short run measured 92.5 - 93.5 %
+  // over seeds 0-4; with the seed's ReLU'd logits a short run is unreliable
+  // (30 - 90 % after 1-3 epochs, some classes not yet alive), which is why the
+  // full recipe is measured by bench_train over 15 epochs instead.
+  const DatasetSplits data = load_dataset("mnist10k");
+  REQUIRE(data.train.count == 8004);
+  REQUIRE(data.test.count == 1996);
+  TrainConfig config;
+  config.epochs = 1;
+  config.seed = 0;
+  config.network.output_relu = false;
+  struct Warnings : TrainObserver {
+    std::vector<std::string> seen;
+    void on_warning(const std::string& w) override { seen.push_back(w); }
+  } warnings;
+  const TrainResult r = train(config, data.train, &data.test, &warnings);
+  REQUIRE(r.test.has_value());
+  INFO("test accuracy " << r.test->accuracy);
+  CHECK(r.test->accuracy > 0.90);
+  CHECK(r.test->never_predicted.empty());
+  CHECK(warnings.seen.empty());
+
+  // A ReLU network is positively homogeneous (relu(c z) = c relu(z) for c > 0),
+  // so every normalisation leaves the predictions as they were, up to float
+  // rounding deciding a near-tie.
+  const auto agrees = [&](const std::vector<Matrix>& w) {
+    const Evaluation e = evaluate(w, data.test, false);
+    return std::abs(static_cast<long>(e.correct) - static_cast<long>(r.test->correct)) <= 2;
+  };
+  std::vector<Matrix> model = r.weights;
+  normalise_model(model);
+  CHECK(agrees(model));
+  std::vector<Matrix> by_data = r.weights;
+  const std::vector<double> maxima = max_activations(by_data, data.train, 1000);
+  normalise_data(by_data, maxima);
+  CHECK(agrees(by_data));
+  // After data-based normalisation every layer's largest activation on the same
+  // samples is at most 1 (exactly 1 where the activation, not a weight, set lambda).
+  for (double a : max_activations(by_data, data.train, 1000)) CHECK(a <= 1.0 + 1e-5);
+  std::vector<Matrix> robust = r.weights;
+  normalise_robust(robust, activation_percentiles(robust, data.train, 99.9, 1000));
+  CHECK(agrees(robust));
 }
