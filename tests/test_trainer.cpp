@@ -270,7 +270,8 @@ TEST_CASE("initial weights are U(-r, r), set by the seed alone") {
   const Model c = Model::initialise(spec, 0.1f, 43);
   CHECK(a.weights() == b.weights());
   CHECK(a.weights() != c.weights());
-  const Matrix& w = a.weights()[1];
+  const std::vector<Matrix> weights = a.weights();  // weights() returns copies
+  const Matrix& w = weights[1];
   double sum = 0.0, sq = 0.0;
   for (float v : w.data) {
     REQUIRE(v >= -0.1f);
