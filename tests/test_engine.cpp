@@ -273,3 +273,124 @@ TEST_CASE("a potential leaving the fixed-point range is reported, not wrapped") 
   o.steps = 18000;
   CHECK_NOTHROW(Engine(net).run(input.set(), o));
 }
+
+namespace {
+
+// A network large enough for latency mode to split populations (>= 256
+// neurons per thread), with activity in every layer.
+Network threaded_network(FanOutFormat format, std::mt19937_64& rng) {
+  Network net(120);
+  ConnectionSpec spec;
+  spec.format = format;
+  spec.cutoff = format == FanOutFormat::Sparse ? 0.004 : 0.0;
+  net.add_layer(snn::test::random_matrix(rng, 1100, 120, 0.01, 0.04), NeuronParams{}, spec);
+  spec.delay = 1;
+  net.add_layer(snn::test::random_matrix(rng, 600, 1100, 0.004, 0.02), NeuronParams{}, spec);
+  spec.delay = 0;
+  net.add_layer(snn::test::random_matrix(rng, 10, 600, 0.01, 0.05), NeuronParams{}, spec);
+  return net;
+}
+
+void check_identical(const RunResult& a, const RunResult& b) {
+  CHECK(a.spike_trains == b.spike_trains);
+  CHECK(a.output_counts == b.output_counts);
+  CHECK(a.step_predictions == b.step_predictions);
+  CHECK(a.population_spikes == b.population_spikes);
+  CHECK(a.synops == b.synops);
+  CHECK(a.work == b.work);
+}
+
+}  // namespace
+
+TEST_CASE("identical results for 1 and 2 threads, both parallel modes, and across runs") {
+  std::mt19937_64 rng(7);
+  for (FanOutFormat format : {FanOutFormat::Dense, FanOutFormat::Sparse}) {
+    INFO(snn::to_string(format));
+    const Network net = threaded_network(format, rng);
+    const std::size_t n = 6;
+    const auto values = snn::test::random_inputs(rng, n, net.input_size());
+    const std::vector<std::uint8_t> labels(n, 3);
+    const snn::engine::SampleSet set{n, net.input_size(), values, labels};
+    RunOptions o;
+    o.steps = 30;
+    o.record_spikes = true;
+    o.threads = 1;
+    const Engine engine(net);
+    const RunResult base = engine.run(set, o);
+    const auto pops = base.spikes_per_population();
+    REQUIRE(pops[1] > 100);
+    REQUIRE(pops[2] > 100);
+    REQUIRE(pops[3] > 10);
+    for (int threads : {1, 2, 3}) {
+      for (auto mode : {snn::engine::Parallelism::Samples, snn::engine::Parallelism::Targets}) {
+        INFO("threads " << threads << ", " << snn::engine::to_string(mode));
+        o.threads = threads;
+        o.parallelism = mode;
+        check_identical(base, engine.run(set, o));
+      }
+    }
+    // Another seed draws other input spikes.
+    o.input.seed = 1;
+    CHECK(engine.run(set, o).spike_trains != base.spike_trains);
+  }
+}
+
+TEST_CASE("SynOps equal the recorded spikes times their fan-out") {
+  std::mt19937_64 rng(11);
+  for (FanOutFormat format : {FanOutFormat::Dense, FanOutFormat::Sparse}) {
+    INFO(snn::to_string(format));
+    const Network net = threaded_network(format, rng);
+    const std::size_t n = 4;
+    const auto values = snn::test::random_inputs(rng, n, net.input_size());
+    const std::vector<std::uint8_t> labels(n, 0);
+    const snn::engine::SampleSet set{n, net.input_size(), values, labels};
+    RunOptions o;
+    o.steps = 25;
+    o.record_spikes = true;
+    o.threads = 2;
+    const RunResult r = Engine(net).run(set, o);
+    for (std::size_t i = 0; i < n; ++i) {
+      std::vector<snn::OpCount> expected(net.layers(), 0);
+      for (const auto& e : r.spike_trains[i]) {
+        if (e.population >= net.layers()) continue;  // output spikes go nowhere
+        const auto& c = net.connection(e.population);
+        if (e.step + c.delay() < o.steps) expected[e.population] += c.fan_out(e.neuron);
+      }
+      for (std::size_t c = 0; c < net.layers(); ++c) CHECK(r.synops[i * net.layers() + c] == expected[c]);
+
+      // The engine's own work on connection 0: rows of the inputs that spike at
+      // random (p < 1), plus one precomputed row per step and, once, the rows
+      // summed into it (inputs with p >= 1: byte >= 128 at p = 2x).
+      const auto& c0 = net.connection(0);
+      snn::OpCount always = 0, random_rows = 0;
+      for (std::size_t k = 0; k < net.input_size(); ++k)
+        if (set.sample(i)[k] >= 128) always += c0.fan_out(k);
+      for (const auto& e : r.spike_trains[i])
+        if (e.population == 0 && set.sample(i)[e.neuron] < 128) random_rows += c0.fan_out(e.neuron);
+      const snn::OpCount steps_with_constant = always > 0 ? static_cast<snn::OpCount>(o.steps) : 0;
+      CHECK(r.work[i * net.layers()] == random_rows + always + steps_with_constant * c0.target_size());
+      CHECK(r.work[i * net.layers()] < r.synops[i * net.layers()]);
+    }
+    CHECK(r.dense_macs() == (120 * 1100 + 1100 * 600 + 600 * 10) * static_cast<snn::OpCount>(o.steps) * n);
+  }
+}
+
+TEST_CASE("progress reports are monotone and end with (total, total)") {
+  std::mt19937_64 rng(3);
+  const Network net = threaded_network(FanOutFormat::Dense, rng);
+  const std::size_t n = 20;
+  const auto values = snn::test::random_inputs(rng, n, net.input_size());
+  const snn::engine::SampleSet set{n, net.input_size(), values, {}};
+  RunOptions o;
+  o.steps = 5;
+  o.threads = 2;
+  std::vector<std::size_t> seen;
+  o.progress = [&](std::size_t done, std::size_t total) {
+    CHECK(total == n);
+    seen.push_back(done);
+  };
+  Engine(net).run(set, o);
+  REQUIRE(!seen.empty());
+  CHECK(std::is_sorted(seen.begin(), seen.end()));
+  CHECK(seen.back() == n);
+}

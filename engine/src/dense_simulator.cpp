@@ -61,7 +61,8 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
     throw Error("{} samples exceed the 32-bit sample ids", samples.count);
 
   RunResult res = make_result(net, samples.count, options);
-  const int threads = options.threads > 0 ? options.threads : tbb::info::default_concurrency();
+  const int cores = tbb::info::default_concurrency();
+  const int threads = options.threads > 0 ? std::min(options.threads, cores) : cores;
   res.threads = threads;
   openblas_set_num_threads(threads);
 

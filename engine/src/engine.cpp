@@ -363,7 +363,10 @@ RunResult Engine::run(const SampleSet& samples, const RunOptions& options) const
     throw Error("{} samples exceed the 32-bit sample ids", samples.count);
 
   RunResult res = make_result(net, samples.count, options);
-  const int threads = options.threads > 0 ? options.threads : tbb::info::default_concurrency();
+  // More threads than cores would only oversubscribe (TBB caps its workers
+  // at the cores anyway); results do not depend on the count.
+  const int cores = tbb::info::default_concurrency();
+  const int threads = options.threads > 0 ? std::min(options.threads, cores) : cores;
   res.threads = threads;
   Progress progress(options.progress, samples.count);
   const auto start = std::chrono::steady_clock::now();

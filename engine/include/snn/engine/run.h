@@ -57,8 +57,8 @@ struct RunOptions {
   /// Steps simulated per sample (>= 1).
   Step steps = 200;
   InputOptions input;
-  /// Worker threads; 0 = all cores (tbb::info::default_concurrency()).
-  /// Results do not depend on it.
+  /// Worker threads; 0 = all cores (tbb::info::default_concurrency()); more
+  /// than the cores are capped to the cores. Results do not depend on it.
   int threads = 0;
   Parallelism parallelism = Parallelism::Samples;
   /// Break ties of the output spike counts by the output neurons' potential
@@ -81,7 +81,7 @@ struct RunResult {
   std::size_t populations = 0;    ///< including the input population 0
   std::size_t connections = 0;
   std::size_t classes = 0;        ///< output population size
-  int threads = 0;                ///< threads used
+  int threads = 0;                ///< threads used (after capping to the cores)
   double seconds = 0.0;           ///< wall time of the run
 
   std::vector<std::uint32_t> output_counts;     ///< [sample][class]: output spikes over the simulated steps
