@@ -2,6 +2,7 @@
 
 #include "engine_test_util.h"
 #include "snn/engine/dense_simulator.h"
+#include "snn/engine/neuron.h"
 #include "snn/error.h"
 
 #include <catch2/catch.hpp>
@@ -393,4 +394,39 @@ TEST_CASE("progress reports are monotone and end with (total, total)") {
   REQUIRE(!seen.empty());
   CHECK(std::is_sorted(seen.begin(), seen.end()));
   CHECK(seen.back() == n);
+}
+
+TEST_CASE("the vectorised neuron update equals the portable one") {
+  std::mt19937_64 rng(5);
+  std::uniform_int_distribution<snn::Potential> pot(-200000, 200000), cur(-70000, 70000);
+  for (ResetMode mode : {ResetMode::Subtract, ResetMode::Zero}) {
+    for (snn::NeuronId n : {1u, 15u, 16u, 17u, 100u, 1200u}) {
+      std::vector<snn::Potential> v(n), c(n);
+      for (auto& x : v) x = pot(rng);
+      for (auto& x : c) x = cur(rng);
+      auto v2 = v;
+      std::vector<snn::NeuronId> s1, s2;
+      snn::NeuronId b1, b2;
+      if (mode == ResetMode::Subtract) {
+        b1 = snn::engine::detail::update_plain<ResetMode::Subtract>(65536, v.data(), c.data(), 0, n, s1);
+        b2 = snn::engine::detail::update_plain_generic<ResetMode::Subtract>(65536, v2.data(), c.data(), 0, n, s2);
+      } else {
+        b1 = snn::engine::detail::update_plain<ResetMode::Zero>(65536, v.data(), c.data(), 0, n, s1);
+        b2 = snn::engine::detail::update_plain_generic<ResetMode::Zero>(65536, v2.data(), c.data(), 0, n, s2);
+      }
+      CHECK(b1 == snn::engine::kAllInRange);
+      CHECK(b2 == snn::engine::kAllInRange);
+      CHECK(v == v2);
+      CHECK(s1 == s2);
+      if (n >= 100) CHECK(!s1.empty());
+    }
+  }
+  // Out-of-range potentials are found by both, at the same neuron.
+  std::vector<snn::Potential> v(40, 0), c(40, 0);
+  v[21] = -snn::engine::kPotentialLimit;
+  c[21] = -1;
+  auto v2 = v;
+  std::vector<snn::NeuronId> s;
+  CHECK(snn::engine::detail::update_plain<ResetMode::Subtract>(65536, v.data(), c.data(), 0, 40, s) == 21);
+  CHECK(snn::engine::detail::update_plain_generic<ResetMode::Subtract>(65536, v2.data(), c.data(), 0, 40, s) == 21);
 }

@@ -22,6 +22,9 @@
 
 #include <cstdint>
 #include <limits>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <vector>
 
 namespace snn::engine {
@@ -38,13 +41,12 @@ inline Potential leak(Potential v, std::int64_t beta) {
 
 inline bool out_of_range(Potential v) { return v > kPotentialLimit || v < -kPotentialLimit; }
 
-// beta = 1, no refractory period: the seed's neuron. Blocks of 16 lanes are
-// added and compared branch-free (the compiler vectorises the inner loop);
-// only a block holding a spike (or an out-of-range potential) takes the
-// scalar path.
+// beta = 1, no refractory period: the seed's neuron. Portable version:
+// blocks of 16 lanes are added and compared branch-free; only a block
+// holding a spike (or an out-of-range potential) takes the scalar path.
 template <ResetMode kReset>
-NeuronId update_plain(Potential threshold, Potential* __restrict v, const Potential* __restrict current,
-                      NeuronId begin, NeuronId end, std::vector<NeuronId>& spikes) {
+NeuronId update_plain_generic(Potential threshold, Potential* __restrict v, const Potential* __restrict current,
+                              NeuronId begin, NeuronId end, std::vector<NeuronId>& spikes) {
   constexpr NeuronId kLanes = 16;
   NeuronId j = begin;
   auto scalar = [&](NeuronId i) -> bool {
@@ -57,11 +59,11 @@ NeuronId update_plain(Potential threshold, Potential* __restrict v, const Potent
     return !out_of_range(x);
   };
   for (; j + kLanes <= end; j += kLanes) {
-    bool flag = false;
+    int flag = 0;
     for (NeuronId k = 0; k < kLanes; ++k) {
       const Potential x = v[j + k] + current[j + k];
       v[j + k] = x;
-      flag |= (x > threshold) | (x < -kPotentialLimit);
+      flag |= static_cast<int>(x > threshold) | static_cast<int>(x < -kPotentialLimit);
     }
     if (flag) [[unlikely]] {
       for (NeuronId k = 0; k < kLanes; ++k)
@@ -74,6 +76,42 @@ NeuronId update_plain(Potential threshold, Potential* __restrict v, const Potent
   }
   return kAllInRange;
 }
+
+#if defined(__AVX512F__)
+// The same with AVX-512: one add, two compares and a masked reset per 16
+// neurons; spike ids come from the set bits of the compare mask, so the
+// cost of a block with spikes is one push per spike, not 16 scalar checks
+// (at the seed's rates about half of the blocks of a 1200-neuron layer hold
+// a spike at every step).
+template <ResetMode kReset>
+NeuronId update_plain(Potential threshold, Potential* __restrict v, const Potential* __restrict current,
+                      NeuronId begin, NeuronId end, std::vector<NeuronId>& spikes) {
+  const __m512i th = _mm512_set1_epi32(threshold);
+  const __m512i hi = _mm512_set1_epi32(kPotentialLimit);
+  const __m512i lo = _mm512_set1_epi32(-kPotentialLimit);
+  NeuronId j = begin;
+  for (; j + 16 <= end; j += 16) {
+    __m512i x = _mm512_add_epi32(_mm512_loadu_si512(v + j), _mm512_loadu_si512(current + j));
+    const __mmask16 fire = _mm512_cmpgt_epi32_mask(x, th);
+    if (fire) [[unlikely]] {
+      x = kReset == ResetMode::Subtract ? _mm512_mask_sub_epi32(x, fire, x, th) : _mm512_maskz_mov_epi32(~fire, x);
+      for (unsigned m = fire; m != 0; m &= m - 1) spikes.push_back(j + static_cast<NeuronId>(__builtin_ctz(m)));
+    }
+    _mm512_storeu_si512(v + j, x);
+    const unsigned bad = _mm512_cmpgt_epi32_mask(x, hi) | _mm512_cmplt_epi32_mask(x, lo);
+    if (bad) [[unlikely]]
+      return j + static_cast<NeuronId>(__builtin_ctz(bad));
+  }
+  // The tail (fewer than 16 neurons) in portable code.
+  return j < end ? update_plain_generic<kReset>(threshold, v, current, j, end, spikes) : kAllInRange;
+}
+#else
+template <ResetMode kReset>
+NeuronId update_plain(Potential threshold, Potential* __restrict v, const Potential* __restrict current,
+                      NeuronId begin, NeuronId end, std::vector<NeuronId>& spikes) {
+  return update_plain_generic<kReset>(threshold, v, current, begin, end, spikes);
+}
+#endif
 
 }  // namespace detail
 
