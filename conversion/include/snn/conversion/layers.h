@@ -1,0 +1,125 @@
+// The building blocks of a trainable feed-forward network. A network is a list
+// of Layer objects applied in order to a batch (Matrix: rows = samples of the
+// batch, cols = features, row-major). Each kind implements forward and backward;
+// a convolutional kind can be added by implementing the same interface.
+//
+// All dense products go through cblas_sgemm (OpenBLAS, multithreaded).
+#pragma once
+
+#include "snn/network/matrix.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace snn::conversion {
+
+/// What a forward pass may depend on besides its input.
+struct ForwardContext {
+  bool train = false;       ///< training mode: dropout active
+  std::uint64_t seed = 0;   ///< the run's seed (dropout masks)
+  std::uint64_t step = 0;   ///< optimiser step (batch counter over all epochs): dropout masks differ per step
+};
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  virtual std::string_view kind() const = 0;
+  /// Features per sample in and out (0 in = any, for element-wise layers).
+  virtual std::size_t inputs() const = 0;
+  virtual std::size_t outputs() const = 0;
+  /// y = f(x) for a batch; y is resized to [x.rows, outputs]. The layer may keep
+  /// state for backward (e.g. a dropout mask); x and y must stay unchanged until
+  /// backward is called.
+  virtual void forward(const Matrix& x, Matrix& y, const ForwardContext& ctx) = 0;
+  /// Given x, y of the last forward and dy = dL/dy, sets the parameter
+  /// gradients (gradients(), overwritten, not accumulated) and, unless dx is
+  /// null, dx = dL/dx (resized to x's shape).
+  virtual void backward(const Matrix& x, const Matrix& y, const Matrix& dy, Matrix* dx) = 0;
+  /// Trainable parameters and their gradients, same length (empty if none).
+  virtual std::span<float> parameters() { return {}; }
+  virtual std::span<float> gradients() { return {}; }
+};
+
+/// Fully connected, no bias: y = x W^T with W of shape [out, in] (torch.nn.Linear.weight).
+class DenseLayer final : public Layer {
+ public:
+  explicit DenseLayer(Matrix weights);
+  std::string_view kind() const override { return "dense"; }
+  std::size_t inputs() const override { return w_.cols; }
+  std::size_t outputs() const override { return w_.rows; }
+  void forward(const Matrix& x, Matrix& y, const ForwardContext& ctx) override;
+  void backward(const Matrix& x, const Matrix& y, const Matrix& dy, Matrix* dx) override;
+  std::span<float> parameters() override { return w_.data; }
+  std::span<float> gradients() override { return dw_.data; }
+  const Matrix& weights() const { return w_; }
+  Matrix& weights() { return w_; }
+
+ private:
+  Matrix w_;
+  Matrix dw_;
+};
+
+/// y = max(x, 0). Backward passes dy where x > 0 (and 0 at x == 0, as PyTorch).
+class ReluLayer final : public Layer {
+ public:
+  explicit ReluLayer(std::size_t width) : width_(width) {}
+  std::string_view kind() const override { return "relu"; }
+  std::size_t inputs() const override { return width_; }
+  std::size_t outputs() const override { return width_; }
+  void forward(const Matrix& x, Matrix& y, const ForwardContext& ctx) override;
+  void backward(const Matrix& x, const Matrix& y, const Matrix& dy, Matrix* dx) override;
+
+ private:
+  std::size_t width_;
+};
+
+/// Inverted dropout: in training each element is zeroed with probability p and
+/// the survivors scaled by 1/(1-p) (as torch.nn.Dropout); identity otherwise.
+/// The mask is a pure function of (ctx.seed, ctx.step, id, element index).
+class DropoutLayer final : public Layer {
+ public:
+  /// `id` distinguishes this layer's masks from other dropout layers'.
+  DropoutLayer(std::size_t width, float p, std::uint64_t id);
+  std::string_view kind() const override { return "dropout"; }
+  std::size_t inputs() const override { return width_; }
+  std::size_t outputs() const override { return width_; }
+  void forward(const Matrix& x, Matrix& y, const ForwardContext& ctx) override;
+  void backward(const Matrix& x, const Matrix& y, const Matrix& dy, Matrix* dx) override;
+  float probability() const { return p_; }
+
+ private:
+  std::size_t width_;
+  float p_;
+  std::uint64_t id_;
+  bool active_ = false;       // whether the last forward applied a mask
+  std::vector<float> mask_;   // 0 or 1/(1-p) per element of the last forward
+};
+
+/// Softmax cross-entropy, mean over the batch (torch.nn.functional.cross_entropy).
+struct LossResult {
+  double loss = 0.0;          ///< mean over the batch of -log softmax(z)[label]
+  std::size_t correct = 0;    ///< samples whose argmax (first on ties) is the label
+};
+/// logits: [batch, classes]; labels: batch values in [0, classes). If dlogits is
+/// not null it receives dL/dlogits = (softmax(z) - onehot) / batch.
+LossResult softmax_cross_entropy(const Matrix& logits, const std::uint8_t* labels, Matrix* dlogits);
+
+/// Row-major sgemm: C[m,n] = alpha * op(A) op(B) + beta * C, op = transpose if
+/// the flag is set; A is [m,k] (or [k,m] transposed), B is [k,n] (or [n,k]).
+void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
+           const float* b, float beta, float* c);
+
+/// OpenBLAS's thread count (set_blas_threads(n) calls openblas_set_num_threads).
+int blas_threads();
+void set_blas_threads(int n);
+
+/// Index of the first largest value in row `r` of `m`.
+std::size_t argmax_row(const Matrix& m, std::size_t r);
+
+/// Resizes `m` to rows x cols, keeping its allocation when it shrinks.
+void reshape(Matrix& m, std::size_t rows, std::size_t cols);
+
+}  // namespace snn::conversion

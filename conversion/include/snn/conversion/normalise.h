@@ -1,0 +1,103 @@
+// Weight normalisation for converting a ReLU network into a spiking one, so
+// that no neuron needs to fire faster than once per step (Diehl et al. 2015;
+// robust variant: Rueckauer et al. 2017). Every function scales the weights in
+// place and returns the divisors it applied: layer l's weights were divided by
+// factors[l] (the list may be shorter than the layer count when the last
+// layer is left alone). Weights are [out, in] (row = a neuron's incoming weights).
+//
+// Robust normalisation's percentile, with bounded memory: activations are
+// counted in a histogram over the bit patterns of positive floats, one bin per
+// (exponent, top 10 mantissa bits): 2^18 bins of 64-bit counts, 2 MiB per
+// layer whatever the number of samples, in one pass, exact counts, independent
+// of the order values arrive in. The p-th percentile of the n non-zero values
+// is defined by nearest rank: the k-th smallest, k = ceil(p/100 * n) (clamped
+// to [1, n]; a 1e-9 slack absorbs p's decimal rounding, so p = 99.9 of 1000
+// values is rank 999). The histogram returns the upper edge of the bin holding
+// rank k, capped at the exact maximum: for the true k-th value x (a normal
+// float) the result r satisfies x <= r <= x * (1 + 2^-10), i.e. it overestimates
+// by at most 0.098 % and never underestimates (a slightly larger lambda only
+// lowers rates a little, it never saturates a neuron that the exact value would
+// not). p = 100 gives the exact maximum. (numpy.percentile, which Rueckauer's
+// toolbox calls, interpolates between ranks k-1 and k instead; the two differ
+// by at most the gap between neighbouring order statistics.)
+#pragma once
+
+#include "snn/network/dataset.h"
+#include "snn/network/matrix.h"
+#include "snn/network/weights.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace snn::conversion {
+
+/// Model-based (the seed's model_norm): for layers 0..L-2 (and L-1 if
+/// include_last), factor = max over the layer's neurons of the sum of that
+/// neuron's positive incoming weights; W /= factor. Throws snn::Error naming
+/// the layer if a factor is 0 (no neuron has a positive weight).
+std::vector<double> normalise_model(std::vector<Matrix>& layers, bool include_last = false);
+
+/// Data-based (the seed's data_norm), given a_l = the largest ReLU activation
+/// of each layer: lambda_l = max(largest weight of layer l, a_l) (the largest
+/// weight counts from 0: a layer of negative weights gives 0), lambda_0 = 1
+/// before the first layer; W_l *= lambda_{l-1} / lambda_l for layers 0..L-2
+/// (and L-1 if include_last). Returns the applied factors lambda_l / lambda_{l-1}.
+/// Throws snn::Error if some lambda_l is 0.
+std::vector<double> normalise_data(std::vector<Matrix>& layers, const std::vector<double>& max_activations, bool include_last = true);
+
+/// Robust (Rueckauer et al. 2017), given lambda_l = the p-th percentile of
+/// layer l's non-zero activations (activation_percentiles): W_l *= lambda_{l-1}
+/// / lambda_l with lambda_0 = 1, as data-based but without the weight term.
+std::vector<double> normalise_robust(std::vector<Matrix>& layers, const std::vector<double>& percentiles, bool include_last = true);
+
+/// Largest ReLU activation of each layer over the first `samples` images of
+/// `data` (0: all), no dropout (for_each_activation).
+std::vector<double> max_activations(const std::vector<Matrix>& layers, const Dataset& data, std::size_t samples = 0);
+
+/// The p-th percentile (0 < p <= 100) of each layer's non-zero activations over
+/// the first `samples` images (0: all), by PercentileHistogram. Throws
+/// snn::Error naming the layer if it has no non-zero activation.
+std::vector<double> activation_percentiles(const std::vector<Matrix>& layers, const Dataset& data, double percentile,
+                                           std::size_t samples = 0);
+
+/// Bounded-memory percentile of positive floats (see the top of this header
+/// for the binning and its error bound). Zeros are ignored; negative or NaN
+/// values are an error.
+class PercentileHistogram {
+ public:
+  static constexpr int kMantissaBits = 10;
+  static constexpr std::size_t kBins = std::size_t{1} << (8 + kMantissaBits);  // 2^18: every positive finite float has a bin
+
+  PercentileHistogram();
+  void add(float value);
+  void add(const float* values, std::size_t n);
+  std::uint64_t count() const { return count_; }  ///< non-zero values added
+  float max() const { return max_; }
+  /// Nearest-rank p-th percentile, 0 < p <= 100; throws snn::Error when empty.
+  float percentile(double p) const;
+
+ private:
+  std::vector<std::uint64_t> bins_;
+  std::uint64_t count_ = 0;
+  float max_ = 0.0f;
+};
+
+/// What to apply, for the tool: method, and when not None, whether the last
+/// layer is scaled (default: no for model-based, yes for data and robust),
+/// how many training images to use (0: all) and the percentile (robust).
+struct NormaliseOptions {
+  Normalisation method = Normalisation::None;
+  std::optional<bool> include_last;
+  std::size_t samples = 0;
+  double percentile = 99.9;
+};
+
+/// Normalises `weights` in place by `options` and records method, factors,
+/// samples and percentile in weights.normalisation. `train` is needed for
+/// data and robust (snn::Error otherwise). Throws if the set is already
+/// normalised.
+void normalise(WeightSet& weights, const NormaliseOptions& options, const Dataset* train);
+
+}  // namespace snn::conversion

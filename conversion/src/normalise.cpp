@@ -1,0 +1,169 @@
+#include "snn/conversion/normalise.h"
+
+#include "snn/conversion/trainer.h"
+#include "snn/error.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+
+namespace snn::conversion {
+
+namespace {
+
+std::size_t layers_to_scale(const std::vector<Matrix>& layers, bool include_last) {
+  if (layers.empty()) throw Error("normalisation: the network has no layers");
+  return include_last ? layers.size() : layers.size() - 1;
+}
+
+void scale(Matrix& m, double divisor) {
+  // In double, then rounded once: W / f is the correctly rounded quotient.
+  for (float& w : m.data) w = static_cast<float>(static_cast<double>(w) / divisor);
+}
+
+std::vector<double> apply_lambdas(std::vector<Matrix>& layers, const std::vector<double>& lambdas, bool include_last, const char* what) {
+  const std::size_t n = layers_to_scale(layers, include_last);
+  if (lambdas.size() < n) throw Error("{} normalisation: {} per-layer values for {} layers to scale", what, lambdas.size(), n);
+  for (std::size_t l = 0; l < n; ++l)
+    if (!(lambdas[l] > 0.0) || !std::isfinite(lambdas[l]))
+      throw Error("{} normalisation: layer {} has scale {} (expected a finite value > 0: is the layer never active?)", what, l, lambdas[l]);
+  std::vector<double> factors;
+  double previous = 1.0;
+  for (std::size_t l = 0; l < n; ++l) {
+    const double applied = lambdas[l] / previous;
+    scale(layers[l], applied);
+    factors.push_back(applied);
+    previous = lambdas[l];
+  }
+  return factors;
+}
+
+}  // namespace
+
+std::vector<double> normalise_model(std::vector<Matrix>& layers, bool include_last) {
+  const std::size_t n = layers_to_scale(layers, include_last);
+  std::vector<double> factors;
+  for (std::size_t l = 0; l < n; ++l) {
+    Matrix& m = layers[l];
+    double max_input = 0.0;
+    for (std::size_t r = 0; r < m.rows; ++r) {
+      double sum = 0.0;
+      const float* row = m.row(r);
+      for (std::size_t c = 0; c < m.cols; ++c) sum += row[c] > 0.0f ? row[c] : 0.0f;
+      max_input = std::max(max_input, sum);
+    }
+    if (max_input <= 0.0) throw Error("model normalisation: layer {} has no positive weight, its factor would be 0", l);
+    scale(m, max_input);
+    factors.push_back(max_input);
+  }
+  return factors;
+}
+
+std::vector<double> normalise_data(std::vector<Matrix>& layers, const std::vector<double>& max_activations, bool include_last) {
+  const std::size_t n = layers_to_scale(layers, include_last);
+  if (max_activations.size() < n) throw Error("data normalisation: {} activation maxima for {} layers to scale", max_activations.size(), n);
+  std::vector<double> lambdas;
+  for (std::size_t l = 0; l < n; ++l) {
+    double max_weight = 0.0;
+    for (float w : layers[l].data) max_weight = std::max(max_weight, static_cast<double>(w));
+    lambdas.push_back(std::max(max_weight, max_activations[l]));
+  }
+  return apply_lambdas(layers, lambdas, include_last, "data");
+}
+
+std::vector<double> normalise_robust(std::vector<Matrix>& layers, const std::vector<double>& percentiles, bool include_last) {
+  return apply_lambdas(layers, percentiles, include_last, "robust");
+}
+
+std::vector<double> max_activations(const std::vector<Matrix>& layers, const Dataset& data, std::size_t samples) {
+  std::vector<float> maxima(layers.size(), 0.0f);
+  for_each_activation(layers, data, samples, [&](std::size_t l, const Matrix& a) {
+    float m = maxima[l];
+    for (float v : a.data) m = std::max(m, v);
+    maxima[l] = m;
+  });
+  return {maxima.begin(), maxima.end()};
+}
+
+std::vector<double> activation_percentiles(const std::vector<Matrix>& layers, const Dataset& data, double percentile, std::size_t samples) {
+  if (!(percentile > 0.0 && percentile <= 100.0)) throw Error("robust normalisation: percentile {} is not in (0, 100]", percentile);
+  std::vector<PercentileHistogram> hist(layers.size());
+  for_each_activation(layers, data, samples, [&](std::size_t l, const Matrix& a) { hist[l].add(a.data.data(), a.data.size()); });
+  std::vector<double> out;
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    if (hist[l].count() == 0) throw Error("robust normalisation: layer {} has no non-zero activation on the samples", l);
+    out.push_back(hist[l].percentile(percentile));
+  }
+  return out;
+}
+
+// ---- histogram ----
+
+namespace {
+constexpr int kShift = 23 - PercentileHistogram::kMantissaBits;  // drop the low mantissa bits
+}
+
+PercentileHistogram::PercentileHistogram() : bins_(kBins, 0) {}
+
+void PercentileHistogram::add(float value) {
+  if (value == 0.0f) return;
+  if (!(value > 0.0f) || !std::isfinite(value)) throw Error("percentile histogram: value {} is not a finite non-negative number", value);
+  // For positive floats the bit pattern orders like the value, so its top bits
+  // are a bin index that preserves order.
+  ++bins_[std::bit_cast<std::uint32_t>(value) >> kShift];
+  ++count_;
+  max_ = std::max(max_, value);
+}
+
+void PercentileHistogram::add(const float* values, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) add(values[i]);
+}
+
+float PercentileHistogram::percentile(double p) const {
+  if (!(p > 0.0 && p <= 100.0)) throw Error("percentile {} is not in (0, 100]", p);
+  if (count_ == 0) throw Error("percentile of no values");
+  const double exact = p / 100.0 * static_cast<double>(count_);
+  auto k = static_cast<std::uint64_t>(std::ceil(exact - 1e-9 * std::max(1.0, exact)));
+  k = std::clamp<std::uint64_t>(k, 1, count_);
+  std::uint64_t seen = 0;
+  for (std::size_t b = 0; b < kBins; ++b) {
+    seen += bins_[b];
+    if (seen >= k) {
+      const float upper = std::bit_cast<float>(static_cast<std::uint32_t>((b + 1) << kShift));
+      return std::min(upper, max_);
+    }
+  }
+  return max_;  // unreachable: the bins hold count_ values
+}
+
+// ---- tool entry ----
+
+void normalise(WeightSet& weights, const NormaliseOptions& options, const Dataset* train) {
+  if (weights.normalisation.method != Normalisation::None)
+    throw Error("the weights are already normalised ({}); start from the unnormalised set", to_string(weights.normalisation.method));
+  NormalisationRecord record;
+  record.method = options.method;
+  switch (options.method) {
+    case Normalisation::None:
+      return;
+    case Normalisation::Model:
+      record.factors = normalise_model(weights.layers, options.include_last.value_or(false));
+      break;
+    case Normalisation::Data:
+    case Normalisation::Robust: {
+      if (!train) throw Error("{} normalisation needs the training set", to_string(options.method));
+      record.samples = options.samples == 0 ? train->count : std::min(options.samples, train->count);
+      const bool last = options.include_last.value_or(true);
+      if (options.method == Normalisation::Data) {
+        record.factors = normalise_data(weights.layers, max_activations(weights.layers, *train, options.samples), last);
+      } else {
+        record.percentile = options.percentile;
+        record.factors = normalise_robust(weights.layers, activation_percentiles(weights.layers, *train, options.percentile, options.samples), last);
+      }
+      break;
+    }
+  }
+  weights.normalisation = record;
+}
+
+}  // namespace snn::conversion

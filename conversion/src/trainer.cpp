@@ -1,0 +1,225 @@
+#include "snn/conversion/trainer.h"
+
+#include "snn/conversion/random.h"
+#include "snn/error.h"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+#include <string>
+
+namespace snn::conversion {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A float setting as the double its shortest decimal form names (1e-3f is
+// recorded as 0.001, not 0.0010000000474974513).
+double as_written(float f) { return std::stod(fmt::format("{}", f)); }
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+void check_data(const Dataset& data, std::size_t inputs, std::size_t classes, const char* what) {
+  if (data.image_size() != inputs)
+    throw Error("{} set: images have {} pixels ({} x {}), the network takes {} inputs", what, data.image_size(), data.rows, data.cols,
+                inputs);
+  if (data.pixels.size() != data.count * data.image_size() || data.labels.size() != data.count)
+    throw Error("{} set: {} samples but {} pixel bytes and {} labels", what, data.count, data.pixels.size(), data.labels.size());
+  for (std::size_t i = 0; i < data.count; ++i)
+    if (data.labels[i] >= classes)
+      throw Error("{} set: sample {} has label {}, the network has only {} outputs", what, i, data.labels[i], classes);
+}
+
+std::size_t count_or_all(std::size_t samples, const Dataset& data) { return samples == 0 ? data.count : std::min(samples, data.count); }
+
+std::vector<std::uint32_t> identity_order(std::size_t n) {
+  std::vector<std::uint32_t> order(n);
+  std::iota(order.begin(), order.end(), 0u);
+  return order;
+}
+
+}  // namespace
+
+void gather_batch(const Dataset& data, const std::vector<std::uint32_t>& order, std::size_t first, std::size_t count, Matrix& batch) {
+  const std::size_t size = data.image_size();
+  reshape(batch, count, size);
+  for (std::size_t r = 0; r < count; ++r) {
+    const std::uint8_t* img = data.image(order[first + r]);
+    float* out = batch.row(r);
+    for (std::size_t c = 0; c < size; ++c) out[c] = pixel_value(img[c]);
+  }
+}
+
+TrainResult train(const TrainConfig& config, const Dataset& train_set, const Dataset* test_set, TrainObserver* observer) {
+  const NetworkSpec& spec = config.network;
+  if (spec.layers.empty()) throw Error("training: the network has no layers");
+  if (config.batch_size == 0) throw Error("training: batch_size must be > 0");
+  const std::size_t classes = spec.layers.back().outputs;
+  check_data(train_set, spec.inputs, classes, "training");
+  if (test_set) check_data(*test_set, spec.inputs, classes, "test");
+  const std::size_t n = count_or_all(config.train_samples, train_set);
+  if (n == 0) throw Error("training: the training set is empty");
+
+  if (config.blas_threads < 0) throw Error("training: blas_threads {} must be >= 0", config.blas_threads);
+  const int saved_threads = blas_threads();
+  if (config.blas_threads > 0) set_blas_threads(config.blas_threads);
+  // Restore the caller's OpenBLAS setting however training ends.
+  struct Restore {
+    int threads;
+    ~Restore() { set_blas_threads(threads); }
+  } restore{saved_threads};
+
+  const auto start = Clock::now();
+  Model model = Model::initialise(spec, config.init_range, config.seed);
+  std::vector<std::span<float>> params;
+  std::vector<std::span<const float>> grads;
+  std::vector<std::size_t> sizes;
+  for (Layer* l : model.layers()) {
+    if (l->parameters().empty()) continue;
+    params.push_back(l->parameters());
+    grads.emplace_back(l->gradients());
+    sizes.push_back(l->parameters().size());
+  }
+  Adam adam(config.adam, sizes);
+
+  TrainResult result;
+  result.blas_threads = blas_threads();
+  const std::size_t batches = (n + config.batch_size - 1) / config.batch_size;
+  Matrix x;
+  Matrix dlogits;
+  std::vector<std::uint8_t> labels(config.batch_size);
+  std::uint64_t step = 0;
+  for (std::size_t epoch = 0; epoch < config.epochs; ++epoch) {
+    // Fisher-Yates from the identity, so an epoch's order depends only on
+    // (seed, epoch), not on earlier epochs.
+    std::vector<std::uint32_t> order = identity_order(n);
+    const CounterRng shuffle(config.seed, RandomPurpose::Shuffle, epoch);
+    for (std::size_t i = n - 1; i > 0; --i) std::swap(order[i], order[shuffle.below(i, i + 1)]);
+
+    double loss_sum = 0.0;
+    std::size_t correct = 0;
+    for (std::size_t b = 0; b < batches; ++b) {
+      const std::size_t first = b * config.batch_size;
+      const std::size_t count = std::min(config.batch_size, n - first);
+      gather_batch(train_set, order, first, count, x);
+      for (std::size_t r = 0; r < count; ++r) labels[r] = train_set.labels[order[first + r]];
+      const ForwardContext ctx{true, config.seed, step};
+      const Matrix& out = model.forward(x, ctx);
+      const LossResult loss = softmax_cross_entropy(out, labels.data(), &dlogits);
+      model.backward(dlogits);
+      adam.step(params, grads);
+      ++step;
+      loss_sum += loss.loss * static_cast<double>(count);
+      correct += loss.correct;
+      if (observer) observer->on_batch(epoch + 1, b + 1, batches, loss.loss);
+    }
+    EpochReport report;
+    report.epoch = epoch + 1;
+    report.epochs = config.epochs;
+    report.loss = loss_sum / static_cast<double>(n);
+    report.train_accuracy = static_cast<double>(correct) / static_cast<double>(n);
+    report.seconds = seconds_since(start);
+    result.epochs.push_back(report);
+    if (observer) observer->on_epoch(report);
+  }
+  result.seconds = seconds_since(start);
+  result.weights = model.weights();
+
+  if (test_set) {
+    result.test = evaluate(result.weights, *test_set, spec.output_relu);
+    if (observer) {
+      observer->on_test(*result.test);
+      for (const auto& w : prediction_warnings(*result.test, spec.output_relu)) observer->on_warning(w);
+    }
+  }
+  return result;
+}
+
+Evaluation evaluate(const std::vector<Matrix>& weights, const Dataset& data, bool output_relu, std::size_t samples,
+                    std::size_t batch_size) {
+  if (batch_size == 0) throw Error("evaluate: batch_size must be > 0");
+  Model model(spec_for(weights, output_relu), weights);
+  const std::size_t classes = weights.back().rows;
+  check_data(data, model.spec().inputs, classes, "evaluation");
+  const std::size_t n = count_or_all(samples, data);
+  Evaluation eval;
+  eval.samples = n;
+  eval.predicted.assign(classes, 0);
+  const std::vector<std::uint32_t> order = identity_order(n);
+  Matrix x;
+  const ForwardContext ctx{false, 0, 0};
+  for (std::size_t first = 0; first < n; first += batch_size) {
+    const std::size_t count = std::min(batch_size, n - first);
+    gather_batch(data, order, first, count, x);
+    const Matrix& out = model.forward(x, ctx);
+    for (std::size_t r = 0; r < count; ++r) {
+      const std::size_t p = argmax_row(out, r);
+      ++eval.predicted[p];
+      if (p == data.labels[first + r]) ++eval.correct;
+    }
+  }
+  eval.accuracy = n ? static_cast<double>(eval.correct) / static_cast<double>(n) : 0.0;
+  for (std::size_t c = 0; c < classes; ++c)
+    if (eval.predicted[c] == 0) eval.never_predicted.push_back(c);
+  return eval;
+}
+
+std::vector<std::string> prediction_warnings(const Evaluation& eval, bool output_relu) {
+  std::vector<std::string> out;
+  for (std::size_t c : eval.never_predicted)
+    out.push_back(fmt::format("class {} is never predicted on the {} evaluated samples{}", c, eval.samples,
+                              output_relu ? ": its output unit may be dead (with output_relu a logit that is never positive gets "
+                                            "no gradient); consider training with output_relu = false"
+                                          : ""));
+  return out;
+}
+
+void for_each_activation(const std::vector<Matrix>& weights, const Dataset& data, std::size_t samples,
+                         const std::function<void(std::size_t, const Matrix&)>& visit, std::size_t batch_size) {
+  if (batch_size == 0) throw Error("for_each_activation: batch_size must be > 0");
+  // output_relu on: the recorded output activations are ReLU'd either way.
+  Model model(spec_for(weights, true), weights);
+  if (data.image_size() != model.spec().inputs)
+    throw Error("activations: images have {} pixels, the network takes {} inputs", data.image_size(), model.spec().inputs);
+  const std::size_t n = count_or_all(samples, data);
+  const std::vector<std::uint32_t> order = identity_order(n);
+  Matrix x;
+  const ForwardContext ctx{false, 0, 0};
+  for (std::size_t first = 0; first < n; first += batch_size) {
+    const std::size_t count = std::min(batch_size, n - first);
+    gather_batch(data, order, first, count, x);
+    model.forward(x, ctx);
+    for (std::size_t l = 0; l < model.weight_layers(); ++l) visit(l, model.activation(l));
+  }
+}
+
+WeightSet to_weight_set(const TrainConfig& config, const TrainResult& result, const std::string& dataset_name, std::size_t train_samples) {
+  WeightSet w;
+  w.layers = result.weights;
+  for (std::size_t i = 0; i < config.network.layers.size(); ++i) {
+    const std::string& name = config.network.layers[i].name;
+    w.names.push_back(name.empty() ? fmt::format("layer{}", i) : name);
+  }
+  if (result.test) w.ann_test_accuracy = result.test->accuracy;
+  w.seed = config.seed;
+  TrainingRecord t;
+  t.dataset = dataset_name;
+  t.train_samples = train_samples;
+  t.epochs = config.epochs;
+  t.batch_size = config.batch_size;
+  t.optimiser = "adam";
+  t.learning_rate = as_written(config.adam.learning_rate);
+  t.beta1 = as_written(config.adam.beta1);
+  t.beta2 = as_written(config.adam.beta2);
+  t.epsilon = as_written(config.adam.epsilon);
+  t.dropout = as_written(config.network.dropout);
+  t.init_range = as_written(config.init_range);
+  t.output_relu = config.network.output_relu;
+  t.seconds = result.seconds;
+  t.blas_threads = static_cast<std::size_t>(result.blas_threads);
+  w.training = t;
+  return w;
+}
+
+}  // namespace snn::conversion

@@ -1,0 +1,128 @@
+// A trained (and possibly normalised) feed-forward network's weights on disk: a
+// directory holding one .npy file per layer (float32, C order, shape [out, in],
+// as torch.nn.Linear.weight) and a JSON manifest, `manifest.json`, that lists
+// the layers and records how the weights were made. docs/weights.md has the
+// schema with examples, including how to export from PyTorch.
+//
+// Manifest schema (JSON object; keys not listed here are rejected so that a
+// misspelt key is an error, not a silently ignored setting):
+//
+//   "format":  "snnsim-weights"           optional; if present must be exactly this
+//   "version": 1                          optional; if present must be 1
+//   "layers":  [ {                        required, non-empty, input side first
+//       "file":  "fc1.npy",               required; a plain file name in the directory
+//       "shape": [1200, 784],             required; [out, in] as in the .npy
+//       "name":  "fc1",                   optional; default "layer<i>" (i from 0)
+//       "kind":  "dense"                  optional; default and only value "dense"
+//     }, ... ]
+//   "normalisation": {                    optional; default method "none"
+//       "method":  "none" | "model" | "data" | "robust",
+//       "factors": [24.02, 38.94],        the divisors applied: layer i's weights were
+//                                         divided by factors[i]; may be shorter than
+//                                         "layers" (model-based leaves the last layer)
+//       "samples": 8004,                  data/robust: training images the activations came from
+//       "percentile": 99.9                robust: the percentile used
+//     }
+//   "ann_test_accuracy": 0.9694           optional; fraction in [0, 1] of the ANN (before normalisation)
+//   "seed": 1                             optional; the training seed, a non-negative integer
+//   "training": { "dataset": "mnist10k", "train_samples": 8004, "epochs": 15,
+//       "batch_size": 100, "optimiser": "adam", "learning_rate": 0.001, "beta1": 0.9,
+//       "beta2": 0.999, "epsilon": 1e-8, "dropout": 0.5, "init_range": 0.1,
+//       "output_relu": true, "seconds": 12.3, "blas_threads": 2 }   optional; every key in it optional
+//
+// Loading validates the manifest (types, ranges, unknown keys), that layer i's
+// "in" equals layer i-1's "out", and each .npy against its manifest shape (and
+// everything read_npy checks); weights must be finite. Any fault is snn::Error
+// naming the file and the expected and found value.
+#pragma once
+
+#include "snn/network/matrix.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace snn {
+
+/// How a weight set was scaled for the spiking network (Diehl et al. 2015;
+/// robust: Rueckauer et al. 2017).
+enum class Normalisation { None, Model, Data, Robust };
+
+/// "none", "model", "data", "robust".
+std::string_view to_string(Normalisation method);
+/// Inverse of to_string; throws snn::Error naming the value and the choices.
+Normalisation parse_normalisation(std::string_view text);
+
+struct NormalisationRecord {
+  Normalisation method = Normalisation::None;
+  /// factors[i]: the divisor applied to layer i's weights (W_i /= factors[i]).
+  /// At most one per layer; missing trailing entries mean layers left unscaled.
+  std::vector<double> factors;
+  std::size_t samples = 0;  ///< data/robust: number of training images whose activations were used
+  double percentile = 0.0;  ///< robust: the percentile (e.g. 99.9); 0 otherwise
+  bool operator==(const NormalisationRecord&) const = default;
+};
+
+/// How the ANN was trained (informational: loading does not need it).
+struct TrainingRecord {
+  std::string dataset;             ///< e.g. "mnist10k"
+  std::size_t train_samples = 0;   ///< training images used
+  std::size_t epochs = 0;
+  std::size_t batch_size = 0;
+  std::string optimiser;           ///< e.g. "adam"
+  double learning_rate = 0.0;
+  double beta1 = 0.0;
+  double beta2 = 0.0;
+  double epsilon = 0.0;
+  double dropout = 0.0;            ///< drop probability after each hidden layer
+  double init_range = 0.0;         ///< weights initialised U(-init_range, init_range)
+  bool output_relu = true;         ///< ReLU applied to the output layer during training
+  double seconds = 0.0;            ///< wall time of training
+  /// OpenBLAS threads used: the trainer's weights are bit-reproducible only for
+  /// the same count (see conversion/trainer.h). 0: not recorded.
+  std::size_t blas_threads = 0;
+  bool operator==(const TrainingRecord&) const = default;
+};
+
+struct WeightSet {
+  /// layers[i]: shape [out_i, in_i], in_i == out_{i-1}; layer 0 reads the input.
+  std::vector<Matrix> layers;
+  /// Per-layer names and .npy file names (plain names inside the directory).
+  /// Either may be left empty when saving: defaults "layer<i>" and "<name>.npy".
+  std::vector<std::string> names;
+  std::vector<std::string> files;
+  NormalisationRecord normalisation;
+  std::optional<double> ann_test_accuracy;  ///< fraction in [0, 1]
+  std::optional<std::uint64_t> seed;
+  std::optional<TrainingRecord> training;
+
+  std::size_t inputs() const { return layers.empty() ? 0 : layers.front().cols; }
+  std::size_t outputs() const { return layers.empty() ? 0 : layers.back().rows; }
+  bool operator==(const WeightSet&) const = default;
+};
+
+/// The manifest's file name inside a weight directory.
+inline constexpr std::string_view kManifestFile = "manifest.json";
+
+/// Writes `weights` into directory `dir` (created if missing): each layer's
+/// .npy, then the manifest last, each file atomically (write_file_atomically),
+/// so a reader never finds a manifest naming files not yet written. Fills in
+/// default names/files. Throws snn::Error if the set is inconsistent (broken
+/// chain, non-finite values, duplicate or unsafe file names).
+void save_weights(const std::filesystem::path& dir, const WeightSet& weights);
+
+/// Reads a weight directory (or its manifest file directly), validating
+/// everything listed at the top of this header. The result compares equal to
+/// the WeightSet that save_weights wrote (names and files filled in).
+WeightSet load_weights(const std::filesystem::path& dir_or_manifest);
+
+/// Throws snn::Error unless layer shapes chain (in_i == out_{i-1}), there is at
+/// least one layer, every matrix's data size matches rows * cols, and every
+/// weight is finite. `what` names the source in messages.
+void validate_layers(const std::vector<Matrix>& layers, std::string_view what);
+
+}  // namespace snn
