@@ -1,0 +1,116 @@
+// The engine's fixed-point view of a Network (docs/design.md, "Fixed-point
+// potentials"). Every weight of connection c is quantised once, at load time,
+// into its target population's unit u = theta / 2^k; potentials are int32 in
+// that unit and the threshold is the integer 2^k. Integer sums do not depend
+// on their order, so the event engine, the dense baseline and every thread
+// partitioning compute the same potentials bit for bit.
+//
+// Exactness of the dense baseline: it feeds these integer weights to sgemm as
+// floats. A float32 sum of integers is exact while every partial sum stays
+// below 2^24 in magnitude, which holds when, for every target neuron, the sum
+// of |w| over its fan-in is < 2^24 units (kExactSumLimit). When k bits break
+// that bound, k is lowered until it holds; the report says which k was used.
+#pragma once
+
+#include "snn/network/network.h"
+#include "snn/types.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace snn::engine {
+
+/// Default fixed-point bits k: unit = theta / 2^16.
+inline constexpr int kDefaultFixedPointBits = 16;
+/// Largest k accepted (threshold 2^24 stays far below the potential limit).
+inline constexpr int kMaxFixedPointBits = 24;
+/// Per-target bound on sum |w| (units) that keeps float32 GEMM sums exact.
+inline constexpr std::int64_t kExactSumLimit = std::int64_t{1} << 24;
+/// Potentials stay within [-kPotentialLimit, kPotentialLimit]; with |current|
+/// < 2^24 per step, v + current then never overflows int32. Leaving the range
+/// is an error (snn::Error), never a silent wrap-around.
+inline constexpr Potential kPotentialLimit = Potential{1} << 30;
+/// beta is applied as the integer factor round(beta * 2^30) / 2^30.
+inline constexpr int kBetaShift = 30;
+inline constexpr std::int64_t kBetaOne = std::int64_t{1} << kBetaShift;
+
+/// A population's neuron parameters in fixed point.
+struct FixedNeuronParams {
+  Potential threshold = 0;      ///< 2^k: theta in units
+  ResetMode reset = ResetMode::Subtract;
+  std::int64_t beta = kBetaOne;  ///< round(beta * 2^30); kBetaOne = no leak
+  Step refractory = 0;
+  bool leaks() const { return beta != kBetaOne; }
+};
+
+/// How connection c's weights were quantised (they share the target's unit).
+struct QuantisationReport {
+  PopulationId target = 0;
+  int requested_bits = kDefaultFixedPointBits;
+  int bits = kDefaultFixedPointBits;  ///< k actually used (lowered if the 2^24 bound required it)
+  double unit = 0.0;                  ///< model units per fixed-point unit: theta / 2^k
+  double max_abs_error = 0.0;         ///< max |w - w_q * unit| over synapses, model units (<= unit / 2)
+  double rms_error = 0.0;             ///< root mean square of the same, model units
+  double max_relative_error = 0.0;    ///< max_abs_error / max |w| (0 if all weights are 0)
+  std::size_t zeroed = 0;             ///< non-zero weights that quantised to 0
+  std::int64_t max_fan_in_sum = 0;    ///< max over targets of sum |w_q| (units), < 2^24
+};
+
+/// One connection's fan-out table with integer weights. Dense: `weights` is
+/// sources x targets, row s contiguous. Sparse: CSR as in SparseFanOut.
+struct FixedConnection {
+  PopulationId source = 0;
+  Step delay = 0;
+  FanOutFormat format = FanOutFormat::Dense;
+  std::size_t sources = 0;
+  std::size_t targets = 0;
+  std::vector<FixedWeight> weights;
+  std::vector<std::uint64_t> offsets;  ///< sparse only: sources + 1
+  std::vector<NeuronId> target_ids;    ///< sparse only
+  std::vector<std::uint32_t> fan_out;  ///< synapses per source (dense: all targets)
+
+  const FixedWeight* row(std::size_t s) const { return weights.data() + s * targets; }
+};
+
+/// The quantised network the simulators run. Population 0 is the input.
+class FixedNetwork {
+ public:
+  /// Quantises `network` with k = `bits` (0 .. kMaxFixedPointBits) per target
+  /// population, lowered per population where the 2^24 bound needs it.
+  /// Throws snn::Error if even k = 0 breaks the bound (weights >= 2^24 theta).
+  explicit FixedNetwork(const Network& network, int bits = kDefaultFixedPointBits);
+
+  std::size_t populations() const { return sizes_.size(); }
+  std::size_t connections() const { return connections_.size(); }
+  std::size_t size(PopulationId p) const { return sizes_[p]; }
+  std::size_t input_size() const { return sizes_.front(); }
+  std::size_t output_size() const { return sizes_.back(); }
+  /// Parameters of population p >= 1.
+  const FixedNeuronParams& params(PopulationId p) const { return params_[p]; }
+  /// Connection c feeds population c + 1.
+  const FixedConnection& connection(std::size_t c) const { return connections_[c]; }
+  const QuantisationReport& report(std::size_t c) const { return reports_[c]; }
+  const std::vector<QuantisationReport>& reports() const { return reports_; }
+  /// Largest connection delay (steps).
+  Step max_delay() const { return max_delay_; }
+  /// Weights of connection c as a dense [sources x targets] row-major float
+  /// matrix of the integer units (zeros where sparse has no synapse): what the
+  /// dense baseline multiplies with.
+  std::vector<float> dense_float_weights(std::size_t c) const;
+  /// Bytes held by the weight tables.
+  std::size_t bytes() const;
+
+ private:
+  std::vector<std::size_t> sizes_;
+  std::vector<FixedNeuronParams> params_;  // index 0 unused (input)
+  std::vector<FixedConnection> connections_;
+  std::vector<QuantisationReport> reports_;
+  Step max_delay_ = 0;
+};
+
+/// Rounds s / 255 to the nearest integer (255 is odd: no ties). Used for the
+/// constant "analog" input current sum_i byte_i * w_q[i] / 255.
+inline std::int64_t round_div_255(std::int64_t s) { return s >= 0 ? (s + 127) / 255 : -((-s + 127) / 255); }
+
+}  // namespace snn::engine

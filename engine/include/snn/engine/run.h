@@ -1,0 +1,172 @@
+// What a simulation run is asked to do (RunOptions) and what it reports
+// (RunResult). Shared by the event engine (engine.h) and the dense
+// time-stepped baseline (dense_simulator.h), which fill the same result so
+// that the two can be compared field by field.
+#pragma once
+
+#include "snn/engine/encoder.h"
+#include "snn/engine/fixed_point.h"
+#include "snn/types.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+namespace snn::engine {
+
+/// How a run uses its threads.
+enum class Parallelism {
+  Samples,  ///< throughput: samples in parallel, each worker its own state
+  Targets,  ///< latency: one sample at a time, each population's neurons partitioned over the threads
+};
+/// "samples", "targets".
+std::string_view to_string(Parallelism parallelism);
+/// Inverse of to_string ("throughput" and "latency" are accepted too); throws snn::Error.
+Parallelism parse_parallelism(std::string_view text);
+
+/// Beyond the seed: stop a sample once one output has led every other by at
+/// least `margin` spikes (cumulative counts) for `hold` consecutive steps.
+struct EarlyExitOptions {
+  bool enabled = false;
+  std::uint32_t margin = 3;  ///< >= 1 spikes
+  Step hold = 10;            ///< >= 1 steps
+  /// true: the sample really stops (saves time; SynOps after the exit are not
+  /// spent). false: the run goes on to the end and only records what an exit
+  /// would have given, so one run reports both the full and the early-exit
+  /// accuracy and the SynOps an exit saves.
+  bool stop = true;
+};
+
+/// One spike: at `step`, neuron `neuron` of population `population`.
+struct SpikeEvent {
+  Step step = 0;
+  PopulationId population = 0;
+  NeuronId neuron = 0;
+  bool operator==(const SpikeEvent&) const = default;
+};
+
+/// Progress callback: `done` of `total` samples finished. Called from worker
+/// threads but never concurrently; `done` increases; the last call is
+/// (total, total), from the calling thread.
+using ProgressCallback = std::function<void(std::size_t done, std::size_t total)>;
+
+struct RunOptions {
+  /// Steps simulated per sample (>= 1).
+  Step steps = 200;
+  InputOptions input;
+  /// Worker threads; 0 = all cores (tbb::info::default_concurrency()); more
+  /// than the cores are capped to the cores. Results do not depend on it.
+  int threads = 0;
+  Parallelism parallelism = Parallelism::Samples;
+  /// Break ties of the output spike counts by the output neurons' potential
+  /// (highest wins); off = ties to the lowest index (torch's argmax, the seed).
+  bool tie_break_by_potential = false;
+  EarlyExitOptions early_exit;
+  /// Keep every spike of every sample in RunResult::spike_trains (tests, small runs).
+  bool record_spikes = false;
+  ProgressCallback progress;
+};
+
+/// Throws snn::Error naming the option at fault.
+void validate(const RunOptions& options);
+
+/// Everything measured in one run. Arrays are indexed by sample (the index in
+/// the SampleSet), so they do not depend on the thread count or schedule.
+struct RunResult {
+  std::size_t samples = 0;
+  Step steps = 0;                 ///< steps requested per sample
+  std::size_t populations = 0;    ///< including the input population 0
+  std::size_t connections = 0;
+  std::size_t classes = 0;        ///< output population size
+  int threads = 0;                ///< threads used (after capping to the cores)
+  double seconds = 0.0;           ///< wall time of the run
+
+  std::vector<std::uint32_t> output_counts;     ///< [sample][class]: output spikes over the simulated steps
+  std::vector<std::uint16_t> step_predictions;  ///< [sample][step]: predicted class after that step
+  std::vector<std::uint16_t> predictions;       ///< [sample]: predicted class at the end (or at the exit)
+  std::vector<Step> steps_simulated;            ///< [sample]: steps actually run (< steps after an early stop)
+  std::vector<std::uint64_t> population_spikes; ///< [sample][population]: spikes (population 0: input spikes)
+  /// [sample][connection]: SynOps, the model's count: every delivered spike
+  /// times its fan-out (input spikes included; analog input: one op per
+  /// non-zero input and synapse per step). Spikes due after the last step are
+  /// not delivered and not counted.
+  std::vector<OpCount> synops;
+  /// [sample][connection]: work actually done. Event engine: weights added
+  /// (it adds one precomputed row per step for the inputs that spike at every
+  /// step, so this is below synops). Dense baseline: multiply-adds.
+  std::vector<OpCount> work;
+
+  /// Early exit (when enabled): [sample] step at which the exit condition
+  /// first held (-1: never), the prediction there, and SynOps up to and
+  /// including that step (all SynOps of the sample if it never exited).
+  std::vector<Step> exit_step;
+  std::vector<std::uint16_t> exit_predictions;
+  std::vector<OpCount> synops_at_exit;
+
+  /// When RunOptions::record_spikes: [sample] every spike in order of step,
+  /// population, neuron.
+  std::vector<std::vector<SpikeEvent>> spike_trains;
+
+  /// Quantisation of each connection (copied from the FixedNetwork).
+  std::vector<QuantisationReport> quantisation;
+  /// Dense equivalent per connection: in x out MACs per step.
+  std::vector<OpCount> dense_macs_per_step;
+  /// Neurons per population (for firing rates).
+  std::vector<std::size_t> population_sizes;
+
+  std::uint32_t count(std::size_t sample, std::size_t cls) const { return output_counts[sample * classes + cls]; }
+  std::uint16_t prediction_at(std::size_t sample, Step step) const {
+    return step_predictions[sample * static_cast<std::size_t>(steps) + static_cast<std::size_t>(step)];
+  }
+  /// Totals over samples.
+  OpCount total_synops() const;
+  OpCount total_work() const;
+  std::vector<OpCount> synops_per_connection() const;
+  std::vector<OpCount> work_per_connection() const;
+  std::vector<std::uint64_t> spikes_per_population() const;
+  /// Dense MACs of the whole run: sum over connections of in x out x steps x samples.
+  OpCount dense_macs() const;
+  /// Mean spikes per neuron per step of population p over all simulated steps.
+  double firing_rate(PopulationId p) const;
+
+  /// Fraction of samples whose final prediction equals the label.
+  double accuracy(std::span<const std::uint8_t> labels) const;
+  /// [step]: fraction correct when every sample is read out after that step
+  /// (the accuracy-versus-simulated-time curve).
+  std::vector<double> accuracy_curve(std::span<const std::uint8_t> labels) const;
+  /// Early exit: fraction correct of exit_predictions.
+  double exit_accuracy(std::span<const std::uint8_t> labels) const;
+  OpCount total_synops_at_exit() const;
+};
+
+/// Cumulative output counts of one sample and its prediction (shared readout
+/// of both simulators).
+class Readout {
+ public:
+  void reset(std::size_t classes, const EarlyExitOptions& early_exit, bool tie_break_by_potential);
+  void add(std::span<const NeuronId> output_spikes) {
+    for (NeuronId j : output_spikes) ++counts_[j];
+  }
+  /// Argmax of the counts, ties to the lowest index, or (if enabled) to the
+  /// highest of `potentials` (then the lowest index).
+  std::uint16_t predict(const Potential* potentials) const;
+  /// Updates the early-exit streak after a step; true the first time the
+  /// condition holds.
+  bool exit_now();
+  const std::vector<std::uint32_t>& counts() const { return counts_; }
+
+ private:
+  std::vector<std::uint32_t> counts_;
+  EarlyExitOptions early_exit_;
+  bool tie_break_ = false;
+  Step streak_ = 0;
+  bool exited_ = false;
+};
+
+/// A RunResult with every array sized for `samples` of `net` (zeros).
+RunResult make_result(const FixedNetwork& net, std::size_t samples, const RunOptions& options);
+
+}  // namespace snn::engine

@@ -1,0 +1,287 @@
+#include "snn/engine/dense_simulator.h"
+
+#include "snn/engine/encoder.h"
+#include "snn/engine/neuron.h"
+#include "snn/error.h"
+
+#include <cblas.h>
+#include <tbb/info.h>
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+
+namespace snn::engine {
+
+DenseSimulator::DenseSimulator(const Network& network, int fixed_point_bits)
+    : DenseSimulator(std::make_shared<const FixedNetwork>(network, fixed_point_bits)) {}
+
+DenseSimulator::DenseSimulator(std::shared_ptr<const FixedNetwork> network) : network_(std::move(network)) {
+  if (!network_) throw Error("dense simulator: no network given");
+  for (std::size_t c = 0; c < network_->connections(); ++c) weights_.push_back(network_->dense_float_weights(c));
+}
+
+namespace {
+
+// C[m x n] = A[m x k] * B[k x n], row-major floats.
+void gemm(std::size_t m, std::size_t n, std::size_t k, const float* a, const float* b, float* c) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
+              static_cast<int>(k), 1.0f, a, static_cast<int>(k), b, static_cast<int>(n), 0.0f, c,
+              static_cast<int>(n));
+}
+
+// The state of one batch: everything [sample in batch][...], flat.
+struct Batch {
+  std::size_t size = 0;
+  std::vector<std::vector<Potential>> v;      // [pop]: size x n_p
+  std::vector<std::vector<Step>> refractory;  // [pop]: size x n_p (empty without refractory period)
+  // [pop][ring slot]: size x n_p 0/1 spike matrix of the population at the
+  // slot's step, the GEMM's left operand for the connection leaving it.
+  std::vector<std::vector<std::vector<float>>> spike_matrix;
+  // [pop][ring slot][sample]: the same spikes as id lists (for SynOps).
+  std::vector<std::vector<std::vector<std::vector<NeuronId>>>> spike_ids;
+  std::vector<PreparedInput> inputs;
+  std::vector<Readout> readouts;
+  std::vector<bool> active;  // false once a sample stopped early
+};
+
+}  // namespace
+
+RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& options, const DenseOptions& dense) const {
+  validate(options);
+  if (dense.batch < 1) throw Error("dense baseline: batch must be >= 1, got {}", dense.batch);
+  const FixedNetwork& net = *network_;
+  if (samples.size != net.input_size())
+    throw Error("samples have {} values each, the network's input population has {} neurons", samples.size,
+                net.input_size());
+  if (samples.values.size() != samples.count * samples.size)
+    throw Error("sample set holds {} values, {} samples of {} need {}", samples.values.size(), samples.count,
+                samples.size, samples.count * samples.size);
+  if (samples.count > std::numeric_limits<SampleId>::max())
+    throw Error("{} samples exceed the 32-bit sample ids", samples.count);
+
+  RunResult res = make_result(net, samples.count, options);
+  const int cores = tbb::info::default_concurrency();
+  const int threads = options.threads > 0 ? std::min(options.threads, cores) : cores;
+  res.threads = threads;
+  openblas_set_num_threads(threads);
+
+  const std::size_t pops = net.populations();
+  const std::size_t L = net.connections();
+  const Step steps = options.steps;
+  const bool poisson = options.input.encoding == Encoding::Poisson;
+  const std::size_t n_in = net.input_size();
+  const std::size_t n1 = net.size(1);
+
+  // Ring length per source population: its spikes are read `delay` steps later.
+  std::vector<std::size_t> ring(pops, 1);
+  for (std::size_t c = 0; c < L; ++c) ring[c] = static_cast<std::size_t>(net.connection(c).delay) + 1;
+
+  const std::size_t B = std::min(dense.batch, std::max<std::size_t>(samples.count, 1));
+  Batch batch;
+  batch.v.resize(pops);
+  batch.refractory.resize(pops);
+  batch.spike_matrix.resize(pops);
+  batch.spike_ids.resize(pops);
+  for (std::size_t p = 0; p < pops; ++p) {
+    if (p < L) {
+      batch.spike_matrix[p].assign(ring[p], std::vector<float>(B * net.size(p), 0.0f));
+      batch.spike_ids[p].assign(ring[p], std::vector<std::vector<NeuronId>>(B));
+    }
+    if (p == 0) continue;
+    batch.v[p].assign(B * net.size(p), 0);
+    if (net.params(static_cast<PopulationId>(p)).refractory > 0) batch.refractory[p].assign(B * net.size(p), 0);
+  }
+  batch.inputs.resize(B);
+  batch.readouts.resize(B);
+  std::vector<float> current;  // B x n_p, the GEMM's result
+  std::vector<Potential> current_int;
+  std::vector<NeuronId> spikes, random_spikes;
+  std::vector<Potential> analog;  // B x n1 constant current (analog input)
+  std::vector<OpCount> analog_ops(B, 0);  // per sample: SynOps of the analog input per step
+
+  // Precompute variant: connection 0's currents for steps [chunk_first, chunk_first + chunk_steps).
+  std::size_t chunk_steps = 0;
+  Step chunk_first = 0, chunk_end = 0;
+  std::vector<float> chunk_in, chunk_out;
+  if (dense.precompute_first_layer && poisson) {
+    const std::size_t per_step = B * (n_in + n1) * sizeof(float);
+    chunk_steps = std::clamp<std::size_t>(dense.precompute_max_bytes / per_step, 1, static_cast<std::size_t>(steps));
+    chunk_in.resize(chunk_steps * B * n_in);
+    chunk_out.resize(chunk_steps * B * n1);
+  }
+
+  // The input population's spikes of sample b (batch row) at step t, as ids
+  // and (unless null) as the 0/1 row `row` of n_in floats.
+  auto input_row = [&](std::size_t b, SampleId sid, Step t, std::vector<NeuronId>& ids, float* row) {
+    random_spikes.clear();
+    random_input_spikes(batch.inputs[b], options.input.seed, sid, t, random_spikes);
+    ids.clear();
+    std::merge(batch.inputs[b].always.begin(), batch.inputs[b].always.end(), random_spikes.begin(),
+               random_spikes.end(), std::back_inserter(ids));
+    if (!row) return;
+    std::fill(row, row + n_in, 0.0f);
+    for (NeuronId i : ids) row[i] = 1.0f;
+  };
+
+  const auto start = std::chrono::steady_clock::now();
+  for (std::size_t first = 0; first < samples.count; first += B) {
+    const std::size_t nb = std::min(B, samples.count - first);
+    for (std::size_t p = 1; p < pops; ++p) {
+      std::fill(batch.v[p].begin(), batch.v[p].end(), 0);
+      std::fill(batch.refractory[p].begin(), batch.refractory[p].end(), 0);
+    }
+    for (std::size_t p = 0; p < L; ++p)
+      for (auto& m : batch.spike_matrix[p]) std::fill(m.begin(), m.end(), 0.0f);
+    batch.active.assign(nb, true);
+    for (std::size_t b = 0; b < nb; ++b) {
+      batch.readouts[b].reset(net.output_size(), options.early_exit, options.tie_break_by_potential);
+      if (poisson) prepare_input(samples.sample(first + b), n_in, options.input.rate_per_step(), batch.inputs[b]);
+    }
+    if (!poisson) {
+      // x * W once per batch, exactly: bytes times integer weights in double.
+      std::vector<double> xb(nb * n_in), w0(weights_[0].begin(), weights_[0].end()), out(nb * n1);
+      for (std::size_t b = 0; b < nb; ++b)
+        for (std::size_t i = 0; i < n_in; ++i) xb[b * n_in + i] = samples.sample(first + b)[i];
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(nb), static_cast<int>(n1),
+                  static_cast<int>(n_in), 1.0, xb.data(), static_cast<int>(n_in), w0.data(), static_cast<int>(n1),
+                  0.0, out.data(), static_cast<int>(n1));
+      analog.resize(nb * n1);
+      for (std::size_t k = 0; k < nb * n1; ++k)
+        analog[k] = static_cast<Potential>(round_div_255(static_cast<std::int64_t>(out[k])));
+      for (std::size_t b = 0; b < nb; ++b) {
+        OpCount nonzero = 0;
+        for (std::size_t i = 0; i < n_in; ++i) nonzero += samples.sample(first + b)[i] != 0 ? net.connection(0).fan_out[i] : 0;
+        res.work[(first + b) * L] += static_cast<OpCount>(n_in) * n1;  // the dgemm's MACs
+        analog_ops[b] = nonzero;
+      }
+    }
+    chunk_first = chunk_end = 0;
+
+    for (Step t = 0; t < steps; ++t) {
+      // Population 0.
+      if (poisson) {
+        const std::size_t slot = static_cast<std::size_t>(t) % ring[0];
+        float* m = batch.spike_matrix[0][slot].data();
+        for (std::size_t b = 0; b < nb; ++b) {
+          const auto sid = static_cast<SampleId>(first + b);
+          auto& ids = batch.spike_ids[0][slot][b];
+          // The precomputed chunk holds the matrix; only the ids are needed here.
+          input_row(b, sid, t, ids, chunk_steps > 0 ? nullptr : m + b * n_in);
+          if (!batch.active[b]) continue;
+          res.population_spikes[(first + b) * pops] += ids.size();
+          if (options.record_spikes)
+            for (NeuronId j : ids) res.spike_trains[first + b].push_back({t, 0, j});
+        }
+      }
+      for (std::size_t p = 1; p < pops; ++p) {
+        const std::size_t c = p - 1;
+        const FixedConnection& fc = net.connection(c);
+        const std::size_t n_src = net.size(c), n_tgt = net.size(p);
+        const Step src_step = t - fc.delay;
+        current.assign(nb * n_tgt, 0.0f);
+        if (src_step >= 0) {
+          const std::size_t slot = static_cast<std::size_t>(src_step) % ring[c];
+          if (c == 0 && !poisson) {
+            for (std::size_t k = 0; k < nb * n_tgt; ++k) current[k] = static_cast<float>(analog[k]);
+          } else if (c == 0 && chunk_steps > 0) {
+            if (src_step >= chunk_end) {
+              // Input rows of the next chunk_steps steps. Their ids are drawn
+              // again at those steps (for SynOps and the readout): the draw is
+              // a pure function of (seed, sample, step, input), so they agree.
+              chunk_first = src_step;
+              chunk_end = std::min<Step>(steps, chunk_first + static_cast<Step>(chunk_steps));
+              const auto rows = static_cast<std::size_t>(chunk_end - chunk_first) * nb;
+              for (Step s = chunk_first; s < chunk_end; ++s)
+                for (std::size_t b = 0; b < nb; ++b)
+                  input_row(b, static_cast<SampleId>(first + b), s, spikes,
+                            chunk_in.data() + (static_cast<std::size_t>(s - chunk_first) * nb + b) * n_in);
+              gemm(rows, n_tgt, n_src, chunk_in.data(), weights_[0].data(), chunk_out.data());
+            }
+            const float* src = chunk_out.data() + static_cast<std::size_t>(src_step - chunk_first) * nb * n_tgt;
+            std::copy(src, src + nb * n_tgt, current.begin());
+          } else {
+            gemm(nb, n_tgt, n_src, batch.spike_matrix[c][slot].data(), weights_[c].data(), current.data());
+          }
+          for (std::size_t b = 0; b < nb; ++b) {
+            if (!batch.active[b]) continue;
+            OpCount& syn = res.synops[(first + b) * L + c];
+            if (c == 0 && !poisson) {
+              syn += analog_ops[b];
+            } else {
+              for (NeuronId s : batch.spike_ids[c][slot][b]) syn += fc.fan_out[s];
+            }
+            if (c != 0 || poisson) res.work[(first + b) * L + c] += static_cast<OpCount>(n_src) * n_tgt;
+          }
+        }
+        // The neuron update, sample by sample, with the engine's code.
+        const FixedNeuronParams& params = net.params(static_cast<PopulationId>(p));
+        current_int.resize(n_tgt);
+        const std::size_t out_slot = p < L ? static_cast<std::size_t>(t) % ring[p] : 0;
+        for (std::size_t b = 0; b < nb; ++b) {
+          // |current| < 2^24: the float is an exact integer.
+          for (std::size_t j = 0; j < n_tgt; ++j) current_int[j] = static_cast<Potential>(current[b * n_tgt + j]);
+          spikes.clear();
+          Potential* v = batch.v[p].data() + b * n_tgt;
+          Step* ref = batch.refractory[p].empty() ? nullptr : batch.refractory[p].data() + b * n_tgt;
+          const NeuronId bad = update_neurons(params, v, ref, current_int.data(), 0, static_cast<NeuronId>(n_tgt), spikes);
+          if (bad != kAllInRange && batch.active[b])
+            throw Error(
+                "sample {}: the potential of neuron {} of population {} left the fixed-point range (+-2^30 "
+                "units) at step {}; quantise with fewer fixed-point bits",
+                first + b, bad, p, t);
+          if (!batch.active[b]) spikes.clear();  // a stopped sample sends nothing on
+          if (p < L) {
+            float* row = batch.spike_matrix[p][out_slot].data() + b * n_tgt;
+            std::fill(row, row + n_tgt, 0.0f);
+            for (NeuronId j : spikes) row[j] = 1.0f;
+            batch.spike_ids[p][out_slot][b] = spikes;
+          } else if (batch.active[b]) {
+            batch.readouts[b].add(spikes);
+          }
+          if (!batch.active[b]) continue;
+          res.population_spikes[(first + b) * pops + p] += spikes.size();
+          if (options.record_spikes)
+            for (NeuronId j : spikes) res.spike_trains[first + b].push_back({t, static_cast<PopulationId>(p), j});
+        }
+      }
+      // Readout after step t.
+      for (std::size_t b = 0; b < nb; ++b) {
+        const std::size_t i = first + b;
+        if (!batch.active[b]) continue;
+        const std::uint16_t pred = batch.readouts[b].predict(batch.v[pops - 1].data() + b * net.output_size());
+        res.step_predictions[i * static_cast<std::size_t>(steps) + static_cast<std::size_t>(t)] = pred;
+        res.steps_simulated[i] = t + 1;
+        if (batch.readouts[b].exit_now()) {
+          res.exit_step[i] = t;
+          res.exit_predictions[i] = pred;
+          OpCount spent = 0;
+          for (std::size_t c = 0; c < L; ++c) spent += res.synops[i * L + c];
+          res.synops_at_exit[i] = spent;
+          if (options.early_exit.stop) {
+            batch.active[b] = false;
+            std::fill(res.step_predictions.begin() + static_cast<std::ptrdiff_t>(i * steps + t + 1),
+                      res.step_predictions.begin() + static_cast<std::ptrdiff_t>((i + 1) * steps), pred);
+          }
+        }
+      }
+    }
+    for (std::size_t b = 0; b < nb; ++b) {
+      const std::size_t i = first + b;
+      const auto& counts = batch.readouts[b].counts();
+      std::copy(counts.begin(), counts.end(), res.output_counts.begin() + static_cast<std::ptrdiff_t>(i * counts.size()));
+      res.predictions[i] = res.step_predictions[i * steps + steps - 1];
+      if (options.early_exit.enabled && res.exit_step[i] < 0) {
+        res.exit_predictions[i] = res.predictions[i];
+        OpCount spent = 0;
+        for (std::size_t c = 0; c < L; ++c) spent += res.synops[i * L + c];
+        res.synops_at_exit[i] = spent;
+      }
+    }
+    if (options.progress) options.progress(std::min(first + nb, samples.count), samples.count);
+  }
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return res;
+}
+
+}  // namespace snn::engine

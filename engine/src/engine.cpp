@@ -1,0 +1,403 @@
+#include "snn/engine/engine.h"
+
+#include "snn/engine/calendar_queue.h"
+#include "snn/engine/encoder.h"
+#include "snn/engine/neuron.h"
+#include "snn/error.h"
+
+#include <tbb/blocked_range.h>
+#include <tbb/info.h>
+#include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+
+namespace snn::engine {
+
+namespace {
+
+// Latency mode gives a thread at least this many neurons of a population:
+// below it, the per-step task overhead (microseconds) outweighs the work.
+constexpr std::size_t kMinPartition = 256;
+// Partition bounds are multiples of 16 int32 (one 64-byte line): no two
+// threads write the same cache line of a population's arrays.
+constexpr std::size_t kAlign = 16;
+
+// Adds the slices [lo, hi) of the rows `ids` of a dense fan-out table into
+// `cur`. Four rows per pass: one load and store of the accumulator per four
+// rows instead of per row. Integer adds, so the grouping changes nothing.
+void add_dense_rows(Potential* __restrict cur, const FixedWeight* __restrict table, std::size_t stride,
+                    std::span<const NeuronId> ids, std::size_t lo, std::size_t hi) {
+  std::size_t k = 0;
+  const std::size_t n = ids.size();
+  for (; k + 4 <= n; k += 4) {
+    const FixedWeight* __restrict r0 = table + ids[k] * stride;
+    const FixedWeight* __restrict r1 = table + ids[k + 1] * stride;
+    const FixedWeight* __restrict r2 = table + ids[k + 2] * stride;
+    const FixedWeight* __restrict r3 = table + ids[k + 3] * stride;
+    for (std::size_t j = lo; j < hi; ++j) cur[j] += (r0[j] + r1[j]) + (r2[j] + r3[j]);
+  }
+  for (; k < n; ++k) {
+    const FixedWeight* __restrict r = table + ids[k] * stride;
+    for (std::size_t j = lo; j < hi; ++j) cur[j] += r[j];
+  }
+}
+
+// One worker's simulator: the state of one sample at a time.
+class Simulator {
+ public:
+  Simulator(const FixedNetwork& net, const RunOptions& options, std::size_t partitions)
+      : net_(net), options_(options), layers_(net.connections()) {
+    const std::size_t pops = net.populations();
+    v_.resize(pops);
+    current_.resize(pops);
+    refractory_.resize(pops);
+    bounds_.resize(pops);
+    part_spikes_.resize(pops);
+    splits_.resize(layers_);
+    for (std::size_t p = 1; p < pops; ++p) {
+      const std::size_t n = net.size(p);
+      v_[p].assign(n, 0);
+      current_[p].assign(n, 0);
+      if (net.params(static_cast<PopulationId>(p)).refractory > 0) refractory_[p].assign(n, 0);
+      // Contiguous ranges, multiples of kAlign, at least kMinPartition each.
+      const std::size_t parts = std::clamp<std::size_t>(n / kMinPartition, 1, partitions);
+      bounds_[p].push_back(0);
+      for (std::size_t q = 1; q < parts; ++q)
+        bounds_[p].push_back(static_cast<NeuronId>(std::min(n, (n * q / parts + kAlign - 1) / kAlign * kAlign)));
+      bounds_[p].push_back(static_cast<NeuronId>(n));
+      part_spikes_[p].resize(parts);
+      for (auto& s : part_spikes_[p]) s.reserve(n / parts + 1);
+      bad_.resize(std::max(bad_.size(), parts));
+    }
+    for (std::size_t c = 0; c < layers_; ++c) {
+      const FixedConnection& fc = net.connection(c);
+      if (fc.format != FanOutFormat::Sparse) continue;
+      // For each source row and partition q, where q's targets start within
+      // the row (rows are sorted by target): a thread walks only its part.
+      const auto& b = bounds_[c + 1];
+      const std::size_t parts = b.size() - 1;
+      auto& split = splits_[c];
+      split.resize(fc.sources * (parts + 1));
+      for (std::size_t s = 0; s < fc.sources; ++s) {
+        const NeuronId* first = fc.target_ids.data() + fc.offsets[s];
+        const NeuronId* last = fc.target_ids.data() + fc.offsets[s + 1];
+        for (std::size_t q = 0; q <= parts; ++q)
+          split[s * (parts + 1) + q] =
+              fc.offsets[s] + static_cast<std::uint64_t>(std::lower_bound(first, last, b[q]) - first);
+      }
+    }
+    constant_.assign(net.size(1), 0);
+    queue_.reset(layers_, net.max_delay());
+    spikes_.reserve(net.input_size());
+  }
+
+  void run(const SampleSet& set, std::size_t sample, RunResult& res) {
+    const Step steps = options_.steps;
+    const auto sid = static_cast<SampleId>(sample);
+    const std::size_t pops = net_.populations();
+    const std::size_t L = layers_;
+    std::uint64_t* pop_spikes = res.population_spikes.data() + sample * pops;
+    OpCount* synops = res.synops.data() + sample * L;
+    OpCount* work = res.work.data() + sample * L;
+    std::uint16_t* predicted = res.step_predictions.data() + sample * static_cast<std::size_t>(steps);
+    std::vector<SpikeEvent>* train = options_.record_spikes ? &res.spike_trains[sample] : nullptr;
+
+    for (std::size_t p = 1; p < pops; ++p) {
+      std::fill(v_[p].begin(), v_[p].end(), 0);
+      std::fill(refractory_[p].begin(), refractory_[p].end(), 0);
+    }
+    queue_.clear();
+    readout_.reset(net_.output_size(), options_.early_exit, options_.tie_break_by_potential);
+    prepare_constant(set.sample(sample), work[0]);
+
+    const FixedConnection& first = net_.connection(0);
+    const bool poisson = options_.input.encoding == Encoding::Poisson;
+    Step t = 0;
+    for (; t < steps; ++t) {
+      // Population 0: the input's spikes at t.
+      if (poisson) {
+        input_spikes_.clear();
+        random_input_spikes(input_, options_.input.seed, sid, t, input_spikes_);
+        pop_spikes[0] += input_.always.size() + input_spikes_.size();
+        if (train) {
+          merged_.clear();
+          std::merge(input_.always.begin(), input_.always.end(), input_spikes_.begin(), input_spikes_.end(),
+                     std::back_inserter(merged_));
+          for (NeuronId j : merged_) train->push_back({t, 0, j});
+        }
+        if (t + first.delay < steps) queue_.push(t + first.delay, 0, input_spikes_);
+      }
+      for (std::size_t p = 1; p < pops; ++p) {
+        const std::size_t c = p - 1;
+        const FixedConnection& fc = net_.connection(c);
+        const std::span<const NeuronId> due = queue_.due(t, c);
+        const bool constant = c == 0 && has_constant_ && t >= fc.delay;
+        OpCount delivered = 0;
+        if (fc.format == FanOutFormat::Dense) {
+          delivered = static_cast<OpCount>(due.size()) * fc.targets;
+        } else {
+          for (NeuronId s : due) delivered += fc.fan_out[s];
+        }
+        synops[c] += delivered + (constant ? constant_synops_ : 0);
+        work[c] += delivered + (constant ? fc.targets : 0);
+
+        const std::size_t parts = bounds_[p].size() - 1;
+        if (parts == 1) {
+          deliver_and_update(p, t, 0, due, constant);
+        } else {
+          tbb::parallel_for(
+              std::size_t{0}, parts, [&](std::size_t q) { deliver_and_update(p, t, q, due, constant); },
+              tbb::static_partitioner());
+        }
+        queue_.pop(t, c);
+        for (std::size_t q = 0; q < parts; ++q)
+          if (bad_[q] != kAllInRange) throw_out_of_range(sample, p, t, bad_[q]);
+
+        // Spikes of p at t, ascending (partitions are ascending ranges).
+        std::span<const NeuronId> spikes;
+        if (parts == 1) {
+          spikes = part_spikes_[p][0];
+        } else {
+          spikes_.clear();
+          for (const auto& s : part_spikes_[p]) spikes_.insert(spikes_.end(), s.begin(), s.end());
+          spikes = spikes_;
+        }
+        pop_spikes[p] += spikes.size();
+        if (train)
+          for (NeuronId j : spikes) train->push_back({t, static_cast<PopulationId>(p), j});
+        if (p < pops - 1) {
+          const Step due_at = t + net_.connection(p).delay;
+          if (due_at < steps) queue_.push(due_at, p, spikes);
+        } else {
+          readout_.add(spikes);
+        }
+      }
+      const std::uint16_t pred = readout_.predict(v_[pops - 1].data());
+      predicted[t] = pred;
+      if (readout_.exit_now()) {
+        res.exit_step[sample] = t;
+        res.exit_predictions[sample] = pred;
+        OpCount spent = 0;
+        for (std::size_t c = 0; c < L; ++c) spent += synops[c];
+        res.synops_at_exit[sample] = spent;
+        if (options_.early_exit.stop) {
+          std::fill(predicted + t + 1, predicted + steps, pred);
+          ++t;
+          break;
+        }
+      }
+    }
+    res.steps_simulated[sample] = t;
+    const auto& counts = readout_.counts();
+    std::copy(counts.begin(), counts.end(), res.output_counts.begin() + sample * counts.size());
+    res.predictions[sample] = predicted[steps - 1];
+    if (options_.early_exit.enabled && res.exit_step[sample] < 0) {
+      res.exit_predictions[sample] = res.predictions[sample];
+      OpCount spent = 0;
+      for (std::size_t c = 0; c < L; ++c) spent += synops[c];
+      res.synops_at_exit[sample] = spent;
+    }
+  }
+
+ private:
+  // The current connection 0 delivers at every step whatever the random
+  // inputs do: Poisson, the rows of the inputs with p >= 1; analog, x * W.
+  void prepare_constant(const std::uint8_t* x, OpCount& work) {
+    const FixedConnection& fc = net_.connection(0);
+    const std::size_t n_in = net_.input_size();
+    std::fill(constant_.begin(), constant_.end(), 0);
+    constant_synops_ = 0;
+    if (options_.input.encoding == Encoding::Poisson) {
+      prepare_input(x, n_in, options_.input.rate_per_step(), input_);
+      for (NeuronId i : input_.always) constant_synops_ += fc.fan_out[i];
+      if (fc.format == FanOutFormat::Dense) {
+        add_dense_rows(constant_.data(), fc.weights.data(), fc.targets, input_.always, 0, fc.targets);
+      } else {
+        for (NeuronId i : input_.always)
+          for (std::uint64_t e = fc.offsets[i]; e < fc.offsets[i + 1]; ++e)
+            constant_[fc.target_ids[e]] += fc.weights[e];
+      }
+      work += constant_synops_;
+      has_constant_ = !input_.always.empty();
+    } else {
+      // Exact: byte * w_q summed in 64 bits, then one rounding per target.
+      analog_.assign(fc.targets, 0);
+      for (std::size_t i = 0; i < n_in; ++i) {
+        const std::int64_t b = x[i];
+        if (b == 0) continue;
+        constant_synops_ += fc.fan_out[i];
+        if (fc.format == FanOutFormat::Dense) {
+          const FixedWeight* row = fc.row(i);
+          for (std::size_t j = 0; j < fc.targets; ++j) analog_[j] += b * row[j];
+        } else {
+          for (std::uint64_t e = fc.offsets[i]; e < fc.offsets[i + 1]; ++e)
+            analog_[fc.target_ids[e]] += b * fc.weights[e];
+        }
+      }
+      for (std::size_t j = 0; j < fc.targets; ++j) constant_[j] = static_cast<Potential>(round_div_255(analog_[j]));
+      work += constant_synops_;
+      has_constant_ = constant_synops_ > 0;
+    }
+  }
+
+  // Partition q of population p at step t: its slice of the current, then
+  // its neurons' update. Touches only q's slice of p's arrays and q's spike
+  // list, so partitions run concurrently without synchronisation.
+  void deliver_and_update(std::size_t p, Step, std::size_t q, std::span<const NeuronId> due, bool constant) {
+    const std::size_t c = p - 1;
+    const FixedConnection& fc = net_.connection(c);
+    const NeuronId lo = bounds_[p][q], hi = bounds_[p][q + 1];
+    Potential* cur = current_[p].data();
+    if (constant)
+      std::copy(constant_.begin() + lo, constant_.begin() + hi, cur + lo);
+    else
+      std::fill(cur + lo, cur + hi, 0);
+    if (fc.format == FanOutFormat::Dense) {
+      add_dense_rows(cur, fc.weights.data(), fc.targets, due, lo, hi);
+    } else {
+      const std::size_t parts = bounds_[p].size() - 1;
+      const std::uint64_t* split = splits_[c].data();
+      const NeuronId* __restrict tid = fc.target_ids.data();
+      const FixedWeight* __restrict w = fc.weights.data();
+      for (NeuronId s : due) {
+        const std::uint64_t* b = split + s * (parts + 1) + q;
+        for (std::uint64_t e = b[0]; e < b[1]; ++e) cur[tid[e]] += w[e];
+      }
+    }
+    auto& spikes = part_spikes_[p][q];
+    spikes.clear();
+    bad_[q] = update_neurons(net_.params(static_cast<PopulationId>(p)), v_[p].data(),
+                             refractory_[p].empty() ? nullptr : refractory_[p].data(), cur, lo, hi, spikes);
+  }
+
+  [[noreturn]] void throw_out_of_range(std::size_t sample, std::size_t p, Step t, NeuronId j) const {
+    throw Error(
+        "sample {}: the potential of neuron {} of population {} left the fixed-point range (+-2^30 units, "
+        "{} thetas at k = {} bits) at step {}; quantise with fewer fixed-point bits",
+        sample, j, p, kPotentialLimit / net_.params(static_cast<PopulationId>(p)).threshold,
+        net_.report(p - 1).bits, t);
+  }
+
+  const FixedNetwork& net_;
+  const RunOptions& options_;
+  std::size_t layers_;
+  std::vector<std::vector<Potential>> v_, current_;
+  std::vector<std::vector<Step>> refractory_;
+  std::vector<std::vector<NeuronId>> bounds_;
+  std::vector<std::vector<std::uint64_t>> splits_;
+  std::vector<std::vector<std::vector<NeuronId>>> part_spikes_;
+  std::vector<NeuronId> bad_;
+  std::vector<NeuronId> spikes_, input_spikes_, merged_;
+  std::vector<Potential> constant_;
+  std::vector<std::int64_t> analog_;
+  OpCount constant_synops_ = 0;
+  bool has_constant_ = false;
+  PreparedInput input_;
+  CalendarQueue queue_;
+  Readout readout_;
+};
+
+// Serialised, monotone progress reports from worker threads.
+class Progress {
+ public:
+  Progress(const ProgressCallback& callback, std::size_t total) : callback_(callback), total_(total) {}
+  void sample_done() {
+    done_.fetch_add(1, std::memory_order_relaxed);
+    if (!callback_) return;
+    std::unique_lock lock(mutex_, std::try_to_lock);
+    if (!lock) return;  // another thread is reporting; the next call catches up
+    const std::size_t d = done_.load(std::memory_order_relaxed);
+    if (d > reported_ && d < total_) {
+      reported_ = d;
+      callback_(d, total_);
+    }
+  }
+  void finish() {
+    if (callback_) callback_(total_, total_);
+  }
+
+ private:
+  const ProgressCallback& callback_;
+  std::size_t total_;
+  std::atomic<std::size_t> done_{0};
+  std::mutex mutex_;
+  std::size_t reported_ = 0;
+};
+
+}  // namespace
+
+Engine::Engine(const Network& network, int fixed_point_bits)
+    : network_(std::make_shared<const FixedNetwork>(network, fixed_point_bits)) {}
+
+Engine::Engine(std::shared_ptr<const FixedNetwork> network) : network_(std::move(network)) {
+  if (!network_) throw Error("engine: no network given");
+}
+
+std::size_t Engine::worker_state_bytes(const RunOptions& options) const {
+  const FixedNetwork& net = *network_;
+  std::size_t b = net.input_size() * (sizeof(NeuronId) * 4 + sizeof(std::uint64_t));
+  for (std::size_t p = 1; p < net.populations(); ++p)
+    b += net.size(p) * (2 * sizeof(Potential) + (net.params(static_cast<PopulationId>(p)).refractory > 0 ? sizeof(Step) : 0) +
+                        sizeof(NeuronId));
+  b += net.size(1) * (sizeof(Potential) + sizeof(std::int64_t));
+  b += static_cast<std::size_t>(net.max_delay() + 1) * net.connections() * 64;
+  (void)options;
+  return b;
+}
+
+RunResult Engine::run(const SampleSet& samples, const RunOptions& options) const {
+  validate(options);
+  const FixedNetwork& net = *network_;
+  if (samples.size != net.input_size())
+    throw Error("samples have {} values each, the network's input population has {} neurons", samples.size,
+                net.input_size());
+  if (samples.values.size() != samples.count * samples.size)
+    throw Error("sample set holds {} values, {} samples of {} need {}", samples.values.size(), samples.count,
+                samples.size, samples.count * samples.size);
+  if (samples.count > std::numeric_limits<SampleId>::max())
+    throw Error("{} samples exceed the 32-bit sample ids", samples.count);
+
+  RunResult res = make_result(net, samples.count, options);
+  // More threads than cores would only oversubscribe (TBB caps its workers
+  // at the cores anyway); results do not depend on the count.
+  const int cores = tbb::info::default_concurrency();
+  const int threads = options.threads > 0 ? std::min(options.threads, cores) : cores;
+  res.threads = threads;
+  Progress progress(options.progress, samples.count);
+  const auto start = std::chrono::steady_clock::now();
+  tbb::task_arena arena(threads);
+  if (options.parallelism == Parallelism::Samples) {
+    // One simulator per arena slot, created by the thread that first uses it.
+    std::vector<std::unique_ptr<Simulator>> sims(static_cast<std::size_t>(arena.max_concurrency()));
+    arena.execute([&] {
+      tbb::parallel_for(tbb::blocked_range<std::size_t>(0, samples.count, 1),
+                        [&](const tbb::blocked_range<std::size_t>& range) {
+                          const auto slot = static_cast<std::size_t>(tbb::this_task_arena::current_thread_index());
+                          auto& sim = sims.at(slot);
+                          if (!sim) sim = std::make_unique<Simulator>(net, options, 1);
+                          for (std::size_t i = range.begin(); i != range.end(); ++i) {
+                            sim->run(samples, i, res);
+                            progress.sample_done();
+                          }
+                        });
+    });
+  } else {
+    Simulator sim(net, options, static_cast<std::size_t>(threads));
+    arena.execute([&] {
+      for (std::size_t i = 0; i < samples.count; ++i) {
+        sim.run(samples, i, res);
+        progress.sample_done();
+      }
+    });
+  }
+  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  progress.finish();
+  return res;
+}
+
+}  // namespace snn::engine
