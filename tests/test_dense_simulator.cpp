@@ -88,6 +88,7 @@ void require_same(const RunResult& a, const RunResult& b) {
   REQUIRE(a.predictions == b.predictions);
   REQUIRE(a.population_spikes == b.population_spikes);
   REQUIRE(a.synops == b.synops);
+  REQUIRE(a.step_synops == b.step_synops);
   REQUIRE(a.steps_simulated == b.steps_simulated);
   REQUIRE(a.exit_step == b.exit_step);
   REQUIRE(a.exit_predictions == b.exit_predictions);

@@ -358,6 +358,14 @@ TEST_CASE("SynOps equal the recorded spikes times their fan-out") {
         if (e.step + c.delay() < o.steps) expected[e.population] += c.fan_out(e.neuron);
       }
       for (std::size_t c = 0; c < net.layers(); ++c) CHECK(r.synops[i * net.layers() + c] == expected[c]);
+      // Per step, the same count: a spike at step t through a delay-d connection is delivered at t + d.
+      std::vector<snn::OpCount> per_step(static_cast<std::size_t>(o.steps), 0);
+      for (const auto& e : r.spike_trains[i]) {
+        if (e.population >= net.layers()) continue;
+        const auto& c = net.connection(e.population);
+        if (e.step + c.delay() < o.steps) per_step[static_cast<std::size_t>(e.step + c.delay())] += c.fan_out(e.neuron);
+      }
+      for (Step t = 0; t < o.steps; ++t) CHECK(r.step_synops[i * static_cast<std::size_t>(o.steps) + static_cast<std::size_t>(t)] == per_step[static_cast<std::size_t>(t)]);
 
       // The engine's own work on connection 0: rows of the inputs that spike at
       // random (p < 1), plus one precomputed row per step and, once, the rows

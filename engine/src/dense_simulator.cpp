@@ -205,12 +205,14 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
           }
           for (std::size_t b = 0; b < nb; ++b) {
             if (!batch.active[b]) continue;
-            OpCount& syn = res.synops[(first + b) * L + c];
+            OpCount delivered = 0;
             if (c == 0 && !poisson) {
-              syn += analog_ops[b];
+              delivered = analog_ops[b];
             } else {
-              for (NeuronId s : batch.spike_ids[c][slot][b]) syn += fc.fan_out[s];
+              for (NeuronId s : batch.spike_ids[c][slot][b]) delivered += fc.fan_out[s];
             }
+            res.synops[(first + b) * L + c] += delivered;
+            res.step_synops[(first + b) * static_cast<std::size_t>(options.steps) + static_cast<std::size_t>(t)] += delivered;
             if (c != 0 || poisson) res.work[(first + b) * L + c] += static_cast<OpCount>(n_src) * n_tgt;
           }
         }

@@ -104,6 +104,7 @@ class Simulator {
     std::uint64_t* pop_spikes = res.population_spikes.data() + sample * pops;
     OpCount* synops = res.synops.data() + sample * L;
     OpCount* work = res.work.data() + sample * L;
+    OpCount* step_synops = res.step_synops.data() + sample * static_cast<std::size_t>(steps);
     std::uint16_t* predicted = res.step_predictions.data() + sample * static_cast<std::size_t>(steps);
     std::vector<SpikeEvent>* train = options_.record_spikes ? &res.spike_trains[sample] : nullptr;
 
@@ -144,6 +145,7 @@ class Simulator {
           for (NeuronId s : due) delivered += fc.fan_out[s];
         }
         synops[c] += delivered + (constant ? constant_synops_ : 0);
+        step_synops[t] += delivered + (constant ? constant_synops_ : 0);
         work[c] += delivered + (constant ? fc.targets : 0);
 
         const std::size_t parts = bounds_[p].size() - 1;

@@ -92,6 +92,15 @@ double RunResult::exit_accuracy(std::span<const std::uint8_t> labels) const {
   return fraction_correct(exit_predictions, labels, samples);
 }
 
+std::vector<double> RunResult::synops_curve() const {
+  const auto n = static_cast<std::size_t>(steps);
+  std::vector<double> curve(n, 0.0);
+  for (std::size_t i = 0; i < samples; ++i)
+    for (std::size_t t = 0; t < n; ++t) curve[t] += static_cast<double>(step_synops[i * n + t]);
+  for (std::size_t t = 1; t < n; ++t) curve[t] += curve[t - 1];
+  return curve;
+}
+
 OpCount RunResult::total_synops_at_exit() const {
   return std::accumulate(synops_at_exit.begin(), synops_at_exit.end(), OpCount{0});
 }
@@ -153,6 +162,7 @@ RunResult make_result(const FixedNetwork& net, std::size_t samples, const RunOpt
   r.population_spikes.assign(samples * r.populations, 0);
   r.synops.assign(samples * r.connections, 0);
   r.work.assign(samples * r.connections, 0);
+  r.step_synops.assign(samples * static_cast<std::size_t>(options.steps), 0);
   if (options.early_exit.enabled) {
     r.exit_step.assign(samples, -1);
     r.exit_predictions.assign(samples, 0);

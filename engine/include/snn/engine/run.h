@@ -98,6 +98,9 @@ struct RunResult {
   /// (it adds one precomputed row per step for the inputs that spike at every
   /// step, so this is below synops). Dense baseline: multiply-adds.
   std::vector<OpCount> work;
+  /// [sample][step]: SynOps delivered at that step, all connections (the
+  /// cumulative-SynOps-against-time curve).
+  std::vector<OpCount> step_synops;
 
   /// Early exit (when enabled): [sample] step at which the exit condition
   /// first held (-1: never), the prediction there, and SynOps up to and
@@ -140,6 +143,8 @@ struct RunResult {
   /// Early exit: fraction correct of exit_predictions.
   double exit_accuracy(std::span<const std::uint8_t> labels) const;
   OpCount total_synops_at_exit() const;
+  /// [step]: cumulative SynOps up to and including that step, summed over samples.
+  std::vector<double> synops_curve() const;
 };
 
 /// Cumulative output counts of one sample and its prediction (shared readout
