@@ -26,7 +26,7 @@ TEST_CASE("an empty config gives the documented defaults") {
   CHECK(c.dataset.name == "mnist10k");
   CHECK(c.network.hidden == std::vector<int>{1200, 1200});
   CHECK(c.training.epochs == 15);
-  CHECK(c.normalisation.method == snn::tool::NormMethod::data);
+  CHECK(c.normalisation.method == snn::Normalisation::Data);
   CHECK(c.simulation.steps == 200);
   CHECK(c.simulation.checkpoints == std::vector<int>{10, 25, 50, 100, 200});
   CHECK(c.probability_scale() == Approx(1.0));
@@ -102,7 +102,7 @@ TEST_CASE("set overrides apply before validation, in TOML syntax or as bare stri
   const std::string base = "[simulation]\nmax_rate_hz = 100\n";
   const auto c = parse_config(base, "t.toml", {"simulation.steps=50", "normalisation.method=robust", "network.hidden=[100]"});
   CHECK(c.simulation.steps == 50);
-  CHECK(c.normalisation.method == snn::tool::NormMethod::robust);
+  CHECK(c.normalisation.method == snn::Normalisation::Robust);
   CHECK(c.network.hidden == std::vector<int>{100});
   CHECK(contains(error_of(base, {"simulation.steps=0"}), "(--set): 'simulation.steps' = 0"));
   CHECK(contains(error_of(base, {"simulation.stepz=3"}), "did you mean 'simulation.steps'"));
@@ -134,5 +134,5 @@ TEST_CASE("every config shipped in configs/ is valid") {
   const auto paper = snn::tool::load_config(std::filesystem::path(SNNSIM_SOURCE_DIR) / "configs/paper_fc_datanorm.toml");
   CHECK(paper.simulation.steps == 40);
   CHECK(paper.probability_scale() == Approx(1.0));
-  CHECK(paper.simulation.reset == snn::tool::ResetMode::zero);
+  CHECK(paper.simulation.reset == snn::ResetMode::Zero);
 }

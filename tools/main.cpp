@@ -2,6 +2,9 @@
 // the work, and this is the one place that catches snn::Error.
 #include "snn/error.h"
 #include "snn/tool/commands.h"
+#include "snn/tool/interrupt.h"
+#include "snn/tool/pipeline.h"
+#include "snn/tool/bench.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -10,6 +13,21 @@
 #include <exception>
 #include <functional>
 
+
+namespace {
+
+void add_common(CLI::App* cmd, snn::tool::CommonOptions& o) {
+  cmd->add_option("--set", o.set, "Override a config key, e.g. --set simulation.steps=100 (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--threads", o.threads, "Worker threads (default: all cores; results do not depend on it)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--limit", o.limit, "Simulate only the first N test samples")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--seed", o.seed, "Seed for training and for the input spike trains");
+  cmd->add_option("--out", o.out, "Output directory (default: output.dir of the config)");
+  cmd->add_flag("-q,--quiet", o.quiet, "No progress bars and no summary table");
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"snnsim: event-driven simulation of spiking networks converted from ReLU networks.\n"
@@ -20,6 +38,37 @@ int main(int argc, char** argv) {
   app.fallthrough(false);
 
   std::function<int()> action;
+  snn::tool::CommonOptions common;
+  std::string config_path;
+
+  // The config-driven commands share one option set.
+  auto config_command = [&](const char* name, const char* help, int (*fn)(const std::filesystem::path&, const snn::tool::CommonOptions&)) {
+    auto* cmd = app.add_subcommand(name, help);
+    cmd->add_option("config", config_path, "TOML config (see docs/config.md)")->required();
+    add_common(cmd, common);
+    cmd->callback([&, fn] { action = [&, fn] { return fn(config_path, common); }; });
+    return cmd;
+  };
+  auto* run = config_command("run", "Run a config end to end: dataset, ANN (trained or cached), normalisation, simulation, report",
+                             snn::tool::run_command);
+  run->add_flag("--retrain", common.retrain, "Train the ANN again even if cached weights exist");
+  auto* train = config_command("train", "Train the ANN of a config (or reuse the cache) and print its test accuracy",
+                               snn::tool::train_command);
+  train->add_flag("--retrain", common.retrain, "Train again even if cached weights exist");
+  config_command("convert", "Normalise the ANN's weights as the config says and write them to <output.dir>/weights",
+                 snn::tool::convert_command);
+  config_command("simulate", "Simulate a converted network (network.weights) on the test set and report",
+                 snn::tool::simulate_command);
+  snn::tool::BenchOptions bench_options;
+  auto* bench = app.add_subcommand("bench", "Event engine against the dense time-stepped baseline: same network, input and seed");
+  bench->add_option("config", config_path, "TOML config (see docs/config.md)")->required();
+  add_common(bench, common);
+  bench->add_option("--repeat", bench_options.repeat, "Timed runs of each simulator, alternating (median reported)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  bench->add_option("--json", bench_options.json, "Also write the figures as JSON to this file");
+  bench->add_flag("--no-bound", bench_options.skip_bound, "Skip the row-add bound micro-benchmark");
+  bench->callback([&] { action = [&] { return snn::tool::bench_command(config_path, common, bench_options); }; });
 
   std::string info_path;
   auto* info = app.add_subcommand("info", "Describe a dataset, a weight directory/manifest or a results.json");
@@ -45,6 +94,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  snn::tool::install_interrupt_handler();
   try {
     if (!action) {
       fmt::print("{}", app.help());
@@ -53,7 +103,7 @@ int main(int argc, char** argv) {
     return action();
   } catch (const snn::Error& e) {
     fmt::print(stderr, "snnsim: error: {}\n", e.what());
-    return 1;
+    return snn::tool::interrupted() ? 130 : 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "snnsim: internal error: {}\n", e.what());
     return 2;

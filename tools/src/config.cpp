@@ -234,7 +234,7 @@ Config read(toml::table& root, const std::string& source) {
 
   auto& n = c.normalisation;
   r.get_enum("normalisation.method", n.method,
-             {{"none", NormMethod::none}, {"model", NormMethod::model}, {"data", NormMethod::data}, {"robust", NormMethod::robust}});
+             {{"none", Normalisation::None}, {"model", Normalisation::Model}, {"data", Normalisation::Data}, {"robust", Normalisation::Robust}});
   r.get("normalisation.percentile", n.percentile);
   bool include_last = false;
   if (r.get("normalisation.include_last", include_last)) n.include_last = include_last;
@@ -247,11 +247,11 @@ Config read(toml::table& root, const std::string& source) {
   r.get("simulation.dt_ms", s.dt_ms);
   double duration_ms = 0;
   const bool has_duration = r.get("simulation.duration_ms", duration_ms);
-  r.get_enum("simulation.encoding", s.encoding, {{"poisson", Encoding::poisson}, {"analog", Encoding::analog}});
+  r.get_enum("simulation.encoding", s.encoding, {{"poisson", Encoding::Poisson}, {"analog", Encoding::Analog}});
   r.get("simulation.max_rate_hz", s.max_rate_hz);
   r.get("simulation.clamp_probability", s.clamp_probability);
   r.get("simulation.threshold", s.threshold);
-  r.get_enum("simulation.reset", s.reset, {{"subtract", ResetMode::subtract}, {"zero", ResetMode::zero}});
+  r.get_enum("simulation.reset", s.reset, {{"subtract", ResetMode::Subtract}, {"zero", ResetMode::Zero}});
   r.get("simulation.beta", s.beta);
   r.get("simulation.refractory_steps", s.refractory_steps);
   r.get("simulation.delays", s.delays);
@@ -283,7 +283,7 @@ Config read(toml::table& root, const std::string& source) {
     }
   }
   if (s.steps <= 0) bad("simulation.steps", fmt::format("= {} must be positive", s.steps));
-  if (s.encoding == Encoding::poisson) {
+  if (s.encoding == Encoding::Poisson) {
     if (!(s.max_rate_hz > 0)) bad("simulation.max_rate_hz", fmt::format("= {} must be positive", s.max_rate_hz));
     const double scale = c.probability_scale();
     if (scale > 1.0 && s.max_rate_hz > 0 && s.dt_ms > 0) {
@@ -409,9 +409,8 @@ std::string to_toml(const Config& c) {
     for (double x : v) a.push_back(x);
     return a;
   };
-  static const char* norm_names[] = {"none", "model", "data", "robust"};
   const auto& s = c.simulation;
-  toml::table normalisation{{"method", norm_names[static_cast<int>(c.normalisation.method)]},
+  toml::table normalisation{{"method", std::string(to_string(c.normalisation.method))},
                             {"percentile", c.normalisation.percentile},
                             {"samples", c.normalisation.samples}};
   if (c.normalisation.include_last) normalisation.insert("include_last", *c.normalisation.include_last);
@@ -430,11 +429,11 @@ std::string to_toml(const Config& c) {
       {"simulation",
        toml::table{{"steps", s.steps},
                    {"dt_ms", s.dt_ms},
-                   {"encoding", s.encoding == Encoding::poisson ? "poisson" : "analog"},
+                   {"encoding", std::string(engine::to_string(s.encoding))},
                    {"max_rate_hz", s.max_rate_hz},
                    {"clamp_probability", s.clamp_probability},
                    {"threshold", floats(s.threshold)},
-                   {"reset", s.reset == ResetMode::subtract ? "subtract" : "zero"},
+                   {"reset", std::string(to_string(s.reset))},
                    {"beta", s.beta},
                    {"refractory_steps", s.refractory_steps},
                    {"delays", ints(s.delays)},

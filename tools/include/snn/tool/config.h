@@ -5,6 +5,9 @@
 // together in one snn::Error naming the file, the key and its line.
 #pragma once
 
+#include "snn/engine/encoder.h"
+#include "snn/network/network.h"
+#include "snn/network/weights.h"
 #include "snn/types.h"
 
 #include <cstdint>
@@ -36,27 +39,25 @@ struct TrainingConfig {
   std::uint64_t seed = 0;
 };
 
-enum class NormMethod { none, model, data, robust };
-
 struct NormalisationConfig {
-  NormMethod method = NormMethod::data;
+  Normalisation method = Normalisation::Data;
   double percentile = 99.9;          ///< robust only: percentile of non-zero activations, in (0, 100]
   std::optional<bool> include_last;  ///< unset: model false, data/robust true (Diehl et al.)
   int samples = 0;                   ///< training samples used for data/robust (0: all)
 };
 
-enum class Encoding { poisson, analog };
-enum class ResetMode { subtract, zero };
+using engine::Encoding;
+/// Equal output spike counts go to the lowest class (torch's argmax) or to the highest output potential.
 enum class TieBreak { lowest, potential };
 
 struct SimulationConfig {
   Step steps = 200;
   double dt_ms = 1.0;           ///< step length; the seed's rate/steps factor is max_rate * dt with dt = 1 s / steps
-  Encoding encoding = Encoding::poisson;
+  Encoding encoding = Encoding::Poisson;
   double max_rate_hz = 1000.0;  ///< p_i = min(1, x_i * max_rate * dt); default p = x (Diehl et al.)
   bool clamp_probability = false;  ///< allow max_rate * dt > 1 (pixels above 1/(rate*dt) then spike every step)
   std::vector<double> threshold = {1.0};  ///< one value for every population, or one per population
-  ResetMode reset = ResetMode::subtract;
+  ResetMode reset = ResetMode::Subtract;
   double beta = 1.0;            ///< leak factor per step, in (0, 1]; 1 = pure integrate-and-fire
   int refractory_steps = 0;
   std::vector<int> delays = {0};  ///< one value for every connection, or one per connection, in steps

@@ -1,0 +1,179 @@
+// End-to-end runs of the snnsim binary on tiny configs: results.json checked
+// against expectations computed independently of the code that wrote it
+// (accuracy recomputed from the saved predictions, SynOps from spike counts
+// times fan-out, dense MACs from the layer shapes), the error paths, and
+// byte-identical results for 1, 2 and 4 threads.
+#include "snn/network/dataset.h"
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sys/wait.h>
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const fs::path kSnnsim = fs::path(SNNSIM_BINARY_DIR) / "snnsim";
+const fs::path kTiny = fs::path(SNNSIM_SOURCE_DIR) / "configs" / "tiny.toml";
+
+struct Outcome {
+  int status = -1;
+  std::string output;  // stdout and stderr together
+};
+
+Outcome run(const std::string& args) {
+  const std::string cmd = fmt::format("{} {} 2>&1", kSnnsim.string(), args);
+  Outcome o;
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) o.output.append(buf, n);
+  const int st = ::pclose(pipe);
+  o.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return o;
+}
+
+fs::path scratch(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / "snnsim_e2e" / name;
+  fs::remove_all(p);
+  fs::create_directories(p.parent_path());
+  return p;
+}
+
+json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  REQUIRE(in.good());
+  return json::parse(in);
+}
+
+// Shared cache for the tests, so the tiny ANN trains once per test run.
+const std::string kCache = (fs::temp_directory_path() / "snnsim_e2e" / "cache").string();
+
+std::string common(const fs::path& out) {
+  return fmt::format("--quiet --out {} --set 'output.cache=\"{}\"'", out.string(), kCache);
+}
+
+}  // namespace
+
+TEST_CASE("snnsim run on the tiny config writes results that add up") {
+  const fs::path out = scratch("tiny");
+  const Outcome o = run(fmt::format("run {} {}", kTiny.string(), common(out)));
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  const json j = read_json(out / "results.json");
+  const json& s = j["snn"];
+  const std::size_t samples = s["samples"];
+  const int steps = s["steps"];
+  REQUIRE(samples == 200);
+  REQUIRE(steps == 50);
+
+  // The labels are the dataset's first test labels.
+  const auto data = snn::load_dataset("mnist10k");
+  const auto labels = s["labels"].get<std::vector<int>>();
+  const auto predictions = s["predictions"].get<std::vector<int>>();
+  REQUIRE(labels.size() == samples);
+  REQUIRE(predictions.size() == samples);
+  for (std::size_t i = 0; i < samples; ++i) CHECK(labels[i] == data.test.labels[i]);
+
+  // Accuracy recomputed from the saved predictions; the curve ends at it.
+  std::size_t correct = 0;
+  for (std::size_t i = 0; i < samples; ++i) correct += predictions[i] == labels[i];
+  const double accuracy = static_cast<double>(correct) / static_cast<double>(samples);
+  CHECK(s["accuracy"].get<double>() == Approx(accuracy));
+  const auto curve = s["accuracy_curve"].get<std::vector<double>>();
+  REQUIRE(curve.size() == static_cast<std::size_t>(steps));
+  CHECK(curve.back() == Approx(accuracy));
+  for (const auto& cp : s["checkpoints"]) CHECK(cp["accuracy"].get<double>() == Approx(curve[cp["step"].get<int>() - 1]));
+  CHECK(s["checkpoints"].back()["step"] == steps);
+  CHECK(accuracy > 0.7);  // a 784-100-10 net after one epoch, converted: far above chance
+
+  // SynOps: a dense connection delivers each source spike to all its targets.
+  const auto& pops = s["populations"];
+  const auto& conns = s["connections"];
+  REQUIRE(pops.size() == 3);
+  REQUIRE(conns.size() == 2);
+  for (std::size_t c = 0; c < conns.size(); ++c) {
+    const double source_spikes = pops[c]["spikes_per_sample"];
+    const double fan_out = conns[c]["out"];
+    CHECK(conns[c]["synops_per_sample"].get<double>() == Approx(source_spikes * fan_out));
+  }
+  const double synops = conns[0]["synops_per_sample"].get<double>() + conns[1]["synops_per_sample"].get<double>();
+  CHECK(s["synops_per_sample"].get<double>() == Approx(synops));
+  CHECK(s["synops_curve"].back().get<double>() == Approx(synops));
+  CHECK(s["dense_macs_per_sample"].get<double>() == Approx((784.0 * 100 + 100.0 * 10) * steps));
+  CHECK(s["engine_row_adds_per_sample"].get<double>() <= synops + 1e-6);
+
+  // The report's files are all there, and the ANN accuracy is recorded.
+  for (const char* f : {"accuracy_vs_time.csv", "populations.csv", "config.resolved.toml"}) CHECK(fs::exists(out / f));
+  CHECK(j["ann"]["accuracy"].get<double>() > 0.8);
+  CHECK(j["normalisation"]["method"] == "data");
+  CHECK(j["normalisation"]["factors"].size() == 2);
+}
+
+TEST_CASE("the same config and seed give byte-identical results for 1, 2 and 4 threads") {
+  std::vector<std::string> texts;
+  for (int threads : {1, 2, 4}) {
+    const fs::path out = scratch(fmt::format("threads{}", threads));
+    const Outcome o = run(fmt::format("run {} {} --threads {} --set output.plots=false", kTiny.string(), common(out), threads));
+    INFO(o.output);
+    REQUIRE(o.status == 0);
+    json j = read_json(out / "results.json");
+    CHECK(j["timings"]["threads"].get<int>() >= 1);
+    j.erase("timings");  // wall times and the thread count are the only run-dependent figures
+    j["config"]["simulation"].erase("threads");
+    j["config"]["output"].erase("dir");
+    texts.push_back(j.dump());
+  }
+  CHECK(texts[0] == texts[1]);
+  CHECK(texts[0] == texts[2]);
+}
+
+TEST_CASE("config mistakes exit non-zero, name the key and line, and write nothing") {
+  const fs::path dir = scratch("bad");
+  fs::create_directories(dir);
+  const fs::path cfg = dir / "bad.toml";
+  std::ofstream(cfg) << "[simulation]\nsteps = 10\nthreshhold = 1\n";
+  const fs::path out = dir / "out";
+  Outcome o = run(fmt::format("run {} {}", cfg.string(), common(out)));
+  CHECK(o.status == 1);
+  CHECK_THAT(o.output, Catch::Contains("line 3") && Catch::Contains("simulation.threshhold") &&
+                           Catch::Contains("did you mean 'simulation.threshold'"));
+  CHECK(!fs::exists(out));
+
+  o = run(fmt::format("run {} {} --set simulation.steps=0", kTiny.string(), common(out)));
+  CHECK(o.status == 1);
+  CHECK_THAT(o.output, Catch::Contains("'simulation.steps' = 0 must be positive"));
+  CHECK(!fs::exists(out));
+
+  o = run(fmt::format("run {} {}", (dir / "missing.toml").string(), common(out)));
+  CHECK(o.status == 1);
+  CHECK_THAT(o.output, Catch::Contains("missing.toml") && Catch::Contains("does not exist"));
+
+  o = run(fmt::format("run {} {} --set 'dataset.name=\"{}\"'", kTiny.string(), common(out), (dir / "nodata").string()));
+  CHECK(o.status == 1);
+  CHECK_THAT(o.output, Catch::Contains("nodata"));
+  CHECK(!fs::exists(out));
+
+  o = run("frobnicate");
+  CHECK(o.status != 0);
+  o = run("run");
+  CHECK(o.status != 0);
+  CHECK_THAT(o.output, Catch::Contains("config"));
+}
+
+TEST_CASE("snnsim --help lists the commands and --version answers") {
+  const Outcome help = run("--help");
+  CHECK(help.status == 0);
+  for (const char* cmd : {"run", "train", "convert", "simulate", "bench", "info", "plot"}) CHECK_THAT(help.output, Catch::Contains(cmd));
+  const Outcome version = run("--version");
+  CHECK(version.status == 0);
+  CHECK_THAT(version.output, Catch::StartsWith("snnsim "));
+}

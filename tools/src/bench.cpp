@@ -1,0 +1,167 @@
+#include "snn/tool/bench.h"
+
+#include "snn/engine/dense_simulator.h"
+#include "snn/engine/engine.h"
+#include "snn/error.h"
+#include "snn/network/atomic_file.h"
+#include "snn/tool/interrupt.h"
+#include "snn/tool/pipeline.h"
+#include "snn/tool/row_add_bound.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <tbb/info.h>
+
+#include <algorithm>
+#include <sys/resource.h>
+
+namespace snn::tool {
+
+namespace {
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+struct Timing {
+  std::vector<double> seconds;
+  double median() const {
+    auto v = seconds;
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
+  }
+  double min() const { return seconds.empty() ? 0 : *std::min_element(seconds.begin(), seconds.end()); }
+  double max() const { return seconds.empty() ? 0 : *std::max_element(seconds.begin(), seconds.end()); }
+};
+
+// Every field that says what the network did, compared between simulators.
+std::string first_difference(const engine::RunResult& a, const engine::RunResult& b) {
+  if (a.population_spikes != b.population_spikes) return "spike counts";
+  if (a.output_counts != b.output_counts) return "output spike counts";
+  if (a.step_predictions != b.step_predictions) return "predictions after some step";
+  if (a.predictions != b.predictions) return "final predictions";
+  if (a.synops != b.synops) return "SynOps";
+  return "";
+}
+
+}  // namespace
+
+int bench_command(const std::filesystem::path& path, const CommonOptions& options, const BenchOptions& bench) {
+  const Prepared p = prepare(path, options, false);
+  const Config& c = p.config;
+  bool cached = false;
+  std::string source;
+  const WeightSet ann = ann_weights(c, p.data, options, cached, source);
+  std::vector<std::string> warnings;
+  const WeightSet snn = normalised_weights(c, ann, p.data.train, warnings);
+  const Network net = build_network(c, snn);
+  const auto fixed = std::make_shared<const engine::FixedNetwork>(net, c.simulation.fixed_point_bits);
+  const engine::Engine event(fixed);
+  const engine::DenseSimulator dense(fixed);
+
+  const Dataset& test = p.data.test;
+  const std::size_t n =
+      c.simulation.limit > 0 ? std::min<std::size_t>(static_cast<std::size_t>(c.simulation.limit), test.count) : test.count;
+  const auto samples = engine::SampleSet::of(test, 0, n);
+  engine::RunOptions ro = run_options(c);
+  ro.progress = [](std::size_t, std::size_t) { throw_if_interrupted(); };
+  const int threads = ro.threads > 0 ? std::min(ro.threads, tbb::info::default_concurrency()) : tbb::info::default_concurrency();
+  engine::DenseOptions per_step;
+  per_step.batch = static_cast<std::size_t>(c.simulation.batch_size);
+  engine::DenseOptions chunked = per_step;
+  chunked.precompute_first_layer = true;
+
+  if (!options.quiet)
+    fmt::print(stderr, "bench: {} samples x {} steps, {} threads, {} timed runs of each simulator\n", n, c.simulation.steps, threads,
+               bench.repeat);
+  // One untimed run of each first: page in the weights and data, size the buffers.
+  const auto ev_result = event.run(samples, ro);
+  const double rss_event = peak_rss_mb();
+  const auto dn_result = dense.run(samples, ro, per_step);
+  const auto dc_result = dense.run(samples, ro, chunked);
+  const double rss_all = peak_rss_mb();
+  const std::string diff_step = first_difference(ev_result, dn_result);
+  const std::string diff_chunk = first_difference(ev_result, dc_result);
+
+  Timing t_event, t_dense, t_chunk;
+  for (int r = 0; r < bench.repeat; ++r) {
+    // Alternating, so a slow spell of the shared machine hits all three alike.
+    t_event.seconds.push_back(event.run(samples, ro).seconds);
+    t_dense.seconds.push_back(dense.run(samples, ro, per_step).seconds);
+    t_chunk.seconds.push_back(dense.run(samples, ro, chunked).seconds);
+    if (!options.quiet)
+      fmt::print(stderr, "  run {}/{}: event {:.3f} s, dense {:.3f} s, dense+precompute {:.3f} s\n", r + 1, bench.repeat,
+                 t_event.seconds.back(), t_dense.seconds.back(), t_chunk.seconds.back());
+  }
+
+  std::vector<RowAddBound> bound;
+  if (!bench.skip_bound) bound = measure_row_add_bound(fixed->connection(0).targets, threads);
+
+  const double dn = static_cast<double>(n);
+  const double synops = static_cast<double>(ev_result.total_synops()) / dn;
+  const double work = static_cast<double>(ev_result.total_work()) / dn;
+  const double macs = static_cast<double>(ev_result.dense_macs()) / dn;
+  const double best_dense = std::min(t_dense.median(), t_chunk.median());
+  const double te = t_event.median();
+  const auto accuracy = ev_result.accuracy(samples.labels);
+
+  std::string out;
+  auto line = [&](const std::string& k, const std::string& v) { out += fmt::format("  {:<38} {}\n", k, v); };
+  out += fmt::format("snnsim bench {}: {} samples x {} steps on {}, {} threads (median of {} runs)\n", path.string(), n,
+                     c.simulation.steps, p.data.name, threads, bench.repeat);
+  out += fmt::format("  {:<38} {:>12} {:>14} {:>18}\n", "", "event", "dense/step", "dense+precompute");
+  auto trio = [&](const std::string& k, const std::string& a, const std::string& b, const std::string& d) {
+    out += fmt::format("  {:<38} {:>12} {:>14} {:>18}\n", k, a, b, d);
+  };
+  auto secs = [](const Timing& t) { return fmt::format("{:.3f} s", t.median()); };
+  auto range = [](const Timing& t) { return fmt::format("{:.2f}-{:.2f}", t.min(), t.max()); };
+  trio("wall time (median)", secs(t_event), secs(t_dense), secs(t_chunk));
+  trio("wall time (range)", range(t_event), range(t_dense), range(t_chunk));
+  trio("samples/s", fmt::format("{:.0f}", dn / te), fmt::format("{:.0f}", dn / t_dense.median()),
+       fmt::format("{:.0f}", dn / t_chunk.median()));
+  trio("ops/sample (SynOps | MACs)", fmt::format("{:.4g} M", synops / 1e6), fmt::format("{:.4g} M", macs / 1e6),
+       fmt::format("{:.4g} M", macs / 1e6));
+  trio("ops/s (SynOps | MAC)", fmt::format("{:.3g} G", synops * dn / te / 1e9), fmt::format("{:.3g} G", macs * dn / t_dense.median() / 1e9),
+       fmt::format("{:.3g} G", macs * dn / t_chunk.median() / 1e9));
+  line("speed-up, event vs best dense", fmt::format("{:.2f}x", best_dense / te));
+  line("speed-up, event vs dense per step", fmt::format("{:.2f}x", t_dense.median() / te));
+  line("dense MACs per SynOp", fmt::format("{:.1f}", macs / synops));
+  line("engine adds/sample (done)", fmt::format("{:.4g} M ({:.0f} % of SynOps)", work / 1e6, 100 * work / synops));
+  line("engine adds/s (done)", fmt::format("{:.3g} G", work * dn / te / 1e9));
+  for (const auto& b : bound)
+    line(fmt::format("row-add bound {} ({:.1f} MB)", b.level, b.bytes / 1e6),
+         fmt::format("{:.3g} G adds/s; engine at {:.0f} % (SynOps {:.0f} %)", b.adds_per_second / 1e9,
+                     100 * work * dn / te / b.adds_per_second, 100 * synops * dn / te / b.adds_per_second));
+  line("peak RSS after event runs", fmt::format("{:.1f} MB", rss_event));
+  line("peak RSS after dense runs", fmt::format("{:.1f} MB", rss_all));
+  line("SNN accuracy", fmt::format("{:.2f} %", accuracy * 100));
+  line("event == dense per step", diff_step.empty() ? "yes: every spike count and prediction" : "NO: " + diff_step + " differ");
+  line("event == dense + precompute", diff_chunk.empty() ? "yes: every spike count and prediction" : "NO: " + diff_chunk + " differ");
+  fmt::print("{}", out);
+
+  if (!bench.json.empty()) {
+    nlohmann::json j;
+    j["config"] = path.string();
+    j["samples"] = n;
+    j["steps"] = c.simulation.steps;
+    j["threads"] = threads;
+    j["repeat"] = bench.repeat;
+    j["accuracy"] = accuracy;
+    auto timing = [](const Timing& t) { return nlohmann::json{{"median", t.median()}, {"min", t.min()}, {"max", t.max()}, {"runs", t.seconds}}; };
+    j["event"] = {{"seconds", timing(t_event)}, {"synops_per_sample", synops}, {"adds_per_sample", work}, {"peak_rss_mb", rss_event}};
+    j["dense"] = {{"seconds", timing(t_dense)}, {"macs_per_sample", macs}, {"batch", per_step.batch}};
+    j["dense_precompute"] = {{"seconds", timing(t_chunk)}, {"macs_per_sample", macs}};
+    j["speedup_vs_best_dense"] = best_dense / te;
+    j["peak_rss_mb"] = rss_all;
+    j["identical"] = {{"dense", diff_step.empty()}, {"dense_precompute", diff_chunk.empty()}};
+    nlohmann::json b = nlohmann::json::array();
+    for (const auto& x : bound) b.push_back({{"level", x.level}, {"bytes", x.bytes}, {"adds_per_second", x.adds_per_second}});
+    j["row_add_bound"] = b;
+    write_file_atomically(bench.json, j.dump(1) + "\n");
+  }
+  return diff_step.empty() && diff_chunk.empty() ? 0 : 3;
+}
+
+}  // namespace snn::tool

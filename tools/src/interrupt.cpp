@@ -1,0 +1,35 @@
+#include "snn/tool/interrupt.h"
+
+#include "snn/error.h"
+
+#include <atomic>
+#include <csignal>
+#include <unistd.h>
+
+namespace snn::tool {
+
+namespace {
+std::atomic<bool> g_interrupted{false};
+
+extern "C" void on_sigint(int) {
+  if (g_interrupted.exchange(true)) _exit(130);
+  const char msg[] = "\nsnnsim: interrupted, stopping (Ctrl-C again to quit at once)\n";
+  (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
+}
+}  // namespace
+
+void install_interrupt_handler() {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool interrupted() { return g_interrupted.load(std::memory_order_relaxed); }
+
+void throw_if_interrupted() {
+  if (interrupted()) throw Error("interrupted by signal; no results were written");
+}
+
+}  // namespace snn::tool
