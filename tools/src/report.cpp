@@ -168,7 +168,7 @@ std::vector<fs::path> write_report(const RunReport& r, const fs::path& dir, bool
                             r.ann_accuracy ? fmt::format(", {:.6f} with lines dt 2 title 'ANN'", *r.ann_accuracy) : ""));
       written.push_back(acc);
       const fs::path syn = dir / "synops_vs_time.png";
-      plot(syn, fmt::format("set datafile separator ','\nset title 'Cumulative SynOps per sample'\n"
+      plot(syn, fmt::format("set datafile separator ','\nset title 'Cumulative SynOps per sample'\nset key top left\n"
                             "set xlabel 'simulated time (steps)'\nset ylabel 'SynOps per sample'\nset format y '%.1s%c'\n"
                             "plot '{}' every ::1 using 1:4 with lines lw 2 title 'event-driven SynOps', "
                             "'{}' every ::1 using 1:($1*{}) with lines dt 2 title 'dense MACs'",
