@@ -177,3 +177,24 @@ TEST_CASE("snnsim --help lists the commands and --version answers") {
   CHECK(version.status == 0);
   CHECK_THAT(version.output, Catch::StartsWith("snnsim "));
 }
+
+TEST_CASE("snnsim info describes a dataset, a weight set and a results directory") {
+  const Outcome data = run("info mnist10k");
+  CHECK(data.status == 0);
+  CHECK_THAT(data.output, Catch::Contains("8004 images of 28x28") && Catch::Contains("1996 images of 28x28"));
+
+  const fs::path out = scratch("info");
+  REQUIRE(run(fmt::format("run {} {}", kTiny.string(), common(out))).status == 0);
+  const Outcome results = run("info " + out.string());
+  CHECK(results.status == 0);
+  CHECK_THAT(results.output, Catch::Contains("SNN accuracy") && Catch::Contains("200 samples"));
+
+  const std::string manifest = read_json(out / "results.json")["weights"]["manifest"];
+  const Outcome weights = run("info " + manifest);
+  CHECK(weights.status == 0);
+  CHECK_THAT(weights.output, Catch::Contains("784 -> 10") && Catch::Contains("100 x 784"));
+
+  const Outcome missing = run("info " + (out / "nothing-here").string());
+  CHECK(missing.status == 1);
+  CHECK_THAT(missing.output, Catch::Contains("nothing-here"));
+}

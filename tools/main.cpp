@@ -66,6 +66,9 @@ int main(int argc, char** argv) {
   bench->add_option("--repeat", bench_options.repeat, "Timed runs of each simulator, alternating (median reported)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  bench->add_option("--samples", bench_options.samples, "Test samples to run (0: simulation.limit or all; --limit overrides)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   bench->add_option("--json", bench_options.json, "Also write the figures as JSON to this file");
   bench->add_flag("--no-bound", bench_options.skip_bound, "Skip the row-add bound micro-benchmark");
   bench->callback([&] { action = [&] { return snn::tool::bench_command(config_path, common, bench_options); }; });

@@ -13,6 +13,8 @@
 #include <tbb/info.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <sys/resource.h>
 
 namespace snn::tool {
@@ -62,8 +64,13 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   const engine::DenseSimulator dense(fixed);
 
   const Dataset& test = p.data.test;
-  const std::size_t n =
-      c.simulation.limit > 0 ? std::min<std::size_t>(static_cast<std::size_t>(c.simulation.limit), test.count) : test.count;
+  // --limit (or simulation.limit) wins; otherwise --samples, so that the dense
+  // baseline's six timed runs keep the whole bench near a minute.
+  std::size_t n = test.count;
+  if (options.limit && *options.limit > 0) n = static_cast<std::size_t>(*options.limit);
+  else if (bench.samples > 0) n = static_cast<std::size_t>(bench.samples);
+  else if (c.simulation.limit > 0) n = static_cast<std::size_t>(c.simulation.limit);
+  n = std::min(n, test.count);
   const auto samples = engine::SampleSet::of(test, 0, n);
   engine::RunOptions ro = run_options(c);
   ro.progress = [](std::size_t, std::size_t) { throw_if_interrupted(); };
@@ -76,26 +83,35 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   if (!options.quiet)
     fmt::print(stderr, "bench: {} samples x {} steps, {} threads, {} timed runs of each simulator\n", n, c.simulation.steps, threads,
                bench.repeat);
-  // One untimed run of each first: page in the weights and data, size the buffers.
+  // One untimed event run first (pages in weights and data, sizes buffers); its
+  // peak RSS is the event engine's alone, before the dense baseline allocates.
   const auto ev_result = event.run(samples, ro);
   const double rss_event = peak_rss_mb();
-  const auto dn_result = dense.run(samples, ro, per_step);
-  const auto dc_result = dense.run(samples, ro, chunked);
-  const double rss_all = peak_rss_mb();
-  const std::string diff_step = first_difference(ev_result, dn_result);
-  const std::string diff_chunk = first_difference(ev_result, dc_result);
+  engine::RunResult dn_result, dc_result;
 
   Timing t_event, t_dense, t_chunk;
   for (int r = 0; r < bench.repeat; ++r) {
     // Alternating, so a slow spell of the shared machine hits all three alike.
+    // OpenBLAS's threads spin for a while after a GEMM; the pause lets them go
+    // idle so they do not steal the event engine's cores.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
     t_event.seconds.push_back(event.run(samples, ro).seconds);
-    t_dense.seconds.push_back(dense.run(samples, ro, per_step).seconds);
-    t_chunk.seconds.push_back(dense.run(samples, ro, chunked).seconds);
+    auto d = dense.run(samples, ro, per_step);
+    t_dense.seconds.push_back(d.seconds);
+    auto dc = dense.run(samples, ro, chunked);
+    t_chunk.seconds.push_back(dc.seconds);
+    if (r == 0) {
+      dn_result = std::move(d);
+      dc_result = std::move(dc);
+    }
     if (!options.quiet)
       fmt::print(stderr, "  run {}/{}: event {:.3f} s, dense {:.3f} s, dense+precompute {:.3f} s\n", r + 1, bench.repeat,
                  t_event.seconds.back(), t_dense.seconds.back(), t_chunk.seconds.back());
   }
 
+  const double rss_all = peak_rss_mb();
+  const std::string diff_step = first_difference(ev_result, dn_result);
+  const std::string diff_chunk = first_difference(ev_result, dc_result);
   std::vector<RowAddBound> bound;
   if (!bench.skip_bound) bound = measure_row_add_bound(fixed->connection(0).targets, threads);
 

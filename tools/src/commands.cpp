@@ -1,11 +1,15 @@
 #include "snn/tool/commands.h"
 
 #include "snn/error.h"
+#include "snn/network/dataset.h"
+#include "snn/network/weights.h"
 #include "snn/tool/report.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <fmt/ranges.h>
 #include <fstream>
 
 namespace snn::tool {
@@ -50,16 +54,61 @@ int info_results(const fs::path& file) {
   return 0;
 }
 
+int info_weights(const fs::path& path) {
+  const WeightSet w = load_weights(path);
+  fmt::print("{}: weight set, {} layers, {} -> {}\n", path.string(), w.layers.size(), w.inputs(), w.outputs());
+  std::size_t params = 0;
+  for (std::size_t l = 0; l < w.layers.size(); ++l) {
+    const auto& m = w.layers[l];
+    float lo = 0, hi = 0;
+    for (float x : m.data) lo = std::min(lo, x), hi = std::max(hi, x);
+    fmt::print("  {:<8} {:>5} x {:<5} {:<14} weights in [{:.4g}, {:.4g}]\n", w.names[l], m.rows, m.cols, w.files[l], lo, hi);
+    params += m.data.size();
+  }
+  fmt::print("  parameters           {}\n", params);
+  fmt::print("  normalisation        {}", to_string(w.normalisation.method));
+  if (!w.normalisation.factors.empty()) fmt::print(" (factors {:.4g})", fmt::join(w.normalisation.factors, ", "));
+  fmt::print("\n");
+  if (w.ann_test_accuracy) fmt::print("  ANN test accuracy    {:.2f} %\n", *w.ann_test_accuracy * 100);
+  if (w.seed) fmt::print("  seed                 {}\n", *w.seed);
+  if (w.training)
+    fmt::print("  trained on           {} ({} samples), {} epochs, batch {}, {} lr {:g}, {:.1f} s\n", w.training->dataset,
+               w.training->train_samples, w.training->epochs, w.training->batch_size, w.training->optimiser,
+               w.training->learning_rate, w.training->seconds);
+  return 0;
+}
+
+int info_dataset(const std::string& name) {
+  const DatasetSplits d = load_dataset(name);
+  fmt::print("{}: dataset '{}'\n", d.path.string(), d.name);
+  for (const auto* split : {&d.train, &d.test}) {
+    std::vector<std::size_t> per_class(split->num_classes, 0);
+    for (auto l : split->labels) ++per_class[l];
+    double mean = 0;
+    for (auto p : split->pixels) mean += p;
+    mean /= 255.0 * static_cast<double>(std::max<std::size_t>(1, split->pixels.size()));
+    fmt::print("  {:<5} {:>6} images of {}x{}, mean pixel {:.3f}, per class [{}]\n", split == &d.train ? "train" : "test",
+               split->count, split->rows, split->cols, mean, fmt::join(per_class, ", "));
+  }
+  return 0;
+}
+
 }  // namespace
 
 int info_command(const fs::path& path) {
-  if (path.extension() == ".json" && fs::is_regular_file(path)) {
+  std::error_code ec;
+  if (path.extension() == ".json" && fs::is_regular_file(path, ec)) {
     std::ifstream in(path);
     const auto j = nlohmann::json::parse(in, nullptr, false);
     if (!j.is_discarded() && j.contains("schema")) return info_results(path);
+    if (!j.is_discarded() && j.contains("layers")) return info_weights(path);
   }
-  if (fs::is_directory(path) && fs::exists(path / "results.json")) return info_results(path / "results.json");
-  throw Error("snnsim info: '{}' is not a results.json or an output directory", path.string());
+  if (fs::is_directory(path, ec)) {
+    if (fs::exists(path / "results.json")) return info_results(path / "results.json");
+    if (fs::exists(path / kManifestFile)) return info_weights(path);
+  }
+  // Anything else is taken as a dataset name or directory; its error says what is missing.
+  return info_dataset(path.string());
 }
 
 int plot_command(const std::vector<fs::path>& results, const fs::path& png) {
