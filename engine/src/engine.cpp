@@ -1,5 +1,7 @@
 #include "snn/engine/engine.h"
 
+#include "snn/engine/delivery.h"
+
 #include "snn/engine/calendar_queue.h"
 #include "snn/engine/encoder.h"
 #include "snn/engine/neuron.h"
@@ -26,26 +28,6 @@ constexpr std::size_t kMinPartition = 256;
 // Partition bounds are multiples of 16 int32 (one 64-byte line): no two
 // threads write the same cache line of a population's arrays.
 constexpr std::size_t kAlign = 16;
-
-// Adds the slices [lo, hi) of the rows `ids` of a dense fan-out table into
-// `cur`. Four rows per pass: one load and store of the accumulator per four
-// rows instead of per row. Integer adds, so the grouping changes nothing.
-void add_dense_rows(Potential* __restrict cur, const FixedWeight* __restrict table, std::size_t stride,
-                    std::span<const NeuronId> ids, std::size_t lo, std::size_t hi) {
-  std::size_t k = 0;
-  const std::size_t n = ids.size();
-  for (; k + 4 <= n; k += 4) {
-    const FixedWeight* __restrict r0 = table + ids[k] * stride;
-    const FixedWeight* __restrict r1 = table + ids[k + 1] * stride;
-    const FixedWeight* __restrict r2 = table + ids[k + 2] * stride;
-    const FixedWeight* __restrict r3 = table + ids[k + 3] * stride;
-    for (std::size_t j = lo; j < hi; ++j) cur[j] += (r0[j] + r1[j]) + (r2[j] + r3[j]);
-  }
-  for (; k < n; ++k) {
-    const FixedWeight* __restrict r = table + ids[k] * stride;
-    for (std::size_t j = lo; j < hi; ++j) cur[j] += r[j];
-  }
-}
 
 // One worker's simulator: the state of one sample at a time.
 class Simulator {

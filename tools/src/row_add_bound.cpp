@@ -1,5 +1,7 @@
 #include "snn/tool/row_add_bound.h"
 
+#include "snn/engine/delivery.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -10,29 +12,19 @@ namespace snn::tool {
 
 namespace {
 
-// The loop under measurement, kept as flat as the engine's so the compiler
-// vectorises both the same way.
-void add_rows(std::int32_t* __restrict acc, const std::int32_t* __restrict w, const std::uint32_t* rows,
-              std::size_t nrows, std::size_t width) {
-  for (std::size_t k = 0; k < nrows; ++k) {
-    const std::int32_t* row = w + static_cast<std::size_t>(rows[k]) * width;
-    for (std::size_t j = 0; j < width; ++j) acc[j] += row[j];
-  }
-}
-
 double run_once(const std::vector<std::int32_t>& matrix, std::size_t rows, std::size_t width, int threads,
                 double seconds) {
   std::vector<double> rates(static_cast<std::size_t>(threads));
   auto worker = [&](int id) {
     std::mt19937 rng(static_cast<unsigned>(id) * 7919u + 1u);
-    std::vector<std::uint32_t> order(4096);
-    for (auto& r : order) r = static_cast<std::uint32_t>(rng() % rows);
+    std::vector<NeuronId> order(4096);
+    for (auto& r : order) r = static_cast<NeuronId>(rng() % rows);
     std::vector<std::int32_t> acc(width, 0);
     std::size_t done = 0;
     const auto start = std::chrono::steady_clock::now();
     double elapsed = 0;
     do {
-      add_rows(acc.data(), matrix.data(), order.data(), order.size(), width);
+      engine::add_dense_rows(acc.data(), matrix.data(), width, order, 0, width);
       done += order.size();
       elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     } while (elapsed < seconds);

@@ -1,8 +1,8 @@
 // The ceiling for fan-out delivery on this machine: how fast contiguous rows
 // can be added into an accumulator (acc[0:n] += W[r, 0:n] for random rows r),
-// with the matrix in L2, in L3 and in DRAM. The event engine's delivery is
-// exactly this loop, so its adds per second divided by this figure says how
-// close it runs to the machine.
+// with the matrix in L2, in L3 and in DRAM, by the engine's own delivery kernel
+// (engine/delivery.h) and nothing else. The engine's adds per second divided
+// by this figure is the share of its time spent at the machine's pace.
 #pragma once
 
 #include <cstddef>
