@@ -405,7 +405,7 @@ TEST_CASE("the vectorised neuron update equals the portable one") {
       for (auto& x : v) x = pot(rng);
       for (auto& x : c) x = cur(rng);
       auto v2 = v;
-      std::vector<snn::NeuronId> s1, s2;
+      snn::engine::SpikeList s1, s2;
       snn::NeuronId b1, b2;
       if (mode == ResetMode::Subtract) {
         b1 = snn::engine::detail::update_plain<ResetMode::Subtract>(65536, v.data(), c.data(), 0, n, s1);
@@ -426,7 +426,7 @@ TEST_CASE("the vectorised neuron update equals the portable one") {
   v[21] = -snn::engine::kPotentialLimit;
   c[21] = -1;
   auto v2 = v;
-  std::vector<snn::NeuronId> s;
+  snn::engine::SpikeList s;
   CHECK(snn::engine::detail::update_plain<ResetMode::Subtract>(65536, v.data(), c.data(), 0, 40, s) == 21);
   CHECK(snn::engine::detail::update_plain_generic<ResetMode::Subtract>(65536, v2.data(), c.data(), 0, 40, s) == 21);
 }

@@ -161,7 +161,7 @@ class Simulator {
         // Spikes of p at t, ascending (partitions are ascending ranges).
         std::span<const NeuronId> spikes;
         if (parts == 1) {
-          spikes = part_spikes_[p][0];
+          spikes = {part_spikes_[p][0].data(), part_spikes_[p][0].size()};
         } else {
           spikes_.clear();
           for (const auto& s : part_spikes_[p]) spikes_.insert(spikes_.end(), s.begin(), s.end());
@@ -290,7 +290,7 @@ class Simulator {
   std::vector<std::vector<Step>> refractory_;
   std::vector<std::vector<NeuronId>> bounds_;
   std::vector<std::vector<std::uint64_t>> splits_;
-  std::vector<std::vector<std::vector<NeuronId>>> part_spikes_;
+  std::vector<std::vector<SpikeList>> part_spikes_;
   std::vector<NeuronId> bad_;
   std::vector<NeuronId> spikes_, input_spikes_, merged_;
   std::vector<Potential> constant_;
@@ -336,18 +336,6 @@ Engine::Engine(const Network& network, int fixed_point_bits)
 
 Engine::Engine(std::shared_ptr<const FixedNetwork> network) : network_(std::move(network)) {
   if (!network_) throw Error("engine: no network given");
-}
-
-std::size_t Engine::worker_state_bytes(const RunOptions& options) const {
-  const FixedNetwork& net = *network_;
-  std::size_t b = net.input_size() * (sizeof(NeuronId) * 4 + sizeof(std::uint64_t));
-  for (std::size_t p = 1; p < net.populations(); ++p)
-    b += net.size(p) * (2 * sizeof(Potential) + (net.params(static_cast<PopulationId>(p)).refractory > 0 ? sizeof(Step) : 0) +
-                        sizeof(NeuronId));
-  b += net.size(1) * (sizeof(Potential) + sizeof(std::int64_t));
-  b += static_cast<std::size_t>(net.max_delay() + 1) * net.connections() * 64;
-  (void)options;
-  return b;
 }
 
 RunResult Engine::run(const SampleSet& samples, const RunOptions& options) const {
