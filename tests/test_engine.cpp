@@ -327,6 +327,9 @@ TEST_CASE("identical results for 1 and 2 threads, both parallel modes, and acros
         INFO("threads " << threads << ", " << snn::engine::to_string(mode));
         o.threads = threads;
         o.parallelism = mode;
+        o.min_parallel_work = 0;  // split every population and step
+        check_identical(base, engine.run(set, o));
+        o.min_parallel_work = RunOptions{}.min_parallel_work;
         check_identical(base, engine.run(set, o));
       }
     }

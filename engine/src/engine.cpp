@@ -23,6 +23,7 @@ namespace {
 // Latency mode gives a thread at least this many neurons of a population:
 // below it, the per-step task overhead (microseconds) outweighs the work.
 constexpr std::size_t kMinPartition = 256;
+
 // Partition bounds are multiples of 16 int32 (one 64-byte line): no two
 // threads write the same cache line of a population's arrays.
 constexpr std::size_t kAlign = 16;
@@ -147,8 +148,10 @@ class Simulator {
         work[c] += delivered + (constant ? fc.targets : 0);
 
         const std::size_t parts = bounds_[p].size() - 1;
-        if (parts == 1) {
-          deliver_and_update(p, t, 0, due, constant);
+        if (parts == 1 || delivered + fc.targets < options_.min_parallel_work) {
+          // Too little work to be worth waking threads: the partitions run
+          // one after the other here, with the same results.
+          for (std::size_t q = 0; q < parts; ++q) deliver_and_update(p, t, q, due, constant);
         } else {
           tbb::parallel_for(
               std::size_t{0}, parts, [&](std::size_t q) { deliver_and_update(p, t, q, due, constant); },
