@@ -304,6 +304,32 @@ int main(int argc, char** argv) {
                ceiling1 / 1e9, ceilingN / 1e9, ev.threads);
     fmt::print("  engine adds/s   {:.0f} % of the {}-thread ceiling\n", 100.0 * work / t_ev / ceilingN, ev.threads);
 
+    if (trained) {
+      // Early exit (beyond the seed), measured in one run that goes on to the
+      // end, then timed with real stops.
+      RunOptions ex = opt;
+      ex.early_exit.enabled = true;
+      ex.early_exit.margin = 3;
+      ex.early_exit.hold = 10;
+      ex.early_exit.stop = false;
+      const RunResult m = engine.run(all, ex);
+      double mean_exit = 0.0;
+      for (std::size_t i = 0; i < all.count; ++i)
+        mean_exit += m.exit_step[i] < 0 ? opt.steps : m.exit_step[i] + 1;
+      std::size_t changed = 0;
+      for (std::size_t i = 0; i < all.count; ++i) changed += m.exit_predictions[i] != m.predictions[i];
+      ex.early_exit.stop = true;
+      const RunResult st = engine.run(all, ex);
+      fmt::print("  early exit      lead >= {} spikes for {} steps: accuracy {:.2f} % (full run {:.2f} %), mean exit "
+                 "after {:.0f} steps, {} predictions differ from the full run's, SynOps {:.2f} M/image ({:.0f} % saved), "
+                 "{:.3f} s\n",
+                 ex.early_exit.margin, ex.early_exit.hold, 100 * m.exit_accuracy(all.labels),
+                 100 * m.accuracy(all.labels), mean_exit / n, changed,
+                 static_cast<double>(m.total_synops_at_exit()) / n / 1e6,
+                 100.0 * (1.0 - static_cast<double>(m.total_synops_at_exit()) / static_cast<double>(m.total_synops())),
+                 st.seconds);
+    }
+
     if (!skip_latency) {
       RunOptions lat = opt;
       lat.parallelism = Parallelism::Targets;
