@@ -98,10 +98,11 @@ Network make_network(const std::vector<Matrix>& base, const std::vector<double>&
 // the reference, found by bisection on log(scale), layer by layer (a layer's
 // count depends only on the layers before it).
 std::vector<double> tune_scales(const std::vector<Matrix>& base, const SampleSet& tuning, const RunOptions& opt,
-                                const Setting& setting) {
+                                const Setting& setting, double spike_factor = 1.0) {
   std::vector<double> scales(base.size(), 1.0 / 64);
   for (std::size_t l = 0; l < base.size(); ++l) {
-    const double target = setting.spikes[l + 1];
+    // Wider layers (latency demo): the same spikes per neuron.
+    const double target = setting.spikes[l + 1] * (l + 1 < base.size() ? spike_factor : 1.0);
     auto spikes = [&](double s) {
       scales[l] = s;
       const Engine e(make_network(base, scales, setting.threshold));
@@ -162,6 +163,7 @@ int main(int argc, char** argv) {
   Step steps = 0;
   std::size_t tune_samples = 40;
   bool skip_dense = false, skip_latency = false;
+  std::size_t wide = 0;
   std::uint64_t seed = 0;
   app.add_option("--data", data, "dataset name (under $SNNSIM_DATA) or directory");
   app.add_option("--weights", weights_dir, "trained weight directory (default: random weights, tuned)");
@@ -177,6 +179,7 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "input and random-weight seed");
   app.add_flag("--no-dense", skip_dense, "skip the dense baseline");
   app.add_flag("--no-latency", skip_latency, "skip the latency-mode run");
+  app.add_option("--wide", wide, "also time latency mode on a random 784-N-N-10 network (N hidden neurons)");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -207,7 +210,7 @@ int main(int argc, char** argv) {
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       } else {
         method = std::string(to_string(ws.normalisation.method));
-        fmt::print("weights   {}: trained, {}-normalised in the file\n", weights_dir, method);
+        fmt::print("weights   {}: trained, normalisation in the file: {}\n", weights_dir, method);
       }
       layers = std::move(ws.layers);
       trained = true;
@@ -301,6 +304,32 @@ int main(int argc, char** argv) {
                ceiling1 / 1e9, ceilingN / 1e9, ev.threads);
     fmt::print("  engine adds/s   {:.0f} % of the {}-thread ceiling\n", 100.0 * work / t_ev / ceilingN, ev.threads);
 
+    if (trained) {
+      // Early exit (beyond the seed), measured in one run that goes on to the
+      // end, then timed with real stops.
+      RunOptions ex = opt;
+      ex.early_exit.enabled = true;
+      ex.early_exit.margin = 3;
+      ex.early_exit.hold = 10;
+      ex.early_exit.stop = false;
+      const RunResult m = engine.run(all, ex);
+      double mean_exit = 0.0;
+      for (std::size_t i = 0; i < all.count; ++i)
+        mean_exit += m.exit_step[i] < 0 ? opt.steps : m.exit_step[i] + 1;
+      std::size_t changed = 0;
+      for (std::size_t i = 0; i < all.count; ++i) changed += m.exit_predictions[i] != m.predictions[i];
+      ex.early_exit.stop = true;
+      const RunResult st = engine.run(all, ex);
+      fmt::print("  early exit      lead >= {} spikes for {} steps: accuracy {:.2f} % (full run {:.2f} %), mean exit "
+                 "after {:.0f} steps, {} predictions differ from the full run's, SynOps {:.2f} M/image ({:.0f} % saved), "
+                 "{:.3f} s\n",
+                 ex.early_exit.margin, ex.early_exit.hold, 100 * m.exit_accuracy(all.labels),
+                 100 * m.accuracy(all.labels), mean_exit / n, changed,
+                 static_cast<double>(m.total_synops_at_exit()) / n / 1e6,
+                 100.0 * (1.0 - static_cast<double>(m.total_synops_at_exit()) / static_cast<double>(m.total_synops())),
+                 st.seconds);
+    }
+
     if (!skip_latency) {
       RunOptions lat = opt;
       lat.parallelism = Parallelism::Targets;
@@ -308,6 +337,33 @@ int main(int argc, char** argv) {
       fmt::print("  latency mode    {:.3f} s ({:.2f} ms per image, neurons split over {} threads); identical: {}\n",
                  lr.seconds, 1e3 * lr.seconds / n, lr.threads,
                  lr.output_counts == ev.output_counts && lr.population_spikes == ev.population_spikes ? "yes" : "NO");
+    }
+
+    if (wide > 0) {
+      // Latency mode where it can pay: layers N wide at the seed's rates per
+      // neuron, one image at a time, 1 thread vs all.
+      std::mt19937_64 rng(seed + 2);
+      const std::vector<Matrix> base{uniform_matrix(rng, wide, all.size), uniform_matrix(rng, wide, wide),
+                                     uniform_matrix(rng, 10, wide)};
+      const SampleSet few = SampleSet::of(test, 0, std::min<std::size_t>(100, all.count));
+      const std::vector<double> scales =
+          tune_scales(base, SampleSet::of(test, 0, 10), opt, *setting, static_cast<double>(wide) / 1200.0);
+      const Network wnet = make_network(base, scales, setting->threshold);
+      const Engine wide_engine(wnet);
+      RunOptions lat = opt;
+      lat.parallelism = Parallelism::Targets;
+      lat.threads = 1;
+      const RunResult one = wide_engine.run(few, lat);
+      lat.threads = threads;
+      const RunResult many = wide_engine.run(few, lat);
+      const auto wp = many.spikes_per_population();
+      fmt::print("\nlatency mode, random 784-{}-{}-10 (spikes/image {:.0f}, {:.0f}, {:.0f}; {:.1f} M adds/image)\n", wide,
+                 wide, static_cast<double>(wp[1]) / few.count, static_cast<double>(wp[2]) / few.count,
+                 static_cast<double>(wp[3]) / few.count, static_cast<double>(many.total_work()) / few.count / 1e6);
+      fmt::print("  per image       {:.2f} ms on 1 thread, {:.2f} ms on {} ({:.2f} x); identical: {}\n",
+                 1e3 * one.seconds / few.count, 1e3 * many.seconds / few.count, many.threads,
+                 one.seconds / many.seconds, one.population_spikes == many.population_spikes ? "yes" : "NO");
+      fmt::print("  peak RSS        {:.1f} MB\n", peak_rss_mb());
     }
 
     if (!skip_dense && dense_runs > 0) {

@@ -327,6 +327,9 @@ TEST_CASE("identical results for 1 and 2 threads, both parallel modes, and acros
         INFO("threads " << threads << ", " << snn::engine::to_string(mode));
         o.threads = threads;
         o.parallelism = mode;
+        o.min_parallel_work = 0;  // split every population and step
+        check_identical(base, engine.run(set, o));
+        o.min_parallel_work = RunOptions{}.min_parallel_work;
         check_identical(base, engine.run(set, o));
       }
     }
@@ -413,7 +416,7 @@ TEST_CASE("the vectorised neuron update equals the portable one") {
       for (auto& x : v) x = pot(rng);
       for (auto& x : c) x = cur(rng);
       auto v2 = v;
-      std::vector<snn::NeuronId> s1, s2;
+      snn::engine::SpikeList s1, s2;
       snn::NeuronId b1, b2;
       if (mode == ResetMode::Subtract) {
         b1 = snn::engine::detail::update_plain<ResetMode::Subtract>(65536, v.data(), c.data(), 0, n, s1);
@@ -434,7 +437,7 @@ TEST_CASE("the vectorised neuron update equals the portable one") {
   v[21] = -snn::engine::kPotentialLimit;
   c[21] = -1;
   auto v2 = v;
-  std::vector<snn::NeuronId> s;
+  snn::engine::SpikeList s;
   CHECK(snn::engine::detail::update_plain<ResetMode::Subtract>(65536, v.data(), c.data(), 0, 40, s) == 21);
   CHECK(snn::engine::detail::update_plain_generic<ResetMode::Subtract>(65536, v2.data(), c.data(), 0, 40, s) == 21);
 }

@@ -96,7 +96,8 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
   batch.readouts.resize(B);
   std::vector<float> current;  // B x n_p, the GEMM's result
   std::vector<Potential> current_int;
-  std::vector<NeuronId> spikes, random_spikes;
+  SpikeList spikes;
+  std::vector<NeuronId> chunk_ids, random_spikes;
   std::vector<Potential> analog;  // B x n1 constant current (analog input)
   std::vector<OpCount> analog_ops(B, 0);  // per sample: SynOps of the analog input per step
 
@@ -194,7 +195,7 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
               const auto rows = static_cast<std::size_t>(chunk_end - chunk_first) * nb;
               for (Step s = chunk_first; s < chunk_end; ++s)
                 for (std::size_t b = 0; b < nb; ++b)
-                  input_row(b, static_cast<SampleId>(first + b), s, spikes,
+                  input_row(b, static_cast<SampleId>(first + b), s, chunk_ids,
                             chunk_in.data() + (static_cast<std::size_t>(s - chunk_first) * nb + b) * n_in);
               gemm(rows, n_tgt, n_src, chunk_in.data(), weights_[0].data(), chunk_out.data());
             }
@@ -237,9 +238,9 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
             float* row = batch.spike_matrix[p][out_slot].data() + b * n_tgt;
             std::fill(row, row + n_tgt, 0.0f);
             for (NeuronId j : spikes) row[j] = 1.0f;
-            batch.spike_ids[p][out_slot][b] = spikes;
+            batch.spike_ids[p][out_slot][b].assign(spikes.begin(), spikes.end());
           } else if (batch.active[b]) {
-            batch.readouts[b].add(spikes);
+            batch.readouts[b].add({spikes.data(), spikes.size()});
           }
           if (!batch.active[b]) continue;
           res.population_spikes[(first + b) * pops + p] += spikes.size();

@@ -4,6 +4,9 @@
 
 #include <cmath>
 #include <limits>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace snn::engine {
 
@@ -79,31 +82,100 @@ void prepare_input(const std::uint8_t* sample, std::size_t size, double rate_per
   out.always.clear();
   out.random.clear();
   out.cutoff.clear();
+  out.blocks.clear();
+  out.block_of.clear();
   for (std::size_t i = 0; i < size; ++i) {
     const std::uint64_t cut = spike_cutoff(sample[i], rate_per_step);
     if (cut == 0) continue;
     if (cut >= std::uint64_t{1} << 32) {
       out.always.push_back(static_cast<NeuronId>(i));
     } else {
+      const auto block = static_cast<NeuronId>(i / 4);
+      if (out.blocks.empty() || out.blocks.back() != block) out.blocks.push_back(block);
       out.random.push_back(static_cast<NeuronId>(i));
       out.cutoff.push_back(cut);
+      out.block_of.push_back(static_cast<std::uint32_t>(out.blocks.size() - 1));
     }
   }
+  const std::size_t padded = (out.blocks.size() + 15) / 16 * 16;
+  out.draws.assign(4 * padded, 0);
 }
+
+namespace {
+
+#if defined(__AVX512F__)
+// Philox4x32-10 on 16 counters at once (lanes = blocks); same arithmetic as
+// philox4x32. mul_epu32 multiplies the even 32-bit lanes into 64-bit
+// products; the odd lanes are shifted down and multiplied separately, then
+// the halves are blended back into 16 (hi, lo) pairs.
+// (The maskz forms with a full mask avoid GCC 12's false -Wmaybe-uninitialized
+// on the plain intrinsics, which start from _mm512_undefined.)
+inline void mulhilo16(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
+  constexpr __mmask8 kAll = 0xFF;
+  const __m512i even = _mm512_maskz_mul_epu32(kAll, a, m);
+  const __m512i odd = _mm512_maskz_mul_epu32(kAll, _mm512_maskz_srli_epi64(kAll, a, 32), m);
+  lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_maskz_slli_epi64(kAll, odd, 32));
+  hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_maskz_srli_epi64(kAll, even, 32), odd);
+}
+
+void philox16(const NeuronId* blocks, std::uint32_t step, std::uint32_t sample, std::uint64_t seed, std::uint32_t* w0,
+              std::uint32_t* w1, std::uint32_t* w2, std::uint32_t* w3) {
+  const __m512i m0 = _mm512_set1_epi32(static_cast<int>(0xD2511F53u));
+  const __m512i m1 = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
+  __m512i c0 = _mm512_loadu_si512(blocks);
+  __m512i c1 = _mm512_set1_epi32(static_cast<int>(step));
+  __m512i c2 = _mm512_set1_epi32(static_cast<int>(sample));
+  __m512i c3 = _mm512_setzero_si512();
+  std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    __m512i hi0, lo0, hi1, lo1;
+    mulhilo16(c0, m0, hi0, lo0);
+    mulhilo16(c2, m1, hi1, lo1);
+    c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
+    c1 = lo1;
+    c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
+    c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  _mm512_storeu_si512(w0, c0);
+  _mm512_storeu_si512(w1, c1);
+  _mm512_storeu_si512(w2, c2);
+  _mm512_storeu_si512(w3, c3);
+}
+#endif
+
+}  // namespace
 
 void random_input_spikes(const PreparedInput& input, std::uint64_t seed, SampleId sample, Step step,
                          std::vector<NeuronId>& spikes) {
-  // One Philox call serves four consecutive inputs; the random inputs are
-  // ascending, so a block is drawn once when the walk enters it.
-  NeuronId block = std::numeric_limits<NeuronId>::max();
-  std::array<std::uint32_t, 4> words{};
+  const std::size_t nb = input.blocks.size();
+  if (nb == 0) return;
+  const std::size_t padded = input.draws.size() / 4;
+  std::uint32_t* w = input.draws.data();
+#if defined(__AVX512F__)
+  // Blocks 16 at a time; the padding lanes of the last group read block ids
+  // past the end, so they come from a zero-padded copy.
+  alignas(64) NeuronId ids[16];
+  for (std::size_t g = 0; g < nb; g += 16) {
+    const NeuronId* src = input.blocks.data() + g;
+    if (g + 16 > nb) {
+      std::fill(std::begin(ids), std::end(ids), 0);
+      std::copy(src, src + (nb - g), ids);
+      src = ids;
+    }
+    philox16(src, static_cast<std::uint32_t>(step), sample, seed, w + g, w + padded + g, w + 2 * padded + g,
+             w + 3 * padded + g);
+  }
+#else
+  for (std::size_t g = 0; g < nb; ++g) {
+    const auto words = draw_block(seed, sample, step, input.blocks[g]);
+    for (std::size_t k = 0; k < 4; ++k) w[k * padded + g] = words[k];
+  }
+#endif
   for (std::size_t r = 0; r < input.random.size(); ++r) {
     const NeuronId i = input.random[r];
-    if (i / 4 != block) {
-      block = i / 4;
-      words = draw_block(seed, sample, step, block);
-    }
-    if (words[i % 4] < input.cutoff[r]) spikes.push_back(i);
+    if (w[(i % 4) * padded + input.block_of[r]] < input.cutoff[r]) spikes.push_back(i);
   }
 }
 

@@ -25,6 +25,7 @@ namespace {
 // Latency mode gives a thread at least this many neurons of a population:
 // below it, the per-step task overhead (microseconds) outweighs the work.
 constexpr std::size_t kMinPartition = 256;
+
 // Partition bounds are multiples of 16 int32 (one 64-byte line): no two
 // threads write the same cache line of a population's arrays.
 constexpr std::size_t kAlign = 16;
@@ -131,8 +132,10 @@ class Simulator {
         work[c] += delivered + (constant ? fc.targets : 0);
 
         const std::size_t parts = bounds_[p].size() - 1;
-        if (parts == 1) {
-          deliver_and_update(p, t, 0, due, constant);
+        if (parts == 1 || delivered + fc.targets < options_.min_parallel_work) {
+          // Too little work to be worth waking threads: the partitions run
+          // one after the other here, with the same results.
+          for (std::size_t q = 0; q < parts; ++q) deliver_and_update(p, t, q, due, constant);
         } else {
           tbb::parallel_for(
               std::size_t{0}, parts, [&](std::size_t q) { deliver_and_update(p, t, q, due, constant); },
@@ -145,7 +148,7 @@ class Simulator {
         // Spikes of p at t, ascending (partitions are ascending ranges).
         std::span<const NeuronId> spikes;
         if (parts == 1) {
-          spikes = part_spikes_[p][0];
+          spikes = {part_spikes_[p][0].data(), part_spikes_[p][0].size()};
         } else {
           spikes_.clear();
           for (const auto& s : part_spikes_[p]) spikes_.insert(spikes_.end(), s.begin(), s.end());
@@ -274,7 +277,7 @@ class Simulator {
   std::vector<std::vector<Step>> refractory_;
   std::vector<std::vector<NeuronId>> bounds_;
   std::vector<std::vector<std::uint64_t>> splits_;
-  std::vector<std::vector<std::vector<NeuronId>>> part_spikes_;
+  std::vector<std::vector<SpikeList>> part_spikes_;
   std::vector<NeuronId> bad_;
   std::vector<NeuronId> spikes_, input_spikes_, merged_;
   std::vector<Potential> constant_;
@@ -320,18 +323,6 @@ Engine::Engine(const Network& network, int fixed_point_bits)
 
 Engine::Engine(std::shared_ptr<const FixedNetwork> network) : network_(std::move(network)) {
   if (!network_) throw Error("engine: no network given");
-}
-
-std::size_t Engine::worker_state_bytes(const RunOptions& options) const {
-  const FixedNetwork& net = *network_;
-  std::size_t b = net.input_size() * (sizeof(NeuronId) * 4 + sizeof(std::uint64_t));
-  for (std::size_t p = 1; p < net.populations(); ++p)
-    b += net.size(p) * (2 * sizeof(Potential) + (net.params(static_cast<PopulationId>(p)).refractory > 0 ? sizeof(Step) : 0) +
-                        sizeof(NeuronId));
-  b += net.size(1) * (sizeof(Potential) + sizeof(std::int64_t));
-  b += static_cast<std::size_t>(net.max_delay() + 1) * net.connections() * 64;
-  (void)options;
-  return b;
 }
 
 RunResult Engine::run(const SampleSet& samples, const RunOptions& options) const {

@@ -76,13 +76,20 @@ struct PreparedInput {
   std::vector<NeuronId> always;      ///< p >= 1: spike at every step (ascending)
   std::vector<NeuronId> random;      ///< 0 < p < 1 (ascending)
   std::vector<std::uint64_t> cutoff;  ///< per random input: spikes iff a uniform 32-bit word < cutoff (p * 2^32)
+  std::vector<NeuronId> blocks;       ///< distinct Philox blocks (input / 4) holding random inputs, ascending
+  std::vector<std::uint32_t> block_of;  ///< per random input: its block's position in `blocks`
+  /// Scratch of random_input_spikes: the 4 words of every block of a step,
+  /// word-major (draws[w * padded + position]).
+  mutable std::vector<std::uint32_t> draws;
 };
 
 /// Classifies the inputs of one sample (bytes) for Poisson encoding.
 void prepare_input(const std::uint8_t* sample, std::size_t size, double rate_per_step, PreparedInput& out);
 
 /// The random inputs that spike at `step` (ascending ids) are appended to
-/// `spikes`; the `always` inputs are not included.
+/// `spikes`; the `always` inputs are not included. Draws the Philox blocks of
+/// a step 16 at a time with AVX-512 where available (bit-identical to
+/// philox4x32); uses `input.draws` as scratch (one PreparedInput per thread).
 void random_input_spikes(const PreparedInput& input, std::uint64_t seed, SampleId sample, Step step,
                          std::vector<NeuronId>& spikes);
 

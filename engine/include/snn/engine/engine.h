@@ -47,9 +47,6 @@ class Engine {
   /// mismatched sizes, or a potential leaving the fixed-point range.
   RunResult run(const SampleSet& samples, const RunOptions& options) const;
 
-  /// Bytes of simulator state one worker thread holds for this network.
-  std::size_t worker_state_bytes(const RunOptions& options) const;
-
  private:
   std::shared_ptr<const FixedNetwork> network_;
 };

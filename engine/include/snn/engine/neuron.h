@@ -20,6 +20,8 @@
 #include "snn/engine/fixed_point.h"
 #include "snn/types.h"
 
+#include <boost/container/vector.hpp>
+
 #include <cstdint>
 #include <limits>
 #if defined(__AVX512F__)
@@ -28,6 +30,11 @@
 #include <vector>
 
 namespace snn::engine {
+
+/// Spiking neuron ids of one population and step. boost::container::vector
+/// because it can grow without zeroing (default_init): the vectorised update
+/// reserves room for a whole block of ids before it knows how many spiked.
+using SpikeList = boost::container::vector<NeuronId>;
 
 /// Returned by update_neurons when every potential stayed in range.
 inline constexpr NeuronId kAllInRange = std::numeric_limits<NeuronId>::max();
@@ -46,7 +53,7 @@ inline bool out_of_range(Potential v) { return v > kPotentialLimit || v < -kPote
 // holding a spike (or an out-of-range potential) takes the scalar path.
 template <ResetMode kReset>
 NeuronId update_plain_generic(Potential threshold, Potential* __restrict v, const Potential* __restrict current,
-                              NeuronId begin, NeuronId end, std::vector<NeuronId>& spikes) {
+                              NeuronId begin, NeuronId end, SpikeList& spikes) {
   constexpr NeuronId kLanes = 16;
   NeuronId j = begin;
   auto scalar = [&](NeuronId i) -> bool {
@@ -87,13 +94,13 @@ NeuronId update_plain_generic(Potential threshold, Potential* __restrict v, cons
 // vpcompressd: its memory form is microcoded and slow on AMD Zen 4).
 template <ResetMode kReset>
 NeuronId update_plain(Potential threshold, Potential* __restrict v, const Potential* __restrict current,
-                      NeuronId begin, NeuronId end, std::vector<NeuronId>& spikes) {
+                      NeuronId begin, NeuronId end, SpikeList& spikes) {
   const __m512i th = _mm512_set1_epi32(threshold);
   const __m512i hi = _mm512_set1_epi32(kPotentialLimit);
   const __m512i lo = _mm512_set1_epi32(-kPotentialLimit);
   const __m512i step = _mm512_set1_epi32(16);
   const std::size_t base = spikes.size();
-  spikes.resize(base + (end - begin) + 16);
+  spikes.resize(base + (end - begin) + 16, boost::container::default_init);
   NeuronId* out = spikes.data() + base;
   std::size_t count = 0;
   __m512i ids = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(begin)),
@@ -121,7 +128,7 @@ NeuronId update_plain(Potential threshold, Potential* __restrict v, const Potent
 #else
 template <ResetMode kReset>
 NeuronId update_plain(Potential threshold, Potential* __restrict v, const Potential* __restrict current,
-                      NeuronId begin, NeuronId end, std::vector<NeuronId>& spikes) {
+                      NeuronId begin, NeuronId end, SpikeList& spikes) {
   return update_plain_generic<kReset>(threshold, v, current, begin, end, spikes);
 }
 #endif
@@ -136,7 +143,7 @@ NeuronId update_plain(Potential threshold, Potential* __restrict v, const Potent
 /// [-kPotentialLimit, kPotentialLimit] (the caller reports it as an error).
 inline NeuronId update_neurons(const FixedNeuronParams& params, Potential* __restrict v,
                                Step* __restrict refractory_left, const Potential* __restrict current,
-                               NeuronId begin, NeuronId end, std::vector<NeuronId>& spikes) {
+                               NeuronId begin, NeuronId end, SpikeList& spikes) {
   if (!params.leaks() && params.refractory == 0) {
     return params.reset == ResetMode::Subtract
                ? detail::update_plain<ResetMode::Subtract>(params.threshold, v, current, begin, end, spikes)

@@ -61,6 +61,14 @@ struct RunOptions {
   /// than the cores are capped to the cores. Results do not depend on it.
   int threads = 0;
   Parallelism parallelism = Parallelism::Samples;
+  /// Latency mode splits a (step, population) over the threads only when it
+  /// holds at least this many operations (weights delivered + neurons
+  /// updated); below, its partitions run one after the other on one thread
+  /// (same results). The default, 2^17, is some 10 us of work against a few
+  /// microseconds per tbb::parallel_for: at the seed's network (about 25k adds
+  /// per population and step) latency mode then runs serially; it pays off
+  /// on wider layers.
+  OpCount min_parallel_work = OpCount{1} << 17;
   /// Break ties of the output spike counts by the output neurons' potential
   /// (highest wins); off = ties to the lowest index (torch's argmax, the seed).
   bool tie_break_by_potential = false;
