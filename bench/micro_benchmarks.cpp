@@ -63,7 +63,7 @@ void BM_ThresholdPass(benchmark::State& state) {
   std::mt19937 rng(4);
   // Currents that make a few percent of the neurons fire per step, as in the seed's hidden layers.
   for (auto& c : current) c = static_cast<Potential>(rng() % 8000) - 2000;
-  std::vector<NeuronId> spikes;
+  SpikeList spikes;
   spikes.reserve(kHidden);
   for (auto _ : state) {
     spikes.clear();
