@@ -51,18 +51,10 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
   validate(options);
   if (dense.batch < 1) throw Error("dense baseline: batch must be >= 1, got {}", dense.batch);
   const FixedNetwork& net = *network_;
-  if (samples.size != net.input_size())
-    throw Error("samples have {} values each, the network's input population has {} neurons", samples.size,
-                net.input_size());
-  if (samples.values.size() != samples.count * samples.size)
-    throw Error("sample set holds {} values, {} samples of {} need {}", samples.values.size(), samples.count,
-                samples.size, samples.count * samples.size);
-  if (samples.count > std::numeric_limits<SampleId>::max())
-    throw Error("{} samples exceed the 32-bit sample ids", samples.count);
+  validate(samples, net);
 
   RunResult res = make_result(net, samples.count, options);
-  const int cores = tbb::info::default_concurrency();
-  const int threads = options.threads > 0 ? std::min(options.threads, cores) : cores;
+  const int threads = effective_threads(options);
   res.threads = threads;
   openblas_set_num_threads(threads);
 

@@ -328,20 +328,10 @@ Engine::Engine(std::shared_ptr<const FixedNetwork> network) : network_(std::move
 RunResult Engine::run(const SampleSet& samples, const RunOptions& options) const {
   validate(options);
   const FixedNetwork& net = *network_;
-  if (samples.size != net.input_size())
-    throw Error("samples have {} values each, the network's input population has {} neurons", samples.size,
-                net.input_size());
-  if (samples.values.size() != samples.count * samples.size)
-    throw Error("sample set holds {} values, {} samples of {} need {}", samples.values.size(), samples.count,
-                samples.size, samples.count * samples.size);
-  if (samples.count > std::numeric_limits<SampleId>::max())
-    throw Error("{} samples exceed the 32-bit sample ids", samples.count);
+  validate(samples, net);
 
   RunResult res = make_result(net, samples.count, options);
-  // More threads than cores would only oversubscribe (TBB caps its workers
-  // at the cores anyway); results do not depend on the count.
-  const int cores = tbb::info::default_concurrency();
-  const int threads = options.threads > 0 ? std::min(options.threads, cores) : cores;
+  const int threads = effective_threads(options);
   res.threads = threads;
   Progress progress(options.progress, samples.count);
   const auto start = std::chrono::steady_clock::now();

@@ -1,5 +1,9 @@
 #include "snn/engine/run.h"
 
+#include <tbb/info.h>
+#include <algorithm>
+#include <limits>
+
 #include "snn/error.h"
 
 #include <algorithm>
@@ -19,6 +23,24 @@ Parallelism parse_parallelism(std::string_view text) {
   if (text == "samples" || text == "throughput") return Parallelism::Samples;
   if (text == "targets" || text == "latency") return Parallelism::Targets;
   throw Error("unknown parallelism '{}' (expected 'samples' or 'targets')", text);
+}
+
+void validate(const SampleSet& samples, const FixedNetwork& net) {
+  if (samples.size != net.input_size())
+    throw Error("samples have {} values each, the network's input population has {} neurons", samples.size,
+                net.input_size());
+  if (samples.values.size() != samples.count * samples.size)
+    throw Error("sample set holds {} values, {} samples of {} need {}", samples.values.size(), samples.count,
+                samples.size, samples.count * samples.size);
+  if (samples.count > std::numeric_limits<SampleId>::max())
+    throw Error("{} samples exceed the 32-bit sample ids", samples.count);
+}
+
+int effective_threads(const RunOptions& options) {
+  // More threads than cores would only oversubscribe (TBB caps its workers at
+  // the cores anyway); results do not depend on the count.
+  const int cores = tbb::info::default_concurrency();
+  return options.threads > 0 ? std::min(options.threads, cores) : cores;
 }
 
 void validate(const RunOptions& options) {

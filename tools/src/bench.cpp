@@ -10,7 +10,6 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
-#include <tbb/info.h>
 
 #include <algorithm>
 #include <chrono>
@@ -74,7 +73,7 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   const auto samples = engine::SampleSet::of(test, 0, n);
   engine::RunOptions ro = run_options(c);
   ro.progress = [](std::size_t, std::size_t) { throw_if_interrupted(); };
-  const int threads = ro.threads > 0 ? std::min(ro.threads, tbb::info::default_concurrency()) : tbb::info::default_concurrency();
+  const int threads = engine::effective_threads(ro);
   engine::DenseOptions per_step;
   per_step.batch = static_cast<std::size_t>(c.simulation.batch_size);
   engine::DenseOptions chunked = per_step;

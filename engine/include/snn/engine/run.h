@@ -81,6 +81,13 @@ struct RunOptions {
 /// Throws snn::Error naming the option at fault.
 void validate(const RunOptions& options);
 
+/// Throws snn::Error unless `samples` fit `net`'s input population (size,
+/// value count, 32-bit sample ids).
+void validate(const SampleSet& samples, const FixedNetwork& net);
+
+/// Threads a run uses: options.threads, capped to the cores; 0 = all cores.
+int effective_threads(const RunOptions& options);
+
 /// Everything measured in one run. Arrays are indexed by sample (the index in
 /// the SampleSet), so they do not depend on the thread count or schedule.
 struct RunResult {
