@@ -8,6 +8,8 @@
 #include "snn/engine/run.h"
 #include "snn/network/network.h"
 
+#include <catch2/catch.hpp>
+
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -177,6 +179,23 @@ inline Matrix random_matrix(std::mt19937_64& rng, std::size_t out, std::size_t i
   std::uniform_real_distribution<double> u(-1.0, 1.0);
   for (auto& w : m.data) w = static_cast<float>(mean + spread * u(rng));
   return m;
+}
+
+/// Every per-sample field that says what the network did is equal in `a` and
+/// `b` (the work done is compared only when both came from the same simulator).
+inline void require_same_run(const engine::RunResult& a, const engine::RunResult& b, bool same_simulator) {
+  REQUIRE(a.spike_trains == b.spike_trains);
+  REQUIRE(a.output_counts == b.output_counts);
+  REQUIRE(a.step_predictions == b.step_predictions);
+  REQUIRE(a.predictions == b.predictions);
+  REQUIRE(a.population_spikes == b.population_spikes);
+  REQUIRE(a.synops == b.synops);
+  REQUIRE(a.step_synops == b.step_synops);
+  REQUIRE(a.steps_simulated == b.steps_simulated);
+  REQUIRE(a.exit_step == b.exit_step);
+  REQUIRE(a.exit_predictions == b.exit_predictions);
+  REQUIRE(a.synops_at_exit == b.synops_at_exit);
+  if (same_simulator) REQUIRE(a.work == b.work);
 }
 
 }  // namespace snn::test

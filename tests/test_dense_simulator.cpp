@@ -81,19 +81,6 @@ RunOptions options_for(const Combo& k, std::uint64_t seed) {
   return o;
 }
 
-void require_same(const RunResult& a, const RunResult& b) {
-  REQUIRE(a.spike_trains == b.spike_trains);
-  REQUIRE(a.output_counts == b.output_counts);
-  REQUIRE(a.step_predictions == b.step_predictions);
-  REQUIRE(a.predictions == b.predictions);
-  REQUIRE(a.population_spikes == b.population_spikes);
-  REQUIRE(a.synops == b.synops);
-  REQUIRE(a.step_synops == b.step_synops);
-  REQUIRE(a.steps_simulated == b.steps_simulated);
-  REQUIRE(a.exit_step == b.exit_step);
-  REQUIRE(a.exit_predictions == b.exit_predictions);
-  REQUIRE(a.synops_at_exit == b.synops_at_exit);
-}
 
 }  // namespace
 
@@ -131,7 +118,7 @@ TEST_CASE("event engine == dense baseline == plain reference, all option combina
                 dopt.precompute_max_bytes = 1;  // forces chunks of one step: exercises chunk refills
                 if (combos % 4 == 1) dopt.precompute_max_bytes = std::size_t{1} << 20;
                 const RunResult de = DenseSimulator(engine.shared_network()).run(set, o, dopt);
-                require_same(ev, de);
+                snn::test::require_same_run(ev, de, false);
 
                 std::vector<int> bits;
                 for (const auto& r : engine.network().reports()) bits.push_back(r.bits);
@@ -177,7 +164,7 @@ TEST_CASE("dense baseline: batch size and the precomputed first layer change not
       d.batch = batch;
       d.precompute_first_layer = pre;
       const RunResult de = DenseSimulator(net).run(set, o, d);
-      require_same(ev, de);
+      snn::test::require_same_run(ev, de, false);
       // MACs: in x out per connection per step per sample.
       snn::OpCount macs = 0;
       for (const auto& c : net.connections()) macs += c.source_size() * c.target_size();
