@@ -194,6 +194,10 @@ void save_weights(const fs::path& dir, const WeightSet& weights) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error("{}: cannot create the directory: {}", where, ec.message());
+  // The manifest is what makes the directory a weight set: without it while
+  // the layers are replaced, an interrupted overwrite cannot look valid.
+  fs::remove(dir / kManifestFile, ec);
+  if (ec) throw Error("{}: cannot remove the old manifest: {}", where, ec.message());
   for (std::size_t i = 0; i < w.layers.size(); ++i) write_npy(dir / w.files[i], w.layers[i]);
   write_file_atomically(dir / kManifestFile, to_json(w).dump(2) + "\n");
 }
