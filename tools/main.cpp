@@ -52,9 +52,11 @@ int main(int argc, char** argv) {
   auto* run = config_command("run", "Run a config end to end: dataset, ANN (trained or cached), normalisation, simulation, report",
                              snn::tool::run_command);
   run->add_flag("--retrain", common.retrain, "Train the ANN again even if cached weights exist");
+  run->add_flag("--resume", common.resume, "Continue an interrupted training from its last completed epoch");
   auto* train = config_command("train", "Train the ANN of a config (or reuse the cache) and print its test accuracy",
                                snn::tool::train_command);
   train->add_flag("--retrain", common.retrain, "Train again even if cached weights exist");
+  train->add_flag("--resume", common.resume, "Continue an interrupted training from its last completed epoch");
   config_command("convert", "Normalise the ANN's weights as the config says and write them to <output.dir>/weights",
                  snn::tool::convert_command);
   config_command("simulate", "Simulate a converted network (network.weights) on the test set and report",
@@ -103,7 +105,7 @@ int main(int argc, char** argv) {
     return action();
   } catch (const snn::Error& e) {
     fmt::print(stderr, "snnsim: error: {}\n", e.what());
-    return snn::tool::interrupted() ? 130 : 1;
+    return snn::tool::interrupted() ? 128 + snn::tool::interrupt_signal() : 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "snnsim: internal error: {}\n", e.what());
     return 2;

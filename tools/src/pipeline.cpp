@@ -63,9 +63,16 @@ conversion::TrainConfig train_config(const Config& c, const Dataset& train) {
 // Draws the training progress: a bar per epoch on a terminal, one line per epoch always.
 class TrainProgress : public conversion::TrainObserver {
  public:
-  TrainProgress(bool quiet, std::size_t epochs) : quiet_(quiet), epochs_(epochs) {}
+  TrainProgress(bool quiet, std::size_t epochs, fs::path checkpoint)
+      : quiet_(quiet), epochs_(epochs), checkpoint_(std::move(checkpoint)) {}
   void on_batch(std::size_t epoch, std::size_t batch, std::size_t batches, double loss) override {
-    throw_if_interrupted();
+    if (interrupted()) {
+      if (epoch > 1)
+        throw Error("interrupted during training epoch {}/{}; the {} completed epoch{} saved in '{}': run the same command with "
+                    "--resume to continue from there",
+                    epoch, epochs_, epoch - 1, epoch == 2 ? " is" : "s are", checkpoint_.string());
+      throw Error("interrupted during training epoch 1/{}, before any epoch was complete; nothing was written", epochs_);
+    }
     if (quiet_) return;
     if (!bar_ || epoch != epoch_) {
       bar_ = std::make_unique<Progress>(fmt::format("epoch {}/{}", epoch, epochs_), batches, quiet_);
@@ -84,10 +91,14 @@ class TrainProgress : public conversion::TrainObserver {
     if (!quiet_) fmt::print(stderr, "ANN test accuracy {:.2f} % ({} samples)\n", e.accuracy * 100, e.samples);
   }
   void on_warning(const std::string& message) override { fmt::print(stderr, "warning: {}\n", message); }
+  void on_resume(std::size_t done, std::size_t epochs) override {
+    if (!quiet_) fmt::print(stderr, "resuming training after epoch {}/{} from '{}'\n", done, epochs, checkpoint_.string());
+  }
 
  private:
   bool quiet_;
   std::size_t epochs_;
+  fs::path checkpoint_;
   std::size_t epoch_ = 0;
   std::unique_ptr<Progress> bar_;
 };
@@ -139,14 +150,30 @@ WeightSet ann_weights(const Config& c, const DatasetSplits& data, const CommonOp
     if (!options.quiet) fmt::print(stderr, "using cached ANN weights from {} (--retrain to train again)\n", dir.string());
     return load_weights(dir);
   }
-  const auto tc = train_config(c, data.train);
-  if (!options.quiet)
+  auto tc = train_config(c, data.train);
+  // The checkpoint lives in the cache entry it will become: same key, and
+  // without a manifest the entry is never taken for trained weights.
+  tc.checkpoint = dir / kCheckpointFile;
+  tc.resume = options.resume;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error("output.cache '{}': cannot create '{}': {}", c.output.cache, dir.string(), ec.message());
+  const bool have_checkpoint = fs::exists(tc.checkpoint, ec);
+  if (!options.quiet) {
     fmt::print(stderr, "training {}-{}-{} on {} ({} samples), {} epochs\n", data.train.image_size(), fmt::join(c.network.hidden, "-"),
                c.dataset.classes, data.name, tc.train_samples ? tc.train_samples : data.train.count, tc.epochs);
-  TrainProgress progress(options.quiet, tc.epochs);
+    if (have_checkpoint && !options.resume)
+      fmt::print(stderr, "note: '{}' holds an interrupted training; starting over (--resume continues it)\n", tc.checkpoint.string());
+    if (!have_checkpoint && options.resume)
+      fmt::print(stderr, "note: no interrupted training to resume ('{}' does not exist); training from the start\n",
+                 tc.checkpoint.string());
+  }
+  TrainProgress progress(options.quiet, tc.epochs, tc.checkpoint);
   const auto result = conversion::train(tc, data.train, &data.test, &progress);
   WeightSet w = conversion::to_weight_set(tc, result, data.name, tc.train_samples ? tc.train_samples : data.train.count);
   save_weights(dir, w);
+  // Only once the weights are stored: until then the checkpoint can still resume.
+  fs::remove(tc.checkpoint, ec);
   return w;
 }
 
@@ -218,9 +245,11 @@ void simulate_into(const Config& c, const WeightSet& weights, const Dataset& tes
   const std::size_t n = s.limit > 0 ? std::min<std::size_t>(static_cast<std::size_t>(s.limit), test.count) : test.count;
   const auto samples = engine::SampleSet::of(test, 0, n);
   engine::RunOptions ro = run_options(c);
+  if (!options.quiet) fmt::print(stderr, "simulating {} test samples for {} steps\n", n, s.steps);
   Progress bar("simulate", n, options.quiet);
-  ro.progress = [&](std::size_t done, std::size_t) {
-    throw_if_interrupted();
+  ro.progress = [&](std::size_t done, std::size_t total) {
+    if (interrupted())
+      throw Error("interrupted during the simulation ({} of {} samples done); no results were written", done, total);
     bar.update(done);
   };
   const auto r = eng.run(samples, ro);

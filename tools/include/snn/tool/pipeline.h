@@ -22,8 +22,13 @@ namespace snn::tool {
 /// (so changing only simulation or normalisation settings never retrains).
 std::filesystem::path weight_cache_dir(const Config& config, const Dataset& train);
 
+/// The training checkpoint's name inside a cache entry (see ann_weights).
+inline constexpr const char* kCheckpointFile = "training.ckpt";
+
 /// The ANN weights of `config`: network.weights if given, else the cache entry,
-/// else trained now (and cached). `cached` tells which.
+/// else trained now (and cached). `cached` tells which. While training, the
+/// cache entry holds a checkpoint (kCheckpointFile) of the last completed
+/// epoch, removed once the weights are saved; options.resume continues from it.
 WeightSet ann_weights(const Config& config, const DatasetSplits& data, const CommonOptions& options, bool& cached,
                       std::string& source);
 
