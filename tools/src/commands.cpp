@@ -59,7 +59,7 @@ int info_command(const fs::path& path) {
     if (!j.is_discarded() && j.contains("schema")) return info_results(path);
   }
   if (fs::is_directory(path) && fs::exists(path / "results.json")) return info_results(path / "results.json");
-  throw Error("snnsim info: '{}' is not a results.json or an output directory", path.string());
+  throw Error("'{}' is not a results.json or an output directory holding one", path.string());
 }
 
 int plot_command(const std::vector<fs::path>& results, const fs::path& png) {

@@ -296,18 +296,62 @@ void simulate_into(const Config& c, const WeightSet& weights, const Dataset& tes
   }
 }
 
-Prepared prepare(const fs::path& path, const CommonOptions& options, bool needs_output) {
+Prepared prepare(const fs::path& path, const CommonOptions& options, bool needs_output, bool replaces_output) {
   Prepared p{load_config(path, overrides_of(options)), {}};
   for (const auto& w : p.config.warnings)
     if (!options.quiet) fmt::print(stderr, "note: {}\n", w);
-  if (needs_output) check_output_writable(p.config);
+  if (needs_output) check_output_writable(p.config, replaces_output);
   p.data = load_dataset(p.config.dataset.name, static_cast<std::size_t>(p.config.dataset.classes));
   return p;
 }
 
-void check_output_writable(const Config& c) {
-  const fs::path dir = fs::absolute(c.output.dir).parent_path();
+namespace {
+
+// output.dir as an absolute path without a trailing separator ("out/x/" names
+// the directory x, whose parent holds the staging directory).
+fs::path output_path(const std::string& dir) {
+  fs::path p = fs::absolute(dir).lexically_normal();
+  if (!p.has_filename() && p.has_parent_path()) p = p.parent_path();
+  return p;
+}
+
+// Whether `inner` is `outer` or lies inside it (after resolving symlinks of
+// the parts that exist).
+bool is_within(const fs::path& inner, const fs::path& outer) {
   std::error_code ec;
+  const fs::path a = fs::weakly_canonical(fs::absolute(inner), ec);
+  const fs::path b = fs::weakly_canonical(outer, ec);
+  auto [ai, bi] = std::mismatch(a.begin(), a.end(), b.begin(), b.end());
+  while (bi != b.end() && bi->empty()) ++bi;  // a trailing separator of b
+  return bi == b.end();
+}
+
+}  // namespace
+
+void check_output_writable(const Config& c, bool replaced_whole) {
+  const fs::path out = output_path(c.output.dir);
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(out, ec);
+  if (st.type() != fs::file_type::not_found && st.type() != fs::file_type::directory)
+    throw Error("output.dir '{}' exists and is not a directory ({}); snnsim will not replace it", c.output.dir,
+                st.type() == fs::file_type::symlink ? "a symbolic link: give the directory it points to" : "a file");
+  if (replaced_whole) {
+    // A run replaces output.dir whole: only an earlier run's output (or an
+    // empty directory) may go, never a directory of other files.
+    if (st.type() == fs::file_type::directory && !fs::is_empty(out, ec) && !fs::exists(out / "results.json", ec))
+      throw Error("output.dir '{}' is a directory without snnsim results (no results.json); a run replaces its output "
+                  "directory whole, so snnsim will not touch this one: choose another output.dir (--out) or empty it",
+                  c.output.dir);
+    const auto inside = [&](const std::string& key, const std::string& path) {
+      if (!path.empty() && is_within(path, out))
+        throw Error("{} '{}' is inside output.dir '{}', which every run replaces whole; put one of them elsewhere", key, path,
+                    c.output.dir);
+    };
+    inside("output.cache", c.output.cache);
+    inside("network.weights", c.network.weights);
+    if (c.dataset.name.find('/') != std::string::npos) inside("dataset.name", c.dataset.name);
+  }
+  const fs::path dir = out.parent_path();
   fs::create_directories(dir, ec);
   if (ec) throw Error("output.dir '{}': cannot create '{}': {}", c.output.dir, dir.string(), ec.message());
   const fs::path probe = dir / fmt::format(".snnsim-write-test-{}", std::random_device{}());
@@ -318,15 +362,20 @@ void check_output_writable(const Config& c) {
 }
 
 void publish_report(const Config& c, const RunReport& report, const CommonOptions& options) {
-  const fs::path dir = fs::absolute(c.output.dir).lexically_normal();
+  check_output_writable(c, true);  // again: the directory may have changed during the run
+  const fs::path dir = output_path(c.output.dir);
   const fs::path staging = dir.parent_path() / fmt::format(".{}.staging-{}", dir.filename().string(), std::random_device{}());
   try {
     write_report(report, staging, c.output.plots, options.quiet);
     std::error_code ec;
     // A previous run's directory is replaced only once the new one is complete.
     const fs::path old = dir.parent_path() / fmt::format(".{}.old-{}", dir.filename().string(), std::random_device{}());
-    if (fs::exists(dir)) fs::rename(dir, old);
-    fs::rename(staging, dir);
+    if (fs::exists(dir)) {
+      fs::rename(dir, old, ec);
+      if (ec) throw Error("output.dir '{}': cannot move the previous results aside: {}", c.output.dir, ec.message());
+    }
+    fs::rename(staging, dir, ec);
+    if (ec) throw Error("output.dir '{}': cannot move the new results into place: {}", c.output.dir, ec.message());
     fs::remove_all(old, ec);
   } catch (...) {
     std::error_code ec;
@@ -399,7 +448,7 @@ int train_command(const fs::path& path, const CommonOptions& options) {
 }
 
 int convert_command(const fs::path& path, const CommonOptions& options) {
-  const Prepared p = prepare(path, options, true);
+  const Prepared p = prepare(path, options, true, false);
   bool cached = false;
   std::string source;
   std::vector<std::string> warnings;
