@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sys/wait.h>
 
 namespace fs = std::filesystem;
@@ -134,6 +135,30 @@ TEST_CASE("the same config and seed give byte-identical results for 1, 2 and 4 t
   }
   CHECK(texts[0] == texts[1]);
   CHECK(texts[0] == texts[2]);
+}
+
+TEST_CASE("the same command run twice gives byte-identical results, training included") {
+  // The second run retrains the ANN (--retrain), so the check covers the
+  // whole pipeline: training, normalisation, simulation, report.
+  std::vector<std::string> texts;
+  std::vector<std::string> curves;
+  for (const char* extra : {"", "--retrain"}) {
+    const fs::path out = scratch(fmt::format("again{}", texts.size()));
+    const Outcome o = run(fmt::format("run {} {} --set output.plots=false {}", kTiny.string(), common(out), extra));
+    INFO(o.output);
+    REQUIRE(o.status == 0);
+    json j = read_json(out / "results.json");
+    CHECK(j["timings"].size() >= 2);
+    j.erase("timings");  // wall times are the only run-dependent figures
+    j["config"]["output"].erase("dir");
+    j["weights"].erase("cached");  // the first run may find the weights cached, the second retrains
+    texts.push_back(j.dump());
+    std::ifstream csv(out / "accuracy_vs_time.csv");
+    curves.emplace_back(std::istreambuf_iterator<char>(csv), std::istreambuf_iterator<char>());
+  }
+  CHECK(texts[0] == texts[1]);
+  CHECK(curves[0] == curves[1]);
+  CHECK_FALSE(curves[0].empty());
 }
 
 TEST_CASE("config mistakes exit non-zero, name the key and line, and write nothing") {

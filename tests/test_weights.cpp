@@ -207,3 +207,18 @@ TEST_CASE("saving rejects inconsistent sets and leaves no manifest behind") {
   require_error([&] { snn::save_weights(dir, w); }, {"4 normalisation factors for 3 layers"});
   CHECK_FALSE(fs::exists(dir / "manifest.json"));
 }
+
+TEST_CASE("an overwrite that fails halfway leaves no manifest, never a mix of old and new layers") {
+  const fs::path dir = fresh_dir("overwrite");
+  snn::save_weights(dir, sample_set());
+  snn::WeightSet other = sample_set();
+  for (auto& m : other.layers)
+    for (auto& v : m.data) v = -v;
+  // layer2.npy cannot be replaced (a directory is in its way), after layer0 and layer1 were.
+  fs::remove(dir / "layer2.npy");
+  fs::create_directories(dir / "layer2.npy" / "blocker");
+  require_error([&] { snn::save_weights(dir, other); }, {(dir / "layer2.npy").string()});
+  CHECK(snn::read_npy(dir / "layer0.npy") == other.layers[0]);  // the new layers were written...
+  CHECK_FALSE(fs::exists(dir / "manifest.json"));                // ...but nothing claims they form a set
+  require_error([&] { snn::load_weights(dir); }, {(dir / "manifest.json").string()});
+}

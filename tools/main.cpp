@@ -2,13 +2,16 @@
 // the work, and this is the one place that catches snn::Error.
 #include "snn/error.h"
 #include "snn/tool/commands.h"
+#include "snn/tool/config.h"
 #include "snn/tool/interrupt.h"
 #include "snn/tool/pipeline.h"
 #include "snn/tool/bench.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <functional>
@@ -16,12 +19,35 @@
 
 namespace {
 
+// Exit statuses: 0 success, 1 an snn::Error (bad input, failed run), 2 a
+// command-line mistake, 128 + signal when interrupted, 70 (EX_SOFTWARE) a bug.
+constexpr int kUsageError = 2;
+constexpr int kInternalError = 70;
+
+// A whole number >= `least` for --threads, --limit, --repeat, with a message
+// saying so (CLI11's range check prints its limits as 300-digit doubles).
+CLI::Validator count_at_least(long long least) {
+  return CLI::Validator(
+      [least](std::string& text) -> std::string {
+        std::size_t used = 0;
+        long long v = least - 1;
+        try {
+          v = std::stoll(text, &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used != text.size() || text.empty() || v < least || v > 1'000'000'000)
+          return fmt::format("expected a whole number >= {}, found '{}'", least, text);
+        return "";
+      },
+      "N");
+}
+
 void add_common(CLI::App* cmd, snn::tool::CommonOptions& o) {
   cmd->add_option("--set", o.set, "Override a config key, e.g. --set simulation.steps=100 (repeatable)")
       ->allow_extra_args(false);
-  cmd->add_option("--threads", o.threads, "Worker threads (default: all cores; results do not depend on it)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--limit", o.limit, "Simulate only the first N test samples")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", o.threads, "Worker threads (default: all cores; results do not depend on it)")->check(count_at_least(0));
+  cmd->add_option("--limit", o.limit, "Simulate only the first N test samples")->check(count_at_least(0));
   cmd->add_option("--seed", o.seed, "Seed for training and for the input spike trains");
   cmd->add_option("--out", o.out, "Output directory (default: output.dir of the config)");
   cmd->add_flag("-q,--quiet", o.quiet, "No progress bars and no summary table");
@@ -52,9 +78,11 @@ int main(int argc, char** argv) {
   auto* run = config_command("run", "Run a config end to end: dataset, ANN (trained or cached), normalisation, simulation, report",
                              snn::tool::run_command);
   run->add_flag("--retrain", common.retrain, "Train the ANN again even if cached weights exist");
+  run->add_flag("--resume", common.resume, "Continue an interrupted training from its last completed epoch");
   auto* train = config_command("train", "Train the ANN of a config (or reuse the cache) and print its test accuracy",
                                snn::tool::train_command);
   train->add_flag("--retrain", common.retrain, "Train again even if cached weights exist");
+  train->add_flag("--resume", common.resume, "Continue an interrupted training from its last completed epoch");
   config_command("convert", "Normalise the ANN's weights as the config says and write them to <output.dir>/weights",
                  snn::tool::convert_command);
   config_command("simulate", "Simulate a converted network (network.weights) on the test set and report",
@@ -65,7 +93,7 @@ int main(int argc, char** argv) {
   add_common(bench, common);
   bench->add_option("--repeat", bench_options.repeat, "Timed runs of each simulator, alternating (median reported)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(count_at_least(1));
   bench->add_option("--samples", bench_options.samples, "Test samples to run (0: simulation.limit or all; --limit overrides)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
@@ -92,10 +120,35 @@ int main(int argc, char** argv) {
     };
   });
 
+  // A mistyped command would otherwise be reported as an unexpected argument.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::vector<std::string> commands;
+    for (const CLI::App* sub : app.get_subcommands({})) commands.push_back(sub->get_name());
+    const std::string given = argv[1];
+    if (std::find(commands.begin(), commands.end(), given) == commands.end()) {
+      const std::string guess = snn::tool::did_you_mean(given, commands);
+      fmt::print(stderr, "snnsim: error: unknown command '{}'{}; the commands are {} (snnsim --help)\n", given,
+                 guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess), fmt::join(commands, ", "));
+      return kUsageError;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // Usage mistakes: one line naming the command and what was wrong, exit 2.
+    const auto parsed = app.get_subcommands();
+    const std::string command = parsed.empty() ? "snnsim" : "snnsim " + parsed.front()->get_name();
+    std::string what = e.what();
+    if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) && what.find(" missing") != std::string::npos) {
+      what = what.substr(0, what.find(':')) + " needs a value";
+    } else if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
+      const auto extras = parsed.empty() ? app.remaining() : parsed.front()->remaining();
+      what = extras.empty() ? what
+                            : fmt::format("unexpected argument{} '{}'", extras.size() == 1 ? "" : "s", fmt::join(extras, "' '"));
+    }
+    fmt::print(stderr, "{}: error: {} ({} --help)\n", command, what, command);
+    return kUsageError;
   }
   snn::tool::install_interrupt_handler();
   try {
@@ -106,9 +159,9 @@ int main(int argc, char** argv) {
     return action();
   } catch (const snn::Error& e) {
     fmt::print(stderr, "snnsim: error: {}\n", e.what());
-    return snn::tool::interrupted() ? 130 : 1;
+    return snn::tool::interrupted() ? 128 + snn::tool::interrupt_signal() : 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "snnsim: internal error: {}\n", e.what());
-    return 2;
+    return kInternalError;
   }
 }

@@ -19,6 +19,17 @@ Adam::Adam(const AdamConfig& config, const std::vector<std::size_t>& sizes) : co
   }
 }
 
+void Adam::restore(std::size_t steps, std::vector<std::vector<float>> m, std::vector<std::vector<float>> v) {
+  if (m.size() != m_.size() || v.size() != v_.size())
+    throw Error("Adam::restore: {} and {} moment tensors for {} parameter tensors", m.size(), v.size(), m_.size());
+  for (std::size_t k = 0; k < m_.size(); ++k)
+    if (m[k].size() != m_[k].size() || v[k].size() != v_[k].size())
+      throw Error("Adam::restore: tensor {} has {} and {} moments for {} parameters", k, m[k].size(), v[k].size(), m_[k].size());
+  t_ = steps;
+  m_ = std::move(m);
+  v_ = std::move(v);
+}
+
 void Adam::step(const std::vector<std::span<float>>& params, const std::vector<std::span<const float>>& grads) {
   if (params.size() != m_.size() || grads.size() != m_.size())
     throw Error("Adam::step: {} parameter and {} gradient tensors for {} states", params.size(), grads.size(), m_.size());

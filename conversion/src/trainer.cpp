@@ -1,14 +1,19 @@
 #include "snn/conversion/trainer.h"
 
+#include "snn/conversion/checkpoint.h"
 #include "snn/conversion/random.h"
 #include "snn/error.h"
 
 #include <algorithm>
 #include <chrono>
 #include <numeric>
+#include <optional>
+#include <system_error>
 #include <string>
 
 namespace snn::conversion {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -71,7 +76,27 @@ TrainResult train(const TrainConfig& config, const Dataset& train_set, const Dat
   } restore{saved_threads};
 
   const auto start = Clock::now();
-  Model model = Model::initialise(spec, config.init_range, config.seed);
+  const std::size_t batches = (n + config.batch_size - 1) / config.batch_size;
+  const int threads = blas_threads();
+  const bool checkpointing = !config.checkpoint.empty();
+  const std::uint64_t fingerprint = checkpointing ? training_fingerprint(config, train_set, threads) : 0;
+  std::error_code ec;
+  std::optional<TrainCheckpoint> resumed;
+  if (checkpointing && config.resume && fs::exists(config.checkpoint, ec)) {
+    resumed = load_checkpoint(config.checkpoint);
+    if (resumed->fingerprint != fingerprint)
+      throw Error("cannot resume from '{}': it is the checkpoint of a different training (network, training settings, seed, data "
+                  "or OpenBLAS threads differ); remove it to train from the start",
+                  config.checkpoint.string());
+    if (resumed->epochs_done > config.epochs)
+      throw Error("cannot resume from '{}': it holds {} completed epochs, more than the {} asked for", config.checkpoint.string(),
+                  resumed->epochs_done, config.epochs);
+    if (resumed->step != resumed->epochs_done * batches)
+      throw Error("cannot resume from '{}': {} optimiser steps after {} epochs of {} batches", config.checkpoint.string(),
+                  resumed->step, resumed->epochs_done, batches);
+  }
+
+  Model model = resumed ? Model(spec, resumed->weights) : Model::initialise(spec, config.init_range, config.seed);
   std::vector<std::span<float>> params;
   std::vector<std::span<const float>> grads;
   std::vector<std::size_t> sizes;
@@ -84,13 +109,23 @@ TrainResult train(const TrainConfig& config, const Dataset& train_set, const Dat
   Adam adam(config.adam, sizes);
 
   TrainResult result;
-  result.blas_threads = blas_threads();
-  const std::size_t batches = (n + config.batch_size - 1) / config.batch_size;
+  result.blas_threads = threads;
+  std::size_t first_epoch = 0;
+  std::uint64_t step = 0;
+  double seconds_before = 0.0;  // wall time of the epochs done before a resume
+  if (resumed) {
+    adam.restore(resumed->step, std::move(resumed->adam_m), std::move(resumed->adam_v));
+    first_epoch = resumed->epochs_done;
+    step = resumed->step;
+    seconds_before = resumed->seconds;
+    result.epochs = std::move(resumed->epochs);
+    for (auto& e : result.epochs) e.epochs = config.epochs;
+    if (observer) observer->on_resume(first_epoch, config.epochs);
+  }
   Matrix x;
   Matrix dlogits;
   std::vector<std::uint8_t> labels(config.batch_size);
-  std::uint64_t step = 0;
-  for (std::size_t epoch = 0; epoch < config.epochs; ++epoch) {
+  for (std::size_t epoch = first_epoch; epoch < config.epochs; ++epoch) {
     // Fisher-Yates from the identity, so an epoch's order depends only on
     // (seed, epoch), not on earlier epochs.
     std::vector<std::uint32_t> order = identity_order(n);
@@ -119,11 +154,23 @@ TrainResult train(const TrainConfig& config, const Dataset& train_set, const Dat
     report.epochs = config.epochs;
     report.loss = loss_sum / static_cast<double>(n);
     report.train_accuracy = static_cast<double>(correct) / static_cast<double>(n);
-    report.seconds = seconds_since(start);
+    report.seconds = seconds_before + seconds_since(start);
     result.epochs.push_back(report);
+    if (checkpointing) {
+      TrainCheckpoint c;
+      c.fingerprint = fingerprint;
+      c.epochs_done = epoch + 1;
+      c.step = step;
+      c.seconds = report.seconds;
+      c.epochs = result.epochs;
+      c.weights = model.weights();
+      c.adam_m = adam.first_moments();
+      c.adam_v = adam.second_moments();
+      save_checkpoint(config.checkpoint, c);
+    }
     if (observer) observer->on_epoch(report);
   }
-  result.seconds = seconds_since(start);
+  result.seconds = seconds_before + seconds_since(start);
   result.weights = model.weights();
 
   if (test_set) {

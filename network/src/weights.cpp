@@ -194,6 +194,10 @@ void save_weights(const fs::path& dir, const WeightSet& weights) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error("{}: cannot create the directory: {}", where, ec.message());
+  // The manifest is what makes the directory a weight set: without it while
+  // the layers are replaced, an interrupted overwrite cannot look valid.
+  fs::remove(dir / kManifestFile, ec);
+  if (ec) throw Error("{}: cannot remove the old manifest: {}", where, ec.message());
   for (std::size_t i = 0; i < w.layers.size(); ++i) write_npy(dir / w.files[i], w.layers[i]);
   write_file_atomically(dir / kManifestFile, to_json(w).dump(2) + "\n");
 }
@@ -204,6 +208,12 @@ WeightSet load_weights(const fs::path& dir_or_manifest) {
   const fs::path dir = is_dir ? dir_or_manifest : (manifest.has_parent_path() ? manifest.parent_path() : fs::path("."));
   Reader r{manifest.string()};
 
+  std::error_code ec;
+  if (!fs::exists(dir_or_manifest, ec))
+    throw Error("weights '{}' do not exist (expected a weight directory or its {})", dir_or_manifest.string(), kManifestFile);
+  if (is_dir && !fs::exists(manifest, ec))
+    throw Error("'{}' is not a weight directory: '{}' does not exist (see docs/weights.md)", dir_or_manifest.string(),
+                manifest.string());
   std::ifstream in(manifest, std::ios::binary);
   if (!in) throw Error("cannot open weight manifest '{}'", manifest.string());
   std::stringstream buffer;

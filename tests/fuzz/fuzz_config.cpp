@@ -1,19 +1,7 @@
-// libFuzzer target: any bytes given to the config parser either parse into a
-// valid config or raise snn::Error; nothing else (no crash, no other exception).
-#include "snn/error.h"
-#include "snn/tool/config.h"
-
-#include <cstddef>
-#include <cstdint>
-#include <string>
+// libFuzzer target: the config parser (snn::tool::parse_config); see fuzz_targets.h.
+#include "fuzz_targets.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const std::string text(reinterpret_cast<const char*>(data), size);
-  try {
-    const auto config = snn::tool::parse_config(text, "fuzz.toml");
-    // A config that parsed must also print and parse again.
-    (void)snn::tool::parse_config(snn::tool::to_toml(config), "resolved.toml");
-  } catch (const snn::Error&) {
-  }
+  snn::fuzz::config_one(data, size);
   return 0;
 }

@@ -107,6 +107,10 @@ int info_command(const fs::path& path) {
     if (fs::exists(path / "results.json")) return info_results(path / "results.json");
     if (fs::exists(path / kManifestFile)) return info_weights(path);
   }
+  if (fs::is_regular_file(path, ec))
+    throw Error("'{}' is not a results.json or a weight manifest (snnsim info takes a results.json or output directory, "
+                "a weight directory or its manifest.json, or a dataset name or directory)",
+                path.string());
   // Anything else is taken as a dataset name or directory; its error says what is missing.
   return info_dataset(path.string());
 }

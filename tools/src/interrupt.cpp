@@ -10,9 +10,11 @@ namespace snn::tool {
 
 namespace {
 std::atomic<bool> g_interrupted{false};
+std::atomic<int> g_signal{0};
 
-extern "C" void on_sigint(int) {
-  if (g_interrupted.exchange(true)) _exit(130);
+extern "C" void on_sigint(int sig) {
+  if (g_interrupted.exchange(true)) _exit(128 + sig);
+  g_signal.store(sig);
   const char msg[] = "\nsnnsim: interrupted, stopping (Ctrl-C again to quit at once)\n";
   (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
 }
@@ -27,6 +29,8 @@ void install_interrupt_handler() {
 }
 
 bool interrupted() { return g_interrupted.load(std::memory_order_relaxed); }
+
+int interrupt_signal() { return g_signal.load(std::memory_order_relaxed); }
 
 void throw_if_interrupted() {
   if (interrupted()) throw Error("interrupted by signal; no results were written");

@@ -63,9 +63,16 @@ conversion::TrainConfig train_config(const Config& c, const Dataset& train) {
 // Draws the training progress: a bar per epoch on a terminal, one line per epoch always.
 class TrainProgress : public conversion::TrainObserver {
  public:
-  TrainProgress(bool quiet, std::size_t epochs) : quiet_(quiet), epochs_(epochs) {}
+  TrainProgress(bool quiet, std::size_t epochs, fs::path checkpoint)
+      : quiet_(quiet), epochs_(epochs), checkpoint_(std::move(checkpoint)) {}
   void on_batch(std::size_t epoch, std::size_t batch, std::size_t batches, double loss) override {
-    throw_if_interrupted();
+    if (interrupted()) {
+      if (epoch > 1)
+        throw Error("interrupted during training epoch {}/{}; the {} completed epoch{} saved in '{}': run the same command with "
+                    "--resume to continue from there",
+                    epoch, epochs_, epoch - 1, epoch == 2 ? " is" : "s are", checkpoint_.string());
+      throw Error("interrupted during training epoch 1/{}, before any epoch was complete; nothing was written", epochs_);
+    }
     if (quiet_) return;
     if (!bar_ || epoch != epoch_) {
       bar_ = std::make_unique<Progress>(fmt::format("epoch {}/{}", epoch, epochs_), batches, quiet_);
@@ -84,10 +91,14 @@ class TrainProgress : public conversion::TrainObserver {
     if (!quiet_) fmt::print(stderr, "ANN test accuracy {:.2f} % ({} samples)\n", e.accuracy * 100, e.samples);
   }
   void on_warning(const std::string& message) override { fmt::print(stderr, "warning: {}\n", message); }
+  void on_resume(std::size_t done, std::size_t epochs) override {
+    if (!quiet_) fmt::print(stderr, "resuming training after epoch {}/{} from '{}'\n", done, epochs, checkpoint_.string());
+  }
 
  private:
   bool quiet_;
   std::size_t epochs_;
+  fs::path checkpoint_;
   std::size_t epoch_ = 0;
   std::unique_ptr<Progress> bar_;
 };
@@ -139,14 +150,30 @@ WeightSet ann_weights(const Config& c, const DatasetSplits& data, const CommonOp
     if (!options.quiet) fmt::print(stderr, "using cached ANN weights from {} (--retrain to train again)\n", dir.string());
     return load_weights(dir);
   }
-  const auto tc = train_config(c, data.train);
-  if (!options.quiet)
+  auto tc = train_config(c, data.train);
+  // The checkpoint lives in the cache entry it will become: same key, and
+  // without a manifest the entry is never taken for trained weights.
+  tc.checkpoint = dir / kCheckpointFile;
+  tc.resume = options.resume;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error("output.cache '{}': cannot create '{}': {}", c.output.cache, dir.string(), ec.message());
+  const bool have_checkpoint = fs::exists(tc.checkpoint, ec);
+  if (!options.quiet) {
     fmt::print(stderr, "training {}-{}-{} on {} ({} samples), {} epochs\n", data.train.image_size(), fmt::join(c.network.hidden, "-"),
                c.dataset.classes, data.name, tc.train_samples ? tc.train_samples : data.train.count, tc.epochs);
-  TrainProgress progress(options.quiet, tc.epochs);
+    if (have_checkpoint && !options.resume)
+      fmt::print(stderr, "note: '{}' holds an interrupted training; starting over (--resume continues it)\n", tc.checkpoint.string());
+    if (!have_checkpoint && options.resume)
+      fmt::print(stderr, "note: no interrupted training to resume ('{}' does not exist); training from the start\n",
+                 tc.checkpoint.string());
+  }
+  TrainProgress progress(options.quiet, tc.epochs, tc.checkpoint);
   const auto result = conversion::train(tc, data.train, &data.test, &progress);
   WeightSet w = conversion::to_weight_set(tc, result, data.name, tc.train_samples ? tc.train_samples : data.train.count);
   save_weights(dir, w);
+  // Only once the weights are stored: until then the checkpoint can still resume.
+  fs::remove(tc.checkpoint, ec);
   return w;
 }
 
@@ -218,9 +245,11 @@ void simulate_into(const Config& c, const WeightSet& weights, const Dataset& tes
   const std::size_t n = s.limit > 0 ? std::min<std::size_t>(static_cast<std::size_t>(s.limit), test.count) : test.count;
   const auto samples = engine::SampleSet::of(test, 0, n);
   engine::RunOptions ro = run_options(c);
+  if (!options.quiet) fmt::print(stderr, "simulating {} test samples for {} steps\n", n, s.steps);
   Progress bar("simulate", n, options.quiet);
-  ro.progress = [&](std::size_t done, std::size_t) {
-    throw_if_interrupted();
+  ro.progress = [&](std::size_t done, std::size_t total) {
+    if (interrupted())
+      throw Error("interrupted during the simulation ({} of {} samples done); no results were written", done, total);
     bar.update(done);
   };
   const auto r = eng.run(samples, ro);
@@ -267,18 +296,62 @@ void simulate_into(const Config& c, const WeightSet& weights, const Dataset& tes
   }
 }
 
-Prepared prepare(const fs::path& path, const CommonOptions& options, bool needs_output) {
+Prepared prepare(const fs::path& path, const CommonOptions& options, bool needs_output, bool replaces_output) {
   Prepared p{load_config(path, overrides_of(options)), {}};
   for (const auto& w : p.config.warnings)
     if (!options.quiet) fmt::print(stderr, "note: {}\n", w);
-  if (needs_output) check_output_writable(p.config);
+  if (needs_output) check_output_writable(p.config, replaces_output);
   p.data = load_dataset(p.config.dataset.name, static_cast<std::size_t>(p.config.dataset.classes));
   return p;
 }
 
-void check_output_writable(const Config& c) {
-  const fs::path dir = fs::absolute(c.output.dir).parent_path();
+namespace {
+
+// output.dir as an absolute path without a trailing separator ("out/x/" names
+// the directory x, whose parent holds the staging directory).
+fs::path output_path(const std::string& dir) {
+  fs::path p = fs::absolute(dir).lexically_normal();
+  if (!p.has_filename() && p.has_parent_path()) p = p.parent_path();
+  return p;
+}
+
+// Whether `inner` is `outer` or lies inside it (after resolving symlinks of
+// the parts that exist).
+bool is_within(const fs::path& inner, const fs::path& outer) {
   std::error_code ec;
+  const fs::path a = fs::weakly_canonical(fs::absolute(inner), ec);
+  const fs::path b = fs::weakly_canonical(outer, ec);
+  auto [ai, bi] = std::mismatch(a.begin(), a.end(), b.begin(), b.end());
+  while (bi != b.end() && bi->empty()) ++bi;  // a trailing separator of b
+  return bi == b.end();
+}
+
+}  // namespace
+
+void check_output_writable(const Config& c, bool replaced_whole) {
+  const fs::path out = output_path(c.output.dir);
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(out, ec);
+  if (st.type() != fs::file_type::not_found && st.type() != fs::file_type::directory)
+    throw Error("output.dir '{}' exists and is not a directory ({}); snnsim will not replace it", c.output.dir,
+                st.type() == fs::file_type::symlink ? "a symbolic link: give the directory it points to" : "a file");
+  if (replaced_whole) {
+    // A run replaces output.dir whole: only an earlier run's output (or an
+    // empty directory) may go, never a directory of other files.
+    if (st.type() == fs::file_type::directory && !fs::is_empty(out, ec) && !fs::exists(out / "results.json", ec))
+      throw Error("output.dir '{}' is a directory without snnsim results (no results.json); a run replaces its output "
+                  "directory whole, so snnsim will not touch this one: choose another output.dir (--out) or empty it",
+                  c.output.dir);
+    const auto inside = [&](const std::string& key, const std::string& path) {
+      if (!path.empty() && is_within(path, out))
+        throw Error("{} '{}' is inside output.dir '{}', which every run replaces whole; put one of them elsewhere", key, path,
+                    c.output.dir);
+    };
+    inside("output.cache", c.output.cache);
+    inside("network.weights", c.network.weights);
+    if (c.dataset.name.find('/') != std::string::npos) inside("dataset.name", c.dataset.name);
+  }
+  const fs::path dir = out.parent_path();
   fs::create_directories(dir, ec);
   if (ec) throw Error("output.dir '{}': cannot create '{}': {}", c.output.dir, dir.string(), ec.message());
   const fs::path probe = dir / fmt::format(".snnsim-write-test-{}", std::random_device{}());
@@ -289,15 +362,20 @@ void check_output_writable(const Config& c) {
 }
 
 void publish_report(const Config& c, const RunReport& report, const CommonOptions& options) {
-  const fs::path dir = fs::absolute(c.output.dir).lexically_normal();
+  check_output_writable(c, true);  // again: the directory may have changed during the run
+  const fs::path dir = output_path(c.output.dir);
   const fs::path staging = dir.parent_path() / fmt::format(".{}.staging-{}", dir.filename().string(), std::random_device{}());
   try {
     write_report(report, staging, c.output.plots, options.quiet);
     std::error_code ec;
     // A previous run's directory is replaced only once the new one is complete.
     const fs::path old = dir.parent_path() / fmt::format(".{}.old-{}", dir.filename().string(), std::random_device{}());
-    if (fs::exists(dir)) fs::rename(dir, old);
-    fs::rename(staging, dir);
+    if (fs::exists(dir)) {
+      fs::rename(dir, old, ec);
+      if (ec) throw Error("output.dir '{}': cannot move the previous results aside: {}", c.output.dir, ec.message());
+    }
+    fs::rename(staging, dir, ec);
+    if (ec) throw Error("output.dir '{}': cannot move the new results into place: {}", c.output.dir, ec.message());
     fs::remove_all(old, ec);
   } catch (...) {
     std::error_code ec;
@@ -370,7 +448,7 @@ int train_command(const fs::path& path, const CommonOptions& options) {
 }
 
 int convert_command(const fs::path& path, const CommonOptions& options) {
-  const Prepared p = prepare(path, options, true);
+  const Prepared p = prepare(path, options, true, false);
   bool cached = false;
   std::string source;
   std::vector<std::string> warnings;

@@ -26,6 +26,13 @@ class Adam {
   void step(const std::vector<std::span<float>>& params, const std::vector<std::span<const float>>& grads);
   std::size_t steps() const { return t_; }
   const AdamConfig& config() const { return config_; }
+  /// The moment estimates m (first) and v (second), one vector per tensor.
+  const std::vector<std::vector<float>>& first_moments() const { return m_; }
+  const std::vector<std::vector<float>>& second_moments() const { return v_; }
+  /// Continues from a saved state (a training checkpoint): `steps` taken so
+  /// far and the moments then. Throws snn::Error unless the moments have the
+  /// sizes this optimiser was made with.
+  void restore(std::size_t steps, std::vector<std::vector<float>> m, std::vector<std::vector<float>> v);
 
  private:
   AdamConfig config_;

@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
@@ -40,6 +41,16 @@ struct TrainConfig {
   std::uint64_t seed = 0;
   std::size_t train_samples = 0;  ///< train on the first n images of the training set (0: all)
   int blas_threads = 0;           ///< OpenBLAS threads during training (0: leave OpenBLAS's setting)
+  /// A checkpoint file (checkpoint.h) written atomically after every completed
+  /// epoch; empty: none. train() never removes it: the caller does, once the
+  /// result is stored (until then it can still resume a training that ended).
+  std::filesystem::path checkpoint;
+  /// Continue from `checkpoint` if that file exists: the training then ends
+  /// bit-identical to one never interrupted. The checkpoint must come from the
+  /// same training (training_fingerprint: network, settings, seed, data, BLAS
+  /// threads), else snn::Error. Without `resume` an existing checkpoint is
+  /// ignored and overwritten after the first epoch.
+  bool resume = false;
 };
 
 /// One line per epoch.
@@ -72,6 +83,9 @@ class TrainObserver {
   virtual void on_test(const Evaluation& /*test*/) {}
   /// Something the user should know (e.g. a class that is never predicted).
   virtual void on_warning(const std::string& /*message*/) {}
+  /// Training continues from a checkpoint after `epochs_done` of `epochs`
+  /// (called before any on_batch; the earlier epochs are not reported again).
+  virtual void on_resume(std::size_t /*epochs_done*/, std::size_t /*epochs*/) {}
 };
 
 struct TrainResult {
@@ -85,7 +99,9 @@ struct TrainResult {
 /// Trains config.network on `train` and, if `test` is given, evaluates on it at
 /// the end (with a warning for classes never predicted). Throws snn::Error if
 /// the data does not fit the network (image size != inputs, labels >= outputs)
-/// or the config is invalid.
+/// or the config is invalid. An exception from the observer (e.g. on an
+/// interrupt) ends training; the checkpoint, if any, then holds the last
+/// completed epoch.
 TrainResult train(const TrainConfig& config, const Dataset& train, const Dataset* test = nullptr, TrainObserver* observer = nullptr);
 
 /// The ANN's accuracy on `data` (first `samples` images, 0: all), without

@@ -110,7 +110,10 @@ inline constexpr std::string_view kManifestFile = "manifest.json";
 
 /// Writes `weights` into directory `dir` (created if missing): each layer's
 /// .npy, then the manifest last, each file atomically (write_file_atomically),
-/// so a reader never finds a manifest naming files not yet written. Fills in
+/// so a reader never finds a manifest naming files not yet written. A manifest
+/// already in `dir` is removed first: a save that fails or is killed halfway
+/// through overwriting a set leaves no manifest, never an old manifest over a
+/// mix of old and new layer files. Fills in
 /// default names/files. Throws snn::Error if the set is inconsistent (broken
 /// chain, non-finite values, duplicate or unsafe file names).
 void save_weights(const std::filesystem::path& dir, const WeightSet& weights);

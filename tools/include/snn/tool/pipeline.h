@@ -22,8 +22,13 @@ namespace snn::tool {
 /// (so changing only simulation or normalisation settings never retrains).
 std::filesystem::path weight_cache_dir(const Config& config, const Dataset& train);
 
+/// The training checkpoint's name inside a cache entry (see ann_weights).
+inline constexpr const char* kCheckpointFile = "training.ckpt";
+
 /// The ANN weights of `config`: network.weights if given, else the cache entry,
-/// else trained now (and cached). `cached` tells which.
+/// else trained now (and cached). `cached` tells which. While training, the
+/// cache entry holds a checkpoint (kCheckpointFile) of the last completed
+/// epoch, removed once the weights are saved; options.resume continues from it.
 WeightSet ann_weights(const Config& config, const DatasetSplits& data, const CommonOptions& options, bool& cached,
                       std::string& source);
 
@@ -38,8 +43,11 @@ struct Prepared {
   DatasetSplits data;
 };
 /// Reads the config with the options' overrides, prints its warnings, checks
-/// (when `needs_output`) that output.dir is writable, and loads the dataset.
-Prepared prepare(const std::filesystem::path& config, const CommonOptions& options, bool needs_output);
+/// (when `needs_output`) that output.dir is writable (and, when
+/// `replaces_output`, that it may be replaced: check_output_writable), and
+/// loads the dataset.
+Prepared prepare(const std::filesystem::path& config, const CommonOptions& options, bool needs_output,
+                 bool replaces_output = true);
 
 /// The spiking network of `weights` with the config's neuron parameters,
 /// delays and fan-out format.
@@ -54,11 +62,16 @@ void simulate_into(const Config& config, const WeightSet& weights, const Dataset
 
 /// Writes a report to output.dir: every file into a staging directory first,
 /// which then replaces output.dir whole, so an interrupted or failed run never
-/// leaves a half-written output directory.
+/// leaves a half-written output directory. Only an earlier report or an empty
+/// directory is ever replaced (check_output_writable).
 void publish_report(const Config& config, const RunReport& report, const CommonOptions& options);
 
-/// Checks before any work that output.dir can be created and written.
-void check_output_writable(const Config& config);
+/// Checks before any work that output.dir can be created and written, and is
+/// a directory if it exists. With `replaced_whole` (run, simulate: the report
+/// replaces output.dir) also that it is empty or holds an earlier report
+/// (results.json), and that neither output.cache, network.weights nor a
+/// dataset path lies inside it. Throws snn::Error naming the key.
+void check_output_writable(const Config& config, bool replaced_whole);
 
 int run_command(const std::filesystem::path& config, const CommonOptions& options);
 int train_command(const std::filesystem::path& config, const CommonOptions& options);
