@@ -417,6 +417,12 @@ TEST_CASE("command-line mistakes: one line naming the command and the mistake, s
   check_case("L7", "negative count", {"run", cfg.string(), "--limit", "-5"}, 2, {"--limit: expected a whole number >= 0, found '-5'"});
   check_case("L8", "an extra argument", {"run", cfg.string(), "other.toml"}, 2, {"unexpected argument 'other.toml'"});
   check_case("L9", "info on something that is not a results file", {"info", cfg.string()}, 1, {"run.toml", "is not a results.json"});
+  spit(root / "bad" / "results.json", R"({"schema": "snnsim-results/1", "snn": [1, 2]})");
+  check_case("L10", "info on a results.json with a field of the wrong type", {"info", (root / "bad").string()}, 1,
+             {"bad/results.json", "is not a valid snnsim results.json"});
+  check_case("L11", "plot of a results.json with a field of the wrong type",
+             {"plot", (root / "bad" / "results.json").string(), "-o", (root / "bad.png").string()}, 1,
+             {"bad/results.json", "snn.accuracy_curve"});
 }
 
 TEST_CASE("an output.dir given with a trailing slash is replaced like any other (regression)") {

@@ -185,6 +185,9 @@ TEST_CASE("loading rejects bad manifests, naming the key") {
   require_error([&] { snn::load_weights(dir); }, {man.string(), "non-empty"});
   write_text(man, R"({"layers": [}")");
   require_error([&] { snn::load_weights(dir); }, {man.string(), "invalid JSON"});
+  // A number beyond double's range (found by fuzz_npy: it escaped as a json::out_of_range).
+  write_text(man, "{" + layers + R"(, "ann_test_accuracy": 1e999})");
+  require_error([&] { snn::load_weights(dir); }, {man.string(), "invalid JSON", "1e999"});
   fs::remove(man);
   require_error([&] { snn::load_weights(dir); }, {man.string()});
 }

@@ -24,8 +24,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::uint32_t kImageMagic = 0x00000803;  // unsigned byte, 3 dimensions
-constexpr std::uint32_t kLabelMagic = 0x00000801;  // unsigned byte, 1 dimension
+// Magic numbers: 0x00000800 | dimensions, so images 0x00000803 and labels
+// 0x00000801 (unsigned bytes; read_idx_file builds the one it expects).
 constexpr std::uint8_t kTypeUnsignedByte = 0x08;
 
 std::string quoted(const fs::path& path) { return fmt::format("'{}'", path.string()); }

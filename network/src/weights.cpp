@@ -221,7 +221,8 @@ WeightSet load_weights(const fs::path& dir_or_manifest) {
   json j;
   try {
     j = json::parse(buffer.str());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number beyond double (1e999).
     throw Error("'{}': invalid JSON: {}", manifest.string(), e.what());
   }
   if (!j.is_object()) throw Error("'{}': expected a JSON object at the top level, found {}", manifest.string(), j.type_name());

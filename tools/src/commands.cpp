@@ -32,6 +32,8 @@ std::vector<std::string> overrides_of(const CommonOptions& o) {
 
 namespace {
 
+int print_results(const fs::path& file, const nlohmann::json& j);
+
 int info_results(const fs::path& file) {
   std::ifstream in(file);
   nlohmann::json j;
@@ -40,14 +42,25 @@ int info_results(const fs::path& file) {
   } catch (const nlohmann::json::exception& e) {
     throw Error("'{}' is not valid JSON: {}", file.string(), e.what());
   }
-  if (j.value("schema", "") != "snnsim-results/1") throw Error("'{}' is not an snnsim results.json (no schema 'snnsim-results/1')", file.string());
-  const auto& s = j["snn"];
-  fmt::print("{}: snnsim results ({} on {})\n", file.string(), j.value("command", "?"), j["dataset"].value("name", "?"));
-  if (!j["ann"]["accuracy"].is_null()) fmt::print("  ANN accuracy         {:.2f} %\n", j["ann"]["accuracy"].get<double>() * 100);
-  fmt::print("  normalisation        {}\n", j["normalisation"].value("method", "?"));
+  try {
+    return print_results(file, j);
+  } catch (const nlohmann::json::exception& e) {
+    // A field of the wrong type (a hand-edited or foreign file).
+    throw Error("'{}' is not a valid snnsim results.json: {}", file.string(), e.what());
+  }
+}
+
+int print_results(const fs::path& file, const nlohmann::json& j) {
+  if (!j.is_object() || j.value("schema", "") != "snnsim-results/1")
+    throw Error("'{}' is not an snnsim results.json (no schema 'snnsim-results/1')", file.string());
+  const auto& s = j.at("snn");
+  fmt::print("{}: snnsim results ({} on {})\n", file.string(), j.value("command", "?"), j.at("dataset").value("name", "?"));
+  if (!j.at("ann").at("accuracy").is_null())
+    fmt::print("  ANN accuracy         {:.2f} %\n", j.at("ann").at("accuracy").get<double>() * 100);
+  fmt::print("  normalisation        {}\n", j.at("normalisation").value("method", "?"));
   fmt::print("  SNN accuracy         {:.2f} % after {} steps of {:g} ms, {} samples\n", s.value("accuracy", 0.0) * 100,
              s.value("steps", 0), s.value("dt_ms", 0.0), s.value("samples", 0));
-  for (const auto& cp : s["checkpoints"])
+  for (const auto& cp : s.at("checkpoints"))
     fmt::print("    at step {:<5}      {:.2f} %\n", cp.value("step", 0), cp.value("accuracy", 0.0) * 100);
   fmt::print("  SynOps/sample        {:.4g} M (dense {:.4g} M MACs)\n", s.value("synops_per_sample", 0.0) / 1e6,
              s.value("dense_macs_per_sample", 0.0) / 1e6);

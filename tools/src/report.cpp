@@ -240,10 +240,16 @@ void plot_accuracy(const std::vector<fs::path>& results, const fs::path& png) {
     } catch (const json::exception& e) {
       throw Error("'{}' is not valid JSON: {}", file.string(), e.what());
     }
-    if (!j.contains("snn") || !j["snn"].contains("accuracy_curve"))
+    if (!j.is_object() || !j.contains("snn") || !j["snn"].is_object() || !j["snn"].contains("accuracy_curve"))
       throw Error("'{}' is not an snnsim results.json (no snn.accuracy_curve)", file.string());
-    const auto curve = j["snn"]["accuracy_curve"].get<std::vector<double>>();
-    const double dt = j["snn"].value("dt_ms", 1.0);
+    std::vector<double> curve;
+    double dt = 1.0;
+    try {
+      curve = j["snn"]["accuracy_curve"].get<std::vector<double>>();
+      dt = j["snn"].value("dt_ms", 1.0);
+    } catch (const json::exception& e) {
+      throw Error("'{}' is not a valid snnsim results.json: {}", file.string(), e.what());
+    }
     std::string data;
     for (std::size_t i = 0; i < curve.size(); ++i) data += fmt::format("{:g} {:.6f}\n", (i + 1) * dt, curve[i]);
     const fs::path csv = png.parent_path() / fmt::format(".{}.{}.dat", png.filename().string(), tmp_csvs.size());
