@@ -399,7 +399,11 @@ TEST_CASE("bad configs: a message naming the file, key, line and value, status 1
   check_case("C18", "output.dir is a directory of other files", {"run", cfg.string(), "--out", (root / "precious").string()}, 1,
              {"output.dir", "precious", "without snnsim results", "will not touch this one"});
   CHECK(slurp(root / "precious" / "notes.txt") == "keep me");
-  check_case("C19", "output.cache inside output.dir",
+  spit(root / "precious" / "results.json", "{}");
+  check_case("C19", "output.dir holds a report and other files", {"run", cfg.string(), "--out", (root / "precious").string()}, 1,
+             {"output.dir", "precious", "holds 'notes.txt', which no snnsim report writes"});
+  CHECK(slurp(root / "precious" / "notes.txt") == "keep me");
+  check_case("C20", "output.cache inside output.dir",
              {"run", cfg.string(), "--set", fmt::format("output.cache=\"{}\"", (out / "cache").string())}, 1,
              {"output.cache", "is inside output.dir", "every run replaces whole"}, out);
 }

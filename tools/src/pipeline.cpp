@@ -338,10 +338,22 @@ void check_output_writable(const Config& c, bool replaced_whole) {
   if (replaced_whole) {
     // A run replaces output.dir whole: only an earlier run's output (or an
     // empty directory) may go, never a directory of other files.
-    if (st.type() == fs::file_type::directory && !fs::is_empty(out, ec) && !fs::exists(out / "results.json", ec))
-      throw Error("output.dir '{}' is a directory without snnsim results (no results.json); a run replaces its output "
-                  "directory whole, so snnsim will not touch this one: choose another output.dir (--out) or empty it",
-                  c.output.dir);
+    if (st.type() == fs::file_type::directory && !fs::is_empty(out, ec)) {
+      if (!fs::exists(out / "results.json", ec))
+        throw Error("output.dir '{}' is a directory without snnsim results (no results.json); a run replaces its output "
+                    "directory whole, so snnsim will not touch this one: choose another output.dir (--out) or empty it",
+                    c.output.dir);
+      // An earlier report holds only the files a report writes.
+      for (const auto& e : fs::directory_iterator(out, ec)) {
+        const std::string name = e.path().filename().string();
+        const std::string ext = e.path().extension().string();
+        const bool ours = e.is_regular_file() && (name == "results.json" || name == "config.resolved.toml" || ext == ".csv" || ext == ".png");
+        if (!ours)
+          throw Error("output.dir '{}' holds '{}', which no snnsim report writes; a run replaces its output directory whole, "
+                      "so snnsim will not touch this one: choose another output.dir (--out) or move '{}' out of it",
+                      c.output.dir, name, name);
+      }
+    }
     const auto inside = [&](const std::string& key, const std::string& path) {
       if (!path.empty() && is_within(path, out))
         throw Error("{} '{}' is inside output.dir '{}', which every run replaces whole; put one of them elsewhere", key, path,
