@@ -25,6 +25,10 @@ struct CommonOptions {
 /// The config overrides the common options stand for, then the --set ones.
 std::vector<std::string> overrides_of(const CommonOptions& options);
 
+int run_command(const std::filesystem::path& config, const CommonOptions& options);
+int train_command(const std::filesystem::path& config, const CommonOptions& options);
+int convert_command(const std::filesystem::path& config, const CommonOptions& options);
+int simulate_command(const std::filesystem::path& config, const CommonOptions& options);
 int info_command(const std::filesystem::path& path);
 int plot_command(const std::vector<std::filesystem::path>& results, const std::filesystem::path& png);
 
