@@ -1,9 +1,13 @@
 #include "snn/error.h"
+#include "snn/tool/commands.h"
 #include "snn/tool/config.h"
 
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 
 using snn::tool::parse_config;
@@ -135,4 +139,86 @@ TEST_CASE("every config shipped in configs/ is valid") {
   CHECK(paper.simulation.steps == 40);
   CHECK(paper.probability_scale() == Approx(1.0));
   CHECK(paper.simulation.reset == snn::ResetMode::Zero);
+}
+
+namespace {
+// docs/config.md's key table: the lines between its markers.
+std::string docs_key_table() {
+  std::ifstream in(std::filesystem::path(SNNSIM_SOURCE_DIR) / "docs" / "config.md");
+  std::string line, table;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    if (line == "<!-- keys:end -->") inside = false;
+    if (inside) table += line + "\n";
+    if (line == "<!-- keys:begin -->") inside = true;
+  }
+  return table;
+}
+// The key names of a Markdown key table (first column).
+std::vector<std::string> keys_of(const std::string& table) {
+  std::vector<std::string> keys;
+  std::istringstream in(table);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("| `", 0) == 0) keys.push_back(line.substr(3, line.find('`', 3) - 3));
+  return keys;
+}
+}  // namespace
+
+TEST_CASE("docs/config.md's key table is the code's (tools/config-table regenerates it)") {
+  const std::string table = snn::tool::config_keys_markdown();
+  CHECK(keys_of(table).size() >= 40);
+  CHECK(docs_key_table() == table);
+}
+
+TEST_CASE("config.resolved.toml holds every key, with numbers as written") {
+  const auto c = parse_config("[simulation]\nduration_ms = 150\n", "t.toml");
+  const std::string toml = snn::tool::to_toml(c);
+  INFO(toml);
+  // Every key of the table, each once, under its section.
+  std::string section;
+  std::map<std::string, int> seen;
+  std::istringstream in(toml);
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("[")) section = line.substr(1, line.size() - 2);
+    else if (const auto eq = line.find(" = "); eq != std::string::npos) ++seen[section + "." + line.substr(0, eq)];
+  }
+  for (const auto& key : keys_of(snn::tool::config_keys_markdown())) CHECK(seen[key] == 1);
+  CHECK(contains(toml, "percentile = 99.9\n"));
+  CHECK(contains(toml, "include_last = true\n"));  // data normalisation's effective default
+  CHECK(contains(toml, "steps = 150\n"));
+  CHECK(contains(toml, "learning_rate = 0.001\n"));
+  CHECK(contains(toml, "dir = \"out/t\"\n"));
+}
+
+TEST_CASE("a --set bare word's error says --set, as a number's does") {
+  const std::string e = error_of("[simulation]\nmax_rate_hz = 100\n", {"simulation.reset=Zero"});
+  CHECK(contains(e, "t.toml: (--set): 'simulation.reset' = \"Zero\" is not one of: subtract, zero"));
+}
+
+TEST_CASE("a --set of steps or duration_ms wins over the file's other one") {
+  const std::string file = "[simulation]\ndt_ms = 1\nduration_ms = 40\n";
+  CHECK(parse_config(file, "t.toml", {"simulation.steps=100"}).simulation.steps == 100);
+  CHECK(parse_config("[simulation]\nsteps = 40\n", "t.toml", {"simulation.duration_ms=60"}).simulation.steps == 60);
+  // Given together on the command line (or in the file), they still must agree.
+  CHECK(contains(error_of(file, {"simulation.steps=100", "simulation.duration_ms=50"}), "give one of them"));
+  CHECK(contains(error_of("[simulation]\nsteps = 10\nduration_ms = 40\n"), "give one of them"));
+}
+
+TEST_CASE("a config without output.dir writes to out/<its name>") {
+  CHECK(parse_config("", "configs/robust_fc.toml").output.dir == "out/robust_fc");
+  CHECK(parse_config("[output]\ndir = \"elsewhere\"\n", "configs/robust_fc.toml").output.dir == "elsewhere");
+  CHECK(snn::tool::load_config(std::filesystem::path(SNNSIM_SOURCE_DIR) / "configs" / "tiny.toml").output.dir == "out/tiny");
+}
+
+TEST_CASE("the --seed option reseeds the spike trains only, --training-seed the training") {
+  snn::tool::CommonOptions o;
+  o.seed = 7;
+  const auto c = parse_config("", "t.toml", snn::tool::overrides_of(o));
+  CHECK(c.simulation.seed == 7);
+  CHECK(c.training.seed == 0);
+  o.training_seed = 9;
+  const auto d = parse_config("", "t.toml", snn::tool::overrides_of(o));
+  CHECK(d.simulation.seed == 7);
+  CHECK(d.training.seed == 9);
 }

@@ -4,7 +4,6 @@
 #include "snn/tool/commands.h"
 #include "snn/tool/config.h"
 #include "snn/tool/interrupt.h"
-#include "snn/tool/pipeline.h"
 #include "snn/tool/bench.h"
 
 #include <CLI/CLI.hpp>
@@ -43,12 +42,43 @@ CLI::Validator count_at_least(long long least) {
       "N");
 }
 
+// An option a command takes but must not honour: refused with `why` instead of
+// silently ignored. Hidden from the command's --help.
+void refuse(CLI::App* cmd, const char* name, std::string why) {
+  cmd->add_option(name, [name = std::string(name), why](const CLI::results_t&) -> bool {
+       throw CLI::ValidationError(name, why);
+     })
+      ->group("");
+}
+
+// The options of the config-driven commands. Each command takes only those it
+// honours: train and convert always run OpenBLAS on 2 threads (the weights'
+// last bits depend on it), and convert simulates nothing.
 void add_common(CLI::App* cmd, snn::tool::CommonOptions& o) {
+  const std::string name = cmd->get_name();
+  const bool simulates = name == "run" || name == "simulate" || name == "bench";
+  const bool trains = name == "run" || name == "train" || name == "convert" || name == "bench";
   cmd->add_option("--set", o.set, "Override a config key, e.g. --set simulation.steps=100 (repeatable)")
       ->allow_extra_args(false);
-  cmd->add_option("--threads", o.threads, "Worker threads (default: all cores; results do not depend on it)")->check(count_at_least(0));
-  cmd->add_option("--limit", o.limit, "Simulate only the first N test samples")->check(count_at_least(0));
-  cmd->add_option("--seed", o.seed, "Seed for training and for the input spike trains");
+  if (simulates) {
+    cmd->add_option("--threads", o.threads, "Worker threads (default: all cores; results do not depend on it)")
+        ->check(count_at_least(0));
+    cmd->add_option("--limit", o.limit, "Simulate only the first N test samples")->check(count_at_least(0));
+    cmd->add_option("--seed", o.seed, "Seed of the input spike trains (simulation.seed)");
+  } else {
+    refuse(cmd, "--threads",
+           fmt::format("snnsim {} runs OpenBLAS on 2 threads whatever --threads says, so the weights do not depend "
+                       "on it; --threads is for run, simulate and bench", name));
+    refuse(cmd, "--seed", "--seed sets the input spike trains' seed, which snnsim " + name +
+                              " does not use; --training-seed seeds the training");
+  }
+  if (name == "train")
+    cmd->add_option("--limit", o.training_limit, "Train on only the first N training samples (training.limit)")
+        ->check(count_at_least(0));
+  if (name == "convert")
+    refuse(cmd, "--limit", "snnsim convert simulates no samples; --set normalisation.samples=N limits the samples "
+                           "data normalisation uses");
+  if (trains) cmd->add_option("--training-seed", o.training_seed, "Seed of the ANN's training (training.seed)");
   cmd->add_option("--out", o.out, "Output directory (default: output.dir of the config)");
   cmd->add_flag("-q,--quiet", o.quiet, "No progress bars and no summary table");
 }
@@ -105,6 +135,14 @@ int main(int argc, char** argv) {
   auto* info = app.add_subcommand("info", "Describe a dataset, a weight directory/manifest or a results.json");
   info->add_option("path", info_path, "Dataset name or directory, weight directory, manifest.json or results.json")->required();
   info->callback([&] { action = [&] { return snn::tool::info_command(info_path); }; });
+
+  auto* keys = app.add_subcommand("keys", "Print every config key with its type, default, allowed values and meaning (Markdown)");
+  keys->callback([&] {
+    action = [] {
+      fmt::print("{}", snn::tool::config_keys_markdown());
+      return 0;
+    };
+  });
 
   std::vector<std::string> plot_inputs;
   std::string plot_out = "accuracy_vs_time.png";

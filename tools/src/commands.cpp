@@ -25,10 +25,11 @@ std::vector<std::string> overrides_of(const CommonOptions& o) {
   std::vector<std::string> out;
   if (o.threads) out.push_back(fmt::format("simulation.threads={}", *o.threads));
   if (o.limit) out.push_back(fmt::format("simulation.limit={}", *o.limit));
-  if (o.seed) {
-    out.push_back(fmt::format("training.seed={}", *o.seed));
-    out.push_back(fmt::format("simulation.seed={}", *o.seed));
-  }
+  if (o.training_limit) out.push_back(fmt::format("training.limit={}", *o.training_limit));
+  // Two seeds: most who vary --seed mean the spike trains, and reseeding the
+  // training would retrain the ANN (the weight cache is keyed by its seed).
+  if (o.seed) out.push_back(fmt::format("simulation.seed={}", *o.seed));
+  if (o.training_seed) out.push_back(fmt::format("training.seed={}", *o.training_seed));
   // A JSON string literal is a valid TOML basic string.
   if (o.out) out.push_back(fmt::format("output.dir={}", nlohmann::json(*o.out).dump()));
   out.insert(out.end(), o.set.begin(), o.set.end());
@@ -92,9 +93,10 @@ int convert_command(const fs::path& path, const CommonOptions& options) {
   const Prepared p = prepare(path, options, true, false);
   const AnnWeights ann = ann_weights(p.config, p.data, options);
   const auto [snn, warnings] = normalised_weights(p.config, ann.weights, p.data.train);
-  for (const auto& w : warnings) fmt::print(stderr, "note: {}\n", w);
   const fs::path dir = fs::path(p.config.output.dir) / "weights";
   save_weights(dir, snn);
+  if (options.quiet) return 0;
+  for (const auto& w : warnings) fmt::print(stderr, "note: {}\n", w);
   fmt::print("{} normalisation, factors [{:.4g}]\nwrote {}\n", to_string(snn.normalisation.method),
              fmt::join(snn.normalisation.factors, ", "), (dir / kManifestFile).string());
   return 0;

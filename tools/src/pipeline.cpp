@@ -36,7 +36,11 @@ Prepared prepare(const fs::path& path, const CommonOptions& options, bool needs_
   Prepared p{load_config(path, overrides_of(options)), {}};
   for (const auto& w : p.config.warnings)
     if (!options.quiet) fmt::print(stderr, "note: {}\n", w);
-  if (needs_output) check_output_writable(p.config, replaces_output);
+  if (needs_output) {
+    check_output_writable(p.config, replaces_output);
+    if (!options.quiet)
+      fmt::print(stderr, "output directory: {}\n", fs::absolute(p.config.output.dir).lexically_normal().string());
+  }
   p.data = load_dataset(p.config.dataset.name, static_cast<std::size_t>(p.config.dataset.classes));
   return p;
 }
@@ -92,7 +96,7 @@ engine::RunOptions run_options(const Config& c) {
   ro.input.dt = s.dt_ms * 1e-3;
   ro.input.seed = s.seed;
   ro.threads = s.threads;
-  ro.tie_break_by_potential = s.tie_break == TieBreak::potential;
+  ro.tie_break_by_potential = s.tie_break == TieBreak::Potential;
   ro.early_exit.enabled = s.early_exit;
   ro.early_exit.margin = static_cast<std::uint32_t>(s.early_exit_margin);
   ro.early_exit.hold = s.early_exit_steps;

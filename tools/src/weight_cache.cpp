@@ -118,8 +118,10 @@ AnnWeights ann_weights(const Config& c, const DatasetSplits& data, const CommonO
     return {std::move(w), false, c.network.weights};
   }
   const fs::path dir = weight_cache_dir(c, data.train);
+  // Absolute, so a run from another working directory (another cache) never retrains unannounced.
+  const std::string where = fs::absolute(dir).lexically_normal().string();
   if (!options.retrain && fs::exists(dir / kManifestFile)) {
-    if (!options.quiet) fmt::print(stderr, "using cached ANN weights from {} (--retrain to train again)\n", dir.string());
+    if (!options.quiet) fmt::print(stderr, "using cached ANN weights from {} (--retrain to train again)\n", where);
     return {load_weights(dir), true, dir.string()};
   }
   auto tc = train_config(c, data.train);
@@ -132,8 +134,10 @@ AnnWeights ann_weights(const Config& c, const DatasetSplits& data, const CommonO
   if (ec) throw Error("output.cache '{}': cannot create '{}': {}", c.output.cache, dir.string(), ec.message());
   const bool have_checkpoint = fs::exists(tc.checkpoint, ec);
   if (!options.quiet) {
-    fmt::print(stderr, "training {}-{}-{} on {} ({} samples), {} epochs\n", data.train.image_size(), fmt::join(c.network.hidden, "-"),
-               c.dataset.classes, data.name, tc.train_samples ? tc.train_samples : data.train.count, tc.epochs);
+    fmt::print(stderr, "training {}-{}-{} on {} ({} samples), {} epochs, into the weight cache {}{}\n", data.train.image_size(),
+               fmt::join(c.network.hidden, "-"), c.dataset.classes, data.name,
+               tc.train_samples ? tc.train_samples : data.train.count, tc.epochs, where,
+               options.retrain ? " (--retrain)" : " (no cached weights there)");
     if (have_checkpoint && !options.resume)
       fmt::print(stderr, "note: '{}' holds an interrupted training; starting over (--resume continues it)\n", tc.checkpoint.string());
     if (!have_checkpoint && options.resume)

@@ -14,8 +14,10 @@ namespace snn::tool {
 struct CommonOptions {
   std::vector<std::string> set;        ///< --set key=value, applied last
   std::optional<int> threads;          ///< --threads N  -> simulation.threads
-  std::optional<int> limit;            ///< --limit N    -> simulation.limit
-  std::optional<std::uint64_t> seed;   ///< --seed S     -> training.seed and simulation.seed
+  std::optional<int> limit;            ///< --limit N    -> simulation.limit (run, simulate, bench)
+  std::optional<int> training_limit;   ///< train --limit N -> training.limit
+  std::optional<std::uint64_t> seed;   ///< --seed S     -> simulation.seed (the input spike trains)
+  std::optional<std::uint64_t> training_seed;  ///< --training-seed S -> training.seed
   std::optional<std::string> out;      ///< --out DIR    -> output.dir
   bool quiet = false;                  ///< --quiet: no progress, no summary table
   bool retrain = false;                ///< --retrain: ignore cached weights
