@@ -83,6 +83,42 @@ void add_common(CLI::App* cmd, snn::tool::CommonOptions& o) {
   cmd->add_flag("-q,--quiet", o.quiet, "No progress bars and no summary table");
 }
 
+// Parses the command line; -1 to go on, else the exit status (a mistake
+// printed as one line naming the command and what was wrong, status 2).
+int parse(CLI::App& app, int argc, char** argv) {
+  // A mistyped command would otherwise be reported as an unexpected argument.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::vector<std::string> commands;
+    for (const CLI::App* sub : app.get_subcommands({})) commands.push_back(sub->get_name());
+    const std::string given = argv[1];
+    if (std::find(commands.begin(), commands.end(), given) == commands.end()) {
+      const std::string guess = snn::tool::did_you_mean(given, commands);
+      fmt::print(stderr, "snnsim: error: unknown command '{}'{}; the commands are {} (snnsim --help)\n", given,
+                 guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess), fmt::join(commands, ", "));
+      return kUsageError;
+    }
+  }
+  try {
+    app.parse(argc, argv);
+    return -1;
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // Usage mistakes: one line naming the command and what was wrong, exit 2.
+    const auto parsed = app.get_subcommands();
+    const std::string command = parsed.empty() ? "snnsim" : "snnsim " + parsed.front()->get_name();
+    std::string what = e.what();
+    if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) && what.find(" missing") != std::string::npos) {
+      what = what.substr(0, what.find(':')) + " needs a value";
+    } else if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
+      const auto extras = parsed.empty() ? app.remaining() : parsed.front()->remaining();
+      what = extras.empty() ? what
+                            : fmt::format("unexpected argument{} '{}'", extras.size() == 1 ? "" : "s", fmt::join(extras, "' '"));
+    }
+    fmt::print(stderr, "{}: error: {} ({} --help)\n", command, what, command);
+    return kUsageError;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -158,36 +194,7 @@ int main(int argc, char** argv) {
     };
   });
 
-  // A mistyped command would otherwise be reported as an unexpected argument.
-  if (argc > 1 && argv[1][0] != '-') {
-    std::vector<std::string> commands;
-    for (const CLI::App* sub : app.get_subcommands({})) commands.push_back(sub->get_name());
-    const std::string given = argv[1];
-    if (std::find(commands.begin(), commands.end(), given) == commands.end()) {
-      const std::string guess = snn::tool::did_you_mean(given, commands);
-      fmt::print(stderr, "snnsim: error: unknown command '{}'{}; the commands are {} (snnsim --help)\n", given,
-                 guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess), fmt::join(commands, ", "));
-      return kUsageError;
-    }
-  }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    // Usage mistakes: one line naming the command and what was wrong, exit 2.
-    const auto parsed = app.get_subcommands();
-    const std::string command = parsed.empty() ? "snnsim" : "snnsim " + parsed.front()->get_name();
-    std::string what = e.what();
-    if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) && what.find(" missing") != std::string::npos) {
-      what = what.substr(0, what.find(':')) + " needs a value";
-    } else if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
-      const auto extras = parsed.empty() ? app.remaining() : parsed.front()->remaining();
-      what = extras.empty() ? what
-                            : fmt::format("unexpected argument{} '{}'", extras.size() == 1 ? "" : "s", fmt::join(extras, "' '"));
-    }
-    fmt::print(stderr, "{}: error: {} ({} --help)\n", command, what, command);
-    return kUsageError;
-  }
+  if (const int status = parse(app, argc, argv); status >= 0) return status;
   snn::tool::install_interrupt_handler();
   try {
     if (!action) {
