@@ -222,3 +222,50 @@ TEST_CASE("the --seed option reseeds the spike trains only, --training-seed the 
   CHECK(d.simulation.seed == 7);
   CHECK(d.training.seed == 9);
 }
+
+TEST_CASE("network.layers is parsed into layer specs and checked against 28x28 images") {
+  const std::string lenet = R"([[network.layers]]
+kind = "conv"
+outputs = 12
+kernel = 5
+[[network.layers]]
+kind = "avgpool"
+kernel = 2
+[[network.layers]]
+kind = "conv"
+outputs = 64
+kernel = [5, 5]
+[[network.layers]]
+kind = "avgpool"
+kernel = 2
+[[network.layers]]
+kind = "flatten"
+[[network.layers]]
+kind = "dense"
+outputs = 10
+name = "fc"
+)";
+  const auto c = parse_config(lenet, "t.toml");
+  REQUIRE(c.network.layers.size() == 6);
+  CHECK(c.network.layers[0] == snn::LayerSpec::conv(12, 5));
+  CHECK(c.network.layers[1] == snn::LayerSpec::avgpool(2));
+  CHECK(c.network.layers[5] == snn::LayerSpec::dense(10, "fc"));
+  // Checked but not used yet: said, never silently ignored.
+  REQUIRE(c.warnings.size() == 1);
+  CHECK(contains(c.warnings[0], "not used yet"));
+  const auto again = parse_config(snn::tool::to_toml(c), "resolved.toml");
+  CHECK(again.network.layers == c.network.layers);
+  CHECK(snn::tool::to_toml(again) == snn::tool::to_toml(c));
+  CHECK(parse_config("", "t.toml").network.layers.empty());
+
+  // 28 -conv5-> 24 -pool2-> 12 -conv5-> 8 -pool2-> 4 -conv5-> fails at layer 5.
+  std::string deep = lenet;
+  deep.replace(deep.find("kind = \"flatten\""), 16, "kind = \"conv\"\noutputs = 8\nkernel = 5");
+  const std::string e = error_of(deep);
+  CHECK(contains(e, "'network.layers'"));
+  CHECK(contains(e, "layer 5 'conv 8 5x5'"));
+  CHECK(contains(error_of(lenet, {"dataset.classes=5"}), "ends in 10 outputs (10), but dataset.classes = 5"));
+  CHECK(contains(error_of("[[network.layers]]\nkind = \"dense\"\nneurons = 10\n"), "layer 1: has an unknown key 'neurons'"));
+  CHECK(contains(error_of("[[network.layers]]\nkind = \"pool\"\n"), "layer 1:"));
+  CHECK(contains(error_of("[network]\nlayers = 3\n"), "must be an array of layer tables"));
+}

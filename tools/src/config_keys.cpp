@@ -6,6 +6,8 @@
 #include "config_keys.h"
 
 #include "key_reader.h"
+#include "snn/error.h"
+#include "snn/network/layer_spec.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -210,6 +212,114 @@ ConfigKey choice(const char* name, Get get, std::vector<std::pair<std::string, E
   return k;
 }
 
+// ---- network.layers: a list of layer tables --------------------------------
+
+// One [[network.layers]] table as a LayerSpec; "" or why not. `kernel`,
+// `stride` and `padding` are one integer or [height, width].
+std::string read_layer(const toml::table& t, LayerSpec& layer) {
+  const auto kind = t["kind"].value<std::string>();
+  if (!kind) return "needs kind = \"dense\", \"conv\", \"avgpool\" or \"flatten\"";
+  try {
+    layer.kind = parse_layer_kind(*kind);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  auto pair = [&](const char* key, std::size_t& h, std::size_t& w) -> std::string {
+    const toml::node* n = t.get(key);
+    if (!n) return "";
+    const toml::array* a = n->as_array();
+    const auto one = n->value_exact<std::int64_t>();
+    if (one && *one >= 0) {
+      h = w = static_cast<std::size_t>(*one);
+      return "";
+    }
+    if (a && a->size() == 2 && a->get(0)->value_exact<std::int64_t>().value_or(-1) >= 0 &&
+        a->get(1)->value_exact<std::int64_t>().value_or(-1) >= 0) {
+      h = static_cast<std::size_t>(*a->get(0)->value_exact<std::int64_t>());
+      w = static_cast<std::size_t>(*a->get(1)->value_exact<std::int64_t>());
+      return "";
+    }
+    return fmt::format("'{}' must be an integer >= 0 or [height, width]", key);
+  };
+  for (const auto& [key, value] : t) {
+    const std::string k(key.str());
+    if (k != "kind" && k != "outputs" && k != "kernel" && k != "stride" && k != "padding" && k != "name")
+      return fmt::format("has an unknown key '{}' (kind, outputs, kernel, stride, padding, name)", k);
+  }
+  if (const toml::node* n = t.get("outputs")) {
+    const auto v = n->value_exact<std::int64_t>();
+    if (!v || *v < 0) return "'outputs' must be an integer >= 0";
+    layer.outputs = static_cast<std::size_t>(*v);
+  }
+  if (std::string why = pair("kernel", layer.kernel_h, layer.kernel_w); !why.empty()) return why;
+  if (layer.kind == LayerKind::AvgPool) layer.stride_h = layer.kernel_h, layer.stride_w = layer.kernel_w;
+  if (std::string why = pair("stride", layer.stride_h, layer.stride_w); !why.empty()) return why;
+  if (std::string why = pair("padding", layer.pad_h, layer.pad_w); !why.empty()) return why;
+  if (const toml::node* n = t.get("name")) {
+    const auto v = n->value_exact<std::string>();
+    if (!v) return "'name' must be a string";
+    layer.name = *v;
+  }
+  return "";
+}
+
+std::string print_layer(const LayerSpec& l) {
+  return fmt::format("{{kind = {}, outputs = {}, kernel = [{}, {}], stride = [{}, {}], padding = [{}, {}], name = {}}}",
+                     toml_string(std::string(to_string(l.kind))), l.outputs, l.kernel_h, l.kernel_w, l.stride_h,
+                     l.stride_w, l.pad_h, l.pad_w, toml_string(l.name));
+}
+
+// The input shape network.layers is checked against: both datasets' images.
+constexpr Shape kImageShape{1, 28, 28};
+
+ConfigKey layers_key() {
+  ConfigKey k;
+  k.name = "network.layers";
+  k.type = "list of tables";
+  k.default_text = "`[]`";
+  k.help = "the architecture layer by layer (conv nets): `{kind = \"conv\", outputs = 12, kernel = 5}`, `avgpool` "
+           "(`kernel`, `stride`), `flatten`, `dense` (`outputs`); checked against 1x28x28 images and "
+           "`dataset.classes`, but **not used yet**: the run uses `network.hidden`";
+  k.read = [name = k.name](KeyReader& r, Config& c) {
+    const toml::node* n = r.find(name);
+    if (!n) return false;
+    const toml::array* a = n->as_array();
+    if (!a) {
+      r.error(name, n, "must be an array of layer tables ([[network.layers]])");
+      return false;
+    }
+    if (a->empty()) return false;  // none: the network of network.hidden
+    std::vector<LayerSpec> layers(a->size());
+    for (std::size_t i = 0; i < a->size(); ++i) {
+      const toml::table* t = a->get(i)->as_table();
+      const std::string why = t ? read_layer(*t, layers[i]) : "is not a table";
+      if (!why.empty()) {
+        r.error(name, a->get(i), fmt::format("layer {}: {}", i + 1, why));
+        return false;
+      }
+    }
+    try {
+      const auto shapes = infer_shapes(kImageShape, layers);
+      if (shapes.back().size() != static_cast<std::size_t>(c.dataset.classes))
+        r.error(name, n,
+                fmt::format("ends in {} outputs ({}), but dataset.classes = {}", shapes.back().size(),
+                            to_string(shapes.back()), c.dataset.classes));
+    } catch (const Error& e) {
+      r.error(name, n, e.what());
+      return false;
+    }
+    c.network.layers = std::move(layers);
+    c.warnings.push_back("network.layers is checked but not used yet: this run builds the network of network.hidden");
+    return true;
+  };
+  k.print = [](const Config& c) -> std::optional<std::string> {
+    std::vector<std::string> items;
+    for (const auto& l : c.network.layers) items.push_back(print_layer(l));
+    return fmt::format("[{}]", fmt::join(items, ", "));
+  };
+  return k;
+}
+
 template <typename T>
 ConfigKey with(ConfigKey k, T&& change) {
   change(k);
@@ -223,6 +333,7 @@ std::vector<ConfigKey> make_keys() {
       value(SNN_KEY(dataset, classes), at_least(2), "labels must lie in `[0, classes)`; also the output layer's width"),
 
       value(SNN_KEY(network, hidden), positive("widths"), "hidden layer widths; input width comes from the dataset"),
+      layers_key(),
       value(SNN_KEY(network, weights), any(), "a weight directory (or its `manifest.json`, docs/weights.md) to load instead of training; empty: train"),
 
       value(SNN_KEY(training, epochs), positive(), "passes over the training samples"),

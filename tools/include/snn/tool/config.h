@@ -8,6 +8,7 @@
 #pragma once
 
 #include "snn/engine/encoder.h"
+#include "snn/network/layer_spec.h"
 #include "snn/network/network.h"
 #include "snn/network/weights.h"
 #include "snn/types.h"
@@ -28,6 +29,9 @@ struct DatasetConfig {
 struct NetworkConfig {
   std::vector<int> hidden = {1200, 1200};  ///< hidden layer widths; input and output come from the dataset
   std::string weights;  ///< a weight manifest to load instead of training (empty: train)
+  /// The architecture as layer specs (conv nets). Parsed and checked against a
+  /// 1x28x28 input and dataset.classes, but not used by the pipeline yet.
+  std::vector<LayerSpec> layers;
 };
 
 struct TrainingConfig {
