@@ -1,6 +1,7 @@
 #include "snn/error.h"
 #include "snn/tool/commands.h"
 #include "snn/tool/config.h"
+#include "snn/tool/pipeline.h"
 
 #include <catch2/catch.hpp>
 
@@ -268,4 +269,18 @@ name = "fc"
   CHECK(contains(error_of("[[network.layers]]\nkind = \"dense\"\nneurons = 10\n"), "layer 1: has an unknown key 'neurons'"));
   CHECK(contains(error_of("[[network.layers]]\nkind = \"pool\"\n"), "layer 1:"));
   CHECK(contains(error_of("[network]\nlayers = 3\n"), "must be an array of layer tables"));
+}
+
+TEST_CASE("the engine runs with the config table's defaults, not its own structs' defaults") {
+  // engine::InputOptions defaults to the seed's 400 Hz / 5 ms and
+  // EarlyExitOptions to a margin of 3; a run must get docs/config.md's values.
+  const auto c = parse_config("", "t.toml");
+  const auto ro = snn::tool::run_options(c);
+  CHECK(ro.steps == 200);
+  CHECK(ro.input.max_rate == 1000.0);
+  CHECK(ro.input.dt == Approx(0.001));
+  CHECK(ro.input.encoding == snn::engine::Encoding::Poisson);
+  CHECK(ro.early_exit.margin == 5);
+  CHECK(ro.early_exit.hold == 10);
+  CHECK_FALSE(ro.tie_break_by_potential);
 }
