@@ -284,3 +284,21 @@ TEST_CASE("the engine runs with the config table's defaults, not its own structs
   CHECK(ro.early_exit.hold == 10);
   CHECK_FALSE(ro.tie_break_by_potential);
 }
+
+TEST_CASE("to_toml round-trips awkward numbers and strings exactly") {
+  const auto c = parse_config(
+      "[training]\nlearning_rate = 1e-300\ninit_range = 0.30000000000000004\n[simulation]\nmax_rate_hz = 100\n"
+      "weight_cutoff = -0.0\nbeta = 5e-324\nthreshold = [1e20, 0.1, 3]\n"
+      "[output]\ndir = \"a \\\"quoted\\\" \\\\ dir\\u007f\\t\"\n",
+      "t.toml");
+  const std::string printed = snn::tool::to_toml(c);
+  INFO(printed);
+  const auto again = parse_config(printed, "resolved.toml");
+  CHECK(again.training.learning_rate == c.training.learning_rate);
+  CHECK(again.training.init_range == c.training.init_range);
+  CHECK(again.simulation.beta == c.simulation.beta);
+  CHECK(again.simulation.threshold == c.simulation.threshold);
+  CHECK(again.output.dir == c.output.dir);
+  CHECK(snn::tool::to_toml(again) == printed);
+  CHECK(contains(printed, "init_range = 0.30000000000000004\n"));
+}

@@ -167,6 +167,7 @@ ConfigKey value(const char* name, Get get, Range range, std::string help, bool o
   };
   k.print = [get, one_for_all](const Config& c) -> std::optional<std::string> {
     const T& v = get(c);
+    (void)one_for_all;  // used for lists only
     if constexpr (Optional<T>::value) {
       if (!v) return std::nullopt;
       return toml_value(*v);
