@@ -223,3 +223,48 @@ TEST_CASE("snnsim info describes a dataset, a weight set and a results directory
   CHECK(missing.status == 1);
   CHECK_THAT(missing.output, Catch::Contains("nothing-here"));
 }
+
+TEST_CASE("train honours --limit and says where the weight cache is, from any working directory") {
+  const fs::path dir = scratch("elsewhere");
+  fs::create_directories(dir);
+  // A relative cache from another working directory: a new cache, so it
+  // trains, and says so with the absolute path it trains into.
+  const std::string cmd = fmt::format("cd {} && {} train {} --limit 300 --set training.epochs=1 --set 'output.cache=\"rel_cache\"' 2>&1",
+                                      dir.string(), kSnnsim.string(), kTiny.string());
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string output;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) output.append(buf, n);
+  const int st = ::pclose(pipe);
+  INFO(output);
+  REQUIRE(WIFEXITED(st));
+  REQUIRE(WEXITSTATUS(st) == 0);
+  const std::string cache = (fs::weakly_canonical(dir) / "rel_cache").string();
+  CHECK_THAT(output, Catch::Contains("(300 samples)"));
+  CHECK_THAT(output, Catch::Contains("into the weight cache " + cache));
+  std::size_t manifests = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir / "rel_cache")) {
+    if (e.path().filename() != "manifest.json") continue;
+    ++manifests;
+    CHECK(read_json(e.path()).at("training").at("train_samples") == 300);
+  }
+  CHECK(manifests == 1);
+}
+
+TEST_CASE("options a command cannot honour are refused, and convert --quiet is quiet") {
+  const fs::path out = scratch("refused");
+  Outcome o = run(fmt::format("train {} --threads 1", kTiny.string()));
+  CHECK(o.status == 2);
+  CHECK_THAT(o.output, Catch::Contains("snnsim train: error: --threads") && Catch::Contains("2 threads"));
+  o = run(fmt::format("convert {} --limit 5", kTiny.string()));
+  CHECK(o.status == 2);
+  CHECK_THAT(o.output, Catch::Contains("snnsim convert: error: --limit") && Catch::Contains("normalisation.samples"));
+  o = run(fmt::format("train {} --seed 3", kTiny.string()));
+  CHECK(o.status == 2);
+  CHECK_THAT(o.output, Catch::Contains("--training-seed"));
+  o = run(fmt::format("convert {} {}", kTiny.string(), common(out)));
+  CHECK(o.status == 0);
+  CHECK(o.output.empty());
+  CHECK(fs::exists(out / "weights" / "manifest.json"));
+}

@@ -4,7 +4,6 @@
 #include "snn/tool/commands.h"
 #include "snn/tool/config.h"
 #include "snn/tool/interrupt.h"
-#include "snn/tool/pipeline.h"
 #include "snn/tool/bench.h"
 
 #include <CLI/CLI.hpp>
@@ -43,14 +42,81 @@ CLI::Validator count_at_least(long long least) {
       "N");
 }
 
+// An option a command takes but must not honour: refused with `why` instead of
+// silently ignored. Hidden from the command's --help.
+void refuse(CLI::App* cmd, const char* name, std::string why) {
+  cmd->add_option(name, [name = std::string(name), why](const CLI::results_t&) -> bool {
+       throw CLI::ValidationError(name, why);
+     })
+      ->group("");
+}
+
+// The options of the config-driven commands. Each command takes only those it
+// honours: train and convert always run OpenBLAS on 2 threads (the weights'
+// last bits depend on it), and convert simulates nothing.
 void add_common(CLI::App* cmd, snn::tool::CommonOptions& o) {
+  const std::string name = cmd->get_name();
+  const bool simulates = name == "run" || name == "simulate" || name == "bench";
+  const bool trains = name == "run" || name == "train" || name == "convert" || name == "bench";
   cmd->add_option("--set", o.set, "Override a config key, e.g. --set simulation.steps=100 (repeatable)")
       ->allow_extra_args(false);
-  cmd->add_option("--threads", o.threads, "Worker threads (default: all cores; results do not depend on it)")->check(count_at_least(0));
-  cmd->add_option("--limit", o.limit, "Simulate only the first N test samples")->check(count_at_least(0));
-  cmd->add_option("--seed", o.seed, "Seed for training and for the input spike trains");
+  if (simulates) {
+    cmd->add_option("--threads", o.threads, "Worker threads (default: all cores; results do not depend on it)")
+        ->check(count_at_least(0));
+    cmd->add_option("--limit", o.limit, "Simulate only the first N test samples")->check(count_at_least(0));
+    cmd->add_option("--seed", o.seed, "Seed of the input spike trains (simulation.seed)");
+  } else {
+    refuse(cmd, "--threads",
+           fmt::format("snnsim {} runs OpenBLAS on 2 threads whatever --threads says, so the weights do not depend "
+                       "on it; --threads is for run, simulate and bench", name));
+    refuse(cmd, "--seed", "--seed sets the input spike trains' seed, which snnsim " + name +
+                              " does not use; --training-seed seeds the training");
+  }
+  if (name == "train")
+    cmd->add_option("--limit", o.training_limit, "Train on only the first N training samples (training.limit)")
+        ->check(count_at_least(0));
+  if (name == "convert")
+    refuse(cmd, "--limit", "snnsim convert simulates no samples; --set normalisation.samples=N limits the samples "
+                           "data normalisation uses");
+  if (trains) cmd->add_option("--training-seed", o.training_seed, "Seed of the ANN's training (training.seed)");
   cmd->add_option("--out", o.out, "Output directory (default: output.dir of the config)");
   cmd->add_flag("-q,--quiet", o.quiet, "No progress bars and no summary table");
+}
+
+// Parses the command line; -1 to go on, else the exit status (a mistake
+// printed as one line naming the command and what was wrong, status 2).
+int parse(CLI::App& app, int argc, char** argv) {
+  // A mistyped command would otherwise be reported as an unexpected argument.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::vector<std::string> commands;
+    for (const CLI::App* sub : app.get_subcommands({})) commands.push_back(sub->get_name());
+    const std::string given = argv[1];
+    if (std::find(commands.begin(), commands.end(), given) == commands.end()) {
+      const std::string guess = snn::tool::did_you_mean(given, commands);
+      fmt::print(stderr, "snnsim: error: unknown command '{}'{}; the commands are {} (snnsim --help)\n", given,
+                 guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess), fmt::join(commands, ", "));
+      return kUsageError;
+    }
+  }
+  try {
+    app.parse(argc, argv);
+    return -1;
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // Usage mistakes: one line naming the command and what was wrong, exit 2.
+    const auto parsed = app.get_subcommands();
+    const std::string command = parsed.empty() ? "snnsim" : "snnsim " + parsed.front()->get_name();
+    std::string what = e.what();
+    if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) && what.find(" missing") != std::string::npos) {
+      what = what.substr(0, what.find(':')) + " needs a value";
+    } else if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
+      const auto extras = parsed.empty() ? app.remaining() : parsed.front()->remaining();
+      what = extras.empty() ? what
+                            : fmt::format("unexpected argument{} '{}'", extras.size() == 1 ? "" : "s", fmt::join(extras, "' '"));
+    }
+    fmt::print(stderr, "{}: error: {} ({} --help)\n", command, what, command);
+    return kUsageError;
+  }
 }
 
 }  // namespace
@@ -106,6 +172,14 @@ int main(int argc, char** argv) {
   info->add_option("path", info_path, "Dataset name or directory, weight directory, manifest.json or results.json")->required();
   info->callback([&] { action = [&] { return snn::tool::info_command(info_path); }; });
 
+  auto* keys = app.add_subcommand("keys", "Print every config key with its type, default, allowed values and meaning (Markdown)");
+  keys->callback([&] {
+    action = [] {
+      fmt::print("{}", snn::tool::config_keys_markdown());
+      return 0;
+    };
+  });
+
   std::vector<std::string> plot_inputs;
   std::string plot_out = "accuracy_vs_time.png";
   auto* plot = app.add_subcommand("plot", "Plot accuracy against simulated time for one or more results.json");
@@ -120,36 +194,7 @@ int main(int argc, char** argv) {
     };
   });
 
-  // A mistyped command would otherwise be reported as an unexpected argument.
-  if (argc > 1 && argv[1][0] != '-') {
-    std::vector<std::string> commands;
-    for (const CLI::App* sub : app.get_subcommands({})) commands.push_back(sub->get_name());
-    const std::string given = argv[1];
-    if (std::find(commands.begin(), commands.end(), given) == commands.end()) {
-      const std::string guess = snn::tool::did_you_mean(given, commands);
-      fmt::print(stderr, "snnsim: error: unknown command '{}'{}; the commands are {} (snnsim --help)\n", given,
-                 guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess), fmt::join(commands, ", "));
-      return kUsageError;
-    }
-  }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    // Usage mistakes: one line naming the command and what was wrong, exit 2.
-    const auto parsed = app.get_subcommands();
-    const std::string command = parsed.empty() ? "snnsim" : "snnsim " + parsed.front()->get_name();
-    std::string what = e.what();
-    if (dynamic_cast<const CLI::ArgumentMismatch*>(&e) && what.find(" missing") != std::string::npos) {
-      what = what.substr(0, what.find(':')) + " needs a value";
-    } else if (dynamic_cast<const CLI::ExtrasError*>(&e)) {
-      const auto extras = parsed.empty() ? app.remaining() : parsed.front()->remaining();
-      what = extras.empty() ? what
-                            : fmt::format("unexpected argument{} '{}'", extras.size() == 1 ? "" : "s", fmt::join(extras, "' '"));
-    }
-    fmt::print(stderr, "{}: error: {} ({} --help)\n", command, what, command);
-    return kUsageError;
-  }
+  if (const int status = parse(app, argc, argv); status >= 0) return status;
   snn::tool::install_interrupt_handler();
   try {
     if (!action) {

@@ -56,9 +56,9 @@ class Writer {
 };
 
 // Reads values from the file's bytes, refusing to read past the end.
-class Reader {
+class CheckpointReader {
  public:
-  Reader(const fs::path& file, std::string_view bytes) : file_(file), bytes_(bytes) {}
+  CheckpointReader(const fs::path& file, std::string_view bytes) : file_(file), bytes_(bytes) {}
   template <typename T>
   T value(const char* what) {
     T v;
@@ -146,7 +146,7 @@ TrainCheckpoint load_checkpoint(const fs::path& file) {
   if (fnv.h != stored)
     throw Error("'{}': corrupt checkpoint: checksum {:016x} does not match the contents ({:016x})", file.string(), stored, fnv.h);
 
-  Reader r(file, std::string_view(bytes).substr(0, body));
+  CheckpointReader r(file, std::string_view(bytes).substr(0, body));
   std::string magic(kMagic.size(), '\0');
   r.take(magic.data(), magic.size(), "magic");
   TrainCheckpoint c;

@@ -89,7 +89,7 @@ void check_record(const WeightSet& w, const std::string& where) {
 
 // ---- reading helpers: every accessor names the manifest and the key path ----
 
-struct Reader {
+struct ManifestReader {
   std::string manifest;
 
   [[noreturn]] void fail(const std::string& key, const std::string& what) const {
@@ -154,7 +154,7 @@ json to_json(const WeightSet& w) {
   return j;
 }
 
-TrainingRecord training_from_json(const Reader& r, const json& j) {
+TrainingRecord training_from_json(const ManifestReader& r, const json& j) {
   if (!j.is_object()) r.fail("training", fmt::format("expected an object, found {}", j.dump()));
   r.only_keys(j, "training",
               {"dataset", "train_samples", "epochs", "batch_size", "optimiser", "learning_rate", "beta1", "beta2", "epsilon", "dropout",
@@ -206,7 +206,7 @@ WeightSet load_weights(const fs::path& dir_or_manifest) {
   const bool is_dir = fs::is_directory(dir_or_manifest);
   const fs::path manifest = is_dir ? dir_or_manifest / kManifestFile : dir_or_manifest;
   const fs::path dir = is_dir ? dir_or_manifest : (manifest.has_parent_path() ? manifest.parent_path() : fs::path("."));
-  Reader r{manifest.string()};
+  ManifestReader r{manifest.string()};
 
   std::error_code ec;
   if (!fs::exists(dir_or_manifest, ec))

@@ -6,6 +6,7 @@
 #include "snn/network/atomic_file.h"
 #include "snn/tool/interrupt.h"
 #include "snn/tool/pipeline.h"
+#include "snn/tool/weight_cache.h"
 #include "snn/tool/row_add_bound.h"
 
 #include <fmt/format.h>
@@ -52,12 +53,8 @@ std::string first_difference(const engine::RunResult& a, const engine::RunResult
 int bench_command(const std::filesystem::path& path, const CommonOptions& options, const BenchOptions& bench) {
   const Prepared p = prepare(path, options, false);
   const Config& c = p.config;
-  bool cached = false;
-  std::string source;
-  const WeightSet ann = ann_weights(c, p.data, options, cached, source);
-  std::vector<std::string> warnings;
-  const WeightSet snn = normalised_weights(c, ann, p.data.train, warnings);
-  const Network net = build_network(c, snn);
+  const AnnWeights ann = ann_weights(c, p.data, options);
+  const Network net = build_network(c, normalised_weights(c, ann.weights, p.data.train).weights);
   const auto fixed = std::make_shared<const engine::FixedNetwork>(net, c.simulation.fixed_point_bits);
   const engine::Engine event(fixed);
   const engine::DenseSimulator dense(fixed);

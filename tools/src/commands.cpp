@@ -1,16 +1,21 @@
+// The config-driven commands: run, train, convert, simulate (bench is in
+// bench.cpp, info in info.cpp), and plot.
 #include "snn/tool/commands.h"
 
+#include "snn/conversion/trainer.h"
 #include "snn/error.h"
-#include "snn/network/dataset.h"
-#include "snn/network/weights.h"
+#include "snn/tool/output_dir.h"
+#include "snn/tool/pipeline.h"
 #include "snn/tool/report.h"
+#include "snn/tool/report_mapping.h"
+#include "snn/tool/weight_cache.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <fmt/ranges.h>
-#include <fstream>
+#include <chrono>
 
 namespace snn::tool {
 
@@ -20,10 +25,11 @@ std::vector<std::string> overrides_of(const CommonOptions& o) {
   std::vector<std::string> out;
   if (o.threads) out.push_back(fmt::format("simulation.threads={}", *o.threads));
   if (o.limit) out.push_back(fmt::format("simulation.limit={}", *o.limit));
-  if (o.seed) {
-    out.push_back(fmt::format("training.seed={}", *o.seed));
-    out.push_back(fmt::format("simulation.seed={}", *o.seed));
-  }
+  if (o.training_limit) out.push_back(fmt::format("training.limit={}", *o.training_limit));
+  // Two seeds: most who vary --seed mean the spike trains, and reseeding the
+  // training would retrain the ANN (the weight cache is keyed by its seed).
+  if (o.seed) out.push_back(fmt::format("simulation.seed={}", *o.seed));
+  if (o.training_seed) out.push_back(fmt::format("training.seed={}", *o.training_seed));
   // A JSON string literal is a valid TOML basic string.
   if (o.out) out.push_back(fmt::format("output.dir={}", nlohmann::json(*o.out).dump()));
   out.insert(out.end(), o.set.begin(), o.set.end());
@@ -32,100 +38,87 @@ std::vector<std::string> overrides_of(const CommonOptions& o) {
 
 namespace {
 
-int print_results(const fs::path& file, const nlohmann::json& j);
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-int info_results(const fs::path& file) {
-  std::ifstream in(file);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("'{}' is not valid JSON: {}", file.string(), e.what());
-  }
-  try {
-    return print_results(file, j);
-  } catch (const nlohmann::json::exception& e) {
-    // A field of the wrong type (a hand-edited or foreign file).
-    throw Error("'{}' is not a valid snnsim results.json: {}", file.string(), e.what());
+void finish(const Prepared& p, RunReport& r, const CommonOptions& options, Clock::time_point start) {
+  r.timings["total"] = seconds_since(start);
+  publish_report(p.config, r, options);
+  if (!options.quiet) {
+    fmt::print("{}", summary_table(r));
+    fmt::print("results in {}/ (results.json, accuracy_vs_time.csv{})\n", p.config.output.dir,
+               p.config.output.plots && have_gnuplot() ? ", plots" : "");
   }
 }
 
-int print_results(const fs::path& file, const nlohmann::json& j) {
-  if (!j.is_object() || j.value("schema", "") != "snnsim-results/1")
-    throw Error("'{}' is not an snnsim results.json (no schema 'snnsim-results/1')", file.string());
-  const auto& s = j.at("snn");
-  fmt::print("{}: snnsim results ({} on {})\n", file.string(), j.value("command", "?"), j.at("dataset").value("name", "?"));
-  if (!j.at("ann").at("accuracy").is_null())
-    fmt::print("  ANN accuracy         {:.2f} %\n", j.at("ann").at("accuracy").get<double>() * 100);
-  fmt::print("  normalisation        {}\n", j.at("normalisation").value("method", "?"));
-  fmt::print("  SNN accuracy         {:.2f} % after {} steps of {:g} ms, {} samples\n", s.value("accuracy", 0.0) * 100,
-             s.value("steps", 0), s.value("dt_ms", 0.0), s.value("samples", 0));
-  for (const auto& cp : s.at("checkpoints"))
-    fmt::print("    at step {:<5}      {:.2f} %\n", cp.value("step", 0), cp.value("accuracy", 0.0) * 100);
-  fmt::print("  SynOps/sample        {:.4g} M (dense {:.4g} M MACs)\n", s.value("synops_per_sample", 0.0) / 1e6,
-             s.value("dense_macs_per_sample", 0.0) / 1e6);
-  return 0;
-}
-
-int info_weights(const fs::path& path) {
-  const WeightSet w = load_weights(path);
-  fmt::print("{}: weight set, {} layers, {} -> {}\n", path.string(), w.layers.size(), w.inputs(), w.outputs());
-  std::size_t params = 0;
-  for (std::size_t l = 0; l < w.layers.size(); ++l) {
-    const auto& m = w.layers[l];
-    float lo = 0, hi = 0;
-    for (float x : m.data) lo = std::min(lo, x), hi = std::max(hi, x);
-    fmt::print("  {:<8} {:>5} x {:<5} {:<14} weights in [{:.4g}, {:.4g}]\n", w.names[l], m.rows, m.cols, w.files[l], lo, hi);
-    params += m.data.size();
-  }
-  fmt::print("  parameters           {}\n", params);
-  fmt::print("  normalisation        {}", to_string(w.normalisation.method));
-  if (!w.normalisation.factors.empty()) fmt::print(" (factors {:.4g})", fmt::join(w.normalisation.factors, ", "));
-  fmt::print("\n");
-  if (w.ann_test_accuracy) fmt::print("  ANN test accuracy    {:.2f} %\n", *w.ann_test_accuracy * 100);
-  if (w.seed) fmt::print("  seed                 {}\n", *w.seed);
-  if (w.training)
-    fmt::print("  trained on           {} ({} samples), {} epochs, batch {}, {} lr {:g}, {:.1f} s\n", w.training->dataset,
-               w.training->train_samples, w.training->epochs, w.training->batch_size, w.training->optimiser,
-               w.training->learning_rate, w.training->seconds);
-  return 0;
-}
-
-int info_dataset(const std::string& name) {
-  const DatasetSplits d = load_dataset(name);
-  fmt::print("{}: dataset '{}'\n", d.path.string(), d.name);
-  for (const auto* split : {&d.train, &d.test}) {
-    std::vector<std::size_t> per_class(split->num_classes, 0);
-    for (auto l : split->labels) ++per_class[l];
-    double mean = 0;
-    for (auto p : split->pixels) mean += p;
-    mean /= 255.0 * static_cast<double>(std::max<std::size_t>(1, split->pixels.size()));
-    fmt::print("  {:<5} {:>6} images of {}x{}, mean pixel {:.3f}, per class [{}]\n", split == &d.train ? "train" : "test",
-               split->count, split->rows, split->cols, mean, fmt::join(per_class, ", "));
-  }
-  return 0;
+// ANN accuracy on exactly the samples the SNN simulates, so the two compare.
+double ann_accuracy_on(const WeightSet& w, const Config& c, const Dataset& test) {
+  const std::size_t n = c.simulation.limit > 0 ? std::min<std::size_t>(c.simulation.limit, test.count) : test.count;
+  conversion::set_blas_threads(training_blas_threads());
+  return conversion::evaluate(w.layers, test, c.training.output_relu, n).accuracy;
 }
 
 }  // namespace
 
-int info_command(const fs::path& path) {
-  std::error_code ec;
-  if (path.extension() == ".json" && fs::is_regular_file(path, ec)) {
-    std::ifstream in(path);
-    const auto j = nlohmann::json::parse(in, nullptr, false);
-    if (!j.is_discarded() && j.contains("schema")) return info_results(path);
-    if (!j.is_discarded() && j.contains("layers")) return info_weights(path);
-  }
-  if (fs::is_directory(path, ec)) {
-    if (fs::exists(path / "results.json")) return info_results(path / "results.json");
-    if (fs::exists(path / kManifestFile)) return info_weights(path);
-  }
-  if (fs::is_regular_file(path, ec))
-    throw Error("'{}' is not a results.json or a weight manifest (snnsim info takes a results.json or output directory, "
-                "a weight directory or its manifest.json, or a dataset name or directory)",
+int run_command(const fs::path& path, const CommonOptions& options) {
+  const auto start = Clock::now();
+  const Prepared p = prepare(path, options, true);
+  RunReport r = base_report("run", p);
+  auto t = Clock::now();
+  const AnnWeights ann = ann_weights(p.config, p.data, options);
+  r.weights = ann.source;
+  r.weights_cached = ann.cached;
+  r.timings[ann.cached ? "load_weights" : "training"] = seconds_since(t);
+  r.ann_accuracy = ann_accuracy_on(ann.weights, p.config, p.data.test);
+  t = Clock::now();
+  const auto [snn, notes] = normalised_weights(p.config, ann.weights, p.data.train);
+  r.warnings.insert(r.warnings.end(), notes.begin(), notes.end());
+  r.timings["normalisation"] = seconds_since(t);
+  r.normalisation = std::string(to_string(snn.normalisation.method));
+  r.normalisation_factors = snn.normalisation.factors;
+  r.snn = simulate(p.config, snn, p.data.test, options);
+  finish(p, r, options, start);
+  return 0;
+}
+
+int train_command(const fs::path& path, const CommonOptions& options) {
+  const Prepared p = prepare(path, options, false);
+  const AnnWeights ann = ann_weights(p.config, p.data, options);
+  fmt::print("ANN weights: {}{}\n", ann.source, ann.cached ? " (cached)" : "");
+  if (ann.weights.ann_test_accuracy) fmt::print("ANN test accuracy: {:.2f} %\n", *ann.weights.ann_test_accuracy * 100);
+  return 0;
+}
+
+int convert_command(const fs::path& path, const CommonOptions& options) {
+  const Prepared p = prepare(path, options, true, false);
+  const AnnWeights ann = ann_weights(p.config, p.data, options);
+  const auto [snn, warnings] = normalised_weights(p.config, ann.weights, p.data.train);
+  const fs::path dir = fs::path(p.config.output.dir) / "weights";
+  save_weights(dir, snn);
+  if (options.quiet) return 0;
+  for (const auto& w : warnings) fmt::print(stderr, "note: {}\n", w);
+  fmt::print("{} normalisation, factors [{:.4g}]\nwrote {}\n", to_string(snn.normalisation.method),
+             fmt::join(snn.normalisation.factors, ", "), (dir / kManifestFile).string());
+  return 0;
+}
+
+int simulate_command(const fs::path& path, const CommonOptions& options) {
+  const auto start = Clock::now();
+  const Prepared p = prepare(path, options, true);
+  if (p.config.network.weights.empty())
+    throw Error("{}: snnsim simulate needs network.weights (a converted weight directory, e.g. from snnsim convert)",
                 path.string());
-  // Anything else is taken as a dataset name or directory; its error says what is missing.
-  return info_dataset(path.string());
+  RunReport r = base_report("simulate", p);
+  const WeightSet given = load_weights(p.config.network.weights);
+  r.weights = p.config.network.weights;
+  r.ann_accuracy = given.ann_test_accuracy;
+  const auto [snn, notes] = normalised_weights(p.config, given, p.data.train);
+  r.warnings.insert(r.warnings.end(), notes.begin(), notes.end());
+  r.normalisation = std::string(to_string(snn.normalisation.method));
+  r.normalisation_factors = snn.normalisation.factors;
+  r.snn = simulate(p.config, snn, p.data.test, options);
+  finish(p, r, options, start);
+  return 0;
 }
 
 int plot_command(const std::vector<fs::path>& results, const fs::path& png) {

@@ -1,176 +1,21 @@
 #include "snn/tool/config.h"
 
+#include "config_keys.h"
+#include "key_reader.h"
 #include "snn/error.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <toml++/toml.h>
 
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
-#include <map>
-#include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 namespace snn::tool {
 namespace {
-
-std::string where(const toml::node& node) {
-  const auto& src = node.source();
-  if (src.path && *src.path == "--set") return "(--set)";
-  return src.begin.line ? fmt::format("line {}", src.begin.line) : std::string("(default)");
-}
-
-// Reads keys of the parsed document into the Config fields. Every key it is
-// asked for becomes "known"; whatever the document holds beyond those is an
-// unknown key. Errors are collected, not thrown, so one run reports them all.
-class Reader {
- public:
-  Reader(toml::table& root, std::string source) : root_(root), source_(std::move(source)) {}
-
-  const toml::node* find(const std::string& key) {
-    known_.insert(key);
-    for (auto pos = key.find('.'); pos != std::string::npos; pos = key.find('.', pos + 1))
-      known_.insert(key.substr(0, pos));
-    return root_.at_path(key).node();
-  }
-
-  void error(const std::string& key, const toml::node* node, const std::string& what) {
-    errors_.push_back(node ? fmt::format("{}: {}: '{}' {}", source_, where(*node), key, what)
-                           : fmt::format("{}: '{}' {}", source_, key, what));
-  }
-
-  bool get(const std::string& key, bool& out) {
-    const toml::node* n = find(key);
-    if (!n) return false;
-    if (auto v = n->value_exact<bool>()) { out = *v; return true; }
-    error(key, n, fmt::format("must be true or false, found {}", type_name(*n)));
-    return false;
-  }
-
-  template <typename Int>
-    requires std::is_integral_v<Int>
-  bool get(const std::string& key, Int& out) {
-    const toml::node* n = find(key);
-    if (!n) return false;
-    auto v = n->value_exact<std::int64_t>();
-    if (!v) {
-      error(key, n, fmt::format("must be an integer, found {}", type_name(*n)));
-      return false;
-    }
-    if (*v < static_cast<std::int64_t>(std::numeric_limits<Int>::min()) ||
-        (*v > 0 && static_cast<std::uint64_t>(*v) > static_cast<std::uint64_t>(std::numeric_limits<Int>::max()))) {
-      error(key, n, fmt::format("= {} is out of range", *v));
-      return false;
-    }
-    out = static_cast<Int>(*v);
-    return true;
-  }
-
-  bool get(const std::string& key, double& out) {
-    const toml::node* n = find(key);
-    if (!n) return false;
-    if (auto v = n->value_exact<double>()) { out = *v; return true; }
-    if (auto v = n->value_exact<std::int64_t>()) { out = static_cast<double>(*v); return true; }
-    error(key, n, fmt::format("must be a number, found {}", type_name(*n)));
-    return false;
-  }
-
-  bool get(const std::string& key, std::string& out) {
-    const toml::node* n = find(key);
-    if (!n) return false;
-    if (auto v = n->value_exact<std::string>()) { out = *v; return true; }
-    error(key, n, fmt::format("must be a string, found {}", type_name(*n)));
-    return false;
-  }
-
-  // A list key accepts one scalar (meaning: the same for all) or an array.
-  template <typename T>
-  bool get(const std::string& key, std::vector<T>& out) {
-    const toml::node* n = find(key);
-    if (!n) return false;
-    std::vector<T> values;
-    auto take = [&](const toml::node& item) {
-      if constexpr (std::is_integral_v<T>) {
-        if (auto v = item.value_exact<std::int64_t>()) {
-          if (*v < std::numeric_limits<T>::min() || *v > std::numeric_limits<T>::max()) return false;
-          values.push_back(static_cast<T>(*v));
-          return true;
-        }
-      } else {
-        if (auto v = item.value_exact<double>()) { values.push_back(*v); return true; }
-        if (auto v = item.value_exact<std::int64_t>()) { values.push_back(static_cast<double>(*v)); return true; }
-      }
-      return false;
-    };
-    const char* want = std::is_integral_v<T> ? "an integer or an array of integers" : "a number or an array of numbers";
-    if (const toml::array* arr = n->as_array()) {
-      for (const auto& item : *arr) {
-        if (!take(item)) {
-          error(key, n, fmt::format("must be {}, found an element that is {}", want, type_name(item)));
-          return false;
-        }
-      }
-    } else if (!take(*n)) {
-      error(key, n, fmt::format("must be {}, found {}", want, type_name(*n)));
-      return false;
-    }
-    out = std::move(values);
-    return true;
-  }
-
-  template <typename Enum>
-  bool get_enum(const std::string& key, Enum& out, const std::vector<std::pair<std::string, Enum>>& names) {
-    std::string s;
-    if (!get(key, s)) return false;
-    for (const auto& [name, value] : names)
-      if (name == s) { out = value; return true; }
-    std::vector<std::string> options;
-    for (const auto& p : names) options.push_back(p.first);
-    error(key, find(key), fmt::format("= \"{}\" is not one of: {}", s, fmt::join(options, ", ")));
-    return false;
-  }
-
-  // Anything in the document that no get() asked for.
-  void check_unknown() {
-    std::vector<std::string> known(known_.begin(), known_.end());
-    walk(root_, "", known);
-  }
-
-  const std::vector<std::string>& errors() const { return errors_; }
-
- private:
-  static std::string type_name(const toml::node& n) {
-    switch (n.type()) {
-      case toml::node_type::string: return "a string";
-      case toml::node_type::integer: return "an integer";
-      case toml::node_type::floating_point: return "a float";
-      case toml::node_type::boolean: return "a boolean";
-      case toml::node_type::array: return "an array";
-      case toml::node_type::table: return "a table";
-      default: return "a date/time";
-    }
-  }
-
-  void walk(const toml::table& table, const std::string& prefix, const std::vector<std::string>& known) {
-    for (const auto& [k, v] : table) {
-      const std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
-      if (!known_.count(key)) {
-        const std::string guess = did_you_mean(key, known);
-        error(key, &v, guess.empty() ? "is not a known key" : fmt::format("is not a known key; did you mean '{}'?", guess));
-        continue;
-      }
-      if (const toml::table* sub = v.as_table()) walk(*sub, key, known);
-    }
-  }
-
-  toml::table& root_;
-  std::string source_;
-  std::set<std::string> known_;
-  std::vector<std::string> errors_;
-};
 
 void apply_override(toml::table& root, const std::string& assignment) {
   const auto eq = assignment.find('=');
@@ -183,10 +28,13 @@ void apply_override(toml::table& root, const std::string& assignment) {
   try {
     parsed = toml::parse("v = " + value, std::string_view("--set"));
   } catch (const toml::parse_error&) {
-    // A bare word (--set normalisation.method=robust) is meant as a string.
-    toml::table t;
-    t.insert("v", value);
-    parsed = std::move(t);
+    // A bare word (--set normalisation.method=robust) is meant as a string;
+    // parsed as one so that its messages, too, say it came from --set.
+    try {
+      parsed = toml::parse("v = " + toml_string(value), std::string_view("--set"));
+    } catch (const toml::parse_error&) {  // not UTF-8
+      throw Error("--set '{}': the value is not valid UTF-8 text", key);
+    }
   }
   toml::table* table = &root;
   std::size_t start = 0;
@@ -198,95 +46,38 @@ void apply_override(toml::table& root, const std::string& assignment) {
     start = dot + 1;
   }
   table->insert_or_assign(key.substr(start), std::move(*parsed.get("v")));
+  // The command line wins over the file's other way of saying the same thing
+  // (--set simulation.steps=100 on a file that sets duration_ms).
+  for (const ConfigKey& k : config_keys()) {
+    if (k.name != key || k.alternative.empty()) continue;
+    const std::string other = k.alternative;
+    const auto dot = other.rfind('.');
+    toml::node* other_node = root.at_path(other).node();
+    toml::table* section = root.at_path(other.substr(0, dot)).as_table();
+    if (other_node && section && !(other_node->source().path && *other_node->source().path == "--set"))
+      section->erase(other.substr(dot + 1));
+  }
 }
 
-Config read(toml::table& root, const std::string& source) {
-  Config c;
-  Reader r(root, source);
-  std::vector<std::string> problems;
+// Checks that involve several keys, after each key was read and checked on its
+// own; `r` says which keys the document gave.
+void check_together(Config& c, KeyReader& r) {
   auto bad = [&](const std::string& key, const std::string& what) { r.error(key, r.find(key), what); };
-
-  r.get("dataset.name", c.dataset.name);
-  r.get("dataset.classes", c.dataset.classes);
-  if (c.dataset.name.empty()) bad("dataset.name", "must not be empty");
-  if (c.dataset.classes < 2) bad("dataset.classes", fmt::format("= {} must be at least 2", c.dataset.classes));
-
-  r.get("network.hidden", c.network.hidden);
-  r.get("network.weights", c.network.weights);
-  for (int w : c.network.hidden)
-    if (w <= 0) { bad("network.hidden", fmt::format("has a width {}; widths must be positive", w)); break; }
-
-  auto& t = c.training;
-  r.get("training.epochs", t.epochs);
-  r.get("training.batch_size", t.batch_size);
-  r.get("training.learning_rate", t.learning_rate);
-  r.get("training.dropout", t.dropout);
-  r.get("training.init_range", t.init_range);
-  r.get("training.output_relu", t.output_relu);
-  r.get("training.limit", t.limit);
-  r.get("training.seed", t.seed);
-  if (t.epochs <= 0) bad("training.epochs", fmt::format("= {} must be positive", t.epochs));
-  if (t.batch_size <= 0) bad("training.batch_size", fmt::format("= {} must be positive", t.batch_size));
-  if (!(t.learning_rate > 0)) bad("training.learning_rate", fmt::format("= {} must be positive", t.learning_rate));
-  if (!(t.dropout >= 0 && t.dropout < 1)) bad("training.dropout", fmt::format("= {} must be in [0, 1)", t.dropout));
-  if (!(t.init_range > 0)) bad("training.init_range", fmt::format("= {} must be positive", t.init_range));
-  if (t.limit < 0) bad("training.limit", fmt::format("= {} must be >= 0 (0: all)", t.limit));
-
-  auto& n = c.normalisation;
-  r.get_enum("normalisation.method", n.method,
-             {{"none", Normalisation::None}, {"model", Normalisation::Model}, {"data", Normalisation::Data}, {"robust", Normalisation::Robust}});
-  r.get("normalisation.percentile", n.percentile);
-  bool include_last = false;
-  if (r.get("normalisation.include_last", include_last)) n.include_last = include_last;
-  r.get("normalisation.samples", n.samples);
-  if (!(n.percentile > 0 && n.percentile <= 100)) bad("normalisation.percentile", fmt::format("= {} must be in (0, 100]", n.percentile));
-  if (n.samples < 0) bad("normalisation.samples", fmt::format("= {} must be >= 0 (0: all)", n.samples));
-
   auto& s = c.simulation;
-  const bool has_steps = r.get("simulation.steps", s.steps);
-  r.get("simulation.dt_ms", s.dt_ms);
-  double duration_ms = 0;
-  const bool has_duration = r.get("simulation.duration_ms", duration_ms);
-  r.get_enum("simulation.encoding", s.encoding, {{"poisson", Encoding::Poisson}, {"analog", Encoding::Analog}});
-  r.get("simulation.max_rate_hz", s.max_rate_hz);
-  r.get("simulation.clamp_probability", s.clamp_probability);
-  r.get("simulation.threshold", s.threshold);
-  r.get_enum("simulation.reset", s.reset, {{"subtract", ResetMode::Subtract}, {"zero", ResetMode::Zero}});
-  r.get("simulation.beta", s.beta);
-  r.get("simulation.refractory_steps", s.refractory_steps);
-  r.get("simulation.delays", s.delays);
-  r.get("simulation.fixed_point_bits", s.fixed_point_bits);
-  r.get("simulation.weight_cutoff", s.weight_cutoff);
-  r.get_enum("simulation.tie_break", s.tie_break, {{"lowest", TieBreak::lowest}, {"potential", TieBreak::potential}});
-  r.get("simulation.limit", s.limit);
-  r.get("simulation.seed", s.seed);
-  r.get("simulation.threads", s.threads);
-  const bool has_checkpoints = r.get("simulation.checkpoints", s.checkpoints);
-  r.get("simulation.early_exit", s.early_exit);
-  r.get("simulation.early_exit_margin", s.early_exit_margin);
-  r.get("simulation.early_exit_steps", s.early_exit_steps);
-  r.get("simulation.batch_size", s.batch_size);
-
-  if (!(s.dt_ms > 0)) bad("simulation.dt_ms", fmt::format("= {} must be positive", s.dt_ms));
-  if (has_duration) {
-    if (!(duration_ms > 0)) {
-      bad("simulation.duration_ms", fmt::format("= {} must be positive", duration_ms));
-    } else if (s.dt_ms > 0) {
-      const double ratio = duration_ms / s.dt_ms;
-      const auto whole = static_cast<Step>(std::llround(ratio));
-      if (std::abs(ratio - whole) > 1e-9 * std::max(1.0, ratio))
-        bad("simulation.duration_ms", fmt::format("= {} is not a whole number of steps of dt_ms = {}", duration_ms, s.dt_ms));
-      else if (has_steps && whole != s.steps)
-        bad("simulation.duration_ms", fmt::format("= {} gives {} steps of {} ms but simulation.steps = {}; give one of them", duration_ms, whole, s.dt_ms, s.steps));
-      else
-        s.steps = whole;
-    }
+  if (s.duration_ms && s.dt_ms > 0) {
+    const double ratio = *s.duration_ms / s.dt_ms;
+    const auto whole = static_cast<Step>(std::llround(ratio));
+    if (std::abs(ratio - static_cast<double>(whole)) > 1e-9 * std::max(1.0, ratio))
+      bad("simulation.duration_ms", fmt::format("= {} is not a whole number of steps of dt_ms = {}", *s.duration_ms, s.dt_ms));
+    else if (r.has("simulation.steps") && whole != s.steps)
+      bad("simulation.duration_ms", fmt::format("= {} gives {} steps of {} ms but simulation.steps = {}; give one of them",
+                                                *s.duration_ms, whole, s.dt_ms, s.steps));
+    else
+      s.steps = whole;
   }
-  if (s.steps <= 0) bad("simulation.steps", fmt::format("= {} must be positive", s.steps));
   if (s.encoding == Encoding::Poisson) {
-    if (!(s.max_rate_hz > 0)) bad("simulation.max_rate_hz", fmt::format("= {} must be positive", s.max_rate_hz));
     const double scale = c.probability_scale();
-    if (scale > 1.0 && s.max_rate_hz > 0 && s.dt_ms > 0) {
+    if (scale > 1.0) {
       if (s.clamp_probability)
         c.warnings.push_back(fmt::format(
             "spike probability p = min(1, {:g} x): pixels above {:.3g} spike at every step (max_rate_hz * dt = {:g} Hz * {:g} ms)",
@@ -300,44 +91,34 @@ Config read(toml::table& root, const std::string& source) {
   }
   const std::size_t populations = c.network.hidden.size() + 1;  // spiking populations (input is not one)
   if (s.threshold.size() != 1 && s.threshold.size() != populations)
-    bad("simulation.threshold", fmt::format("has {} values; give one, or one per spiking population ({})", s.threshold.size(), populations));
-  for (double th : s.threshold)
-    if (!(th > 0)) { bad("simulation.threshold", fmt::format("has {}; thresholds must be positive", th)); break; }
+    bad("simulation.threshold",
+        fmt::format("has {} values; give one, or one per spiking population ({})", s.threshold.size(), populations));
   if (s.delays.size() != 1 && s.delays.size() != populations)
     bad("simulation.delays", fmt::format("has {} values; give one, or one per connection ({})", s.delays.size(), populations));
-  for (int d : s.delays)
-    if (d < 0) { bad("simulation.delays", fmt::format("has {}; delays must be >= 0 steps", d)); break; }
-  if (!(s.beta > 0 && s.beta <= 1)) bad("simulation.beta", fmt::format("= {} must be in (0, 1]", s.beta));
-  if (s.refractory_steps < 0) bad("simulation.refractory_steps", fmt::format("= {} must be >= 0", s.refractory_steps));
-  if (s.fixed_point_bits < 4 || s.fixed_point_bits > 24)
-    bad("simulation.fixed_point_bits", fmt::format("= {} must be in [4, 24]", s.fixed_point_bits));
-  if (!(s.weight_cutoff >= 0)) bad("simulation.weight_cutoff", fmt::format("= {} must be >= 0", s.weight_cutoff));
-  if (s.limit < 0) bad("simulation.limit", fmt::format("= {} must be >= 0 (0: all)", s.limit));
-  if (s.threads < 0) bad("simulation.threads", fmt::format("= {} must be >= 0 (0: all cores)", s.threads));
-  if (s.early_exit_margin < 1) bad("simulation.early_exit_margin", fmt::format("= {} must be at least 1", s.early_exit_margin));
-  if (s.early_exit_steps < 1) bad("simulation.early_exit_steps", fmt::format("= {} must be at least 1", s.early_exit_steps));
-  if (s.batch_size <= 0) bad("simulation.batch_size", fmt::format("= {} must be positive", s.batch_size));
-  for (int cp : s.checkpoints)
-    if (cp <= 0) { bad("simulation.checkpoints", fmt::format("has {}; checkpoints must be positive steps", cp)); break; }
-  if (s.steps > 0) {
-    // Default checkpoints beyond a short run are dropped silently; explicit ones are the user's word.
-    if (has_checkpoints) {
-      for (int cp : s.checkpoints)
-        if (cp > s.steps) { bad("simulation.checkpoints", fmt::format("has {}, beyond simulation.steps = {}", cp, s.steps)); break; }
-    } else {
-      std::erase_if(s.checkpoints, [&](int cp) { return cp > s.steps; });
-    }
-    if (std::find(s.checkpoints.begin(), s.checkpoints.end(), s.steps) == s.checkpoints.end()) s.checkpoints.push_back(s.steps);
-    std::sort(s.checkpoints.begin(), s.checkpoints.end());
-    s.checkpoints.erase(std::unique(s.checkpoints.begin(), s.checkpoints.end()), s.checkpoints.end());
+  // Default checkpoints beyond a short run are dropped silently; explicit ones are the user's word.
+  if (r.has("simulation.checkpoints")) {
+    for (int cp : s.checkpoints)
+      if (cp > s.steps) {
+        bad("simulation.checkpoints", fmt::format("has {}, beyond simulation.steps = {}", cp, s.steps));
+        break;
+      }
+  } else {
+    std::erase_if(s.checkpoints, [&](int cp) { return cp > s.steps; });
   }
+  if (std::find(s.checkpoints.begin(), s.checkpoints.end(), s.steps) == s.checkpoints.end()) s.checkpoints.push_back(s.steps);
+  std::sort(s.checkpoints.begin(), s.checkpoints.end());
+  s.checkpoints.erase(std::unique(s.checkpoints.begin(), s.checkpoints.end()), s.checkpoints.end());
+}
 
-  r.get("output.dir", c.output.dir);
-  r.get("output.cache", c.output.cache);
-  r.get("output.plots", c.output.plots);
-  if (c.output.dir.empty()) bad("output.dir", "must not be empty");
-  if (c.output.cache.empty()) bad("output.cache", "must not be empty");
-
+Config read(toml::table& root, const std::string& source) {
+  Config c;
+  // A file without output.dir writes to out/<its name>, so two configs never
+  // overwrite each other's report by default.
+  const std::string stem = std::filesystem::path(source).stem().string();
+  if (!stem.empty()) c.output.dir = "out/" + stem;
+  KeyReader r(root, source);
+  for (const ConfigKey& key : config_keys()) key.read(r, c);
+  check_together(c, r);
   r.check_unknown();
   if (!r.errors().empty()) {
     throw Error("{} has {} problem{}:\n  {}", source, r.errors().size(), r.errors().size() == 1 ? "" : "s",
@@ -399,60 +180,26 @@ Config load_config(const std::filesystem::path& path, const std::vector<std::str
 }
 
 std::string to_toml(const Config& c) {
-  auto ints = [](const auto& v) {
-    toml::array a;
-    for (auto x : v) a.push_back(static_cast<std::int64_t>(x));
-    return a;
-  };
-  auto floats = [](const std::vector<double>& v) {
-    toml::array a;
-    for (double x : v) a.push_back(x);
-    return a;
-  };
-  const auto& s = c.simulation;
-  toml::table normalisation{{"method", std::string(to_string(c.normalisation.method))},
-                            {"percentile", c.normalisation.percentile},
-                            {"samples", c.normalisation.samples}};
-  if (c.normalisation.include_last) normalisation.insert("include_last", *c.normalisation.include_last);
-  toml::table root{
-      {"dataset", toml::table{{"name", c.dataset.name}, {"classes", c.dataset.classes}}},
-      {"network", toml::table{{"hidden", ints(c.network.hidden)}, {"weights", c.network.weights}}},
-      {"training", toml::table{{"epochs", c.training.epochs},
-                               {"batch_size", c.training.batch_size},
-                               {"learning_rate", c.training.learning_rate},
-                               {"dropout", c.training.dropout},
-                               {"init_range", c.training.init_range},
-                               {"output_relu", c.training.output_relu},
-                               {"limit", c.training.limit},
-                               {"seed", static_cast<std::int64_t>(c.training.seed)}}},
-      {"normalisation", normalisation},
-      {"simulation",
-       toml::table{{"steps", s.steps},
-                   {"dt_ms", s.dt_ms},
-                   {"encoding", std::string(engine::to_string(s.encoding))},
-                   {"max_rate_hz", s.max_rate_hz},
-                   {"clamp_probability", s.clamp_probability},
-                   {"threshold", floats(s.threshold)},
-                   {"reset", std::string(to_string(s.reset))},
-                   {"beta", s.beta},
-                   {"refractory_steps", s.refractory_steps},
-                   {"delays", ints(s.delays)},
-                   {"fixed_point_bits", s.fixed_point_bits},
-                   {"weight_cutoff", s.weight_cutoff},
-                   {"tie_break", s.tie_break == TieBreak::lowest ? "lowest" : "potential"},
-                   {"limit", s.limit},
-                   {"seed", static_cast<std::int64_t>(s.seed)},
-                   {"threads", s.threads},
-                   {"checkpoints", ints(s.checkpoints)},
-                   {"early_exit", s.early_exit},
-                   {"early_exit_margin", s.early_exit_margin},
-                   {"early_exit_steps", s.early_exit_steps},
-                   {"batch_size", s.batch_size}}},
-      {"output", toml::table{{"dir", c.output.dir}, {"cache", c.output.cache}, {"plots", c.output.plots}}},
-  };
-  std::ostringstream out;
-  out << root << "\n";
-  return out.str();
+  std::string out;
+  std::string section;
+  for (const ConfigKey& key : config_keys()) {
+    const auto value = key.print(c);
+    if (!value) continue;
+    const auto dot = key.name.find('.');
+    if (key.name.substr(0, dot) != section) {
+      section = key.name.substr(0, dot);
+      out += fmt::format("{}[{}]\n", out.empty() ? "" : "\n", section);
+    }
+    out += fmt::format("{} = {}\n", key.name.substr(dot + 1), *value);
+  }
+  return out;
+}
+
+std::string config_keys_markdown() {
+  std::string out = "| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n";
+  for (const ConfigKey& k : config_keys())
+    out += fmt::format("| `{}` | {} | {} | {} | {} |\n", k.name, k.type, k.default_text, k.range, k.help);
+  return out;
 }
 
 }  // namespace snn::tool

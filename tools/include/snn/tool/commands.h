@@ -14,8 +14,10 @@ namespace snn::tool {
 struct CommonOptions {
   std::vector<std::string> set;        ///< --set key=value, applied last
   std::optional<int> threads;          ///< --threads N  -> simulation.threads
-  std::optional<int> limit;            ///< --limit N    -> simulation.limit
-  std::optional<std::uint64_t> seed;   ///< --seed S     -> training.seed and simulation.seed
+  std::optional<int> limit;            ///< --limit N    -> simulation.limit (run, simulate, bench)
+  std::optional<int> training_limit;   ///< train --limit N -> training.limit
+  std::optional<std::uint64_t> seed;   ///< --seed S     -> simulation.seed (the input spike trains)
+  std::optional<std::uint64_t> training_seed;  ///< --training-seed S -> training.seed
   std::optional<std::string> out;      ///< --out DIR    -> output.dir
   bool quiet = false;                  ///< --quiet: no progress, no summary table
   bool retrain = false;                ///< --retrain: ignore cached weights
@@ -25,6 +27,10 @@ struct CommonOptions {
 /// The config overrides the common options stand for, then the --set ones.
 std::vector<std::string> overrides_of(const CommonOptions& options);
 
+int run_command(const std::filesystem::path& config, const CommonOptions& options);
+int train_command(const std::filesystem::path& config, const CommonOptions& options);
+int convert_command(const std::filesystem::path& config, const CommonOptions& options);
+int simulate_command(const std::filesystem::path& config, const CommonOptions& options);
 int info_command(const std::filesystem::path& path);
 int plot_command(const std::vector<std::filesystem::path>& results, const std::filesystem::path& png);
 

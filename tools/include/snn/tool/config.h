@@ -1,11 +1,14 @@
-// A run's configuration: one TOML file (documented in docs/config.md), plus
-// `--set key=value` overrides. The whole file is parsed into a temporary,
+// A run's configuration: one TOML file, plus `--set key=value` overrides.
+// Every key is defined once, in the table of config_keys.cpp (name, type,
+// default, range, meaning); parsing, validation, config.resolved.toml and the
+// table of docs/config.md all come from it. The whole file is parsed into a temporary,
 // checked, and only then returned (NEST's set_status discipline): unknown keys
 // (with a did-you-mean), wrong types and impossible values are all reported
 // together in one snn::Error naming the file, the key and its line.
 #pragma once
 
 #include "snn/engine/encoder.h"
+#include "snn/network/layer_spec.h"
 #include "snn/network/network.h"
 #include "snn/network/weights.h"
 #include "snn/types.h"
@@ -26,6 +29,9 @@ struct DatasetConfig {
 struct NetworkConfig {
   std::vector<int> hidden = {1200, 1200};  ///< hidden layer widths; input and output come from the dataset
   std::string weights;  ///< a weight manifest to load instead of training (empty: train)
+  /// The architecture as layer specs (conv nets). Parsed and checked against a
+  /// 1x28x28 input and dataset.classes, but not used by the pipeline yet.
+  std::vector<LayerSpec> layers;
 };
 
 struct TrainingConfig {
@@ -48,10 +54,11 @@ struct NormalisationConfig {
 
 using engine::Encoding;
 /// Equal output spike counts go to the lowest class (torch's argmax) or to the highest output potential.
-enum class TieBreak { lowest, potential };
+enum class TieBreak { Lowest, Potential };
 
 struct SimulationConfig {
-  Step steps = 200;
+  Step steps = 200;             ///< simulated steps (from duration_ms when that is given)
+  std::optional<double> duration_ms;  ///< alternative to steps: a whole number of dt_ms
   double dt_ms = 1.0;           ///< step length; the seed's rate/steps factor is max_rate * dt with dt = 1 s / steps
   Encoding encoding = Encoding::Poisson;
   double max_rate_hz = 1000.0;  ///< p_i = min(1, x_i * max_rate * dt); default p = x (Diehl et al.)
@@ -63,7 +70,7 @@ struct SimulationConfig {
   std::vector<int> delays = {0};  ///< one value for every connection, or one per connection, in steps
   int fixed_point_bits = 16;      ///< potentials in units of theta / 2^bits
   double weight_cutoff = 0.0;     ///< |w| below this is dropped (sparse fan-out tables when > 0)
-  TieBreak tie_break = TieBreak::lowest;
+  TieBreak tie_break = TieBreak::Lowest;
   int limit = 0;                  ///< test samples simulated (0: all)
   std::uint64_t seed = 0;
   int threads = 0;                ///< 0: all cores
@@ -75,7 +82,9 @@ struct SimulationConfig {
 };
 
 struct OutputConfig {
-  std::string dir = "out/default";  ///< results.json, CSV tables and plots go here
+  /// results.json, CSV tables and plots go here; a config file without it
+  /// gets out/<file name without .toml>.
+  std::string dir = "out/default";
   std::string cache = "out/cache";  ///< trained weights, keyed by a hash of dataset, network and training
   bool plots = true;
 };
@@ -104,6 +113,10 @@ Config parse_config(const std::string& toml_text, const std::string& source_name
 
 /// The config as resolved (every key with its effective value), as TOML text.
 std::string to_toml(const Config& config);
+
+/// The table of docs/config.md (between its keys:begin/end markers): one row
+/// per key of config_keys.cpp. `snnsim keys` prints it.
+std::string config_keys_markdown();
 
 /// Closest known key to `key` by edit distance, or empty if none is close.
 std::string did_you_mean(const std::string& key, const std::vector<std::string>& known);

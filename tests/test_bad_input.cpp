@@ -385,6 +385,8 @@ TEST_CASE("bad configs: a message naming the file, key, line and value, status 1
   check_case("C12", "config is a directory", {"run", (root / "dir.toml").string()}, 1, {"dir.toml", "is a directory"}, out);
   set_case("C13", "--set without '='", "simulation", {"--set 'simulation': expected key=value"});
   set_case("C14", "--set of an unknown key", "simulation.stepz=3", {"'simulation.stepz' is not a known key; did you mean 'simulation.steps'?"});
+  set_case("C21", "--set of a bare word that is not a choice", "simulation.reset=Zero",
+           {"(--set): 'simulation.reset' = \"Zero\" is not one of: subtract, zero"});
 
   // Output directories that cannot or must not be written.
   spit(root / "a_file", "not a directory");
@@ -420,6 +422,10 @@ TEST_CASE("command-line mistakes: one line naming the command and the mistake, s
              {"--threads: expected a whole number >= 0, found 'two'"});
   check_case("L7", "negative count", {"run", cfg.string(), "--limit", "-5"}, 2, {"--limit: expected a whole number >= 0, found '-5'"});
   check_case("L8", "an extra argument", {"run", cfg.string(), "other.toml"}, 2, {"unexpected argument 'other.toml'"});
+  check_case("L12", "an option the command cannot honour", {"train", cfg.string(), "--threads", "1"}, 2,
+             {"snnsim train: error: --threads", "2 threads"});
+  check_case("L13", "--limit on convert", {"convert", cfg.string(), "--limit", "5"}, 2,
+             {"snnsim convert: error: --limit", "normalisation.samples"});
   check_case("L9", "info on something that is not a results file", {"info", cfg.string()}, 1, {"run.toml", "is not a results.json"});
   spit(root / "bad" / "results.json", R"({"schema": "snnsim-results/1", "snn": [1, 2]})");
   check_case("L10", "info on a results.json with a field of the wrong type", {"info", (root / "bad").string()}, 1,

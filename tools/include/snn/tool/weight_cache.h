@@ -1,0 +1,41 @@
+// The ANN weights a config asks for: given (network.weights), found in the
+// weight cache, or trained now and stored there. The cache is a directory per
+// key under output.cache; the key is a hash of the training data's bytes and of
+// every setting that changes the trained weights, so changing only simulation
+// or normalisation settings never retrains.
+#pragma once
+
+#include "snn/network/dataset.h"
+#include "snn/network/weights.h"
+#include "snn/tool/commands.h"
+#include "snn/tool/config.h"
+
+#include <filesystem>
+#include <string>
+
+namespace snn::tool {
+
+/// Where trained weights for `config` are cached: <output.cache>/<name>-<key>.
+std::filesystem::path weight_cache_dir(const Config& config, const Dataset& train);
+
+/// The training checkpoint's name inside a cache entry (see ann_weights).
+inline constexpr const char* kCheckpointFile = "training.ckpt";
+
+/// OpenBLAS threads training and normalisation always use, whatever --threads
+/// says: sgemm's summation order (so the weights' last bits) depends on it.
+int training_blas_threads();
+
+/// ANN weights and where they came from.
+struct AnnWeights {
+  WeightSet weights;
+  bool cached = false;  ///< true when training was skipped thanks to the cache
+  std::string source;   ///< network.weights, or the cache entry's directory
+};
+
+/// The ANN weights of `config`: network.weights if given, else the cache entry,
+/// else trained now (and cached). While training, the cache entry holds a
+/// checkpoint (kCheckpointFile) of the last completed epoch, removed once the
+/// weights are saved; options.resume continues from it.
+AnnWeights ann_weights(const Config& config, const DatasetSplits& data, const CommonOptions& options);
+
+}  // namespace snn::tool

@@ -1,0 +1,156 @@
+#include "snn/tool/weight_cache.h"
+
+#include "snn/conversion/layers.h"
+#include "snn/conversion/trainer.h"
+#include "snn/error.h"
+#include "snn/tool/interrupt.h"
+#include "snn/tool/progress.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <memory>
+
+namespace snn::tool {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// FNV-1a: a stable 64-bit hash (std::hash is not stable across builds).
+struct Fnv {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  void add(const void* data, std::size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  }
+  void add(const std::string& s) { add(s.data(), s.size()); }
+};
+
+conversion::TrainConfig train_config(const Config& c, const Dataset& train) {
+  conversion::TrainConfig t;
+  t.network.inputs = train.image_size();
+  t.network.layers.clear();
+  for (std::size_t i = 0; i < c.network.hidden.size(); ++i)
+    t.network.layers.push_back({conversion::LayerKind::Dense, static_cast<std::size_t>(c.network.hidden[i]), fmt::format("fc{}", i + 1)});
+  t.network.layers.push_back({conversion::LayerKind::Dense, static_cast<std::size_t>(c.dataset.classes),
+                              fmt::format("fc{}", c.network.hidden.size() + 1)});
+  t.network.output_relu = c.training.output_relu;
+  t.network.dropout = static_cast<float>(c.training.dropout);
+  t.epochs = static_cast<std::size_t>(c.training.epochs);
+  t.batch_size = static_cast<std::size_t>(c.training.batch_size);
+  t.adam.learning_rate = static_cast<float>(c.training.learning_rate);
+  t.init_range = static_cast<float>(c.training.init_range);
+  t.seed = c.training.seed;
+  t.train_samples = static_cast<std::size_t>(c.training.limit);
+  t.blas_threads = training_blas_threads();
+  return t;
+}
+
+// Draws the training progress: a bar per epoch on a terminal, one line per epoch always.
+class TrainingObserver : public conversion::TrainObserver {
+ public:
+  TrainingObserver(bool quiet, std::size_t epochs, fs::path checkpoint)
+      : quiet_(quiet), epochs_(epochs), checkpoint_(std::move(checkpoint)) {}
+  void on_batch(std::size_t epoch, std::size_t batch, std::size_t batches, double loss) override {
+    if (interrupted()) {
+      if (epoch > 1)
+        throw Error("interrupted during training epoch {}/{}; the {} completed epoch{} saved in '{}': run the same command with "
+                    "--resume to continue from there",
+                    epoch, epochs_, epoch - 1, epoch == 2 ? " is" : "s are", checkpoint_.string());
+      throw Error("interrupted during training epoch 1/{}, before any epoch was complete; nothing was written", epochs_);
+    }
+    if (quiet_) return;
+    if (!bar_ || epoch != epoch_) {
+      bar_ = std::make_unique<Progress>(fmt::format("epoch {}/{}", epoch, epochs_), batches, quiet_);
+      epoch_ = epoch;
+    }
+    bar_->update(batch, fmt::format("loss {:.4f}", loss));
+  }
+  void on_epoch(const conversion::EpochReport& r) override {
+    if (bar_) bar_->finish();
+    bar_.reset();
+    if (!quiet_)
+      fmt::print(stderr, "epoch {:>2}/{}: loss {:.4f}, train accuracy {:.2f} %, {:.1f} s\n", r.epoch, r.epochs, r.loss,
+                 r.train_accuracy * 100, r.seconds);
+  }
+  void on_test(const conversion::Evaluation& e) override {
+    if (!quiet_) fmt::print(stderr, "ANN test accuracy {:.2f} % ({} samples)\n", e.accuracy * 100, e.samples);
+  }
+  void on_warning(const std::string& message) override { fmt::print(stderr, "warning: {}\n", message); }
+  void on_resume(std::size_t done, std::size_t epochs) override {
+    if (!quiet_) fmt::print(stderr, "resuming training after epoch {}/{} from '{}'\n", done, epochs, checkpoint_.string());
+  }
+
+ private:
+  bool quiet_;
+  std::size_t epochs_;
+  fs::path checkpoint_;
+  std::size_t epoch_ = 0;
+  std::unique_ptr<Progress> bar_;
+};
+
+}  // namespace
+
+int training_blas_threads() { return 2; }
+
+fs::path weight_cache_dir(const Config& c, const Dataset& train) {
+  Fnv fnv;
+  fnv.add(train.pixels.data(), train.pixels.size());
+  fnv.add(train.labels.data(), train.labels.size());
+  const auto& t = c.training;
+  fnv.add(fmt::format("classes={};hidden={};epochs={};batch={};lr={};dropout={};init={};output_relu={};limit={};seed={};blas={}",
+                      c.dataset.classes, fmt::join(c.network.hidden, ","), t.epochs, t.batch_size, t.learning_rate,
+                      t.dropout, t.init_range, t.output_relu, t.limit, t.seed, training_blas_threads()));
+  std::string name = fs::path(c.dataset.name).filename().string();
+  if (name.empty()) name = "data";
+  return fs::path(c.output.cache) / fmt::format("{}-{:016x}", name, fnv.h);
+}
+
+AnnWeights ann_weights(const Config& c, const DatasetSplits& data, const CommonOptions& options) {
+  if (!c.network.weights.empty()) {
+    WeightSet w = load_weights(c.network.weights);
+    if (w.inputs() != data.test.image_size())
+      throw Error("weights '{}' take {} inputs but dataset '{}' has images of {} pixels", c.network.weights, w.inputs(),
+                  data.name, data.test.image_size());
+    if (w.outputs() != static_cast<std::size_t>(c.dataset.classes))
+      throw Error("weights '{}' have {} outputs but dataset.classes = {}", c.network.weights, w.outputs(), c.dataset.classes);
+    return {std::move(w), false, c.network.weights};
+  }
+  const fs::path dir = weight_cache_dir(c, data.train);
+  // Absolute, so a run from another working directory (another cache) never retrains unannounced.
+  const std::string where = fs::absolute(dir).lexically_normal().string();
+  if (!options.retrain && fs::exists(dir / kManifestFile)) {
+    if (!options.quiet) fmt::print(stderr, "using cached ANN weights from {} (--retrain to train again)\n", where);
+    return {load_weights(dir), true, dir.string()};
+  }
+  auto tc = train_config(c, data.train);
+  // The checkpoint lives in the cache entry it will become: same key, and
+  // without a manifest the entry is never taken for trained weights.
+  tc.checkpoint = dir / kCheckpointFile;
+  tc.resume = options.resume;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error("output.cache '{}': cannot create '{}': {}", c.output.cache, dir.string(), ec.message());
+  const bool have_checkpoint = fs::exists(tc.checkpoint, ec);
+  if (!options.quiet) {
+    fmt::print(stderr, "training {}-{}-{} on {} ({} samples), {} epochs, into the weight cache {}{}\n", data.train.image_size(),
+               fmt::join(c.network.hidden, "-"), c.dataset.classes, data.name,
+               tc.train_samples ? tc.train_samples : data.train.count, tc.epochs, where,
+               options.retrain ? " (--retrain)" : " (no cached weights there)");
+    if (have_checkpoint && !options.resume)
+      fmt::print(stderr, "note: '{}' holds an interrupted training; starting over (--resume continues it)\n", tc.checkpoint.string());
+    if (!have_checkpoint && options.resume)
+      fmt::print(stderr, "note: no interrupted training to resume ('{}' does not exist); training from the start\n",
+                 tc.checkpoint.string());
+  }
+  TrainingObserver progress(options.quiet, tc.epochs, tc.checkpoint);
+  const auto result = conversion::train(tc, data.train, &data.test, &progress);
+  WeightSet w = conversion::to_weight_set(tc, result, data.name, tc.train_samples ? tc.train_samples : data.train.count);
+  save_weights(dir, w);
+  // Only once the weights are stored: until then the checkpoint can still resume.
+  fs::remove(tc.checkpoint, ec);
+  return {std::move(w), false, dir.string()};
+}
+
+}  // namespace snn::tool
