@@ -73,6 +73,11 @@ void publish_report(const Config& config, const RunReport& report, const CommonO
 /// dataset path lies inside it. Throws snn::Error naming the key.
 void check_output_writable(const Config& config, bool replaced_whole);
 
+/// What `snnsim run` does, returning the report (results_json() gives the text
+/// of results.json); it is written to output.dir only when `publish` (then
+/// the summary table is printed too, unless options.quiet).
+RunReport run_report(const std::filesystem::path& config, const CommonOptions& options, bool publish);
+
 int run_command(const std::filesystem::path& config, const CommonOptions& options);
 int train_command(const std::filesystem::path& config, const CommonOptions& options);
 int convert_command(const std::filesystem::path& config, const CommonOptions& options);
