@@ -210,11 +210,12 @@ class Model {
   // layers: arrays [out, in] or dicts {"kind", "weight", "bias", "name", ...}.
   static Model from_layers(const py::sequence& layers) {
     snn::WeightSet w;
+    // Layers are numbered from 0 in messages, as snn::validate_layers does.
     std::size_t index = 0;
     for (const auto& item : layers) {
-      ++index;
+      const std::size_t at = index++;
       if (!py::isinstance<py::dict>(item)) {
-        w.layers.push_back(matrix_of(item, index));
+        w.layers.push_back(matrix_of(item, at));
         w.names.push_back(fmt::format("fc{}", w.layers.size()));
         continue;
       }
@@ -226,26 +227,26 @@ class Model {
         if (std::find(std::begin(known), std::end(known), key) == std::end(known))
           throw py::value_error(fmt::format("layer {}: unknown key '{}' (known: kind, weight, bias, name, and for conv/avgpool "
                                             "kernel, stride, padding, window)",
-                                            index, key));
+                                            at, key));
       }
       if (kind == "flatten") continue;  // dense layers read their input flat already
       if (kind != "dense") {
         (void)snn::parse_layer_kind(kind);  // a misspelt kind gets the list of kinds
         throw py::value_error(fmt::format("layer {}: '{}' layers cannot be simulated yet: snnsim's engine runs dense "
                                           "(fully connected) layers only",
-                                          index, kind));
+                                          at, kind));
       }
-      if (!d.contains("weight")) throw py::value_error(fmt::format("layer {}: a dense layer needs 'weight' [out, in]", index));
-      snn::Matrix m = matrix_of(d["weight"], index);
+      if (!d.contains("weight")) throw py::value_error(fmt::format("layer {}: a dense layer needs 'weight' [out, in]", at));
+      snn::Matrix m = matrix_of(d["weight"], at);
       if (d.contains("bias") && !d["bias"].is_none()) {
         auto b = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(d["bias"]);
         if (!b || b.ndim() != 1 || static_cast<std::size_t>(b.shape(0)) != m.rows)
-          throw py::value_error(fmt::format("layer {}: bias must be a 1-D array of {} values", index, m.rows));
+          throw py::value_error(fmt::format("layer {}: bias must be a 1-D array of {} values", at, m.rows));
         for (py::ssize_t i = 0; i < b.shape(0); ++i)
           if (b.at(i) != 0.0)
             throw py::value_error(fmt::format("layer {}: bias[{}] is {}; the engine does not simulate biases yet "
                                               "(train with bias=False)",
-                                              index, i, b.at(i)));
+                                              at, i, b.at(i)));
       }
       w.layers.push_back(std::move(m));
       w.names.push_back(d.contains("name") && !d["name"].is_none() ? py::str(d["name"]).cast<std::string>()
