@@ -337,8 +337,15 @@ snn::tool::Config config_of(const std::vector<std::string>& overrides, const cha
 
 Result simulate(const Model& model, const py::handle& images, const py::handle& labels,
                 const std::vector<std::string>& overrides) {
-  const snn::tool::Config c = config_of(overrides, "snnsim.simulate");
   const snn::WeightSet& w = model.weight_set();
+  // The config's per-population lists (threshold, delays) are checked
+  // against network.hidden: describe this model there.
+  std::vector<std::string> all;
+  std::string hidden;
+  for (std::size_t l = 0; l + 1 < w.layers.size(); ++l) hidden += fmt::format("{}{}", l ? ", " : "", w.layers[l].rows);
+  all.push_back(fmt::format("network.hidden=[{}]", hidden));
+  all.insert(all.end(), overrides.begin(), overrides.end());
+  const snn::tool::Config c = config_of(all, "snnsim.simulate");
   const snn::Network net = snn::tool::build_network(c, w);
   Images im = images_of(images, net.input_size());
   std::size_t n = im.count;

@@ -198,3 +198,14 @@ def test_from_onnx_says_not_yet(tmp_path):
     f.write_bytes(b"")
     with pytest.raises(NotImplementedError, match="not available yet"):
         snnsim.from_onnx(str(f))
+
+
+def test_per_population_threshold_and_delays():
+    # hidden (2 neurons, w 0.5, theta 1): each spikes at steps 3, 5, 7, 9 -> 8 spikes.
+    # output (w 1 from each, theta 0.5, delay 2): gets 2.0 at steps 5, 7, 9 (11 is past the end);
+    # v: 2 -> spike (1.5), 6: spike (1.0), 7: 3 -> spike (2.5), 8: spike (2.0), 9: 4 -> spike (3.5), 10: spike -> 6.
+    m = chain(np.full((2, 2), 0.5), np.ones((1, 2)))
+    r = m.simulate(np.array([[255, 0]], np.uint8), steps=10, delays=[0, 2], threshold=[1, 0.5], **EVERY_STEP)
+    np.testing.assert_array_equal(r.spike_counts, [[10, 8, 6]])
+    with pytest.raises(ValueError, match="'simulation.threshold' has 3 values"):
+        m.simulate(np.array([[255, 0]], np.uint8), threshold=[1, 1, 1])
