@@ -13,4 +13,8 @@ for name in ("pytest", "numpy"):
 
 import pytest
 
-sys.exit(pytest.main(["-q", "-rs", "-p", "no:cacheprovider", os.path.dirname(os.path.abspath(__file__))]))
+# A private temporary root: pytest prunes old runs under /tmp/pytest-of-USER,
+# which other processes running pytest at the same time share.
+basetemp = os.path.join(os.environ.get("SNNSIM_BINARY_DIR", "."), "python", "pytest-tmp")
+sys.exit(pytest.main(["-q", "-rs", "-p", "no:cacheprovider", f"--basetemp={basetemp}",
+                      os.path.dirname(os.path.abspath(__file__))]))
