@@ -90,3 +90,24 @@ def test_model_round_trips_through_a_weight_directory(tmp_path, tiny_cli):
     assert again.normalisation == model.normalisation
     for a, b in zip(again.weights, model.weights):
         np.testing.assert_array_equal(a, b)
+
+
+def test_normalisation_factors_against_numpy(tiny_cli):
+    # A second implementation: the activations computed with numpy (float64).
+    data = snnsim.load_dataset("mnist10k")
+    ann = snnsim.Model.load(tiny_cli["ann"])
+    x = data["train_images"][:500].reshape(500, -1).astype(np.float64) / 255
+    w1, w2 = (w.astype(np.float64) for w in ann.weights)
+    h = np.maximum(x @ w1.T, 0)
+    out = np.maximum(h @ w2.T, 0)
+    # data-based: lambda_l = max(largest weight, largest activation), factors lambda_l / lambda_{l-1}.
+    lam1 = max(w1.max(), h.max())
+    lam2 = max(w2.max(), out.max())
+    factors = ann.normalise("data", data["train_images"], samples=500).normalisation["factors"]
+    assert factors == pytest.approx([lam1, lam2 / lam1], rel=1e-5)
+    # robust, first layer: nearest-rank 99th percentile of the non-zero activations;
+    # snnsim's histogram may overestimate by at most 2^-10 (conversion/normalise.h).
+    nz = np.sort(h[h > 0])
+    exact = nz[int(np.ceil(0.99 * len(nz))) - 1]
+    robust = ann.normalise("robust", data["train_images"], samples=500, percentile=99).normalisation["factors"][0]
+    assert exact * (1 - 1e-5) <= robust <= exact * (1 + 2 ** -10) * (1 + 1e-5)
