@@ -12,6 +12,7 @@
 // flag after the sample each thread is on, and the call raises
 // KeyboardInterrupt.
 #include "snn/conversion/normalise.h"
+#include "snn/conversion/trainer.h"
 #include "snn/engine/engine.h"
 #include "snn/error.h"
 #include "snn/network/dataset.h"
@@ -315,6 +316,20 @@ class Model {
     return Model(std::move(w));
   }
 
+  // The ANN's accuracy (argmax of the ReLU network's outputs) on `images`.
+  double evaluate(const py::handle& images, const py::handle& labels, bool output_relu) const {
+    Images im = images_of(images, w_.inputs());
+    snn::Dataset d;
+    d.count = im.count;
+    d.rows = 1;
+    d.cols = im.size;
+    d.num_classes = w_.outputs();
+    d.pixels.assign(im.bytes.begin(), im.bytes.end());
+    d.labels = labels_of(labels, im.count, w_.outputs());
+    py::gil_scoped_release release;
+    return snn::conversion::evaluate(w_.layers, d, output_relu).accuracy;
+  }
+
   const snn::WeightSet& weight_set() const { return w_; }
 
  private:
@@ -430,19 +445,7 @@ py::dict load_dataset(const std::string& name, std::size_t classes) {
   return d;
 }
 
-}  // namespace
-
-PYBIND11_MODULE(_snnsim, m) {
-  m.doc() = "snnsim's C++ core; use the snnsim package, which wraps it.";
-
-  py::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const snn::Error& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
-    }
-  });
-
+void bind_model(py::module_& m) {
   py::class_<Model>(m, "Model", R"doc(A converted (or to-be-converted) ANN: dense layers' weights [out, in].
 
 Model(layers) takes a list whose items are each either a 2-D float array
@@ -469,6 +472,9 @@ until the engine simulates biases). Layer i's "in" must equal layer i-1's
                              "How the weights were scaled: {'method', 'factors', 'samples', 'percentile'}.")
       .def("_normalise", &Model::normalise, py::arg("method"), py::arg("images"), py::arg("samples"),
            py::arg("percentile"), py::arg("include_last"))
+      .def("evaluate", &Model::evaluate, py::arg("images"), py::arg("labels"), py::arg("output_relu") = true,
+           "The ANN's accuracy (fraction) on images (as simulate takes them) and labels: argmax of the ReLU "
+           "network's outputs (output_relu: ReLU on the logits, as snnsim's training does by default).")
       .def("_simulate", &simulate, py::arg("images"), py::arg("labels"), py::arg("overrides"))
       .def("__repr__", [](const Model& self) {
         const auto s = self.sizes();
@@ -477,6 +483,9 @@ until the engine simulates biases). Layer i's "in" must equal layer i-1's
         return fmt::format("snnsim.Model({}, normalisation='{}')", t, snn::to_string(self.weight_set().normalisation.method));
       });
 
+}
+
+void bind_result(py::module_& m) {
   py::class_<Result>(m, "Result", R"doc(What a simulation measured. Arrays are read-only NumPy views (no copies).
 
 Per sample i (in the order of the images given):
@@ -562,6 +571,23 @@ synops_per_connection[c] (mean per sample), seconds, threads.
                            static_cast<double>(r.run.total_synops()) / static_cast<double>(r.run.samples), r.run.seconds);
       });
 
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_snnsim, m) {
+  m.doc() = "snnsim's C++ core; use the snnsim package, which wraps it.";
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const snn::Error& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    }
+  });
+
+  bind_model(m);
+  bind_result(m);
   m.def("_run", &run_config, py::arg("config"), py::arg("set"), py::arg("threads"), py::arg("limit"), py::arg("seed"),
         py::arg("out"), py::arg("quiet"), py::arg("retrain"), py::arg("write"));
   m.def("load_dataset", &load_dataset, py::arg("name"), py::arg("classes") = 10,

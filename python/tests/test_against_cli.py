@@ -111,3 +111,11 @@ def test_normalisation_factors_against_numpy(tiny_cli):
     exact = nz[int(np.ceil(0.99 * len(nz))) - 1]
     robust = ann.normalise("robust", data["train_images"], samples=500, percentile=99).normalisation["factors"][0]
     assert exact * (1 - 1e-5) <= robust <= exact * (1 + 2 ** -10) * (1 + 1e-5)
+
+
+def test_evaluate_equals_the_cli_ann_accuracy(tiny_cli):
+    data = snnsim.load_dataset("mnist10k")
+    ann = snnsim.Model.load(tiny_cli["ann"])
+    # tiny.toml trains with linear logits (output_relu = false) and simulates 200 test images.
+    acc = ann.evaluate(data["test_images"][:200], data["test_labels"][:200], output_relu=False)
+    assert acc == tiny_cli["run"]["ann"]["accuracy"]
