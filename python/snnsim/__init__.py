@@ -20,9 +20,9 @@ import json as _json
 import math as _math
 
 from . import _snnsim
-from ._snnsim import Model, Result, load_dataset
+from ._snnsim import Model, Result, __version__, load_dataset
 
-__all__ = ["Model", "Result", "load_dataset", "run", "from_torch", "from_onnx"]
+__all__ = ["__version__", "Model", "Result", "load_dataset", "run", "from_torch", "from_onnx"]
 
 
 def _toml_value(value, key):

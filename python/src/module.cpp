@@ -577,6 +577,7 @@ synops_per_connection[c] (mean per sample), seconds, threads.
 
 PYBIND11_MODULE(_snnsim, m) {
   m.doc() = "snnsim's C++ core; use the snnsim package, which wraps it.";
+  m.attr("__version__") = SNNSIM_VERSION;
 
   py::register_exception_translator([](std::exception_ptr p) {
     try {

@@ -189,6 +189,7 @@ def test_help_and_docstrings():
     assert "results.json" in snnsim.run.__doc__
     assert "[out, in]" in snnsim.Model.__doc__
     assert "spike_counts" in snnsim.Result.__doc__
+    assert snnsim.__version__.count(".") == 2
     import pydoc
     assert "normalise" in pydoc.render_doc(snnsim.Model)
 
