@@ -60,7 +60,7 @@ double ann_accuracy_on(const WeightSet& w, const Config& c, const Dataset& test)
 
 }  // namespace
 
-int run_command(const fs::path& path, const CommonOptions& options) {
+RunReport run_report(const fs::path& path, const CommonOptions& options, bool publish) {
   const auto start = Clock::now();
   const Prepared p = prepare(path, options, true);
   RunReport r = base_report("run", p);
@@ -77,7 +77,16 @@ int run_command(const fs::path& path, const CommonOptions& options) {
   r.normalisation = std::string(to_string(snn.normalisation.method));
   r.normalisation_factors = snn.normalisation.factors;
   r.snn = simulate(p.config, snn, p.data.test, options);
-  finish(p, r, options, start);
+  if (publish) {
+    finish(p, r, options, start);
+  } else {
+    r.timings["total"] = seconds_since(start);
+  }
+  return r;
+}
+
+int run_command(const fs::path& path, const CommonOptions& options) {
+  run_report(path, options, true);
   return 0;
 }
 

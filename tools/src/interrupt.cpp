@@ -32,6 +32,16 @@ bool interrupted() { return g_interrupted.load(std::memory_order_relaxed); }
 
 int interrupt_signal() { return g_signal.load(std::memory_order_relaxed); }
 
+void request_interrupt(int signal) {
+  g_signal.store(signal);
+  g_interrupted.store(true);
+}
+
+void clear_interrupt() {
+  g_interrupted.store(false);
+  g_signal.store(0);
+}
+
 void throw_if_interrupted() {
   if (interrupted()) throw Error("interrupted by signal; no results were written");
 }

@@ -27,6 +27,13 @@ struct CommonOptions {
 /// The config overrides the common options stand for, then the --set ones.
 std::vector<std::string> overrides_of(const CommonOptions& options);
 
+struct RunReport;
+
+/// What `snnsim run` does, returning the report (results_json() gives the text
+/// of results.json); it is written to output.dir only when `publish` (then the
+/// summary table is printed too, unless options.quiet). The Python module's run().
+RunReport run_report(const std::filesystem::path& config, const CommonOptions& options, bool publish);
+
 int run_command(const std::filesystem::path& config, const CommonOptions& options);
 int train_command(const std::filesystem::path& config, const CommonOptions& options);
 int convert_command(const std::filesystem::path& config, const CommonOptions& options);

@@ -11,6 +11,11 @@ bool interrupted();
 /// The signal that interrupted (SIGINT or SIGTERM), 0 if none: the process
 /// then exits with 128 + it, as a shell reports a process a signal ended.
 int interrupt_signal();
+/// Sets the flag as the handler does (async-signal-safe): for embedders with
+/// their own signal handling, e.g. the Python module.
+void request_interrupt(int signal);
+/// Clears the flag, so a later run is not taken as interrupted.
+void clear_interrupt();
 /// Throws snn::Error("interrupted") once SIGINT was received.
 void throw_if_interrupted();
 
