@@ -33,12 +33,6 @@ namespace {
 
 const fs::path kFixtures = fs::path(SNNSIM_SOURCE_DIR) / "tests" / "data" / "onnx";
 
-fs::path temp_dir() {
-  const fs::path dir = fs::path(SNNSIM_BINARY_DIR) / "test_onnx_import_tmp";
-  fs::create_directories(dir);
-  return dir;
-}
-
 // The ANN of an imported model, written out as plain loops: bias added to
 // every weighted layer, ReLU after every weighted layer but (unless
 // output_relu) the last; average pools and flatten as their definitions say.
@@ -153,6 +147,123 @@ TEST_CASE("Without ONNX support import_onnx names the file and the missing optio
 
 #else
 
+namespace {
+
+fs::path temp_dir() {
+  const fs::path dir = fs::path(SNNSIM_BINARY_DIR) / "test_onnx_import_tmp";
+  fs::create_directories(dir);
+  return dir;
+}
+
+// Crafts small ONNX models with ONNX's own protobuf classes: an input, then
+// nodes appended in order, each reading the previous node's output unless
+// told otherwise.
+class GraphBuilder {
+ public:
+  explicit GraphBuilder(std::vector<std::int64_t> input_dims, std::int64_t opset = 13) {
+    model_.set_ir_version(7);
+    model_.set_producer_name("test_onnx_import");
+    auto* op = model_.add_opset_import();
+    op->set_domain("");
+    op->set_version(opset);
+    auto* in = graph().add_input();
+    in->set_name("x");
+    auto* type = in->mutable_type()->mutable_tensor_type();
+    type->set_elem_type(onnx::TensorProto::FLOAT);
+    for (std::int64_t d : input_dims) type->mutable_shape()->add_dim()->set_dim_value(d);
+  }
+  onnx::GraphProto& graph() { return *model_.mutable_graph(); }
+  onnx::ModelProto& model() { return model_; }
+
+  /// A float initializer; returns its name.
+  std::string init(const std::string& name, std::vector<std::int64_t> dims, const std::vector<float>& values) {
+    auto* t = graph().add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    for (auto d : dims) t->add_dims(d);
+    for (float v : values) t->add_float_data(v);
+    return name;
+  }
+  std::string init_i64(const std::string& name, std::vector<std::int64_t> dims, const std::vector<std::int64_t>& values) {
+    auto* t = graph().add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT64);
+    for (auto d : dims) t->add_dims(d);
+    for (auto v : values) t->add_int64_data(v);
+    return name;
+  }
+  /// Random float initializer U(-scale, scale), fixed seed.
+  std::string random(const std::string& name, std::vector<std::int64_t> dims, float scale = 0.3f) {
+    std::size_t n = 1;
+    for (auto d : dims) n *= static_cast<std::size_t>(d);
+    std::vector<float> v(n);
+    std::uniform_real_distribution<float> dist(-scale, scale);
+    for (float& x : v) x = dist(rng_);
+    return init(name, std::move(dims), v);
+  }
+  /// Appends node `name` of type `op` reading the current activation and then
+  /// `params`; its output becomes the current activation.
+  onnx::NodeProto& node(const std::string& op, const std::string& name, const std::vector<std::string>& params = {}) {
+    auto* n = graph().add_node();
+    n->set_op_type(op);
+    n->set_name(name);
+    n->add_input(current_);
+    for (const auto& p : params) n->add_input(p);
+    current_ = name + "_out";
+    n->add_output(current_);
+    return *n;
+  }
+  static void ints(onnx::NodeProto& n, const std::string& name, const std::vector<std::int64_t>& values) {
+    auto* a = n.add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INTS);
+    for (auto v : values) a->add_ints(v);
+  }
+  static void integer(onnx::NodeProto& n, const std::string& name, std::int64_t value) {
+    auto* a = n.add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(value);
+  }
+  static void real(onnx::NodeProto& n, const std::string& name, float value) {
+    auto* a = n.add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::FLOAT);
+    a->set_f(value);
+  }
+  std::string& current() { return current_; }
+
+  /// Declares the current activation the graph's output and writes the file.
+  fs::path save(const std::string& file) {
+    if (graph().output_size() == 0) {
+      auto* out = graph().add_output();
+      out->set_name(current_);
+      out->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+    }
+    const fs::path path = temp_dir() / file;
+    std::ofstream os(path, std::ios::binary | std::ios::trunc);
+    REQUIRE(model_.SerializeToOstream(&os));
+    return path;
+  }
+
+ private:
+  onnx::ModelProto model_;
+  std::string current_ = "x";
+  std::mt19937 rng_{7};
+};
+
+std::string import_error(const fs::path& path) {
+  try {
+    import_onnx(path);
+  } catch (const snn::Error& e) {
+    return e.what();
+  }
+  FAIL("no error importing " << path);
+  return {};
+}
+
+}  // namespace
+
 TEST_CASE("PyTorch MLP: Sub/Div normalisation and BatchNorm1d folded, outputs equal torch's", "[onnx]") {
   const OnnxModel m = import_onnx(kFixtures / "mlp.onnx");
   CHECK(m.opset == 13);
@@ -194,6 +305,166 @@ TEST_CASE("PyTorch strided, padded ConvNet with a bias-free MatMul: outputs equa
   const double diff = max_diff_against_torch(m, "strided");
   INFO("max |snnsim - torch| = " << diff);
   CHECK(diff <= 1e-4);
+}
+
+#endif
+
+#if SNNSIM_HAS_ONNX
+
+namespace {
+
+// The model as imported but with the given raw (unfolded) weights and
+// biases, no ReLU at the output: reference_forward then gives the raw
+// pre-activation the test folds by hand.
+OnnxModel with_raw(OnnxModel m, std::vector<snn::Matrix> weights, std::vector<std::vector<float>> biases) {
+  m.weights = std::move(weights);
+  m.biases = std::move(biases);
+  m.output_relu = false;
+  return m;
+}
+
+std::vector<float> values_of(const onnx::TensorProto& t) { return {t.float_data().begin(), t.float_data().end()}; }
+
+std::vector<float> sample(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> x(n);
+  for (float& v : x) v = dist(rng);
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("Conv followed by BatchNormalization folds into the conv's weights and bias", "[onnx]") {
+  GraphBuilder g({1, 2, 6, 6});
+  const auto w = g.random("w", {3, 2, 3, 3});
+  const auto b = g.random("b", {3});
+  auto& conv = g.node("Conv", "conv", {w, b});
+  GraphBuilder::ints(conv, "pads", {1, 1, 1, 1});
+  const std::vector<float> gamma{1.5f, -0.5f, 0.8f}, beta{0.1f, 0.2f, -0.3f}, mean{0.05f, -0.1f, 0.2f},
+      var{0.5f, 2.0f, 0.1f};
+  auto& bn = g.node("BatchNormalization", "bn",
+                    {g.init("gamma", {3}, gamma), g.init("beta", {3}, beta), g.init("mean", {3}, mean),
+                     g.init("var", {3}, var)});
+  GraphBuilder::real(bn, "epsilon", 1e-3f);
+  g.node("Relu", "relu");
+  const OnnxModel m = import_onnx(g.save("conv_bn.onnx"));
+  REQUIRE(describe_all(m) == std::vector<std::string>{"conv 3 3x3 pad 1"});
+  CHECK(m.output_relu);
+  CHECK(m.nodes[1].action == "folded into layer 1 (batch norm)");
+
+  snn::Matrix raw_w(3, 18);
+  raw_w.data = values_of(g.graph().initializer(0));
+  const OnnxModel raw = with_raw(m, {raw_w}, {values_of(g.graph().initializer(1))});
+  for (unsigned seed = 0; seed < 3; ++seed) {
+    const std::vector<float> x = sample(72, seed);
+    const std::vector<float> pre = reference_forward(raw, x);
+    const std::vector<float> got = reference_forward(m, x);
+    for (std::size_t i = 0; i < pre.size(); ++i) {
+      const std::size_t c = i / 36;
+      const double expected = std::max(0.0, gamma[c] * (pre[i] - mean[c]) / std::sqrt(var[c] + 1e-3) + beta[c]);
+      CHECK(got[i] == Approx(expected).margin(1e-5));
+    }
+  }
+}
+
+TEST_CASE("Gemm's transB, alpha, beta and broadcast C become dense weights and bias", "[onnx]") {
+  GraphBuilder g({1, 5});
+  const std::vector<float> bm{0.1f, -0.2f, 0.3f, 0.4f,  0.5f,  -0.6f, 0.7f, 0.8f, 0.9f, 1.0f,
+                              -1.1f, 1.2f, 1.3f, 1.4f, -1.5f, 1.6f,  1.7f, 1.8f, 1.9f, 2.0f};
+  const std::vector<float> cm{0.25f, -0.5f, 0.75f, 1.0f};
+  auto& gemm = g.node("Gemm", "gemm", {g.init("B", {5, 4}, bm), g.init("C", {1, 4}, cm)});
+  GraphBuilder::real(gemm, "alpha", 0.5f);
+  GraphBuilder::real(gemm, "beta", 2.0f);
+  const OnnxModel m = import_onnx(g.save("gemm.onnx"));
+  REQUIRE(describe_all(m) == std::vector<std::string>{"dense 4"});
+  const std::vector<float> x{0.3f, -1.0f, 2.0f, 0.5f, 1.5f};
+  const std::vector<float> got = reference_forward(m, x);
+  for (std::size_t n = 0; n < 4; ++n) {
+    double expected = 2.0 * cm[n];
+    for (std::size_t k = 0; k < 5; ++k) expected += 0.5 * x[k] * bm[k * 4 + n];
+    CHECK(got[n] == Approx(expected).margin(1e-6));
+  }
+}
+
+TEST_CASE("MatMul then Add becomes a dense layer with a bias", "[onnx]") {
+  GraphBuilder g({1, 3});
+  g.node("MatMul", "mm", {g.init("B", {3, 2}, {1, 2, 3, 4, 5, 6})});
+  g.node("Add", "add", {g.init("c", {2}, {0.5f, -0.5f})});
+  const OnnxModel m = import_onnx(g.save("matmul_add.onnx"));
+  REQUIRE(m.weights.size() == 1);
+  CHECK(m.weights[0].data == std::vector<float>{1, 3, 5, 2, 4, 6});
+  CHECK(m.biases[0] == std::vector<float>{0.5f, -0.5f});
+  CHECK(m.nodes[1].action == "folded into layer 1 (bias)");
+}
+
+TEST_CASE("Per-channel input normalisation folds into an unpadded first Conv, and is refused before a padded one",
+          "[onnx]") {
+  for (const bool padded : {false, true}) {
+    GraphBuilder g({1, 2, 5, 5});
+    g.node("Sub", "sub", {g.init("mean", {1, 2, 1, 1}, {0.2f, 0.6f})});
+    g.node("Div", "div", {g.init("std", {2, 1, 1}, {0.5f, 0.25f})});
+    const auto w = g.random("w", {4, 2, 3, 3});
+    auto& conv = g.node("Conv", "conv", {w});
+    if (padded) GraphBuilder::ints(conv, "pads", {1, 1, 1, 1});
+    const fs::path path = g.save(padded ? "norm_padded.onnx" : "norm.onnx");
+    if (padded) {
+      CHECK_THAT(import_error(path), Catch::Contains("'conv' (Conv)") && Catch::Contains("padded Conv"));
+      continue;
+    }
+    const OnnxModel m = import_onnx(path);
+    snn::Matrix raw_w(4, 18);
+    raw_w.data = values_of(g.graph().initializer(2));
+    const OnnxModel raw = with_raw(m, {raw_w}, {{}});
+    const std::vector<float> x = sample(50, 3);
+    std::vector<float> normalised = x;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      normalised[i] = i < 25 ? (x[i] - 0.2f) / 0.5f : (x[i] - 0.6f) / 0.25f;
+    }
+    const std::vector<float> expected = reference_forward(raw, normalised);
+    const std::vector<float> got = reference_forward(m, x);
+    for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == Approx(expected[i]).margin(1e-5));
+  }
+}
+
+TEST_CASE("GlobalAveragePool becomes a pool over the whole plane and the Flatten after it is dropped", "[onnx]") {
+  GraphBuilder g({1, 1, 6, 6});
+  g.node("Conv", "conv", {g.random("w", {3, 1, 3, 3})});
+  g.node("Relu", "relu");
+  g.node("GlobalAveragePool", "gap");
+  g.node("Flatten", "flat");
+  g.node("Gemm", "fc", {g.random("w2", {2, 3})}).mutable_attribute();
+  GraphBuilder::integer(*g.graph().mutable_node(4), "transB", 1);
+  const OnnxModel m = import_onnx(g.save("gap.onnx"));
+  CHECK(describe_all(m) == std::vector<std::string>{"conv 3 3x3", "avgpool 4", "dense 2"});
+  CHECK(m.shapes[1] == Shape{3, 1, 1});
+  CHECK(m.nodes[3].action == "dropped (already flat)");
+}
+
+TEST_CASE("Opsets 9 and 18 are read (Pad, Reshape, Dropout, Identity), 8 and 19 are refused", "[onnx]") {
+  for (const std::int64_t opset : {8, 9, 18, 19}) {
+    GraphBuilder g({1, 1, 6, 6}, opset);
+    g.node("Conv", "conv", {g.random("w", {2, 1, 3, 3})});
+    g.node("Relu", "relu");
+    auto& pad = opset < 11 ? g.node("Pad", "pad") : g.node("Pad", "pad", {g.init_i64("pads", {8}, {0, 0, 0, 0, 0, 0, 0, 0})});
+    if (opset < 11) GraphBuilder::ints(pad, "pads", {0, 0, 0, 0, 0, 0, 0, 0});
+    auto& pool = g.node("AveragePool", "pool");
+    GraphBuilder::ints(pool, "kernel_shape", {2, 2});
+    GraphBuilder::ints(pool, "strides", {2, 2});
+    g.node("Dropout", "drop");
+    g.node("Identity", "id");
+    g.node("Reshape", "reshape", {g.init_i64("shape", {2}, {1, -1})});
+    g.node("Gemm", "fc", {g.random("w2", {8, 3})});
+    const fs::path path = g.save(fmt::format("opset{}.onnx", opset));
+    if (opset == 8 || opset == 19) {
+      CHECK_THAT(import_error(path), Catch::Contains(fmt::format("opset {}", opset)) &&
+                                         Catch::Contains(path.filename().string()));
+      continue;
+    }
+    const OnnxModel m = import_onnx(path);
+    CHECK(m.opset == opset);
+    CHECK(describe_all(m) == std::vector<std::string>{"conv 2 3x3", "avgpool 2", "flatten", "dense 3"});
+  }
 }
 
 #endif
