@@ -11,6 +11,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <iterator>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -465,6 +468,214 @@ TEST_CASE("Opsets 9 and 18 are read (Pad, Reshape, Dropout, Identity), 8 and 19 
     CHECK(m.opset == opset);
     CHECK(describe_all(m) == std::vector<std::string>{"conv 2 3x3", "avgpool 2", "flatten", "dense 3"});
   }
+}
+
+namespace {
+
+// A base chain (conv, relu on a 1x2x6x6 input) followed by whatever `extend`
+// appends; returns the import error.
+template <typename Extend>
+std::string refusal(const std::string& file, Extend extend) {
+  GraphBuilder g({1, 2, 6, 6});
+  g.node("Conv", "conv", {g.random("w", {2, 2, 3, 3})});
+  g.node("Relu", "relu");
+  extend(g);
+  const fs::path path = g.save(file);
+  const std::string error = import_error(path);
+  CHECK_THAT(error, Catch::Contains(file));
+  return error;
+}
+
+}  // namespace
+
+TEST_CASE("Unsupported operators are refused naming the node, its op type and what to do", "[onnx]") {
+  using Catch::Contains;
+  CHECK_THAT(refusal("maxpool.onnx",
+                     [](GraphBuilder& g) {
+                       auto& n = g.node("MaxPool", "pool1");
+                       GraphBuilder::ints(n, "kernel_shape", {2, 2});
+                     }),
+             Contains("node 'pool1' (MaxPool)") && Contains("use AveragePool"));
+  for (const std::string op : {"Sigmoid", "Tanh", "Gelu", "Erf", "LeakyRelu"}) {
+    CHECK_THAT(refusal(op + ".onnx", [&](GraphBuilder& g) { g.node(op, "act"); }),
+               Contains(fmt::format("node 'act' ({})", op)) && Contains("not ReLU-convertible"));
+  }
+  CHECK_THAT(refusal("unknown.onnx", [](GraphBuilder& g) { g.node("LRN", "lrn"); }),
+             Contains("node 'lrn' (LRN)") && Contains("unsupported operator"));
+  CHECK_THAT(refusal("unnamed.onnx", [](GraphBuilder& g) { g.node("Tanh", ""); }), Contains("node '#2' (Tanh)"));
+}
+
+TEST_CASE("Conv variants snnsim cannot run are refused naming the node", "[onnx]") {
+  using Catch::Contains;
+  CHECK_THAT(refusal("group.onnx",
+                     [](GraphBuilder& g) {
+                       auto& n = g.node("Conv", "dw", {g.random("w2", {2, 1, 3, 3})});
+                       GraphBuilder::integer(n, "group", 2);
+                     }),
+             Contains("node 'dw' (Conv)") && Contains("group = 2"));
+  CHECK_THAT(refusal("dilation.onnx",
+                     [](GraphBuilder& g) {
+                       auto& n = g.node("Conv", "dil", {g.random("w2", {2, 2, 2, 2})});
+                       GraphBuilder::ints(n, "dilations", {2, 2});
+                     }),
+             Contains("node 'dil' (Conv)") && Contains("dilation 2"));
+  CHECK_THAT(refusal("asym.onnx",
+                     [](GraphBuilder& g) {
+                       auto& n = g.node("Conv", "asym", {g.random("w2", {2, 2, 3, 3})});
+                       GraphBuilder::ints(n, "pads", {0, 0, 1, 1});
+                     }),
+             Contains("node 'asym' (Conv)") && Contains("asymmetric pads"));
+  CHECK_THAT(refusal("untiled.onnx",
+                     [](GraphBuilder& g) {
+                       auto& n = g.node("Conv", "c2", {g.random("w2", {2, 2, 3, 3})});
+                       GraphBuilder::ints(n, "strides", {2, 2});
+                       GraphBuilder::ints(n, "pads", {1, 1, 1, 1});
+                     }),
+             Contains("node 'c2' (Conv)") && Contains("does not tile"));
+}
+
+TEST_CASE("Misplaced layers are refused naming the node", "[onnx]") {
+  using Catch::Contains;
+  CHECK_THAT(refusal("no_relu.onnx", [](GraphBuilder& g) { g.node("Conv", "c2", {g.random("w2", {2, 2, 3, 3})});
+                                                           g.node("Conv", "c3", {g.random("w3", {2, 2, 1, 1})}); }),
+             Contains("node 'c3' (Conv)") && Contains("no Relu between"));
+  CHECK_THAT(refusal("bn_after_relu.onnx",
+                     [](GraphBuilder& g) {
+                       g.node("BatchNormalization", "bn",
+                              {g.init("s", {2}, {1, 1}), g.init("b", {2}, {0, 0}), g.init("m", {2}, {0, 0}),
+                               g.init("v", {2}, {1, 1})});
+                     }),
+             Contains("node 'bn' (BatchNormalization)") && Contains("before the ReLU"));
+  CHECK_THAT(refusal("pool_before_relu.onnx",
+                     [](GraphBuilder& g) {
+                       g.node("Conv", "c2", {g.random("w2", {2, 2, 1, 1})});
+                       auto& n = g.node("AveragePool", "pool");
+                       GraphBuilder::ints(n, "kernel_shape", {2, 2});
+                       GraphBuilder::ints(n, "strides", {2, 2});
+                     }),
+             Contains("node 'pool' (AveragePool)") && Contains("apply the ReLU first"));
+  CHECK_THAT(refusal("pad.onnx",
+                     [](GraphBuilder& g) {
+                       g.node("Pad", "pad", {g.init_i64("pads", {8}, {0, 0, 1, 1, 0, 0, 1, 1})});
+                     }),
+             Contains("node 'pad' (Pad)") && Contains("non-zero padding"));
+  CHECK_THAT(refusal("softmax.onnx",
+                     [](GraphBuilder& g) {
+                       g.node("Softmax", "sm");
+                       g.node("Relu", "relu2");
+                     }),
+             Contains("node 'sm' (Softmax)") && Contains("last node"));
+}
+
+TEST_CASE("Graphs that are not a chain, dynamic shapes and external data are refused", "[onnx]") {
+  using Catch::Contains;
+  CHECK_THAT(refusal("residual.onnx",
+                     [](GraphBuilder& g) {
+                       const std::string skip = g.current();
+                       g.node("Conv", "c2", {g.random("w2", {2, 2, 1, 1})});
+                       g.node("Add", "residual", {skip});
+                     }),
+             Contains("not a chain") && Contains("'c2' (Conv)") && Contains("'residual' (Add)"));
+  CHECK_THAT(refusal("dynamic_reshape.onnx",
+                     [](GraphBuilder& g) {
+                       const std::string act = g.current();
+                       g.node("Shape", "shape");
+                       auto& r = g.node("Reshape", "reshape");
+                       r.set_input(0, act);
+                       r.add_input("shape_out");
+                     }),
+             Contains("'shape' (Shape)") && Contains("dynamic shapes"));
+  CHECK_THAT(refusal("dangling.onnx",
+                     [](GraphBuilder& g) {
+                       const std::string act = g.current();
+                       auto& n = g.node("Relu", "stray");
+                       n.set_input(0, "w");
+                       g.current() = act;
+                     }),
+             Contains("node 'stray' (Relu) is not on the chain"));
+  CHECK_THAT(refusal("external.onnx",
+                     [](GraphBuilder& g) {
+                       g.node("Flatten", "flat");
+                       const auto w = g.random("fc_w", {10, 32});
+                       auto* t = g.graph().mutable_initializer(g.graph().initializer_size() - 1);
+                       t->clear_float_data();
+                       t->set_data_location(onnx::TensorProto::EXTERNAL);
+                       auto* entry = t->add_external_data();
+                       entry->set_key("location");
+                       entry->set_value("weights.bin");
+                       auto& n = g.node("Gemm", "fc", {w});
+                       GraphBuilder::integer(n, "transB", 1);
+                     }),
+             Contains("node 'fc' (Gemm)") && Contains("external data file 'weights.bin'"));
+
+  GraphBuilder g({1, 1, 28, 28});
+  auto* dim = g.graph().mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(2);
+  dim->set_dim_param("height");
+  g.node("Conv", "conv", {g.random("w", {2, 1, 3, 3})});
+  const fs::path path = g.save("dynamic_input.onnx");
+  CHECK_THAT(import_error(path), Contains("dynamic_input.onnx") && Contains("input 'x'") &&
+                                     Contains("dynamic height axis ('height')"));
+  // A dynamic batch axis (Keras/tf2onnx always writes one) is fine.
+  GraphBuilder batch({1, 1, 28, 28});
+  batch.graph().mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(0)->set_dim_param("N");
+  batch.node("Conv", "conv", {batch.random("w", {2, 1, 3, 3})});
+  CHECK(import_onnx(batch.save("dynamic_batch.onnx")).input == Shape{1, 28, 28});
+}
+
+TEST_CASE("Missing, garbage, empty and truncated files are errors naming the file", "[onnx]") {
+  using Catch::Contains;
+  const fs::path dir = temp_dir();
+  CHECK_THAT(import_error(dir / "no_such_model.onnx"), Contains("no_such_model.onnx") && Contains("cannot open"));
+  const auto write = [&](const std::string& name, const std::string& bytes) {
+    std::ofstream(dir / name, std::ios::binary | std::ios::trunc) << bytes;
+    return dir / name;
+  };
+  std::mt19937 rng(1);
+  std::string garbage(4096, '\0');
+  for (char& c : garbage) c = static_cast<char>(rng() & 0xff);
+  CHECK_THAT(import_error(write("garbage.onnx", garbage)), Contains("garbage.onnx"));
+  CHECK_THAT(import_error(write("empty.onnx", "")), Contains("empty.onnx"));
+  CHECK_THAT(import_error(write("text.onnx", "hello, this is not a model\n")), Contains("text.onnx"));
+  std::ifstream in(kFixtures / "mlp.onnx", std::ios::binary);
+  const std::string whole((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(whole.size() > 1000);
+  for (const double fraction : {0.01, 0.1, 0.5, 0.9, 0.999}) {
+    const auto cut = static_cast<std::size_t>(fraction * static_cast<double>(whole.size()));
+    INFO("truncated to " << cut << " of " << whole.size() << " bytes");
+    CHECK_THAT(import_error(write("truncated.onnx", whole.substr(0, cut))), Contains("truncated.onnx"));
+  }
+}
+
+TEST_CASE("Loading a model of the paper's size (12c5-2s-64c5-2s-10o) takes a small fraction of a second",
+          "[onnx]") {
+  GraphBuilder g({1, 1, 28, 28});
+  g.node("Conv", "conv1", {g.random("w1", {12, 1, 5, 5})});
+  g.node("Relu", "relu1");
+  auto& p1 = g.node("AveragePool", "pool1");
+  GraphBuilder::ints(p1, "kernel_shape", {2, 2});
+  GraphBuilder::ints(p1, "strides", {2, 2});
+  g.node("Conv", "conv2", {g.random("w2", {64, 12, 5, 5})});
+  g.node("Relu", "relu2");
+  auto& p2 = g.node("AveragePool", "pool2");
+  GraphBuilder::ints(p2, "kernel_shape", {2, 2});
+  GraphBuilder::ints(p2, "strides", {2, 2});
+  g.node("Flatten", "flat");
+  GraphBuilder::integer(g.node("Gemm", "fc", {g.random("w3", {10, 1024})}), "transB", 1);
+  const fs::path path = g.save("paper.onnx");
+  std::vector<double> seconds;
+  OnnxModel m;
+  for (int i = 0; i < 5; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    m = import_onnx(path);
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(seconds.begin(), seconds.end());
+  CHECK(describe_all(m) ==
+        std::vector<std::string>{"conv 12 5x5", "avgpool 2", "conv 64 5x5", "avgpool 2", "flatten", "dense 10"});
+  CHECK(m.parameters() == 12 * 25 + 64 * 12 * 25 + 10 * 1024);
+  std::printf("paper-size ONNX model (%zu parameters, %ju bytes): import median %.2f ms over 5 loads (min %.2f, max %.2f)\n",
+              m.parameters(), static_cast<std::uintmax_t>(fs::file_size(path)), seconds[2] * 1e3, seconds[0] * 1e3,
+              seconds[4] * 1e3);
 }
 
 #endif
