@@ -38,7 +38,9 @@ struct OnnxNodeInfo {
   /// e.g. "layer 1: conv 4 5x5", "folded into layer 1 (batch norm)",
   /// "dropped (no-op at inference)", "constant".
   std::string action;
-  /// Index into OnnxModel::layers of the layer it became or was folded into.
+  /// Index into OnnxModel::layers of the layer it became or was folded into
+  /// (batch norm, bias, scaling); unset for constants, dropped nodes, ReLUs
+  /// and input normalisation (which folds into the first weighted layer).
   std::optional<std::size_t> layer;
 };
 
