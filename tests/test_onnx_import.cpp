@@ -5,9 +5,11 @@
 // broken files name the file.
 #include "snn/conversion/onnx_import.h"
 #include "snn/error.h"
+#include "snn/network/dataset.h"
 #include "snn/network/npy.h"
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -314,6 +316,31 @@ TEST_CASE("PyTorch strided, padded ConvNet with a bias-free MatMul: outputs equa
 
 #if SNNSIM_HAS_ONNX
 
+TEST_CASE("The imported fixtures' ANN accuracy on mnist10k equals torch's", "[onnx]") {
+  const fs::path dir = snn::data_dir() / "mnist10k";
+  INFO("mnist10k is not fetched into " << dir << ": run tools/fetch-data mnist10k");
+  REQUIRE(fs::is_directory(dir));
+  const snn::Dataset test = snn::load_dataset("mnist10k").test;
+  std::ifstream in(kFixtures / "torch_accuracy.json");
+  const auto torch = nlohmann::json::parse(in);
+  for (const std::string name : {"mlp", "convnet", "strided"}) {
+    const OnnxModel m = import_onnx(kFixtures / (name + ".onnx"));
+    REQUIRE(torch[name]["test_samples"] == test.count);
+    std::size_t correct = 0;
+    for (std::size_t i = 0; i < test.count; ++i) {
+      std::vector<float> x(test.image_size());
+      for (std::size_t p = 0; p < x.size(); ++p) x[p] = snn::pixel_value(test.image(i)[p]);
+      const std::vector<float> y = reference_forward(m, x);
+      correct += static_cast<std::size_t>(std::max_element(y.begin(), y.end()) - y.begin()) == test.labels[i];
+    }
+    const double accuracy = static_cast<double>(correct) / static_cast<double>(test.count);
+    const double expected = torch[name]["test_accuracy"];
+    std::printf("%s: snnsim ANN %.2f %% (%zu / %zu), torch %.2f %%\n", name.c_str(), 100 * accuracy, correct,
+                test.count, 100 * expected);
+    CHECK(std::abs(accuracy - expected) <= 0.001);
+  }
+}
+
 namespace {
 
 // The model as imported but with the given raw (unfolded) weights and
@@ -587,10 +614,11 @@ TEST_CASE("Graphs that are not a chain, dynamic shapes and external data are ref
              Contains("'shape' (Shape)") && Contains("dynamic shapes"));
   CHECK_THAT(refusal("dangling.onnx",
                      [](GraphBuilder& g) {
-                       const std::string act = g.current();
-                       auto& n = g.node("Relu", "stray");
-                       n.set_input(0, "w");
-                       g.current() = act;
+                       auto* n = g.graph().add_node();  // reads a weight, not the chain
+                       n->set_op_type("Relu");
+                       n->set_name("stray");
+                       n->add_input("w");
+                       n->add_output("stray_out");
                      }),
              Contains("node 'stray' (Relu) is not on the chain"));
   CHECK_THAT(refusal("external.onnx",
