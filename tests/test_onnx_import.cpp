@@ -605,20 +605,19 @@ TEST_CASE("Graphs that are not a chain, dynamic shapes and external data are ref
              Contains("not a chain") && Contains("'c2' (Conv)") && Contains("'residual' (Add)"));
   CHECK_THAT(refusal("dynamic_reshape.onnx",
                      [](GraphBuilder& g) {
-                       const std::string act = g.current();
+                       // relu_out feeds both Shape and the Reshape that uses its result.
                        g.node("Shape", "shape");
-                       auto& r = g.node("Reshape", "reshape");
-                       r.set_input(0, act);
-                       r.add_input("shape_out");
+                       auto& r = g.node("Reshape", "reshape", {"shape_out"});
+                       r.set_input(0, "relu_out");
                      }),
              Contains("'shape' (Shape)") && Contains("dynamic shapes"));
   CHECK_THAT(refusal("dangling.onnx",
                      [](GraphBuilder& g) {
                        auto* n = g.graph().add_node();  // reads a weight, not the chain
-                       n->set_op_type("Relu");
-                       n->set_name("stray");
-                       n->add_input("w");
-                       n->add_output("stray_out");
+                       n->set_op_type(std::string("Relu"));
+                       n->set_name(std::string("stray"));
+                       n->add_input(std::string("w"));
+                       n->add_output(std::string("stray_out"));
                      }),
              Contains("node 'stray' (Relu) is not on the chain"));
   CHECK_THAT(refusal("external.onnx",
