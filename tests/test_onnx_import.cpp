@@ -41,7 +41,7 @@ const fs::path kFixtures = fs::path(SNNSIM_SOURCE_DIR) / "tests" / "data" / "onn
 // The ANN of an imported model, written out as plain loops: bias added to
 // every weighted layer, ReLU after every weighted layer but (unless
 // output_relu) the last; average pools and flatten as their definitions say.
-std::vector<float> reference_forward(const OnnxModel& m, std::vector<float> x) {
+[[maybe_unused]] std::vector<float> reference_forward(const OnnxModel& m, std::vector<float> x) {
   std::size_t last_weighted = 0;
   for (std::size_t i = 0; i < m.layers.size(); ++i) {
     if (m.layers[i].has_weights()) last_weighted = i;
@@ -112,7 +112,7 @@ std::vector<float> reference_forward(const OnnxModel& m, std::vector<float> x) {
 }
 
 // Max |snnsim - torch| over the fixture's inputs; also counts argmax agreement.
-double max_diff_against_torch(const OnnxModel& m, const std::string& name) {
+[[maybe_unused]] double max_diff_against_torch(const OnnxModel& m, const std::string& name) {
   const snn::Matrix inputs = snn::read_npy(kFixtures / "inputs.npy");
   const snn::Matrix expected = snn::read_npy(kFixtures / (name + "_out.npy"));
   REQUIRE(inputs.rows == expected.rows);
@@ -127,7 +127,7 @@ double max_diff_against_torch(const OnnxModel& m, const std::string& name) {
   return worst;
 }
 
-std::vector<std::string> describe_all(const OnnxModel& m) {
+[[maybe_unused]] std::vector<std::string> describe_all(const OnnxModel& m) {
   std::vector<std::string> out;
   for (const auto& l : m.layers) out.push_back(snn::describe(l));
   return out;
