@@ -19,6 +19,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -703,6 +704,34 @@ TEST_CASE("Loading a model of the paper's size (12c5-2s-64c5-2s-10o) takes a sma
   std::printf("paper-size ONNX model (%zu parameters, %ju bytes): import median %.2f ms over 5 loads (min %.2f, max %.2f)\n",
               m.parameters(), static_cast<std::uintmax_t>(fs::file_size(path)), seconds[2] * 1e3, seconds[0] * 1e3,
               seconds[4] * 1e3);
+}
+
+TEST_CASE("A constant added after a conv's Flatten folds into that conv, not the flatten", "[onnx]") {
+  GraphBuilder g({1, 1, 4, 4});
+  g.node("Conv", "conv", {g.random("w", {2, 1, 3, 3})});
+  g.node("Flatten", "flat");
+  g.node("Add", "add", {g.init("c", {}, {0.25f})});
+  g.node("Relu", "relu");
+  const OnnxModel m = import_onnx(g.save("flatten_add.onnx"));
+  CHECK(describe_all(m) == std::vector<std::string>{"conv 2 3x3", "flatten"});
+  CHECK(m.biases[0] == std::vector<float>{0.25f, 0.25f});
+  CHECK(m.nodes[2].action == "folded into layer 1 (bias)");
+  CHECK(m.nodes[2].layer == std::optional<std::size_t>{0});
+  CHECK(m.output_relu);
+}
+
+TEST_CASE("Cycles and missing weight inputs are errors, not hangs or crashes", "[onnx]") {
+  using Catch::Contains;
+  GraphBuilder g({1, 4});
+  g.node("Identity", "a");
+  g.node("Identity", "b").set_output(0, std::string("x"));  // feeds the input back to 'a'
+  auto* out = g.graph().add_output();
+  out->set_name(std::string("never"));
+  CHECK_THAT(import_error(g.save("cycle.onnx")), Contains("cycle.onnx") && Contains("cycle"));
+
+  GraphBuilder h({1, 4});
+  h.node("Gemm", "fc");
+  CHECK_THAT(import_error(h.save("no_weight.onnx")), Contains("node 'fc' (Gemm)") && Contains("no input 2"));
 }
 
 #endif

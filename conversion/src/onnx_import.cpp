@@ -274,6 +274,7 @@ class Importer {
   bool in_affine_ = false;
   std::map<LayerKind, std::size_t> kind_count_;
   bool last_node_ = false;  // the node being processed writes the graph's output
+  std::size_t weighted_layer_ = 0;  // index into out_.layers of the last dense/conv layer
 };
 
 OnnxModel Importer::run() {
@@ -309,7 +310,8 @@ void Importer::read_opset() {
 
 void Importer::collect_constants() {
   for (const auto& t : graph_.initializer()) constants_[t.name()].tensor = &t;
-  for (const auto& node : graph_.node()) {
+  for (int index = 0; index < graph_.node_size(); ++index) {
+    const auto& node = graph_.node(index);
     if (node.op_type() != "Constant" || node.output_size() != 1) continue;
     ConstSource& source = constants_[node.output(0)];
     for (const auto& a : node.attribute()) {
@@ -325,7 +327,7 @@ void Importer::collect_constants() {
         source.inline_value = Tensor{{a.ints_size()}, {a.ints().begin(), a.ints().end()}};
       } else {
         throw Error("node '{}' (Constant): its '{}' value is not supported (numeric tensors only)",
-                    node_name(node, 0), a.name());
+                    node_name(node, static_cast<std::size_t>(index)), a.name());
       }
     }
   }
@@ -361,7 +363,14 @@ std::string Importer::read_input() {
           "input size (a dynamic batch axis is fine)",
           in.name(), rank == 2 ? "feature" : kAxis[axis], d.dim_param());
     }
+    if (d.dim_value() > (std::int64_t{1} << 20)) {
+      throw Error("the input '{}' has a {} axis of {}: too large", in.name(), rank == 2 ? "feature" : kAxis[axis],
+                  d.dim_value());
+    }
     dims_.push_back(d.dim_value());
+  }
+  if (current_size() > (std::size_t{1} << 28)) {
+    throw Error("the input '{}' of shape {} is too large", in.name(), shape_text(dims_));
   }
   out_.input = current_shape();
   return in.name();
@@ -408,6 +417,9 @@ void Importer::walk(std::string current) {
     }
     const std::size_t index = users.front();
     const auto& node = graph_.node(static_cast<int>(index));
+    if (visited[index]) {
+      throw Error("node '{}' ({}) is reached twice: the graph has a cycle", out_.nodes[index].name, node.op_type());
+    }
     visited[index] = true;
     last_node_ = node.output_size() > 0 && node.output(0) == output;
     action_.clear();
@@ -418,8 +430,10 @@ void Importer::walk(std::string current) {
       throw Error("node '{}' ({}): {}", out_.nodes[index].name, node.op_type(), e.what());
     }
     out_.nodes[index].action = action_;
-    if (out_.layers.size() > layers_before || (!out_.layers.empty() && action_.starts_with("folded into layer"))) {
+    if (out_.layers.size() > layers_before) {
       out_.nodes[index].layer = out_.layers.size() - 1;
+    } else if (action_.starts_with("folded into layer")) {
+      out_.nodes[index].layer = weighted_layer_;
     }
   }
   for (std::size_t i = 0; i < visited.size(); ++i) {
@@ -480,6 +494,7 @@ std::string Importer::process(const onnx::NodeProto& node, std::size_t /*index*/
 }
 
 Tensor Importer::constant(const onnx::NodeProto& node, int input) const {
+  if (!has_input(node, input)) throw Error("it has no input {} (a weight or parameter)", input + 1);
   const std::string& name = node.input(input);
   const auto it = constants_.find(name);
   if (it == constants_.end()) {
@@ -487,7 +502,13 @@ Tensor Importer::constant(const onnx::NodeProto& node, int input) const {
                 "weights and a single activation path",
                 input + 1, name);
   }
-  return it->second.tensor ? decode(*it->second.tensor) : it->second.inline_value;
+  Tensor t = it->second.tensor ? decode(*it->second.tensor) : it->second.inline_value;
+  std::size_t count = 1;
+  for (std::int64_t d : t.dims) count *= static_cast<std::size_t>(d);
+  if (t.values.size() != count || count == 0) {
+    throw Error("its constant input '{}' of shape {} holds {} values", name, shape_text(t.dims), t.values.size());
+  }
+  return t;
 }
 
 // A constant broadcast (numpy rules) onto the activation [1, dims_...]: one
@@ -563,13 +584,14 @@ void Importer::add_weighted(LayerSpec spec, Matrix weights, std::vector<float> b
     throw Error(
         "it follows layer {} ('{}') with no Relu between: snnsim's spiking neurons rectify every layer, so two "
         "linear layers in a row would not compute the same function; add a ReLU (or merge the two layers)",
-        out_.layers.size(), out_.layers.back().name);
+        weighted_layer_ + 1, out_.layers[weighted_layer_].name);
   }
   if (in_affine_) {
     fold_input(weights, bias, spec);
     in_affine_ = false;
   }
   add_layer(std::move(spec));
+  weighted_layer_ = out_.layers.size() - 1;
   if (!bias.empty()) action_ += " (with bias)";
   out_.weights.push_back(std::move(weights));
   out_.biases.push_back(std::move(bias));
@@ -697,6 +719,9 @@ void Importer::conv(const onnx::NodeProto& node) {
     throw Error("its weight has shape {}; snnsim converts 2-D convolutions only ([out, in, kh, kw])",
                 shape_text(w.dims));
   }
+  if (std::any_of(w.dims.begin(), w.dims.end(), [](std::int64_t d) { return d <= 0; })) {
+    throw Error("its weight has an empty shape {}", shape_text(w.dims));
+  }
   if (const std::int64_t group = attr_int(node, "group", 1); group != 1) {
     throw Error(
         "group = {} (grouped or depthwise convolution) is not supported; use group 1 (a full convolution) and "
@@ -803,7 +828,7 @@ void Importer::affine(const std::vector<double>& scale, const std::vector<double
       return;
     case Phase::Linear:
       fold_output(scale, shift);
-      action_ = fmt::format("folded into layer {} ({})", out_.layers.size(), what);
+      action_ = fmt::format("folded into layer {} ({})", weighted_layer_ + 1, what);
       return;
   }
 }
@@ -844,7 +869,7 @@ void Importer::relu() {
       throw Error("a Relu on the input, before any Conv/Gemm, has no spiking equivalent; remove it");
     case Phase::Linear:
       phase_ = Phase::Rectified;
-      action_ = fmt::format("ReLU of layer {} (the spiking neurons)", out_.layers.size());
+      action_ = fmt::format("ReLU of layer {} (the spiking neurons)", weighted_layer_ + 1);
       return;
     case Phase::Rectified:
       action_ = "dropped (already rectified)";
@@ -858,7 +883,7 @@ void Importer::average_pool(const onnx::NodeProto& node, bool global) {
     throw Error(
         "it pools layer {} ('{}') before its ReLU; snnsim's neurons rectify every layer before pooling, so "
         "apply the ReLU first (ReLU then pool)",
-        out_.layers.size(), out_.layers.back().name);
+        weighted_layer_ + 1, out_.layers[weighted_layer_].name);
   }
   if (in_affine_) {
     throw Error("it comes between the input normalisation and the first Conv/Gemm; the normalisation must come "
