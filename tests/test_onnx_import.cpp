@@ -734,4 +734,37 @@ TEST_CASE("Cycles and missing weight inputs are errors, not hangs or crashes", "
   CHECK_THAT(import_error(h.save("no_weight.onnx")), Contains("node 'fc' (Gemm)") && Contains("no input 2"));
 }
 
+TEST_CASE("Randomly corrupted fixtures give a model or an snn::Error naming the file, never a crash", "[onnx]") {
+  std::mt19937 rng(11);
+  const fs::path path = temp_dir() / "mutated.onnx";
+  std::size_t errors = 0, loaded = 0;
+  for (const std::string name : {"mlp", "convnet", "strided"}) {
+    std::ifstream in(kFixtures / (name + ".onnx"), std::ios::binary);
+    const std::string whole((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (int trial = 0; trial < 200; ++trial) {
+      std::string bytes = whole;
+      // Mostly the structure (the first and last kilobyte hold the graph's
+      // nodes and shapes; the middle is weight data).
+      const int flips = 1 + static_cast<int>(rng() % 4);
+      for (int f = 0; f < flips; ++f) {
+        const std::size_t region = rng() % 3 == 0 ? bytes.size() : std::min<std::size_t>(bytes.size(), 1024);
+        std::size_t at = rng() % region;
+        if (rng() % 2 == 0) at = bytes.size() - 1 - at;
+        bytes[at] = static_cast<char>(rng() & 0xff);
+      }
+      std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+      try {
+        const OnnxModel m = import_onnx(path);
+        CHECK(m.shapes.size() == m.layers.size());
+        ++loaded;
+      } catch (const snn::Error& e) {
+        CHECK_THAT(e.what(), Catch::Contains("mutated.onnx"));
+        ++errors;
+      }
+    }
+  }
+  std::printf("corrupted fixtures: %zu loaded, %zu refused with an error\n", loaded, errors);
+  CHECK(errors > 0);
+}
+
 #endif
