@@ -268,3 +268,21 @@ TEST_CASE("options a command cannot honour are refused, and convert --quiet is q
   CHECK(o.output.empty());
   CHECK(fs::exists(out / "weights" / "manifest.json"));
 }
+
+TEST_CASE("snnsim info net.onnx prints the layer table it understood, or names the broken file") {
+  const fs::path fixtures = fs::path(SNNSIM_SOURCE_DIR) / "tests" / "data" / "onnx";
+  const Outcome convnet = run("info " + (fixtures / "convnet.onnx").string());
+#if SNNSIM_HAS_ONNX
+  CHECK(convnet.status == 0);
+  CHECK_THAT(convnet.output, Catch::Contains("input 1x28x28") && Catch::Contains("conv 4 5x5") &&
+                                 Catch::Contains("8x4x4") && Catch::Contains("total parameters 2202"));
+  const fs::path garbage = scratch("onnx") / "garbage.onnx";
+  std::ofstream(garbage) << "not a model";
+  const Outcome broken = run("info " + garbage.string());
+  CHECK(broken.status == 1);
+  CHECK_THAT(broken.output, Catch::Contains("garbage.onnx"));
+#else
+  CHECK(convnet.status == 1);
+  CHECK_THAT(convnet.output, Catch::Contains("convnet.onnx") && Catch::Contains("SNNSIM_ONNX"));
+#endif
+}

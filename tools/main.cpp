@@ -168,8 +168,8 @@ int main(int argc, char** argv) {
   bench->callback([&] { action = [&] { return snn::tool::bench_command(config_path, common, bench_options); }; });
 
   std::string info_path;
-  auto* info = app.add_subcommand("info", "Describe a dataset, a weight directory/manifest or a results.json");
-  info->add_option("path", info_path, "Dataset name or directory, weight directory, manifest.json or results.json")->required();
+  auto* info = app.add_subcommand("info", "Describe a dataset, a weight directory/manifest, an ONNX model (.onnx) or a results.json");
+  info->add_option("path", info_path, "Dataset name or directory, weight directory, manifest.json, model.onnx or results.json")->required();
   info->callback([&] { action = [&] { return snn::tool::info_command(info_path); }; });
 
   auto* keys = app.add_subcommand("keys", "Print every config key with its type, default, allowed values and meaning (Markdown)");

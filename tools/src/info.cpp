@@ -1,6 +1,7 @@
 // `snnsim info PATH`: describes a results.json, a weight set or a dataset.
 #include "snn/tool/commands.h"
 
+#include "snn/conversion/onnx_import.h"
 #include "snn/error.h"
 #include "snn/network/dataset.h"
 #include "snn/network/weights.h"
@@ -96,6 +97,10 @@ int info_dataset(const std::string& name) {
 
 int info_command(const fs::path& path) {
   std::error_code ec;
+  if (path.extension() == ".onnx") {
+    fmt::print("{}", conversion::describe(conversion::import_onnx(path)));
+    return 0;
+  }
   if (path.extension() == ".json" && fs::is_regular_file(path, ec)) {
     std::ifstream in(path);
     const auto j = nlohmann::json::parse(in, nullptr, false);
