@@ -155,7 +155,7 @@ TEST_CASE("snnsim run on the tiny config writes results that add up") {
   const double ann_accuracy = j["ann"]["accuracy"].get<double>();
   CHECK(std::abs(ann_accuracy * samples - static_cast<double>(ann_correct)) <= 1.0);
   // Two epochs of a 784-100-10 net: 87.5 % on these 200 (measured with the
-  // Haswell and SkylakeX OpenBLAS kernels); the converted SNN after 50 steps
+  // Haswell, SkylakeX and Cooperlake OpenBLAS kernels); the converted SNN after 50 steps
   // is within 2 points (4 samples) of it (measured: equal).
   CHECK(ann_accuracy >= 0.85);
   CHECK(std::abs(accuracy - ann_accuracy) <= 0.02);
