@@ -56,7 +56,7 @@ threshold = 4
   CHECK(c.simulation.checkpoints == std::vector<int>{10, 25, 50, 100});
 }
 
-TEST_CASE("duration_ms and dt_ms give steps; inconsistent or fractional ones are errors") {
+TEST_CASE("duration_ms and dt_ms give steps and inconsistent or fractional ones are errors") {
   const auto c = parse_config("[simulation]\ndt_ms = 1\nduration_ms = 40\nmax_rate_hz = 1000\n", "t.toml");
   CHECK(c.simulation.steps == 40);
   CHECK(c.probability_scale() == Approx(1.0));

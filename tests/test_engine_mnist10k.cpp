@@ -48,14 +48,21 @@ TEST_CASE("trained mnist10k network: event == dense, SNN close to the ANN, quant
     CHECK(de.synops == ev100.synops);
   }
 
-  // The SNN after 200 steps classifies about as the ANN does on these images
-  // (the ANN's accuracy over all 1996 is ~93 % after one epoch).
+  // The SNN after 200 steps classifies about as the ANN does on the same 400
+  // images (measured: SNN 371 right, ANN 375 / 377 / 376 with the Haswell /
+  // Cooperlake / SkylakeX OpenBLAS kernels, which train slightly different ANNs).
   const double snn_acc = ev.accuracy(test.labels);
-  INFO("SNN accuracy " << snn_acc << ", ANN (all 1996) " << trained.test->accuracy);
-  CHECK(snn_acc > trained.test->accuracy - 0.04);
-  // Accuracy grows with simulated time (the curve the paper is about).
+  const double ann_acc = conversion::evaluate(layers, data.test, false, 400).accuracy;
+  INFO("SNN accuracy " << snn_acc << ", ANN on the same 400 " << ann_acc);
+  CHECK(std::abs(snn_acc - ann_acc) * 400 <= 8.5);  // 8 samples, 2 points
+  // Accuracy grows with simulated time (the curve the paper is about): short
+  // of the end after 10 steps, within 1.5 points of it from step 50 on
+  // (measured: 88 - 89.5 % at 10 steps, 92.75 % at 200, at most 4 samples
+  // away from step 50 on, over the three kernels).
   const auto curve = ev.accuracy_curve(test.labels);
-  CHECK(curve[9] < curve[199]);
+  INFO("accuracy after 10, 25, 50, 200 steps: " << curve[9] << " " << curve[24] << " " << curve[49] << " " << curve[199]);
+  CHECK(curve[9] <= curve[199] - 0.02);
+  for (std::size_t t = 49; t < 200; ++t) CHECK(std::abs(curve[t] - curve[199]) * 400 <= 6.5);
 
   // Quantisation: units of theta / 2^16 (error <= 7.6e-6 theta per weight)
   // against 4 - 16 times finer ones (k = 20 asked, lowered where a neuron's

@@ -50,6 +50,7 @@ snn::WeightSet sample_set() {
   t.output_relu = false;
   t.seconds = 12.345678901234567;
   t.blas_threads = 2;
+  t.machine = snn::MachineRecord{"AMD EPYC (AuthenticAMD family 26 model 2 stepping 1)", "Haswell", "OpenBLAS 0.3.21 Haswell", ""};
   w.training = t;
   return w;
 }
@@ -181,6 +182,10 @@ TEST_CASE("loading rejects bad manifests, naming the key") {
   require_error([&] { snn::load_weights(dir); }, {man.string(), "../layer0.npy", "plain file name"});
   write_text(man, R"({"layers": [{"file": "layer0.npy", "shape": [6, 4], "kind": "conv"}]})");
   require_error([&] { snn::load_weights(dir); }, {man.string(), "layers[0].kind", "\"conv\""});
+  write_text(man, "{" + layers + R"(, "training": {"machine": {"cpu": 3}}})");
+  require_error([&] { snn::load_weights(dir); }, {man.string(), "training.machine.cpu", "expected a string"});
+  write_text(man, "{" + layers + R"(, "training": {"machine": {"cores": 2}}})");
+  require_error([&] { snn::load_weights(dir); }, {man.string(), "training.machine.cores", "unknown key"});
   write_text(man, R"({"layers": []})");
   require_error([&] { snn::load_weights(dir); }, {man.string(), "non-empty"});
   write_text(man, R"({"layers": [}")");

@@ -7,6 +7,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <string>
 
 namespace snn::conversion {
 
@@ -20,6 +24,28 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
 
 int blas_threads() { return openblas_get_num_threads(); }
 void set_blas_threads(int n) { openblas_set_num_threads(n); }
+
+MachineRecord machine_record() {
+  MachineRecord m;
+  // The first processor's entry; a machine of one kind has one CPU model.
+  std::ifstream in("/proc/cpuinfo");
+  std::map<std::string, std::string> f;
+  for (std::string line; std::getline(in, line) && !line.empty();) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string key = line.substr(0, colon);
+    key.erase(key.find_last_not_of(" \t") + 1);
+    const auto v = line.find_first_not_of(' ', colon + 1);
+    f[key] = v == std::string::npos ? "" : line.substr(v);
+  }
+  if (f.count("model name"))
+    m.cpu = f["model name"] + " (" + f["vendor_id"] + " family " + f["cpu family"] + " model " + f["model"] + " stepping " +
+            f["stepping"] + ")";
+  m.blas_core = openblas_get_corename();
+  m.blas_config = openblas_get_config();
+  if (const char* t = std::getenv("OPENBLAS_CORETYPE")) m.blas_coretype = t;
+  return m;
+}
 
 void reshape(Matrix& m, std::size_t rows, std::size_t cols) {
   m.rows = rows;

@@ -265,6 +265,7 @@ WeightSet to_weight_set(const TrainConfig& config, const TrainResult& result, co
   t.output_relu = config.network.output_relu;
   t.seconds = result.seconds;
   t.blas_threads = static_cast<std::size_t>(result.blas_threads);
+  t.machine = machine_record();
   w.training = t;
   return w;
 }

@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 #include <system_error>
+#include <utility>
 
 namespace snn {
 
@@ -150,6 +151,9 @@ json to_json(const WeightSet& w) {
                      {"beta1", t.beta1},             {"beta2", t.beta2},                 {"epsilon", t.epsilon},
                      {"dropout", t.dropout},         {"init_range", t.init_range},       {"output_relu", t.output_relu},
                      {"seconds", t.seconds},         {"blas_threads", t.blas_threads}};
+    if (t.machine)
+      j["training"]["machine"] = {{"cpu", t.machine->cpu}, {"blas_core", t.machine->blas_core},
+                                  {"blas_config", t.machine->blas_config}, {"blas_coretype", t.machine->blas_coretype}};
   }
   return j;
 }
@@ -158,7 +162,7 @@ TrainingRecord training_from_json(const ManifestReader& r, const json& j) {
   if (!j.is_object()) r.fail("training", fmt::format("expected an object, found {}", j.dump()));
   r.only_keys(j, "training",
               {"dataset", "train_samples", "epochs", "batch_size", "optimiser", "learning_rate", "beta1", "beta2", "epsilon", "dropout",
-               "init_range", "output_relu", "seconds", "blas_threads"});
+               "init_range", "output_relu", "seconds", "blas_threads", "machine"});
   TrainingRecord t;
   const auto num = [&](const char* key, double& out) {
     if (j.contains(key)) out = r.number(j[key], fmt::format("training.{}", key));
@@ -169,6 +173,17 @@ TrainingRecord training_from_json(const ManifestReader& r, const json& j) {
   if (j.contains("dataset")) t.dataset = r.string(j["dataset"], "training.dataset");
   if (j.contains("optimiser")) t.optimiser = r.string(j["optimiser"], "training.optimiser");
   if (j.contains("output_relu")) t.output_relu = r.boolean(j["output_relu"], "training.output_relu");
+  if (j.contains("machine")) {
+    const json& m = j["machine"];
+    if (!m.is_object()) r.fail("training.machine", fmt::format("expected an object, found {}", m.dump()));
+    r.only_keys(m, "training.machine", {"cpu", "blas_core", "blas_config", "blas_coretype"});
+    MachineRecord mr;
+    const std::pair<const char*, std::string*> fields[] = {
+        {"cpu", &mr.cpu}, {"blas_core", &mr.blas_core}, {"blas_config", &mr.blas_config}, {"blas_coretype", &mr.blas_coretype}};
+    for (const auto& [key, out] : fields)
+      if (m.contains(key)) *out = r.string(m[key], fmt::format("training.machine.{}", key));
+    t.machine = mr;
+  }
   cnt("train_samples", t.train_samples);
   cnt("epochs", t.epochs);
   cnt("batch_size", t.batch_size);

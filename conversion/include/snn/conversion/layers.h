@@ -7,6 +7,7 @@
 #pragma once
 
 #include "snn/network/matrix.h"
+#include "snn/network/weights.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -115,6 +116,11 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
 /// OpenBLAS's thread count (set_blas_threads(n) calls openblas_set_num_threads).
 int blas_threads();
 void set_blas_threads(int n);
+
+/// This machine as far as training reproducibility goes: the CPU
+/// (/proc/cpuinfo) and the OpenBLAS kernels in use (openblas_get_corename(),
+/// chosen by CPU model unless $OPENBLAS_CORETYPE pins them).
+MachineRecord machine_record();
 
 /// Index of the first largest value in row `r` of `m`.
 std::size_t argmax_row(const Matrix& m, std::size_t r);

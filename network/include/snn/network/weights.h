@@ -68,6 +68,17 @@ struct NormalisationRecord {
 };
 
 /// How the ANN was trained (informational: loading does not need it).
+/// Where weights were trained: OpenBLAS picks its sgemm kernels by CPU model,
+/// and different kernels round differently, so the same seed trains to
+/// slightly different weights on another CPU (see README, Reproducibility).
+struct MachineRecord {
+  std::string cpu;             ///< /proc/cpuinfo's model name, family, model and stepping
+  std::string blas_core;       ///< openblas_get_corename(): the kernels used, e.g. "Haswell"
+  std::string blas_config;     ///< openblas_get_config()
+  std::string blas_coretype;   ///< $OPENBLAS_CORETYPE when training ("" if unset)
+  bool operator==(const MachineRecord&) const = default;
+};
+
 struct TrainingRecord {
   std::string dataset;             ///< e.g. "mnist10k"
   std::size_t train_samples = 0;   ///< training images used
@@ -85,6 +96,7 @@ struct TrainingRecord {
   /// OpenBLAS threads used: the trainer's weights are bit-reproducible only for
   /// the same count (see conversion/trainer.h). 0: not recorded.
   std::size_t blas_threads = 0;
+  std::optional<MachineRecord> machine;  ///< not recorded by older manifests
   bool operator==(const TrainingRecord&) const = default;
 };
 

@@ -4,6 +4,7 @@
 // a report by hand and check what is written.
 #pragma once
 
+#include "snn/network/weights.h"
 #include "snn/types.h"
 
 #include <cstdint>
@@ -12,6 +13,10 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+namespace snn::engine {
+struct RunResult;
+}
 
 namespace snn::tool {
 
@@ -49,6 +54,17 @@ struct SnnReport {
   double synops_at_exit_per_sample = 0;    ///< with early exit: SynOps spent up to the exit, mean per sample
   double seconds = 0;                      ///< wall time of the simulation
   int threads = 1;
+  /// Per sample: output spikes over the whole run, all classes together.
+  /// Empty when not recorded. A sample with 0 never spiked at the output: its
+  /// prediction is only the readout's tie-break (class 0 unless ties go by
+  /// potential).
+  std::vector<std::uint32_t> output_spikes;
+
+  /// Number of classes: the output population's size (the last connection's
+  /// `out`), or one more than the largest label or prediction if larger.
+  std::size_t classes() const;
+  /// Samples whose output never spiked; nullopt when output_spikes is not recorded.
+  std::optional<std::size_t> silent_samples() const;
 
   double accuracy() const { return accuracy_curve.empty() ? 0.0 : accuracy_curve.back(); }
   double synops_per_sample() const;
@@ -56,6 +72,26 @@ struct SnnReport {
   /// First step at which the accuracy reaches `fraction` of the final accuracy.
   Step steps_to_fraction(double fraction) const;
 };
+
+/// One class's share of the final predictions.
+struct ClassReport {
+  std::size_t label = 0;
+  std::size_t samples = 0;                ///< samples with this label
+  std::size_t correct = 0;                ///< of them, predicted as `label`
+  std::optional<std::size_t> silent;      ///< of them, output never spiked (nullopt: not recorded)
+  double accuracy() const { return samples ? static_cast<double>(correct) / static_cast<double>(samples) : 0.0; }
+};
+
+/// Final predictions counted by label (rows) and predicted class (columns):
+/// matrix[label][predicted], classes() x classes().
+std::vector<std::vector<std::size_t>> confusion_matrix(const SnnReport& report);
+
+/// Per-class accuracy (and never-spiked count), one entry per class.
+std::vector<ClassReport> per_class(const SnnReport& report);
+
+/// Copies what the report needs of a run's output spikes into `report`
+/// (SnnReport::output_spikes, one total per sample) from the engine's result.
+void record_output_spikes(SnnReport& report, const engine::RunResult& result);
 
 struct RunReport {
   std::string command;                ///< "run", "simulate", ...
@@ -65,6 +101,8 @@ struct RunReport {
   std::optional<double> ann_accuracy;  ///< ANN test accuracy (on the samples simulated)
   std::string weights;                 ///< weight manifest used
   bool weights_cached = false;         ///< true when training was skipped thanks to the cache
+  /// Where the ANN weights were trained (their manifest's training.machine), if recorded.
+  std::optional<MachineRecord> training_machine;
   std::string normalisation;           ///< none / model / data / robust
   std::vector<double> normalisation_factors;
   std::vector<int> checkpoints;        ///< steps at which accuracy is tabulated
@@ -73,9 +111,10 @@ struct RunReport {
   std::map<std::string, double> timings;  ///< wall seconds per phase; the only non-deterministic part
 };
 
-/// Writes results.json, accuracy_vs_time.csv, synops_vs_time.csv and
-/// populations.csv into `dir` (each atomically), and the PNG plots if `plots`
-/// (gnuplot missing: one line on stderr, no plots). Returns the files written.
+/// Writes results.json, accuracy_vs_time.csv, populations.csv and
+/// per_class.csv into `dir` (each atomically), and the PNG plots if `plots`
+/// (gnuplot or its PNG terminals missing: one line on stderr, no plots).
+/// Returns the files written.
 std::vector<std::filesystem::path> write_report(const RunReport& report, const std::filesystem::path& dir, bool plots,
                                                 bool quiet);
 
@@ -85,8 +124,12 @@ std::string results_json(const RunReport& report);
 /// The summary table printed at the end of a run.
 std::string summary_table(const RunReport& report);
 
-/// Plots accuracy against simulated time for several results.json files into `png`.
-void plot_accuracy(const std::vector<std::filesystem::path>& results, const std::filesystem::path& png);
+/// Plots several results.json files into one figure: accuracy against
+/// simulated time and against cumulative SynOps, each over the whole run and
+/// zoomed on its end, with each run's final and ANN accuracy in the legend.
+/// The format follows the extension of `out`: .png, .svg or .pdf (an
+/// snn::Error for anything else, or when this gnuplot lacks the terminal).
+void plot_accuracy(const std::vector<std::filesystem::path>& results, const std::filesystem::path& out);
 
 /// Whether gnuplot can be run.
 bool have_gnuplot();
