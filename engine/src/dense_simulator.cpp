@@ -18,7 +18,20 @@ DenseSimulator::DenseSimulator(const Network& network, int fixed_point_bits)
 
 DenseSimulator::DenseSimulator(std::shared_ptr<const FixedNetwork> network) : network_(std::move(network)) {
   if (!network_) throw Error("dense simulator: no network given");
-  for (std::size_t c = 0; c < network_->connections(); ++c) weights_.push_back(network_->dense_float_weights(c));
+  for (std::size_t c = 0; c < network_->connections(); ++c) {
+    const FixedConnection& fc = network_->connection(c);
+    if (fc.format == FanOutFormat::Conv) {
+      const std::size_t oc = fc.geometry.output.channels, k = fc.weights.size() / oc;
+      std::vector<float> wt(k * oc);
+      for (std::size_t o = 0; o < oc; ++o)
+        for (std::size_t i = 0; i < k; ++i) wt[i * oc + o] = static_cast<float>(fc.weights[o * k + i]);
+      weights_.push_back(std::move(wt));
+    } else if (fc.format == FanOutFormat::AvgPool) {
+      weights_.emplace_back();
+    } else {
+      weights_.push_back(network_->dense_float_weights(c));
+    }
+  }
 }
 
 namespace {
@@ -28,6 +41,31 @@ void gemm(std::size_t m, std::size_t n, std::size_t k, const float* a, const flo
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
               static_cast<int>(k), 1.0f, a, static_cast<int>(k), b, static_cast<int>(n), 0.0f, c,
               static_cast<int>(n));
+}
+
+// im2col of nb samples' CHW spike maps `in` (nb x input.size()): row b * OHW +
+// (oy * OW + ox), column (c * kh + ky) * kw + kx, zeros on the padding.
+void im2col(const WindowGeometry& g, std::size_t nb, const float* in, std::vector<float>& col) {
+  const std::size_t oh = g.output.height, ow = g.output.width, kh = g.kernel_h, kw = g.kernel_w;
+  const std::size_t k = g.input.channels * kh * kw, H = g.input.height, W = g.input.width;
+  col.resize(nb * oh * ow * k);
+  float* out = col.data();
+  for (std::size_t b = 0; b < nb; ++b) {
+    const float* src = in + b * g.input.size();
+    for (std::size_t oy = 0; oy < oh; ++oy)
+      for (std::size_t ox = 0; ox < ow; ++ox)
+        for (std::size_t c = 0; c < g.input.channels; ++c)
+          for (std::size_t ky = 0; ky < kh; ++ky) {
+            const std::size_t yp = oy * g.stride_h + ky;
+            const bool row_in = yp >= g.pad_h && yp < g.pad_h + H;
+            for (std::size_t kx = 0; kx < kw; ++kx) {
+              const std::size_t xp = ox * g.stride_w + kx;
+              *out++ = row_in && xp >= g.pad_w && xp < g.pad_w + W
+                           ? src[(c * H + (yp - g.pad_h)) * W + (xp - g.pad_w)]
+                           : 0.0f;
+            }
+          }
+  }
 }
 
 // The state of one batch: everything [sample in batch][...], flat.
@@ -46,6 +84,48 @@ struct Batch {
 };
 
 }  // namespace
+
+// Connection c's currents at one step for the nb samples of the batch, from
+// the source spike matrix `in` (nb x sources), into `current` (nb x targets).
+void DenseSimulator::currents(std::size_t c, std::size_t nb, const float* in, std::vector<float>& current,
+                              std::vector<float>& col, std::vector<float>& out) const {
+  const FixedConnection& fc = network_->connection(c);
+  const std::size_t n_tgt = fc.targets;
+  switch (fc.format) {
+    case FanOutFormat::Dense:
+    case FanOutFormat::Sparse:
+      gemm(nb, n_tgt, fc.sources, in, weights_[c].data(), current.data());
+      return;
+    case FanOutFormat::Conv: {
+      const WindowGeometry& g = fc.geometry;
+      const std::size_t ohw = g.output.height * g.output.width, oc = g.output.channels;
+      im2col(g, nb, in, col);
+      out.resize(nb * ohw * oc);
+      gemm(nb * ohw, oc, col.size() / (nb * ohw), col.data(), weights_[c].data(), out.data());
+      // [b][pixel][channel] -> CHW per sample.
+      for (std::size_t b = 0; b < nb; ++b)
+        for (std::size_t pix = 0; pix < ohw; ++pix)
+          for (std::size_t o = 0; o < oc; ++o) current[b * n_tgt + o * ohw + pix] = out[(b * ohw + pix) * oc + o];
+      return;
+    }
+    case FanOutFormat::AvgPool: {
+      const WindowGeometry& g = fc.geometry;
+      const auto w = static_cast<float>(fc.weights[0]);
+      const std::size_t H = g.input.height, W = g.input.width;
+      for (std::size_t b = 0; b < nb; ++b)
+        for (std::size_t ch = 0; ch < g.output.channels; ++ch)
+          for (std::size_t oy = 0; oy < g.output.height; ++oy)
+            for (std::size_t ox = 0; ox < g.output.width; ++ox) {
+              float n = 0.0f;  // spikes in the window: a small exact integer
+              for (std::size_t ky = 0; ky < g.kernel_h; ++ky)
+                for (std::size_t kx = 0; kx < g.kernel_w; ++kx)
+                  n += in[b * fc.sources + (ch * H + oy * g.stride_h + ky) * W + ox * g.stride_w + kx];
+              current[b * n_tgt + (ch * g.output.height + oy) * g.output.width + ox] = n * w;
+            }
+      return;
+    }
+  }
+}
 
 RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& options, const DenseOptions& dense) const {
   validate(options);
@@ -97,7 +177,10 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
   std::size_t chunk_steps = 0;
   Step chunk_first = 0, chunk_end = 0;
   std::vector<float> chunk_in, chunk_out;
-  if (dense.precompute_first_layer && poisson) {
+  const bool first_is_table = net.connection(0).format == FanOutFormat::Dense ||
+                              net.connection(0).format == FanOutFormat::Sparse;
+  std::vector<float> col, col_out;  // im2col scratch
+  if (dense.precompute_first_layer && poisson && first_is_table) {
     const std::size_t per_step = B * (n_in + n1) * sizeof(float);
     chunk_steps = std::clamp<std::size_t>(dense.precompute_max_bytes / per_step, 1, static_cast<std::size_t>(steps));
     chunk_in.resize(chunk_steps * B * n_in);
@@ -131,7 +214,26 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
       batch.readouts[b].reset(net.output_size(), options.early_exit, options.tie_break_by_potential);
       if (poisson) prepare_input(samples.sample(first + b), n_in, options.input.rate_per_step(), batch.inputs[b]);
     }
-    if (!poisson) {
+    if (!poisson && !first_is_table) {
+      // x * W once per batch, exactly in 64-bit integers (conv or pool: the
+      // generated fan-out, no weight matrix to multiply with).
+      analog.assign(nb * n1, 0);
+      const FixedConnection& fc0 = net.connection(0);
+      std::vector<std::int64_t> acc(n1);
+      for (std::size_t b = 0; b < nb; ++b) {
+        std::fill(acc.begin(), acc.end(), 0);
+        OpCount nonzero = 0;
+        for (std::size_t i = 0; i < n_in; ++i) {
+          const std::int64_t x = samples.sample(first + b)[i];
+          if (x == 0) continue;
+          nonzero += fc0.fan_out_of(i);
+          fc0.for_each_target(i, [&](std::size_t j, FixedWeight w) { acc[j] += x * w; });
+        }
+        for (std::size_t j = 0; j < n1; ++j) analog[b * n1 + j] = static_cast<Potential>(round_div_255(acc[j]));
+        res.work[(first + b) * L] += fc0.dense_macs();
+        analog_ops[b] = nonzero;
+      }
+    } else if (!poisson) {
       // x * W once per batch, exactly: bytes times integer weights in double.
       std::vector<double> xb(nb * n_in), w0(weights_[0].begin(), weights_[0].end()), out(nb * n1);
       for (std::size_t b = 0; b < nb; ++b)
@@ -144,7 +246,8 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
         analog[k] = static_cast<Potential>(round_div_255(static_cast<std::int64_t>(out[k])));
       for (std::size_t b = 0; b < nb; ++b) {
         OpCount nonzero = 0;
-        for (std::size_t i = 0; i < n_in; ++i) nonzero += samples.sample(first + b)[i] != 0 ? net.connection(0).fan_out[i] : 0;
+        for (std::size_t i = 0; i < n_in; ++i)
+          nonzero += samples.sample(first + b)[i] != 0 ? net.connection(0).fan_out_of(i) : 0;
         res.work[(first + b) * L] += static_cast<OpCount>(n_in) * n1;  // the dgemm's MACs
         analog_ops[b] = nonzero;
       }
@@ -162,9 +265,7 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
           // The precomputed chunk holds the matrix; only the ids are needed here.
           input_row(b, sid, t, ids, chunk_steps > 0 ? nullptr : m + b * n_in);
           if (!batch.active[b]) continue;
-          res.population_spikes[(first + b) * pops] += ids.size();
-          if (options.record_spikes)
-            for (NeuronId j : ids) res.spike_trains[first + b].push_back({t, 0, j});
+          SampleRecorder(res, options, first + b).spikes(t, 0, ids);
         }
       }
       for (std::size_t p = 1; p < pops; ++p) {
@@ -194,19 +295,13 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
             const float* src = chunk_out.data() + static_cast<std::size_t>(src_step - chunk_first) * nb * n_tgt;
             std::copy(src, src + nb * n_tgt, current.begin());
           } else {
-            gemm(nb, n_tgt, n_src, batch.spike_matrix[c][slot].data(), weights_[c].data(), current.data());
+            currents(c, nb, batch.spike_matrix[c][slot].data(), current, col, col_out);
           }
           for (std::size_t b = 0; b < nb; ++b) {
             if (!batch.active[b]) continue;
-            OpCount delivered = 0;
-            if (c == 0 && !poisson) {
-              delivered = analog_ops[b];
-            } else {
-              for (NeuronId s : batch.spike_ids[c][slot][b]) delivered += fc.fan_out[s];
-            }
-            res.synops[(first + b) * L + c] += delivered;
-            res.step_synops[(first + b) * static_cast<std::size_t>(options.steps) + static_cast<std::size_t>(t)] += delivered;
-            if (c != 0 || poisson) res.work[(first + b) * L + c] += static_cast<OpCount>(n_src) * n_tgt;
+            SampleRecorder rec(res, options, first + b);
+            rec.synops(c, t, c == 0 && !poisson ? analog_ops[b] : fc.synops(batch.spike_ids[c][slot][b]));
+            if (c != 0 || poisson) rec.work(c, fc.dense_macs());
           }
         }
         // The neuron update, sample by sample, with the engine's code.
@@ -220,11 +315,7 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
           Potential* v = batch.v[p].data() + b * n_tgt;
           Step* ref = batch.refractory[p].empty() ? nullptr : batch.refractory[p].data() + b * n_tgt;
           const NeuronId bad = update_neurons(params, v, ref, current_int.data(), 0, static_cast<NeuronId>(n_tgt), spikes);
-          if (bad != kAllInRange && batch.active[b])
-            throw Error(
-                "sample {}: the potential of neuron {} of population {} left the fixed-point range (+-2^30 "
-                "units) at step {}; quantise with fewer fixed-point bits",
-                first + b, bad, p, t);
+          if (bad != kAllInRange && batch.active[b]) throw_potential_out_of_range(net, first + b, p, bad, t);
           if (!batch.active[b]) spikes.clear();  // a stopped sample sends nothing on
           if (p < L) {
             float* row = batch.spike_matrix[p][out_slot].data() + b * n_tgt;
@@ -235,44 +326,20 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
             batch.readouts[b].add({spikes.data(), spikes.size()});
           }
           if (!batch.active[b]) continue;
-          res.population_spikes[(first + b) * pops + p] += spikes.size();
-          if (options.record_spikes)
-            for (NeuronId j : spikes) res.spike_trains[first + b].push_back({t, static_cast<PopulationId>(p), j});
+          SampleRecorder(res, options, first + b).spikes(t, static_cast<PopulationId>(p), {spikes.data(), spikes.size()});
         }
       }
       // Readout after step t.
       for (std::size_t b = 0; b < nb; ++b) {
-        const std::size_t i = first + b;
         if (!batch.active[b]) continue;
-        const std::uint16_t pred = batch.readouts[b].predict(batch.v[pops - 1].data() + b * net.output_size());
-        res.step_predictions[i * static_cast<std::size_t>(steps) + static_cast<std::size_t>(t)] = pred;
-        res.steps_simulated[i] = t + 1;
-        if (batch.readouts[b].exit_now()) {
-          res.exit_step[i] = t;
-          res.exit_predictions[i] = pred;
-          OpCount spent = 0;
-          for (std::size_t c = 0; c < L; ++c) spent += res.synops[i * L + c];
-          res.synops_at_exit[i] = spent;
-          if (options.early_exit.stop) {
-            batch.active[b] = false;
-            std::fill(res.step_predictions.begin() + static_cast<std::ptrdiff_t>(i * steps + t + 1),
-                      res.step_predictions.begin() + static_cast<std::ptrdiff_t>((i + 1) * steps), pred);
-          }
-        }
+        res.steps_simulated[first + b] = t + 1;
+        SampleRecorder rec(res, options, first + b);
+        if (rec.readout(t, batch.readouts[b], batch.v[pops - 1].data() + b * net.output_size()))
+          batch.active[b] = false;
       }
     }
-    for (std::size_t b = 0; b < nb; ++b) {
-      const std::size_t i = first + b;
-      const auto& counts = batch.readouts[b].counts();
-      std::copy(counts.begin(), counts.end(), res.output_counts.begin() + static_cast<std::ptrdiff_t>(i * counts.size()));
-      res.predictions[i] = res.step_predictions[i * steps + steps - 1];
-      if (options.early_exit.enabled && res.exit_step[i] < 0) {
-        res.exit_predictions[i] = res.predictions[i];
-        OpCount spent = 0;
-        for (std::size_t c = 0; c < L; ++c) spent += res.synops[i * L + c];
-        res.synops_at_exit[i] = spent;
-      }
-    }
+    for (std::size_t b = 0; b < nb; ++b)
+      SampleRecorder(res, options, first + b).finish(batch.readouts[b], res.steps_simulated[first + b]);
     if (options.progress) options.progress(std::min(first + nb, samples.count), samples.count);
   }
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
