@@ -2,6 +2,7 @@
 // kernel (never a table), built from layer specs, simulated by the event
 // engine and the dense im2col baseline with identical spikes.
 #include "engine_test_util.h"
+#include "snn/engine/delivery.h"
 #include "snn/engine/dense_simulator.h"
 #include "snn/engine/engine.h"
 #include "snn/error.h"
@@ -9,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <random>
 #include <string>
 
@@ -322,13 +324,14 @@ TEST_CASE("random conv nets: event engine == dense im2col baseline == plain refe
 
 TEST_CASE("conv nets: identical results for 1 and 2 threads in both parallel modes") {
   std::mt19937_64 rng(99);
-  // Wide enough for latency mode to split each population over 2 threads.
-  const Shape in{1, 16, 16};
-  const std::vector<LayerSpec> layers{LayerSpec::conv(8, 3, 1, 1), LayerSpec::avgpool(2), LayerSpec::conv(8, 3, 1, 1),
+  // Wide enough for latency mode to split the first conv (8x15x15) over 2
+  // threads, at neuron 912: inside channel 4, not at a channel boundary.
+  const Shape in{1, 15, 15};
+  const std::vector<LayerSpec> layers{LayerSpec::conv(8, 3, 1, 1), LayerSpec::avgpool(3), LayerSpec::conv(8, 3, 1, 1),
                                       LayerSpec::flatten(), LayerSpec::dense(10)};
   const std::vector<Matrix> w{snn::test::random_matrix(rng, 8, 9, 0.25, 0.3),
                               snn::test::random_matrix(rng, 8, 72, 0.04, 0.06),
-                              snn::test::random_matrix(rng, 10, 512, 0.005, 0.01)};
+                              snn::test::random_matrix(rng, 10, 200, 0.02, 0.04)};
   const Network net = Network::from_layers(in, layers, w, {NeuronParams{}},
                                            {ConnectionSpec{}, ConnectionSpec{snn::FanOutFormat::Dense, 0.0, 1},
                                             ConnectionSpec{}, ConnectionSpec{snn::FanOutFormat::Dense, 0.0, 2}});
@@ -347,6 +350,58 @@ TEST_CASE("conv nets: identical results for 1 and 2 threads in both parallel mod
     o.parallelism = par;
     o.threads = 2;
     snn::test::require_same_run(one, engine.run(set, o), true);
+  }
+}
+
+TEST_CASE("conv and pool delivery over any split of the targets equals the whole, and the synapse list") {
+  std::mt19937_64 rng(11);
+  LayerSpec conv = LayerSpec::conv(5, 3, 2, 1);
+  conv.kernel_w = 2;
+  conv.pad_w = 0;
+  LayerSpec pool = LayerSpec::avgpool(2);
+  pool.kernel_w = 3;
+  pool.stride_w = 1;
+  for (const LayerSpec& l : {conv, pool}) {
+    const Shape in = l.kind == snn::LayerKind::Conv ? Shape{3, 9, 8} : Shape{3, 8, 8};
+    Network net(in);
+    if (l.kind == snn::LayerKind::Conv)
+      net.add_conv(l, snn::test::random_matrix(rng, 5, 3 * 3 * 2, 0.0, 1.0), NeuronParams{});
+    else
+      net.add_pool(l, NeuronParams{});
+    const snn::engine::FixedNetwork fixed(net);
+    const auto& fc = fixed.connection(0);
+    std::vector<snn::NeuronId> ids;
+    for (snn::NeuronId s = 0; s < in.size(); ++s)
+      if (rng() % 3 == 0) ids.push_back(s);
+    // Expected: every synapse of every spike, summed target by target.
+    std::vector<snn::Potential> expected(fc.targets, 0);
+    for (snn::NeuronId s : ids)
+      fc.for_each_target(s, [&](std::size_t t, snn::FixedWeight w) { expected[t] += w; });
+    std::vector<snn::Potential> scratch(fc.targets, 0);
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<snn::NeuronId> cuts{0, static_cast<snn::NeuronId>(fc.targets)};
+      for (int k = 0; k < trial % 5; ++k) cuts.push_back(static_cast<snn::NeuronId>(rng() % fc.targets));
+      std::sort(cuts.begin(), cuts.end());
+      std::vector<snn::Potential> cur(fc.targets, 0);
+      for (std::size_t k = 0; k + 1 < cuts.size(); ++k) {
+        snn::engine::TargetRange r{cuts[k], cuts[k + 1]};
+        r.scratch = scratch.data();
+        snn::engine::deliver(cur.data(), fc, ids, r);
+      }
+      REQUIRE(cur == expected);
+      REQUIRE(std::all_of(scratch.begin(), scratch.end(), [](snn::Potential x) { return x == 0; }));
+    }
+    // And the synapse list is the naive expansion's.
+    const Matrix m = naive_conv_matrix(in, l, l.kind == snn::LayerKind::Conv ? net.connection(0).conv().weights : Matrix{});
+    for (std::size_t s = 0; s < in.size(); ++s) {
+      std::size_t n = 0;
+      fc.for_each_target(s, [&](std::size_t t, snn::FixedWeight) {
+        CHECK(m(t, s) != 0.0f);
+        ++n;
+      });
+      CHECK(n == fc.fan_out_of(s));
+      CHECK(n == net.connection(0).fan_out(s));
+    }
   }
 }
 
@@ -391,9 +446,10 @@ TEST_CASE("a conv connection's memory does not grow with neurons x fan-out") {
   // The model's table: the kernel (12 x 25 floats) and the pool's one weight, at both sizes.
   CHECK(table[0] == 12 * 25 * sizeof(float) + sizeof(float));
   CHECK(table[1] == table[0]);
-  // The engine's: the integer kernel, the pool weight and a reach count per input row and column.
-  CHECK(fixed[0] == (12 * 25 + 1 + 2 * 28 + 2 * 24) * sizeof(std::int32_t));
-  CHECK(fixed[1] == (12 * 25 + 1 + 2 * 112 + 2 * 108) * sizeof(std::int32_t));
+  // The engine's: the integer kernel (twice: torch's layout and tap-major),
+  // the pool weight and a reach count per input row and column.
+  CHECK(fixed[0] == (2 * 12 * 25 + 1 + 2 * 28 + 2 * 24) * sizeof(std::int32_t));
+  CHECK(fixed[1] == (2 * 12 * 25 + 1 + 2 * 112 + 2 * 108) * sizeof(std::int32_t));
 }
 
 TEST_CASE("conv networks: shapes that do not fit are errors naming the layer") {

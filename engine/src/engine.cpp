@@ -74,6 +74,9 @@ class Simulator {
               fc.offsets[s] + static_cast<std::uint64_t>(std::lower_bound(first, last, b[q]) - first);
       }
     }
+    scratch_.resize(pops);
+    for (std::size_t c = 0; c < layers_; ++c)
+      if (net.connection(c).format == FanOutFormat::Conv) scratch_[c + 1].assign(net.size(c + 1), 0);
     constant_.assign(net.size(1), 0);
     queue_.reset(layers_, net.max_delay());
     spikes_.reserve(net.input_size());
@@ -180,7 +183,9 @@ class Simulator {
     if (options_.input.encoding == Encoding::Poisson) {
       prepare_input(x, n_in, options_.input.rate_per_step(), input_);
       constant_synops_ = fc.synops(input_.always);
-      deliver(constant_.data(), fc, input_.always, TargetRange{0, static_cast<NeuronId>(fc.targets)});
+      TargetRange all{0, static_cast<NeuronId>(fc.targets)};
+      all.scratch = scratch_[1].data();
+      deliver(constant_.data(), fc, input_.always, all);
       has_constant_ = !input_.always.empty();
     } else {
       // Exact: byte * w_q summed in 64 bits, then one rounding per target.
@@ -210,7 +215,8 @@ class Simulator {
     else
       std::fill(cur + lo, cur + hi, 0);
     const std::size_t parts = bounds_[p].size() - 1;
-    deliver(cur, fc, due, TargetRange{lo, hi, splits_[c].empty() ? nullptr : splits_[c].data(), parts, q});
+    deliver(cur, fc, due,
+            TargetRange{lo, hi, splits_[c].empty() ? nullptr : splits_[c].data(), parts, q, scratch_[p].data()});
     auto& spikes = part_spikes_[p][q];
     spikes.clear();
     bad_[q] = update_neurons(net_.params(static_cast<PopulationId>(p)), v_[p].data(),
@@ -221,6 +227,7 @@ class Simulator {
   const RunOptions& options_;
   std::size_t layers_;
   std::vector<std::vector<Potential>> v_, current_;
+  std::vector<std::vector<Potential>> scratch_;  // [pop]: conv targets' HWC scratch (add_conv), zeros between uses
   std::vector<std::vector<Step>> refractory_;
   std::vector<std::vector<NeuronId>> bounds_;
   std::vector<std::vector<std::uint64_t>> splits_;

@@ -179,6 +179,12 @@ FixedNetwork::FixedNetwork(const Network& network, int bits) {
     } else if (fc.format == FanOutFormat::Conv || fc.format == FanOutFormat::AvgPool) {
       fc.geometry = fc.format == FanOutFormat::Conv ? conn.conv().geometry : conn.pool().geometry;
       fc.row_reach = axis_reach(fc.geometry, true);
+      if (fc.format == FanOutFormat::Conv) {
+        const std::size_t oc = fc.geometry.output.channels, k = fc.weights.size() / oc;
+        fc.tap_major.resize(fc.weights.size());
+        for (std::size_t o = 0; o < oc; ++o)
+          for (std::size_t i = 0; i < k; ++i) fc.tap_major[i * oc + o] = fc.weights[o * k + i];
+      }
       fc.col_reach = axis_reach(fc.geometry, false);
     }
     max_delay_ = std::max(max_delay_, fc.delay);
@@ -198,7 +204,7 @@ std::vector<float> FixedNetwork::dense_float_weights(std::size_t c) const {
 std::size_t FixedNetwork::bytes() const {
   std::size_t b = 0;
   for (const FixedConnection& fc : connections_)
-    b += fc.weights.size() * sizeof(FixedWeight) + fc.offsets.size() * sizeof(std::uint64_t) +
+    b += (fc.weights.size() + fc.tap_major.size()) * sizeof(FixedWeight) + fc.offsets.size() * sizeof(std::uint64_t) +
          fc.target_ids.size() * sizeof(NeuronId) + fc.fan_out.size() * sizeof(std::uint32_t) +
          (fc.row_reach.size() + fc.col_reach.size()) * sizeof(std::uint32_t);
   return b;

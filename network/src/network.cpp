@@ -414,8 +414,8 @@ Network Network::from_layers(const Shape& input, const std::vector<LayerSpec>& l
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const LayerSpec& l = layers[i];
     if (!l.spiking()) {
-      // Flatten: CHW order is kept, only the shape's reading changes.
-      net.populations_.back().shape = shapes[i];
+      // Flatten: CHW order is kept, only the shape's reading changes (the
+      // population keeps its CHW shape; a dense layer reads it flat).
       in = shapes[i];
       continue;
     }

@@ -54,45 +54,77 @@ inline void add_sparse_rows(Potential* __restrict cur, const FixedConnection& fc
   }
 }
 
-/// Convolution (or, with `pool`, average pooling): source (c, y, x) adds
-/// kernel tap (ky, kx) = (y + pad_h - oy * stride_h, x + pad_w - ox * stride_w)
-/// of every output channel o (pool: channel c only, the one weight) to target
+/// Convolution: source (c, y, x) adds kernel tap (ky, kx) = (y + pad_h - oy
+/// * stride_h, x + pad_w - ox * stride_w) of every output channel o to target
 /// (o, oy, ox), for the output positions whose window covers (y, x). The
 /// fan-out is generated here from the geometry; nothing per synapse is stored.
-template <bool kPool>
-inline void add_window(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids,
-                       NeuronId lo, NeuronId hi) {
+/// The adds go into `scratch`, the targets' current in HWC order (position-
+/// major, channel-minor), so that one tap's adds to all output channels are
+/// one contiguous, vectorisable loop over the tap-major kernel; the targets of
+/// [lo, hi) (CHW ids) are then moved into `cur` and their scratch entries
+/// zeroed again. `scratch` holds `targets` zeros on entry and on return.
+inline void add_conv(Potential* __restrict cur, Potential* __restrict scratch, const FixedConnection& fc,
+                     std::span<const NeuronId> ids, NeuronId lo, NeuronId hi) {
+  if (ids.empty()) return;
   const WindowGeometry& g = fc.geometry;
   const std::size_t W = g.input.width, plane = g.input.height * W;
-  const std::size_t OW = g.output.width, ohw = g.output.height * OW;
-  const std::size_t kw = g.kernel_w, kk = g.kernel_h * kw, cin = g.input.channels;
-  const std::size_t sh = g.stride_h, sw = g.stride_w;
-  const FixedWeight* __restrict w = fc.weights.data();
-  // Output channels whose planes meet [lo, hi).
-  const std::size_t o_lo = lo / ohw, o_hi = std::min(g.output.channels, (static_cast<std::size_t>(hi) + ohw - 1) / ohw);
+  const std::size_t OW = g.output.width, ohw = g.output.height * OW, oc = g.output.channels;
+  const std::size_t kh = g.kernel_h, kw = g.kernel_w;
+  const FixedWeight* __restrict taps = fc.tap_major.data();
+  const bool full = lo == 0 && hi == fc.targets;
   for (NeuronId s : ids) {
     const std::size_t c = s / plane, y = s % plane / W, x = s % W;
     const auto [r0, r1] = g.rows_of(y);
     const auto [c0, c1] = g.cols_of(x);
     if (r0 > r1 || c0 > c1) continue;
-    const std::size_t first = kPool ? std::max(c, o_lo) : o_lo, last = kPool ? std::min(c + 1, o_hi) : o_hi;
-    for (std::size_t o = first; o < last; ++o) {
-      const FixedWeight* k = kPool ? w : w + (o * cin + c) * kk;
-      for (std::size_t oy = r0; oy <= r1; ++oy) {
-        const std::size_t ky = y + g.pad_h - oy * sh;
-        const std::size_t base = o * ohw + oy * OW;
-        // This partition's columns of the row: [a, b).
-        const std::size_t a = std::max(c0, lo > base ? lo - base : 0);
-        const std::size_t b = std::min(c1 + 1, hi > base ? hi - base : 0);
-        Potential* __restrict t = cur + base;
-        if constexpr (kPool) {
-          const FixedWeight v = k[0];
-          for (std::size_t ox = a; ox < b; ++ox) t[ox] += v;
+    for (std::size_t oy = r0; oy <= r1; ++oy) {
+      const std::size_t ky = y + g.pad_h - oy * g.stride_h;
+      for (std::size_t ox = c0; ox <= c1; ++ox) {
+        const std::size_t kx = x + g.pad_w - ox * g.stride_w;
+        const FixedWeight* __restrict w = taps + ((c * kh + ky) * kw + kx) * oc;
+        const std::size_t pix = oy * OW + ox;
+        Potential* __restrict t = scratch + pix * oc;
+        if (full) {
+          for (std::size_t o = 0; o < oc; ++o) t[o] += w[o];
         } else {
-          const std::size_t tap = ky * kw + x + g.pad_w;  // tap kx = x + pad_w - ox * sw >= 0
-          for (std::size_t ox = a; ox < b; ++ox) t[ox] += k[tap - ox * sw];
+          // Channels o with lo <= o * ohw + pix < hi.
+          const std::size_t o0 = lo > pix ? (lo - pix + ohw - 1) / ohw : 0;
+          const std::size_t o1 = std::min(oc, hi > pix ? (hi - pix + ohw - 1) / ohw : 0);
+          for (std::size_t o = o0; o < o1; ++o) t[o] += w[o];
         }
       }
+    }
+  }
+  for (std::size_t o = lo / ohw; o * ohw < hi; ++o) {
+    const std::size_t p0 = std::max<std::size_t>(lo, o * ohw) - o * ohw;
+    const std::size_t p1 = std::min<std::size_t>(hi, (o + 1) * ohw) - o * ohw;
+    for (std::size_t pix = p0; pix < p1; ++pix) {
+      cur[o * ohw + pix] += scratch[pix * oc + o];
+      scratch[pix * oc + o] = 0;
+    }
+  }
+}
+
+/// Average pooling: source (c, y, x) adds the pool's one weight to target (c,
+/// oy, ox) for each window of channel c that covers (y, x); targets [lo, hi)
+/// only. Generated from the geometry, nothing per synapse stored.
+inline void add_pool(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids,
+                     NeuronId lo, NeuronId hi) {
+  const WindowGeometry& g = fc.geometry;
+  const std::size_t W = g.input.width, plane = g.input.height * W;
+  const std::size_t OW = g.output.width, ohw = g.output.height * OW;
+  const FixedWeight v = fc.weights[0];
+  for (NeuronId s : ids) {
+    const std::size_t c = s / plane, y = s % plane / W, x = s % W;
+    const auto [r0, r1] = g.rows_of(y);
+    const auto [c0, c1] = g.cols_of(x);
+    if (r0 > r1 || c0 > c1) continue;
+    for (std::size_t oy = r0; oy <= r1; ++oy) {
+      const std::size_t base = c * ohw + oy * OW;
+      // This partition's columns of the row: [a, b).
+      const std::size_t a = std::max(c0, lo > base ? lo - base : 0);
+      const std::size_t b = std::min(c1 + 1, hi > base ? hi - base : 0);
+      for (std::size_t ox = a; ox < b; ++ox) cur[base + ox] += v;
     }
   }
 }
@@ -105,6 +137,8 @@ struct TargetRange {
   const std::uint64_t* split = nullptr;
   std::size_t parts = 1;
   std::size_t q = 0;
+  /// Conv only: `targets` zeros of scratch (see add_conv), owned by the caller.
+  Potential* scratch = nullptr;
 };
 
 /// Adds the currents of spikes `ids` (sources of `fc`) to `cur` within `range`.
@@ -112,8 +146,8 @@ inline void deliver(Potential* cur, const FixedConnection& fc, std::span<const N
   switch (fc.format) {
     case FanOutFormat::Dense: add_dense_rows(cur, fc.weights.data(), fc.targets, ids, range.lo, range.hi); return;
     case FanOutFormat::Sparse: add_sparse_rows(cur, fc, ids, range.split, range.parts, range.q); return;
-    case FanOutFormat::Conv: add_window<false>(cur, fc, ids, range.lo, range.hi); return;
-    case FanOutFormat::AvgPool: add_window<true>(cur, fc, ids, range.lo, range.hi); return;
+    case FanOutFormat::Conv: add_conv(cur, range.scratch, fc, ids, range.lo, range.hi); return;
+    case FanOutFormat::AvgPool: add_pool(cur, fc, ids, range.lo, range.hi); return;
   }
 }
 

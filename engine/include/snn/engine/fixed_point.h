@@ -77,6 +77,9 @@ struct FixedConnection {
   std::vector<NeuronId> target_ids;    ///< sparse only
   std::vector<std::uint32_t> fan_out;  ///< sparse only: synapses per source
   WindowGeometry geometry;             ///< conv and pool only
+  /// Conv only: the kernel tap-major, [in_channels * kh * kw, out_channels],
+  /// so one tap's weights to every output channel are contiguous (delivery).
+  std::vector<FixedWeight> tap_major;
   /// Conv and pool: output positions covered by input row y / column x
   /// (the fan-out of (c, y, x) is their product, times out_channels for conv).
   std::vector<std::uint32_t> row_reach, col_reach;
