@@ -248,7 +248,14 @@ ConvNet random_conv_net(std::mt19937_64& rng, ResetMode reset, double beta, Step
       }
       s = shapes[i];
     }
-    return {Network::from_layers(in, layers, weights, params, specs), layers};
+    Network net = Network::from_layers(in, layers, weights, params, specs);
+    // Biases on every other population, some negative.
+    for (snn::PopulationId p = 1; p < net.populations().size(); p += 2) {
+      std::vector<snn::Weight> bias(net.population(p).size);
+      for (auto& b : bias) b = static_cast<snn::Weight>(std::uniform_real_distribution<double>(-0.05, 0.1)(rng));
+      net.set_bias(p, std::move(bias));
+    }
+    return {std::move(net), layers};
   }
 }
 
@@ -284,6 +291,7 @@ TEST_CASE("random conv nets: event engine == dense im2col baseline == plain refe
             dopt.batch = 2;
             const RunResult de = DenseSimulator(engine.shared_network()).run(set, o, dopt);
             snn::test::require_same_run(ev, de, false);
+            REQUIRE(ev.bias_ops == de.bias_ops);
 
             std::vector<int> bits;
             for (const auto& r : engine.network().reports()) bits.push_back(r.bits);
@@ -306,6 +314,7 @@ TEST_CASE("random conv nets: event engine == dense im2col baseline == plain refe
               const auto format =
                   conn.format() == snn::FanOutFormat::Dense ? snn::FanOutFormat::Dense : snn::FanOutFormat::Sparse;
               dense_net.add_layer(scaled, net.population(c + 1).params, ConnectionSpec{format, 0.0, conn.delay()});
+              dense_net.set_bias(static_cast<snn::PopulationId>(c + 1), net.population(c + 1).bias);
               s = net.population(c + 1).shape;
             }
             for (std::size_t i = 0; i < n; ++i) {

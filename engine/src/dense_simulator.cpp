@@ -311,6 +311,10 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
         for (std::size_t b = 0; b < nb; ++b) {
           // |current| < 2^24: the float is an exact integer.
           for (std::size_t j = 0; j < n_tgt; ++j) current_int[j] = static_cast<Potential>(current[b * n_tgt + j]);
+          // Biases: integers added after the GEMM, so the sum stays exact.
+          const std::vector<Potential>& bias = net.bias(static_cast<PopulationId>(p));
+          for (std::size_t j = 0; j < bias.size(); ++j) current_int[j] += bias[j];
+          if (batch.active[b]) res.bias_ops[first + b] += net.report(c).biases;
           spikes.clear();
           Potential* v = batch.v[p].data() + b * n_tgt;
           Step* ref = batch.refractory[p].empty() ? nullptr : batch.refractory[p].data() + b * n_tgt;

@@ -129,8 +129,9 @@ class Simulator {
     if (due < options_.steps) queue_.push(due, 0, input_spikes_);
   }
 
-  // Phases "deliver" and "update" of population p at step t: the events due
-  // for connection p - 1 add their fan-outs, then the neurons integrate and
+  // Phases "deliver" and "update" of population p at step t: the current
+  // starts at the constant input (population 1) plus the biases, the events
+  // due for connection p - 1 add their fan-outs, then the neurons integrate and
   // fire; p's spikes go into the queue for connection p (or to the readout).
   void deliver_and_update(std::size_t sample, std::size_t p, Step t, SampleRecorder& rec) {
     const std::size_t c = p - 1;
@@ -140,6 +141,7 @@ class Simulator {
     const OpCount delivered = fc.synops(due);
     rec.synops(c, t, delivered + (constant ? constant_synops_ : 0));
     rec.work(c, delivered + (constant ? fc.targets : 0));
+    rec.bias_ops(net_.report(c).biases);
 
     const std::size_t parts = bounds_[p].size() - 1;
     if (parts == 1 || delivered + fc.targets < options_.min_parallel_work) {
@@ -214,6 +216,9 @@ class Simulator {
       std::copy(constant_.begin() + lo, constant_.begin() + hi, cur + lo);
     else
       std::fill(cur + lo, cur + hi, 0);
+    const std::vector<Potential>& bias = net_.bias(static_cast<PopulationId>(p));
+    if (!bias.empty())
+      for (NeuronId j = lo; j < hi; ++j) cur[j] += bias[j];
     const std::size_t parts = bounds_[p].size() - 1;
     deliver(cur, fc, due,
             TargetRange{lo, hi, splits_[c].empty() ? nullptr : splits_[c].data(), parts, q, scratch_[p].data()});

@@ -26,8 +26,11 @@ std::vector<Weight> stored_weights(const Connection& conn) {
 
 // Max over targets of sum |w_q| over the target's real fan-in (conv: taps
 // that fall inside the input, not on padding).
-std::int64_t max_fan_in_sum(const Connection& conn, const std::vector<FixedWeight>& q) {
+std::int64_t max_fan_in_sum(const Connection& conn, const std::vector<FixedWeight>& q,
+                            const std::vector<Potential>& bias) {
   std::vector<std::int64_t> sums(conn.target_size(), 0);
+  // A bias is one more constant term of the target's sum.
+  for (std::size_t t = 0; t < bias.size(); ++t) sums[t] = std::abs(static_cast<std::int64_t>(bias[t]));
   switch (conn.format()) {
     case FanOutFormat::Dense: {
       const std::size_t n = conn.target_size();
@@ -57,13 +60,15 @@ std::int64_t max_fan_in_sum(const Connection& conn, const std::vector<FixedWeigh
                   sum += std::abs(static_cast<std::int64_t>(q[(o * g.input.channels + c) * kk + ky * g.kernel_w + kx]));
               }
             }
-            sums[(o * g.output.height + oy) * g.output.width + ox] = sum;
+            sums[(o * g.output.height + oy) * g.output.width + ox] += sum;
           }
       break;
     }
     case FanOutFormat::AvgPool: {
       const WindowGeometry& g = conn.pool().geometry;
-      return static_cast<std::int64_t>(g.kernel_h * g.kernel_w) * std::abs(static_cast<std::int64_t>(q[0]));
+      const std::int64_t window = static_cast<std::int64_t>(g.kernel_h * g.kernel_w) * std::abs(static_cast<std::int64_t>(q[0]));
+      for (auto& x : sums) x += window;
+      break;
     }
   }
   return sums.empty() ? 0 : *std::max_element(sums.begin(), sums.end());
@@ -71,17 +76,25 @@ std::int64_t max_fan_in_sum(const Connection& conn, const std::vector<FixedWeigh
 
 // Quantised weights for k bits, or nothing when some target's sum |w_q|
 // reaches kExactSumLimit (then a smaller k is tried).
-std::optional<std::vector<FixedWeight>> quantise(const Connection& conn, const std::vector<Weight>& w, double theta,
-                                                 int bits, std::int64_t& max_sum) {
+// `bias` (the target's, model units, may be empty) is quantised into `bias_q`.
+std::optional<std::vector<FixedWeight>> quantise(const Connection& conn, const std::vector<Weight>& w,
+                                                 const std::vector<Weight>& bias, double theta, int bits,
+                                                 std::int64_t& max_sum, std::vector<Potential>& bias_q) {
   const double scale = std::ldexp(1.0, bits) / theta;
+  auto one = [&](Weight x0, auto& out) {
+    const double x = static_cast<double>(x0) * scale;
+    if (std::fabs(x) >= static_cast<double>(kExactSumLimit)) return false;
+    out.push_back(static_cast<FixedWeight>(std::llround(x)));
+    return true;
+  };
   std::vector<FixedWeight> q;
   q.reserve(w.size());
-  for (Weight x0 : w) {
-    const double x = static_cast<double>(x0) * scale;
-    if (std::fabs(x) >= static_cast<double>(kExactSumLimit)) return std::nullopt;
-    q.push_back(static_cast<FixedWeight>(std::llround(x)));
-  }
-  max_sum = max_fan_in_sum(conn, q);
+  for (Weight x0 : w)
+    if (!one(x0, q)) return std::nullopt;
+  bias_q.clear();
+  for (Weight b : bias)
+    if (!one(b, bias_q)) return std::nullopt;
+  max_sum = max_fan_in_sum(conn, q, bias_q);
   if (max_sum >= kExactSumLimit) return std::nullopt;
   return q;
 }
@@ -114,6 +127,7 @@ FixedNetwork::FixedNetwork(const Network& network, int bits) {
     throw Error("fixed-point bits must be in 0 .. {}, got {}", kMaxFixedPointBits, bits);
   for (const Population& pop : network.populations()) sizes_.push_back(pop.size);
   params_.resize(sizes_.size());
+  biases_.resize(sizes_.size());
   for (std::size_t c = 0; c < network.layers(); ++c) {
     const Connection& conn = network.connection(c);
     const PopulationId target = conn.target();
@@ -125,13 +139,13 @@ FixedNetwork::FixedNetwork(const Network& network, int bits) {
     std::optional<std::vector<FixedWeight>> q;
     const std::vector<Weight> w = stored_weights(conn);
     for (; k >= 0; --k) {
-      q = quantise(conn, w, theta, k, max_sum);
+      q = quantise(conn, w, pop.bias, theta, k, max_sum, biases_[target]);
       if (q) break;
     }
     if (!q)
       throw Error(
           "population {} ('{}'): weights too large for fixed point: even with 0 bits (unit = theta = {}) "
-          "some neuron's sum of |w| over its inputs reaches 2^24 units",
+          "some neuron's sum of |w| over its inputs (and |bias|) reaches 2^24 units",
           target, pop.name, theta);
 
     QuantisationReport rep;
@@ -153,6 +167,14 @@ FixedNetwork::FixedNetwork(const Network& network, int bits) {
       ++i;
     }
     rep.rms_error = i ? std::sqrt(sq / static_cast<double>(i)) : 0.0;
+    for (std::size_t j = 0; j < pop.bias.size(); ++j) {
+      const double err = std::fabs(static_cast<double>(pop.bias[j]) -
+                                   static_cast<double>(biases_[target][j]) * rep.unit);
+      rep.bias_max_abs_error = std::max(rep.bias_max_abs_error, err);
+      rep.biases += biases_[target][j] != 0;
+    }
+    // All-zero quantised biases add nothing: drop them (no per-step pass).
+    if (rep.biases == 0) biases_[target].clear();
     rep.max_relative_error = max_w > 0.0 ? rep.max_abs_error / max_w : 0.0;
     reports_.push_back(rep);
 

@@ -76,6 +76,7 @@ double fraction_correct(const std::vector<std::uint16_t>& predicted, std::span<c
 }  // namespace
 
 OpCount RunResult::total_synops() const { return std::accumulate(synops.begin(), synops.end(), OpCount{0}); }
+OpCount RunResult::total_bias_ops() const { return std::accumulate(bias_ops.begin(), bias_ops.end(), OpCount{0}); }
 OpCount RunResult::total_work() const { return std::accumulate(work.begin(), work.end(), OpCount{0}); }
 std::vector<OpCount> RunResult::synops_per_connection() const { return column_sums(synops, samples, connections); }
 std::vector<OpCount> RunResult::work_per_connection() const { return column_sums(work, samples, connections); }
@@ -234,6 +235,7 @@ RunResult make_result(const FixedNetwork& net, std::size_t samples, const RunOpt
   r.population_spikes.assign(samples * r.populations, 0);
   r.synops.assign(samples * r.connections, 0);
   r.work.assign(samples * r.connections, 0);
+  r.bias_ops.assign(samples, 0);
   r.step_synops.assign(samples * static_cast<std::size_t>(options.steps), 0);
   if (options.early_exit.enabled) {
     r.exit_step.assign(samples, -1);

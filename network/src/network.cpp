@@ -283,7 +283,7 @@ Network::Network(std::size_t input_size, std::string input_name) {
   if (input_size == 0) throw Error("network: input population must have at least one neuron, got 0");
   if (input_size > std::size_t{1} << 31)
     throw Error("network: input population of {} neurons exceeds the 2^31 neuron ids", input_size);
-  populations_.push_back(Population{std::move(input_name), input_size, NeuronParams{}, Shape{input_size, 1, 1}});
+  populations_.push_back(Population{std::move(input_name), input_size, NeuronParams{}, Shape{input_size, 1, 1}, {}});
 }
 
 Network::Network(const Shape& input, std::string input_name) : Network(input.size(), std::move(input_name)) {
@@ -318,7 +318,7 @@ PopulationId Network::add_layer(const Matrix& weights, const NeuronParams& param
     throw Error("{}: {}", what, e.what());
   }
   connections_.emplace_back(p - 1, source_size, weights.rows, spec.delay, std::move(table));
-  populations_.push_back(Population{std::move(name), weights.rows, params, Shape{weights.rows, 1, 1}});
+  populations_.push_back(Population{std::move(name), weights.rows, params, Shape{weights.rows, 1, 1}, {}});
   return p;
 }
 
@@ -358,6 +358,19 @@ std::string window_layer_what(PopulationId p, std::string& name, const LayerSpec
 
 }  // namespace
 
+void Network::set_bias(PopulationId p, std::vector<Weight> bias) {
+  if (p == 0 || p >= populations_.size())
+    throw Error("bias: population {} does not exist or is the input (populations 1 .. {})", p,
+                populations_.size() - 1);
+  Population& pop = populations_[p];
+  if (!bias.empty() && bias.size() != pop.size)
+    throw Error("population {} ('{}'): {} biases for {} neurons", p, pop.name, bias.size(), pop.size);
+  for (std::size_t j = 0; j < bias.size(); ++j)
+    if (!std::isfinite(bias[j]))
+      throw Error("population {} ('{}'): bias of neuron {} is not finite ({})", p, pop.name, j, bias[j]);
+  pop.bias = std::move(bias);
+}
+
 PopulationId Network::add_conv(const LayerSpec& layer, const Matrix& weights, const NeuronParams& params,
                                const ConnectionSpec& spec, std::string name) {
   const auto p = static_cast<PopulationId>(populations_.size());
@@ -371,7 +384,7 @@ PopulationId Network::add_conv(const LayerSpec& layer, const Matrix& weights, co
   const Shape out = table.geometry.output;
   if (out.size() > std::size_t{1} << 31) throw Error("{}: {} neurons exceed the 2^31 neuron ids", what, out.size());
   connections_.emplace_back(p - 1, populations_.back().size, out.size(), spec.delay, std::move(table));
-  populations_.push_back(Population{std::move(name), out.size(), params, out});
+  populations_.push_back(Population{std::move(name), out.size(), params, out, {}});
   return p;
 }
 
@@ -387,7 +400,7 @@ PopulationId Network::add_pool(const LayerSpec& layer, const NeuronParams& param
   }
   const Shape out = table.geometry.output;
   connections_.emplace_back(p - 1, populations_.back().size, out.size(), spec.delay, std::move(table));
-  populations_.push_back(Population{std::move(name), out.size(), params, out});
+  populations_.push_back(Population{std::move(name), out.size(), params, out, {}});
   return p;
 }
 

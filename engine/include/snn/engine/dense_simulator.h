@@ -17,6 +17,8 @@
 // Average pooling: a direct integer sum over each window times the pool's one
 // weight (exact, and cheaper than any GEMM: kh x kw adds per target).
 //
+// Biases (integers) are added to the GEMM's integer current before the update.
+//
 // Variant (DenseOptions::precompute_first_layer, dense or sparse connection 0 only): connection 0 is linear in
 // the input spikes, so its currents for many steps of a batch can be computed
 // by one larger GEMM (M = steps x batch) before the step loop; the other

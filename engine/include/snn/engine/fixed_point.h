@@ -55,7 +55,9 @@ struct QuantisationReport {
   double rms_error = 0.0;             ///< root mean square of the same, model units
   double max_relative_error = 0.0;    ///< max_abs_error / max |w| (0 if all weights are 0)
   std::size_t zeroed = 0;             ///< non-zero weights that quantised to 0
-  std::int64_t max_fan_in_sum = 0;    ///< max over targets of sum |w_q| (units), < 2^24
+  std::int64_t max_fan_in_sum = 0;    ///< max over targets of sum |w_q| + |b_q| (units), < 2^24
+  std::size_t biases = 0;             ///< neurons of the target with a non-zero quantised bias
+  double bias_max_abs_error = 0.0;    ///< max |b - b_q * unit| over the target's biases, model units
 };
 
 /// One connection with integer weights, whichever its kind (`format`):
@@ -133,6 +135,9 @@ class FixedNetwork {
   /// Connection c feeds population c + 1.
   const FixedConnection& connection(std::size_t c) const { return connections_[c]; }
   const QuantisationReport& report(std::size_t c) const { return reports_[c]; }
+  /// Per-neuron bias of population p in its units (added to the current at
+  /// every step); empty when the population has none.
+  const std::vector<Potential>& bias(PopulationId p) const { return biases_[p]; }
   const std::vector<QuantisationReport>& reports() const { return reports_; }
   /// Largest connection delay (steps).
   Step max_delay() const { return max_delay_; }
@@ -146,6 +151,7 @@ class FixedNetwork {
  private:
   std::vector<std::size_t> sizes_;
   std::vector<FixedNeuronParams> params_;  // index 0 unused (input)
+  std::vector<std::vector<Potential>> biases_;
   std::vector<FixedConnection> connections_;
   std::vector<QuantisationReport> reports_;
   Step max_delay_ = 0;

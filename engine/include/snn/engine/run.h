@@ -113,6 +113,9 @@ struct RunResult {
   /// (it adds one precomputed row per step for the inputs that spike at every
   /// step, so this is below synops). Dense baseline: multiply-adds.
   std::vector<OpCount> work;
+  /// [sample]: bias additions, counted apart from SynOps: one per neuron with
+  /// a non-zero (quantised) bias per simulated step.
+  std::vector<OpCount> bias_ops;
   /// [sample][step]: SynOps delivered at that step, all connections (the
   /// cumulative-SynOps-against-time curve).
   std::vector<OpCount> step_synops;
@@ -142,6 +145,7 @@ struct RunResult {
   /// Totals over samples.
   OpCount total_synops() const;
   OpCount total_work() const;
+  OpCount total_bias_ops() const;
   std::vector<OpCount> synops_per_connection() const;
   std::vector<OpCount> work_per_connection() const;
   std::vector<std::uint64_t> spikes_per_population() const;
@@ -204,6 +208,8 @@ class SampleRecorder {
   }
   /// Work actually done for connection c (weights added, or MACs).
   void work(std::size_t c, OpCount n) { work_[c] += n; }
+  /// Bias additions of one population and step.
+  void bias_ops(OpCount n) { res_.bias_ops[sample_] += n; }
   /// Readout after step t: records the prediction, updates the early-exit
   /// state. Returns true when the sample stops here (early exit with stop);
   /// then the predictions of the remaining steps are filled in.

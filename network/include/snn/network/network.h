@@ -162,6 +162,10 @@ struct Population {
   NeuronParams params;
   /// CHW shape of the neurons (size == shape.size()); {size, 1, 1} when flat.
   Shape shape;
+  /// Per-neuron bias, model units: a constant current added at every step
+  /// (Rueckauer et al. 2017), compared against theta like the weights. Empty:
+  /// no biases (population 0 never has any).
+  std::vector<Weight> bias;
 };
 
 /// Connection from population `source` to population `source + 1`.
@@ -225,6 +229,10 @@ class Network {
                                const std::vector<NeuronParams>& params,
                                const std::vector<ConnectionSpec>& specs = {},
                                const std::vector<std::string>& names = {});
+
+  /// Sets the biases of population p >= 1: one finite value per neuron
+  /// (model units), or empty for none. Throws snn::Error naming the population.
+  void set_bias(PopulationId p, std::vector<Weight> bias);
 
   /// Appends a convolution (`layer.kind` == Conv) fed from the last
   /// population, whose shape must be CHW; `weights` is [out_channels,
