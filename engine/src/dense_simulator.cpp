@@ -21,11 +21,8 @@ DenseSimulator::DenseSimulator(std::shared_ptr<const FixedNetwork> network) : ne
   for (std::size_t c = 0; c < network_->connections(); ++c) {
     const FixedConnection& fc = network_->connection(c);
     if (fc.format == FanOutFormat::Conv) {
-      const std::size_t oc = fc.geometry.output.channels, k = fc.weights.size() / oc;
-      std::vector<float> wt(k * oc);
-      for (std::size_t o = 0; o < oc; ++o)
-        for (std::size_t i = 0; i < k; ++i) wt[i * oc + o] = static_cast<float>(fc.weights[o * k + i]);
-      weights_.push_back(std::move(wt));
+      // The kernel [out_channels, in_channels * kh * kw]; |w_q| < 2^24: exact floats.
+      weights_.emplace_back(fc.weights.begin(), fc.weights.end());
     } else if (fc.format == FanOutFormat::AvgPool) {
       weights_.emplace_back();
     } else {
@@ -43,29 +40,31 @@ void gemm(std::size_t m, std::size_t n, std::size_t k, const float* a, const flo
               static_cast<int>(n));
 }
 
-// im2col of nb samples' CHW spike maps `in` (nb x input.size()): row b * OHW +
-// (oy * OW + ox), column (c * kh + ky) * kw + kx, zeros on the padding.
+// im2col of nb samples' CHW spike maps `in` (nb x input.size()), transposed
+// (Caffe's layout): row (c * kh + ky) * kw + kx, column b * OHW + oy * OW +
+// ox, zeros on the padding. Then the GEMM is kernel [OC x K] times this [K x
+// nb * OHW]: a wide N instead of the thin N = OC of the row-major im2col.
 void im2col(const WindowGeometry& g, std::size_t nb, const float* in, std::vector<float>& col) {
   const std::size_t oh = g.output.height, ow = g.output.width, kh = g.kernel_h, kw = g.kernel_w;
-  const std::size_t k = g.input.channels * kh * kw, H = g.input.height, W = g.input.width;
-  col.resize(nb * oh * ow * k);
-  float* out = col.data();
-  for (std::size_t b = 0; b < nb; ++b) {
-    const float* src = in + b * g.input.size();
-    for (std::size_t oy = 0; oy < oh; ++oy)
-      for (std::size_t ox = 0; ox < ow; ++ox)
-        for (std::size_t c = 0; c < g.input.channels; ++c)
-          for (std::size_t ky = 0; ky < kh; ++ky) {
+  const std::size_t H = g.input.height, W = g.input.width, n = nb * oh * ow;
+  col.resize(g.input.channels * kh * kw * n);
+  for (std::size_t c = 0; c < g.input.channels; ++c)
+    for (std::size_t ky = 0; ky < kh; ++ky)
+      for (std::size_t kx = 0; kx < kw; ++kx) {
+        float* out = col.data() + ((c * kh + ky) * kw + kx) * n;
+        for (std::size_t b = 0; b < nb; ++b) {
+          const float* src = in + b * g.input.size() + c * H * W;
+          for (std::size_t oy = 0; oy < oh; ++oy) {
             const std::size_t yp = oy * g.stride_h + ky;
             const bool row_in = yp >= g.pad_h && yp < g.pad_h + H;
-            for (std::size_t kx = 0; kx < kw; ++kx) {
+            const float* line = row_in ? src + (yp - g.pad_h) * W : nullptr;
+            for (std::size_t ox = 0; ox < ow; ++ox) {
               const std::size_t xp = ox * g.stride_w + kx;
-              *out++ = row_in && xp >= g.pad_w && xp < g.pad_w + W
-                           ? src[(c * H + (yp - g.pad_h)) * W + (xp - g.pad_w)]
-                           : 0.0f;
+              *out++ = row_in && xp >= g.pad_w && xp < g.pad_w + W ? line[xp - g.pad_w] : 0.0f;
             }
           }
-  }
+        }
+      }
 }
 
 // The state of one batch: everything [sample in batch][...], flat.
@@ -100,12 +99,12 @@ void DenseSimulator::currents(std::size_t c, std::size_t nb, const float* in, st
       const WindowGeometry& g = fc.geometry;
       const std::size_t ohw = g.output.height * g.output.width, oc = g.output.channels;
       im2col(g, nb, in, col);
-      out.resize(nb * ohw * oc);
-      gemm(nb * ohw, oc, col.size() / (nb * ohw), col.data(), weights_[c].data(), out.data());
-      // [b][pixel][channel] -> CHW per sample.
-      for (std::size_t b = 0; b < nb; ++b)
-        for (std::size_t pix = 0; pix < ohw; ++pix)
-          for (std::size_t o = 0; o < oc; ++o) current[b * n_tgt + o * ohw + pix] = out[(b * ohw + pix) * oc + o];
+      out.resize(oc * nb * ohw);
+      gemm(oc, nb * ohw, col.size() / (nb * ohw), weights_[c].data(), col.data(), out.data());
+      // [channel][b][pixel] -> [b] CHW.
+      for (std::size_t o = 0; o < oc; ++o)
+        for (std::size_t b = 0; b < nb; ++b)
+          std::copy_n(out.data() + (o * nb + b) * ohw, ohw, current.data() + b * n_tgt + o * ohw);
       return;
     }
     case FanOutFormat::AvgPool: {

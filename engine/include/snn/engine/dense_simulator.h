@@ -12,8 +12,9 @@
 // converted back to int32 equal the engine's integer sums.
 //
 // Convolutions: im2col + one sgemm per step and connection for the whole
-// batch (rows = batch x output positions, K = in_channels x kh x kw, N =
-// out_channels), the integer kernel as floats; exact for the same reason.
+// batch (the kernel, M = out_channels, K = in_channels x kh x kw, times the
+// transposed im2col matrix, N = batch x output positions), the integer kernel
+// as floats; exact for the same reason.
 // Average pooling: a direct integer sum over each window times the pool's one
 // weight (exact, and cheaper than any GEMM: kh x kw adds per target).
 //
@@ -68,7 +69,7 @@ class DenseSimulator {
 
   std::shared_ptr<const FixedNetwork> network_;
   // Per connection, integer units as floats: dense and sparse sources x
-  // targets; conv the kernel transposed, [in_channels * kh * kw, out_channels];
+  // targets; conv the kernel, [out_channels, in_channels * kh * kw];
   // pool empty.
   std::vector<std::vector<float>> weights_;
 };
