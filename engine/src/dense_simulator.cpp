@@ -253,86 +253,90 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
     }
     chunk_first = chunk_end = 0;
 
-    for (Step t = 0; t < steps; ++t) {
-      // Population 0.
-      if (poisson) {
-        const std::size_t slot = static_cast<std::size_t>(t) % ring[0];
-        float* m = batch.spike_matrix[0][slot].data();
-        for (std::size_t b = 0; b < nb; ++b) {
-          const auto sid = static_cast<SampleId>(first + b);
-          auto& ids = batch.spike_ids[0][slot][b];
-          // The precomputed chunk holds the matrix; only the ids are needed here.
-          input_row(b, sid, t, ids, chunk_steps > 0 ? nullptr : m + b * n_in);
-          if (!batch.active[b]) continue;
-          SampleRecorder(res, options, first + b).spikes(t, 0, ids);
-        }
+    // The phases of a step, named as the event engine's (engine.cpp): input,
+    // deliver (currents of connection p - 1 for the whole batch), update
+    // (the engine's neuron code, sample by sample), readout (SampleRecorder).
+    auto input = [&](Step t) {
+      if (!poisson) return;
+      const std::size_t slot = static_cast<std::size_t>(t) % ring[0];
+      float* m = batch.spike_matrix[0][slot].data();
+      for (std::size_t b = 0; b < nb; ++b) {
+        const auto sid = static_cast<SampleId>(first + b);
+        auto& ids = batch.spike_ids[0][slot][b];
+        // The precomputed chunk holds the matrix; only the ids are needed here.
+        input_row(b, sid, t, ids, chunk_steps > 0 ? nullptr : m + b * n_in);
+        if (!batch.active[b]) continue;
+        SampleRecorder(res, options, first + b).spikes(t, 0, ids);
       }
-      for (std::size_t p = 1; p < pops; ++p) {
-        const std::size_t c = p - 1;
-        const FixedConnection& fc = net.connection(c);
-        const std::size_t n_src = net.size(c), n_tgt = net.size(p);
-        const Step src_step = t - fc.delay;
-        current.assign(nb * n_tgt, 0.0f);
-        if (src_step >= 0) {
-          const std::size_t slot = static_cast<std::size_t>(src_step) % ring[c];
-          if (c == 0 && !poisson) {
-            for (std::size_t k = 0; k < nb * n_tgt; ++k) current[k] = static_cast<float>(analog[k]);
-          } else if (c == 0 && chunk_steps > 0) {
-            if (src_step >= chunk_end) {
-              // Input rows of the next chunk_steps steps. Their ids are drawn
-              // again at those steps (for SynOps and the readout): the draw is
-              // a pure function of (seed, sample, step, input), so they agree.
-              chunk_first = src_step;
-              chunk_end = std::min<Step>(steps, chunk_first + static_cast<Step>(chunk_steps));
-              const auto rows = static_cast<std::size_t>(chunk_end - chunk_first) * nb;
-              for (Step s = chunk_first; s < chunk_end; ++s)
-                for (std::size_t b = 0; b < nb; ++b)
-                  input_row(b, static_cast<SampleId>(first + b), s, chunk_ids,
-                            chunk_in.data() + (static_cast<std::size_t>(s - chunk_first) * nb + b) * n_in);
-              gemm(rows, n_tgt, n_src, chunk_in.data(), weights_[0].data(), chunk_out.data());
-            }
-            const float* src = chunk_out.data() + static_cast<std::size_t>(src_step - chunk_first) * nb * n_tgt;
-            std::copy(src, src + nb * n_tgt, current.begin());
-          } else {
-            currents(c, nb, batch.spike_matrix[c][slot].data(), current, col, col_out);
-          }
-          for (std::size_t b = 0; b < nb; ++b) {
-            if (!batch.active[b]) continue;
-            SampleRecorder rec(res, options, first + b);
-            rec.synops(c, t, c == 0 && !poisson ? analog_ops[b] : fc.synops(batch.spike_ids[c][slot][b]));
-            if (c != 0 || poisson) rec.work(c, fc.dense_macs());
-          }
+    };
+    auto deliver = [&](std::size_t p, Step t) {
+      const std::size_t c = p - 1;
+      const FixedConnection& fc = net.connection(c);
+      const std::size_t n_src = net.size(c), n_tgt = net.size(p);
+      const Step src_step = t - fc.delay;
+      current.assign(nb * n_tgt, 0.0f);
+      if (src_step < 0) return;
+      const std::size_t slot = static_cast<std::size_t>(src_step) % ring[c];
+      if (c == 0 && !poisson) {
+        for (std::size_t k = 0; k < nb * n_tgt; ++k) current[k] = static_cast<float>(analog[k]);
+      } else if (c == 0 && chunk_steps > 0) {
+        if (src_step >= chunk_end) {
+          // Input rows of the next chunk_steps steps. Their ids are drawn
+          // again at those steps (for SynOps and the readout): the draw is
+          // a pure function of (seed, sample, step, input), so they agree.
+          chunk_first = src_step;
+          chunk_end = std::min<Step>(steps, chunk_first + static_cast<Step>(chunk_steps));
+          const auto rows = static_cast<std::size_t>(chunk_end - chunk_first) * nb;
+          for (Step s = chunk_first; s < chunk_end; ++s)
+            for (std::size_t b = 0; b < nb; ++b)
+              input_row(b, static_cast<SampleId>(first + b), s, chunk_ids,
+                        chunk_in.data() + (static_cast<std::size_t>(s - chunk_first) * nb + b) * n_in);
+          gemm(rows, n_tgt, n_src, chunk_in.data(), weights_[0].data(), chunk_out.data());
         }
-        // The neuron update, sample by sample, with the engine's code.
-        const FixedNeuronParams& params = net.params(static_cast<PopulationId>(p));
-        current_int.resize(n_tgt);
-        const std::size_t out_slot = p < L ? static_cast<std::size_t>(t) % ring[p] : 0;
-        for (std::size_t b = 0; b < nb; ++b) {
-          // |current| < 2^24: the float is an exact integer.
-          for (std::size_t j = 0; j < n_tgt; ++j) current_int[j] = static_cast<Potential>(current[b * n_tgt + j]);
-          // Biases: integers added after the GEMM, so the sum stays exact.
-          const std::vector<Potential>& bias = net.bias(static_cast<PopulationId>(p));
-          for (std::size_t j = 0; j < bias.size(); ++j) current_int[j] += bias[j];
-          if (batch.active[b]) res.bias_ops[first + b] += net.report(c).biases;
-          spikes.clear();
-          Potential* v = batch.v[p].data() + b * n_tgt;
-          Step* ref = batch.refractory[p].empty() ? nullptr : batch.refractory[p].data() + b * n_tgt;
-          const NeuronId bad = update_neurons(params, v, ref, current_int.data(), 0, static_cast<NeuronId>(n_tgt), spikes);
-          if (bad != kAllInRange && batch.active[b]) throw_potential_out_of_range(net, first + b, p, bad, t);
-          if (!batch.active[b]) spikes.clear();  // a stopped sample sends nothing on
-          if (p < L) {
-            float* row = batch.spike_matrix[p][out_slot].data() + b * n_tgt;
-            std::fill(row, row + n_tgt, 0.0f);
-            for (NeuronId j : spikes) row[j] = 1.0f;
-            batch.spike_ids[p][out_slot][b].assign(spikes.begin(), spikes.end());
-          } else if (batch.active[b]) {
-            batch.readouts[b].add({spikes.data(), spikes.size()});
-          }
-          if (!batch.active[b]) continue;
-          SampleRecorder(res, options, first + b).spikes(t, static_cast<PopulationId>(p), {spikes.data(), spikes.size()});
-        }
+        const float* src = chunk_out.data() + static_cast<std::size_t>(src_step - chunk_first) * nb * n_tgt;
+        std::copy(src, src + nb * n_tgt, current.begin());
+      } else {
+        currents(c, nb, batch.spike_matrix[c][slot].data(), current, col, col_out);
       }
-      // Readout after step t.
+      for (std::size_t b = 0; b < nb; ++b) {
+        if (!batch.active[b]) continue;
+        SampleRecorder rec(res, options, first + b);
+        rec.synops(c, t, c == 0 && !poisson ? analog_ops[b] : fc.synops(batch.spike_ids[c][slot][b]));
+        if (c != 0 || poisson) rec.work(c, fc.dense_macs());
+      }
+    };
+    auto update = [&](std::size_t p, Step t) {
+      const std::size_t c = p - 1;
+      const std::size_t n_tgt = net.size(p);
+      const FixedNeuronParams& params = net.params(static_cast<PopulationId>(p));
+      const std::vector<Potential>& bias = net.bias(static_cast<PopulationId>(p));
+      current_int.resize(n_tgt);
+      const std::size_t out_slot = p < L ? static_cast<std::size_t>(t) % ring[p] : 0;
+      for (std::size_t b = 0; b < nb; ++b) {
+        // |current| < 2^24: the float is an exact integer.
+        for (std::size_t j = 0; j < n_tgt; ++j) current_int[j] = static_cast<Potential>(current[b * n_tgt + j]);
+        // Biases: integers added after the GEMM, so the sum stays exact.
+        for (std::size_t j = 0; j < bias.size(); ++j) current_int[j] += bias[j];
+        if (batch.active[b]) res.bias_ops[first + b] += net.report(c).biases;
+        spikes.clear();
+        Potential* v = batch.v[p].data() + b * n_tgt;
+        Step* ref = batch.refractory[p].empty() ? nullptr : batch.refractory[p].data() + b * n_tgt;
+        const NeuronId bad = update_neurons(params, v, ref, current_int.data(), 0, static_cast<NeuronId>(n_tgt), spikes);
+        if (bad != kAllInRange && batch.active[b]) throw_potential_out_of_range(net, first + b, p, bad, t);
+        if (!batch.active[b]) spikes.clear();  // a stopped sample sends nothing on
+        if (p < L) {
+          float* row = batch.spike_matrix[p][out_slot].data() + b * n_tgt;
+          std::fill(row, row + n_tgt, 0.0f);
+          for (NeuronId j : spikes) row[j] = 1.0f;
+          batch.spike_ids[p][out_slot][b].assign(spikes.begin(), spikes.end());
+        } else if (batch.active[b]) {
+          batch.readouts[b].add({spikes.data(), spikes.size()});
+        }
+        if (!batch.active[b]) continue;
+        SampleRecorder(res, options, first + b).spikes(t, static_cast<PopulationId>(p), {spikes.data(), spikes.size()});
+      }
+    };
+    auto readout = [&](Step t) {
       for (std::size_t b = 0; b < nb; ++b) {
         if (!batch.active[b]) continue;
         res.steps_simulated[first + b] = t + 1;
@@ -340,6 +344,15 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
         if (rec.readout(t, batch.readouts[b], batch.v[pops - 1].data() + b * net.output_size()))
           batch.active[b] = false;
       }
+    };
+
+    for (Step t = 0; t < steps; ++t) {
+      input(t);
+      for (std::size_t p = 1; p < pops; ++p) {
+        deliver(p, t);
+        update(p, t);
+      }
+      readout(t);
     }
     for (std::size_t b = 0; b < nb; ++b)
       SampleRecorder(res, options, first + b).finish(batch.readouts[b], res.steps_simulated[first + b]);
