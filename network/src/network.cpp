@@ -130,6 +130,17 @@ Connection::Connection(PopulationId source, std::size_t source_size, std::size_t
                 t, source_size, target_size);
 }
 
+// Connection::format() is the variant's index: the two must list the kinds in
+// the same order.
+static_assert(std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(FanOutFormat::Dense), FanOutTable>,
+                             DenseFanOut> &&
+              std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(FanOutFormat::Sparse), FanOutTable>,
+                             SparseFanOut> &&
+              std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(FanOutFormat::Conv), FanOutTable>,
+                             ConvFanOut> &&
+              std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(FanOutFormat::AvgPool), FanOutTable>,
+                             PoolFanOut>);
+
 namespace {
 
 std::string_view kind_name(const FanOutTable& t) { return to_string(static_cast<FanOutFormat>(t.index())); }
