@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
   Step steps = 200;
   double rate = 0.05;
   std::uint64_t seed = 0;
+  bool latency = false;
+  app.add_flag("--latency", latency, "also time latency mode (one image at a time, neurons split over the threads)");
   app.add_option("--data", data, "dataset name (under $SNNSIM_DATA) or directory");
   app.add_option("--samples", samples, "test images to simulate (default: all)");
   app.add_option("--runs", runs, "timed event-engine runs (median reported)")->check(CLI::Range(1, 100));
@@ -141,6 +143,15 @@ int main(int argc, char** argv) {
                static_cast<double>(ev.total_synops()) / n, static_cast<double>(ev.dense_macs()) / n);
     fmt::print("event     {:.3f} ms per image (median of {}, {} threads), peak RSS so far {:.1f} MB\n", 1e3 * t_ev,
                runs, ev.threads, peak_rss_mb());
+    if (latency) {
+      RunOptions lat = opt;
+      lat.parallelism = Parallelism::Targets;
+      const RunResult lr = engine.run(all, lat);
+      const bool same = lr.output_counts == ev.output_counts && lr.population_spikes == ev.population_spikes &&
+                        lr.synops == ev.synops;
+      fmt::print("latency   {:.3f} ms per image (one run, {} threads splitting each population); identical: {}\n",
+                 1e3 * lr.seconds / n, lr.threads, same ? "yes" : "NO");
+    }
     if (dense_runs > 0) {
       const DenseSimulator dense(engine.shared_network());
       DenseOptions dopt;
