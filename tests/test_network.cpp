@@ -190,6 +190,20 @@ TEST_CASE("from_layers: one population per spiking layer with its CHW shape, fla
   CHECK(net.connection(2).format() == FanOutFormat::Dense);
   CHECK(net.connection(1).pool().weight == 0.25f);
   CHECK_THROWS_AS(net.connection(0).dense(), snn::Error);
+
+  // Biases per population, checked against its size and naming the layer.
+  const Network with_bias = Network::from_layers(snn::Shape{2, 6, 6}, layers, {Matrix(4, 18), Matrix(3, 36)},
+                                                 {NeuronParams{}}, {}, {{}, {}, {0.5f, -0.25f, 0.0f}});
+  CHECK(with_bias.population(1).bias.empty());
+  CHECK(with_bias.population(3).bias == std::vector<snn::Weight>{0.5f, -0.25f, 0.0f});
+  try {
+    Network::from_layers(snn::Shape{2, 6, 6}, layers, {Matrix(4, 18), Matrix(3, 36)}, {NeuronParams{}}, {},
+                         {{}, {}, {0.5f}});
+    FAIL("no error");
+  } catch (const snn::Error& e) {
+    CHECK(std::string(e.what()).find("layer 4 'dense 3'") != std::string::npos);
+    CHECK(std::string(e.what()).find("1 biases for 3 neurons") != std::string::npos);
+  }
 }
 
 TEST_CASE("window geometry: the output rows covering an input row, by brute force") {

@@ -417,7 +417,8 @@ PopulationId Network::add_pool(const LayerSpec& layer, const NeuronParams& param
 
 Network Network::from_layers(const Shape& input, const std::vector<LayerSpec>& layers,
                              const std::vector<Matrix>& weights, const std::vector<NeuronParams>& params,
-                             const std::vector<ConnectionSpec>& specs) {
+                             const std::vector<ConnectionSpec>& specs,
+                             const std::vector<std::vector<Weight>>& biases) {
   const std::vector<Shape> shapes = infer_shapes(input, layers);  // throws naming the layer at fault
   std::size_t spiking = 0, weighted = 0;
   for (const LayerSpec& l : layers) {
@@ -432,6 +433,8 @@ Network Network::from_layers(const Shape& input, const std::vector<LayerSpec>& l
                 spiking);
   if (specs.size() > 1 && specs.size() != spiking)
     throw Error("network: {} connection specs for {} connections (give 0, 1 or {})", specs.size(), spiking, spiking);
+  if (!biases.empty() && biases.size() != spiking)
+    throw Error("network: {} bias vectors for {} spiking layers (give 0 or {})", biases.size(), spiking, spiking);
   Network net(input);
   Shape in = input;
   std::size_t w = 0, pop = 0;
@@ -470,6 +473,7 @@ Network Network::from_layers(const Shape& input, const std::vector<LayerSpec>& l
         else
           net.add_pool(l, np, cs, l.name);
       }
+      if (!biases.empty()) net.set_bias(static_cast<PopulationId>(pop + 1), biases[pop]);
     } catch (const Error& e) {
       throw Error("{}: {}", what, e.what());
     }

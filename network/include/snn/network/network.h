@@ -250,10 +250,13 @@ class Network {
   /// or conv layer in order (dense [out, in.size()], conv [out_channels,
   /// in_channels * kh * kw]). `params` and `specs` hold one entry per
   /// population / connection, or a single entry for all (specs may be empty).
+  /// `biases`: empty, or one entry per population (each empty or one value
+  /// per neuron, model units; see set_bias).
   /// Every shape is checked (infer_shapes, weight_shape); errors name the layer.
   static Network from_layers(const Shape& input, const std::vector<LayerSpec>& layers,
                              const std::vector<Matrix>& weights, const std::vector<NeuronParams>& params,
-                             const std::vector<ConnectionSpec>& specs = {});
+                             const std::vector<ConnectionSpec>& specs = {},
+                             const std::vector<std::vector<Weight>>& biases = {});
 
   const std::vector<Population>& populations() const { return populations_; }
   const std::vector<Connection>& connections() const { return connections_; }
