@@ -127,6 +127,10 @@ inline ReferenceResult reference_run(const Network& net, const std::vector<int>&
         if (analog && c == 0)
           for (auto& s : cur) s = s >= 0 ? (s + 127) / 255 : -((-s + 127) / 255);
       }
+      // Biases: a constant current every step, quantised like the weights.
+      const auto& bias = net.population(p).bias;
+      for (std::size_t j = 0; j < bias.size(); ++j)
+        cur[j] += std::llround(static_cast<double>(bias[j]) * std::ldexp(1.0, bits[c]) / net.population(p).params.threshold);
       const std::int64_t beta_q = std::llround(np.beta * 1073741824.0);
       for (std::size_t j = 0; j < n_out; ++j) {
         if (ref[p][j] > 0) {
@@ -195,6 +199,7 @@ inline void require_same_run(const engine::RunResult& a, const engine::RunResult
   REQUIRE(a.exit_step == b.exit_step);
   REQUIRE(a.exit_predictions == b.exit_predictions);
   REQUIRE(a.synops_at_exit == b.synops_at_exit);
+  REQUIRE(a.bias_ops == b.bias_ops);
   if (same_simulator) REQUIRE(a.work == b.work);
 }
 

@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <numeric>
 #include <random>
 
@@ -88,6 +89,37 @@ TEST_CASE("hand-worked: neurons that fire without new input, zero-delay propagat
   CHECK(spike_times(r.spike_trains[0], 2, 0) == Times{4, 5, 9, 10, 14, 15, 16});
   CHECK(r.output_counts[0] == 7);
   CHECK(r.synops[1] == 3);  // A's 3 spikes x fan-out 1
+}
+
+TEST_CASE("hand-worked: biases are a constant current each step, counted apart from SynOps") {
+  Network net(1);
+  net.add_layer(column({0.5f, 0.25f, 0.0f}), NeuronParams{1.0, ResetMode::Subtract, 1.0, 0});
+  net.set_bias(1, {0.25f, -0.125f, 0.375f});
+  const RunResult r = run_hand(net, 9);
+  // neuron 0, +.75 per step: .75 | 1.5 S .5 | 1.25 S .25 | 1.0 | 1.75 S .75 | 1.5 S | 1.25 S | 1.0 | 1.75 S
+  CHECK(spike_times(r.spike_trains[0], 1, 0) == Times{1, 2, 4, 5, 6, 8});
+  // neuron 1, +.125 per step: 1.0 at t7 (not > 1), 1.125 at t8
+  CHECK(spike_times(r.spike_trains[0], 1, 1) == Times{8});
+  // neuron 2, bias only (+.375): .375 .75 1.125 S .125 .5 .875 1.25 S .25 .625 1.0 1.375 S
+  CHECK(spike_times(r.spike_trains[0], 1, 2) == Times{2, 5, 8});
+  CHECK(r.synops[0] == 27);    // the input reaches 3 targets at 9 steps
+  CHECK(r.bias_ops[0] == 27);  // 3 non-zero biases at 9 steps
+  CHECK(r.quantisation[0].biases == 3);
+}
+
+TEST_CASE("biases: bad values are errors naming the population, and count in the 2^24 bound") {
+  Network net(2);
+  net.add_layer(Matrix(3, 2, 0.5f), NeuronParams{});
+  CHECK_THROWS_WITH(net.set_bias(1, {0.1f, 0.2f}), Catch::Contains("2 biases for 3 neurons"));
+  CHECK_THROWS_WITH(net.set_bias(1, {0.1f, std::nanf(""), 0.2f}), Catch::Contains("bias of neuron 1 is not finite"));
+  CHECK_THROWS_WITH(net.set_bias(0, {0.1f, 0.2f}), Catch::Contains("is the input"));
+  // |w| sum 1 theta: k = 16 fits (2^16 units); with a bias of 300 theta the
+  // sum is 301 * 2^16 > 2^24 units, so k must drop to 15.
+  net.set_bias(1, {0.0f, 300.0f, 0.0f});
+  const snn::engine::FixedNetwork f(net);
+  CHECK(f.report(0).bits == 15);
+  CHECK(f.report(0).max_fan_in_sum < snn::engine::kExactSumLimit);
+  CHECK(f.bias(1)[1] == 300 << 15);
 }
 
 TEST_CASE("hand-worked: leak beta < 1") {

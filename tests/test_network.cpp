@@ -174,3 +174,59 @@ TEST_CASE("enum names parse back") {
   CHECK(message_of([] { snn::parse_reset_mode("half"); }).find("'half'") != std::string::npos);
   CHECK_THROWS_AS(snn::parse_fan_out_format("csr"), snn::Error);
 }
+
+TEST_CASE("from_layers: one population per spiking layer with its CHW shape, flatten makes none") {
+  const std::vector<snn::LayerSpec> layers{snn::LayerSpec::conv(4, 3, 1, 1), snn::LayerSpec::avgpool(2),
+                                           snn::LayerSpec::flatten(), snn::LayerSpec::dense(3)};
+  const Network net = Network::from_layers(snn::Shape{2, 6, 6}, layers, {Matrix(4, 2 * 9), Matrix(3, 4 * 3 * 3)},
+                                           {NeuronParams{}});
+  REQUIRE(net.populations().size() == 4);
+  CHECK(net.population(0).shape == snn::Shape{2, 6, 6});
+  CHECK(net.population(1).shape == snn::Shape{4, 6, 6});
+  CHECK(net.population(2).shape == snn::Shape{4, 3, 3});
+  CHECK(net.population(3).shape == snn::Shape{3, 1, 1});
+  CHECK(net.connection(0).format() == FanOutFormat::Conv);
+  CHECK(net.connection(1).format() == FanOutFormat::AvgPool);
+  CHECK(net.connection(2).format() == FanOutFormat::Dense);
+  CHECK(net.connection(1).pool().weight == 0.25f);
+  CHECK_THROWS_AS(net.connection(0).dense(), snn::Error);
+
+  // Biases per population, checked against its size and naming the layer.
+  const Network with_bias = Network::from_layers(snn::Shape{2, 6, 6}, layers, {Matrix(4, 18), Matrix(3, 36)},
+                                                 {NeuronParams{}}, {}, {{}, {}, {0.5f, -0.25f, 0.0f}});
+  CHECK(with_bias.population(1).bias.empty());
+  CHECK(with_bias.population(3).bias == std::vector<snn::Weight>{0.5f, -0.25f, 0.0f});
+  try {
+    Network::from_layers(snn::Shape{2, 6, 6}, layers, {Matrix(4, 18), Matrix(3, 36)}, {NeuronParams{}}, {},
+                         {{}, {}, {0.5f}});
+    FAIL("no error");
+  } catch (const snn::Error& e) {
+    CHECK(std::string(e.what()).find("layer 4 'dense 3'") != std::string::npos);
+    CHECK(std::string(e.what()).find("1 biases for 3 neurons") != std::string::npos);
+  }
+}
+
+TEST_CASE("window geometry: the output rows covering an input row, by brute force") {
+  for (std::size_t in = 1; in <= 9; ++in)
+    for (std::size_t k = 1; k <= 4; ++k)
+      for (std::size_t s = 1; s <= 3; ++s)
+        for (std::size_t pad = 0; pad <= 2; ++pad) {
+          if (in + 2 * pad < k || (in + 2 * pad - k) % s != 0) continue;
+          snn::WindowGeometry g;
+          g.input = snn::Shape{1, in, 1};
+          g.output = snn::Shape{1, (in + 2 * pad - k) / s + 1, 1};
+          g.kernel_h = k;
+          g.stride_h = s;
+          g.pad_h = pad;
+          for (std::size_t y = 0; y < in; ++y) {
+            std::vector<std::size_t> covering;
+            for (std::size_t o = 0; o < g.output.height; ++o)
+              if (o * s <= y + pad && y + pad < o * s + k) covering.push_back(o);
+            const auto [lo, hi] = g.rows_of(y);
+            std::vector<std::size_t> got;
+            for (std::size_t o = lo; o <= hi && lo <= hi; ++o) got.push_back(o);
+            INFO("in " << in << " kernel " << k << " stride " << s << " pad " << pad << " y " << y);
+            CHECK(got == covering);
+          }
+        }
+}

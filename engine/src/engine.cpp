@@ -74,142 +74,120 @@ class Simulator {
               fc.offsets[s] + static_cast<std::uint64_t>(std::lower_bound(first, last, b[q]) - first);
       }
     }
+    scratch_.resize(pops);
+    for (std::size_t c = 0; c < layers_; ++c)
+      if (net.connection(c).format == FanOutFormat::Conv) scratch_[c + 1].assign(net.size(c + 1), 0);
     constant_.assign(net.size(1), 0);
     queue_.reset(layers_, net.max_delay());
     spikes_.reserve(net.input_size());
   }
 
+  // One sample: per step the four phases input, deliver + update (per
+  // population, fused per target partition so that each thread's slice of
+  // the current stays in its cache), readout.
   void run(const SampleSet& set, std::size_t sample, RunResult& res) {
-    const Step steps = options_.steps;
-    const auto sid = static_cast<SampleId>(sample);
-    const std::size_t pops = net_.populations();
-    const std::size_t L = layers_;
-    std::uint64_t* pop_spikes = res.population_spikes.data() + sample * pops;
-    OpCount* synops = res.synops.data() + sample * L;
-    OpCount* work = res.work.data() + sample * L;
-    OpCount* step_synops = res.step_synops.data() + sample * static_cast<std::size_t>(steps);
-    std::uint16_t* predicted = res.step_predictions.data() + sample * static_cast<std::size_t>(steps);
-    std::vector<SpikeEvent>* train = options_.record_spikes ? &res.spike_trains[sample] : nullptr;
+    SampleRecorder rec(res, options_, sample);
+    reset(set.sample(sample), rec);
+    Step t = 0;
+    for (; t < options_.steps; ++t) {
+      input(sample, t, rec);
+      for (std::size_t p = 1; p < net_.populations(); ++p) deliver_and_update(sample, p, t, rec);
+      if (rec.readout(t, readout_, v_.back().data())) {
+        ++t;
+        break;
+      }
+    }
+    rec.finish(readout_, t);
+  }
 
-    for (std::size_t p = 1; p < pops; ++p) {
+ private:
+  void reset(const std::uint8_t* x, SampleRecorder& rec) {
+    for (std::size_t p = 1; p < net_.populations(); ++p) {
       std::fill(v_[p].begin(), v_[p].end(), 0);
       std::fill(refractory_[p].begin(), refractory_[p].end(), 0);
     }
     queue_.clear();
     readout_.reset(net_.output_size(), options_.early_exit, options_.tie_break_by_potential);
-    prepare_constant(set.sample(sample), work[0]);
+    prepare_constant(x, rec);
+  }
 
-    const FixedConnection& first = net_.connection(0);
-    const bool poisson = options_.input.encoding == Encoding::Poisson;
-    Step t = 0;
-    for (; t < steps; ++t) {
-      // Population 0: the input's spikes at t.
-      if (poisson) {
-        input_spikes_.clear();
-        random_input_spikes(input_, options_.input.seed, sid, t, input_spikes_);
-        pop_spikes[0] += input_.always.size() + input_spikes_.size();
-        if (train) {
-          merged_.clear();
-          std::merge(input_.always.begin(), input_.always.end(), input_spikes_.begin(), input_spikes_.end(),
-                     std::back_inserter(merged_));
-          for (NeuronId j : merged_) train->push_back({t, 0, j});
-        }
-        if (t + first.delay < steps) queue_.push(t + first.delay, 0, input_spikes_);
-      }
-      for (std::size_t p = 1; p < pops; ++p) {
-        const std::size_t c = p - 1;
-        const FixedConnection& fc = net_.connection(c);
-        const std::span<const NeuronId> due = queue_.due(t, c);
-        const bool constant = c == 0 && has_constant_ && t >= fc.delay;
-        OpCount delivered = 0;
-        if (fc.format == FanOutFormat::Dense) {
-          delivered = static_cast<OpCount>(due.size()) * fc.targets;
-        } else {
-          for (NeuronId s : due) delivered += fc.fan_out[s];
-        }
-        synops[c] += delivered + (constant ? constant_synops_ : 0);
-        step_synops[t] += delivered + (constant ? constant_synops_ : 0);
-        work[c] += delivered + (constant ? fc.targets : 0);
-
-        const std::size_t parts = bounds_[p].size() - 1;
-        if (parts == 1 || delivered + fc.targets < options_.min_parallel_work) {
-          // Too little work to be worth waking threads: the partitions run
-          // one after the other here, with the same results.
-          for (std::size_t q = 0; q < parts; ++q) deliver_and_update(p, t, q, due, constant);
-        } else {
-          tbb::parallel_for(
-              std::size_t{0}, parts, [&](std::size_t q) { deliver_and_update(p, t, q, due, constant); },
-              tbb::static_partitioner());
-        }
-        queue_.pop(t, c);
-        for (std::size_t q = 0; q < parts; ++q)
-          if (bad_[q] != kAllInRange) throw_out_of_range(sample, p, t, bad_[q]);
-
-        // Spikes of p at t, ascending (partitions are ascending ranges).
-        std::span<const NeuronId> spikes;
-        if (parts == 1) {
-          spikes = {part_spikes_[p][0].data(), part_spikes_[p][0].size()};
-        } else {
-          spikes_.clear();
-          for (const auto& s : part_spikes_[p]) spikes_.insert(spikes_.end(), s.begin(), s.end());
-          spikes = spikes_;
-        }
-        pop_spikes[p] += spikes.size();
-        if (train)
-          for (NeuronId j : spikes) train->push_back({t, static_cast<PopulationId>(p), j});
-        if (p < pops - 1) {
-          const Step due_at = t + net_.connection(p).delay;
-          if (due_at < steps) queue_.push(due_at, p, spikes);
-        } else {
-          readout_.add(spikes);
-        }
-      }
-      const std::uint16_t pred = readout_.predict(v_[pops - 1].data());
-      predicted[t] = pred;
-      if (readout_.exit_now()) {
-        res.exit_step[sample] = t;
-        res.exit_predictions[sample] = pred;
-        OpCount spent = 0;
-        for (std::size_t c = 0; c < L; ++c) spent += synops[c];
-        res.synops_at_exit[sample] = spent;
-        if (options_.early_exit.stop) {
-          std::fill(predicted + t + 1, predicted + steps, pred);
-          ++t;
-          break;
-        }
-      }
+  // Phase "input": population 0's random spikes at t go into the queue (the
+  // inputs that spike at every step are in the constant current).
+  void input(std::size_t sample, Step t, SampleRecorder& rec) {
+    if (options_.input.encoding != Encoding::Poisson) return;
+    input_spikes_.clear();
+    random_input_spikes(input_, options_.input.seed, static_cast<SampleId>(sample), t, input_spikes_);
+    if (options_.record_spikes) {
+      merged_.clear();
+      std::merge(input_.always.begin(), input_.always.end(), input_spikes_.begin(), input_spikes_.end(),
+                 std::back_inserter(merged_));
+      rec.spikes(t, 0, merged_);
+    } else {
+      rec.count_spikes(0, input_.always.size() + input_spikes_.size());
     }
-    res.steps_simulated[sample] = t;
-    const auto& counts = readout_.counts();
-    std::copy(counts.begin(), counts.end(), res.output_counts.begin() + sample * counts.size());
-    res.predictions[sample] = predicted[steps - 1];
-    if (options_.early_exit.enabled && res.exit_step[sample] < 0) {
-      res.exit_predictions[sample] = res.predictions[sample];
-      OpCount spent = 0;
-      for (std::size_t c = 0; c < L; ++c) spent += synops[c];
-      res.synops_at_exit[sample] = spent;
+    const Step due = t + net_.connection(0).delay;
+    if (due < options_.steps) queue_.push(due, 0, input_spikes_);
+  }
+
+  // Phases "deliver" and "update" of population p at step t: the current
+  // starts at the constant input (population 1) plus the biases, the events
+  // due for connection p - 1 add their fan-outs, then the neurons integrate and
+  // fire; p's spikes go into the queue for connection p (or to the readout).
+  void deliver_and_update(std::size_t sample, std::size_t p, Step t, SampleRecorder& rec) {
+    const std::size_t c = p - 1;
+    const FixedConnection& fc = net_.connection(c);
+    const std::span<const NeuronId> due = queue_.due(t, c);
+    const bool constant = c == 0 && has_constant_ && t >= fc.delay;
+    const OpCount delivered = fc.synops(due);
+    rec.synops(c, t, delivered + (constant ? constant_synops_ : 0));
+    rec.work(c, delivered + (constant ? fc.targets : 0));
+    rec.bias_ops(net_.report(c).biases);
+
+    const std::size_t parts = bounds_[p].size() - 1;
+    if (parts == 1 || delivered + fc.targets < options_.min_parallel_work) {
+      // Too little work to be worth waking threads: the partitions run
+      // one after the other here, with the same results.
+      for (std::size_t q = 0; q < parts; ++q) partition_step(p, q, due, constant);
+    } else {
+      tbb::parallel_for(
+          std::size_t{0}, parts, [&](std::size_t q) { partition_step(p, q, due, constant); },
+          tbb::static_partitioner());
+    }
+    queue_.pop(t, c);
+    for (std::size_t q = 0; q < parts; ++q)
+      if (bad_[q] != kAllInRange) throw_potential_out_of_range(net_, sample, p, bad_[q], t);
+
+    // Spikes of p at t, ascending (partitions are ascending ranges).
+    std::span<const NeuronId> spikes;
+    if (parts == 1) {
+      spikes = {part_spikes_[p][0].data(), part_spikes_[p][0].size()};
+    } else {
+      spikes_.clear();
+      for (const auto& s : part_spikes_[p]) spikes_.insert(spikes_.end(), s.begin(), s.end());
+      spikes = spikes_;
+    }
+    rec.spikes(t, static_cast<PopulationId>(p), spikes);
+    if (p < net_.populations() - 1) {
+      const Step due_at = t + net_.connection(p).delay;
+      if (due_at < options_.steps) queue_.push(due_at, p, spikes);
+    } else {
+      readout_.add(spikes);
     }
   }
 
- private:
   // The current connection 0 delivers at every step whatever the random
-  // inputs do: Poisson, the rows of the inputs with p >= 1; analog, x * W.
-  void prepare_constant(const std::uint8_t* x, OpCount& work) {
+  // inputs do: Poisson, the fan-outs of the inputs with p >= 1; analog, x * W.
+  void prepare_constant(const std::uint8_t* x, SampleRecorder& rec) {
     const FixedConnection& fc = net_.connection(0);
     const std::size_t n_in = net_.input_size();
     std::fill(constant_.begin(), constant_.end(), 0);
     constant_synops_ = 0;
     if (options_.input.encoding == Encoding::Poisson) {
       prepare_input(x, n_in, options_.input.rate_per_step(), input_);
-      for (NeuronId i : input_.always) constant_synops_ += fc.fan_out[i];
-      if (fc.format == FanOutFormat::Dense) {
-        add_dense_rows(constant_.data(), fc.weights.data(), fc.targets, input_.always, 0, fc.targets);
-      } else {
-        for (NeuronId i : input_.always)
-          for (std::uint64_t e = fc.offsets[i]; e < fc.offsets[i + 1]; ++e)
-            constant_[fc.target_ids[e]] += fc.weights[e];
-      }
-      work += constant_synops_;
+      constant_synops_ = fc.synops(input_.always);
+      TargetRange all{0, static_cast<NeuronId>(fc.targets)};
+      all.scratch = scratch_[1].data();
+      deliver(constant_.data(), fc, input_.always, all);
       has_constant_ = !input_.always.empty();
     } else {
       // Exact: byte * w_q summed in 64 bits, then one rounding per target.
@@ -217,25 +195,19 @@ class Simulator {
       for (std::size_t i = 0; i < n_in; ++i) {
         const std::int64_t b = x[i];
         if (b == 0) continue;
-        constant_synops_ += fc.fan_out[i];
-        if (fc.format == FanOutFormat::Dense) {
-          const FixedWeight* row = fc.row(i);
-          for (std::size_t j = 0; j < fc.targets; ++j) analog_[j] += b * row[j];
-        } else {
-          for (std::uint64_t e = fc.offsets[i]; e < fc.offsets[i + 1]; ++e)
-            analog_[fc.target_ids[e]] += b * fc.weights[e];
-        }
+        constant_synops_ += fc.fan_out_of(i);
+        fc.for_each_target(i, [&](std::size_t j, FixedWeight w) { analog_[j] += b * w; });
       }
       for (std::size_t j = 0; j < fc.targets; ++j) constant_[j] = static_cast<Potential>(round_div_255(analog_[j]));
-      work += constant_synops_;
       has_constant_ = constant_synops_ > 0;
     }
+    rec.work(0, constant_synops_);
   }
 
-  // Partition q of population p at step t: its slice of the current, then
-  // its neurons' update. Touches only q's slice of p's arrays and q's spike
-  // list, so partitions run concurrently without synchronisation.
-  void deliver_and_update(std::size_t p, Step, std::size_t q, std::span<const NeuronId> due, bool constant) {
+  // Partition q of population p at step t: deliver into its slice of the
+  // current, then update its neurons. Touches only q's slice of p's arrays
+  // and q's spike list, so partitions run concurrently without synchronisation.
+  void partition_step(std::size_t p, std::size_t q, std::span<const NeuronId> due, bool constant) {
     const std::size_t c = p - 1;
     const FixedConnection& fc = net_.connection(c);
     const NeuronId lo = bounds_[p][q], hi = bounds_[p][q + 1];
@@ -244,36 +216,23 @@ class Simulator {
       std::copy(constant_.begin() + lo, constant_.begin() + hi, cur + lo);
     else
       std::fill(cur + lo, cur + hi, 0);
-    if (fc.format == FanOutFormat::Dense) {
-      add_dense_rows(cur, fc.weights.data(), fc.targets, due, lo, hi);
-    } else {
-      const std::size_t parts = bounds_[p].size() - 1;
-      const std::uint64_t* split = splits_[c].data();
-      const NeuronId* __restrict tid = fc.target_ids.data();
-      const FixedWeight* __restrict w = fc.weights.data();
-      for (NeuronId s : due) {
-        const std::uint64_t* b = split + s * (parts + 1) + q;
-        for (std::uint64_t e = b[0]; e < b[1]; ++e) cur[tid[e]] += w[e];
-      }
-    }
+    const std::vector<Potential>& bias = net_.bias(static_cast<PopulationId>(p));
+    if (!bias.empty())
+      for (NeuronId j = lo; j < hi; ++j) cur[j] += bias[j];
+    const std::size_t parts = bounds_[p].size() - 1;
+    deliver(cur, fc, due,
+            TargetRange{lo, hi, splits_[c].empty() ? nullptr : splits_[c].data(), parts, q, scratch_[p].data()});
     auto& spikes = part_spikes_[p][q];
     spikes.clear();
     bad_[q] = update_neurons(net_.params(static_cast<PopulationId>(p)), v_[p].data(),
                              refractory_[p].empty() ? nullptr : refractory_[p].data(), cur, lo, hi, spikes);
   }
 
-  [[noreturn]] void throw_out_of_range(std::size_t sample, std::size_t p, Step t, NeuronId j) const {
-    throw Error(
-        "sample {}: the potential of neuron {} of population {} left the fixed-point range (+-2^30 units, "
-        "{} thetas at k = {} bits) at step {}; quantise with fewer fixed-point bits",
-        sample, j, p, kPotentialLimit / net_.params(static_cast<PopulationId>(p)).threshold,
-        net_.report(p - 1).bits, t);
-  }
-
   const FixedNetwork& net_;
   const RunOptions& options_;
   std::size_t layers_;
   std::vector<std::vector<Potential>> v_, current_;
+  std::vector<std::vector<Potential>> scratch_;  // [pop]: conv targets' HWC scratch (add_conv), zeros between uses
   std::vector<std::vector<Step>> refractory_;
   std::vector<std::vector<NeuronId>> bounds_;
   std::vector<std::vector<std::uint64_t>> splits_;

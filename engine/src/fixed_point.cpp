@@ -11,55 +11,123 @@ namespace snn::engine {
 
 namespace {
 
-// The weights of one connection as (source, target, w) in fan-out order,
-// whatever the table format, so quantisation handles both formats alike.
-template <typename F>
-void for_each_synapse(const Connection& conn, F&& f) {
-  if (conn.format() == FanOutFormat::Dense) {
-    const DenseFanOut& d = conn.dense();
-    for (std::size_t s = 0; s < d.sources; ++s) {
-      const Weight* row = d.row(s);
-      for (std::size_t t = 0; t < d.targets; ++t) f(s, t, row[t]);
-    }
-  } else {
-    const SparseFanOut& sp = conn.sparse();
-    for (std::size_t s = 0; s < sp.sources; ++s)
-      for (std::uint64_t e = sp.offsets[s]; e < sp.offsets[s + 1]; ++e) f(s, sp.target_ids[e], sp.weights[e]);
+// The weights a connection stores, in its own order: dense rows, CSR entries,
+// the conv kernel ([out, in * kh * kw]), or the pool's single weight. They are
+// quantised one by one; generated fan-outs reuse them.
+std::vector<Weight> stored_weights(const Connection& conn) {
+  switch (conn.format()) {
+    case FanOutFormat::Dense: return conn.dense().weights;
+    case FanOutFormat::Sparse: return {conn.sparse().weights.begin(), conn.sparse().weights.end()};
+    case FanOutFormat::Conv: return conn.conv().weights.data;
+    case FanOutFormat::AvgPool: return {conn.pool().weight};
   }
+  return {};
+}
+
+// Max over targets of sum |w_q| over the target's real fan-in (conv: taps
+// that fall inside the input, not on padding).
+std::int64_t max_fan_in_sum(const Connection& conn, const std::vector<FixedWeight>& q,
+                            const std::vector<Potential>& bias) {
+  std::vector<std::int64_t> sums(conn.target_size(), 0);
+  // A bias is one more constant term of the target's sum.
+  for (std::size_t t = 0; t < bias.size(); ++t) sums[t] = std::abs(static_cast<std::int64_t>(bias[t]));
+  switch (conn.format()) {
+    case FanOutFormat::Dense: {
+      const std::size_t n = conn.target_size();
+      for (std::size_t s = 0; s < conn.source_size(); ++s)
+        for (std::size_t t = 0; t < n; ++t) sums[t] += std::abs(static_cast<std::int64_t>(q[s * n + t]));
+      break;
+    }
+    case FanOutFormat::Sparse: {
+      const SparseFanOut& sp = conn.sparse();
+      for (std::size_t e = 0; e < q.size(); ++e) sums[sp.target_ids[e]] += std::abs(static_cast<std::int64_t>(q[e]));
+      break;
+    }
+    case FanOutFormat::Conv: {
+      const WindowGeometry& g = conn.conv().geometry;
+      const std::size_t kk = g.kernel_h * g.kernel_w;
+      for (std::size_t o = 0; o < g.output.channels; ++o)
+        for (std::size_t oy = 0; oy < g.output.height; ++oy)
+          for (std::size_t ox = 0; ox < g.output.width; ++ox) {
+            std::int64_t sum = 0;
+            for (std::size_t ky = 0; ky < g.kernel_h; ++ky) {
+              const std::size_t yp = oy * g.stride_h + ky;  // padded coordinates
+              if (yp < g.pad_h || yp >= g.pad_h + g.input.height) continue;
+              for (std::size_t kx = 0; kx < g.kernel_w; ++kx) {
+                const std::size_t xp = ox * g.stride_w + kx;
+                if (xp < g.pad_w || xp >= g.pad_w + g.input.width) continue;
+                for (std::size_t c = 0; c < g.input.channels; ++c)
+                  sum += std::abs(static_cast<std::int64_t>(q[(o * g.input.channels + c) * kk + ky * g.kernel_w + kx]));
+              }
+            }
+            sums[(o * g.output.height + oy) * g.output.width + ox] += sum;
+          }
+      break;
+    }
+    case FanOutFormat::AvgPool: {
+      const WindowGeometry& g = conn.pool().geometry;
+      const std::int64_t window = static_cast<std::int64_t>(g.kernel_h * g.kernel_w) * std::abs(static_cast<std::int64_t>(q[0]));
+      for (auto& x : sums) x += window;
+      break;
+    }
+  }
+  return sums.empty() ? 0 : *std::max_element(sums.begin(), sums.end());
 }
 
 // Quantised weights for k bits, or nothing when some target's sum |w_q|
 // reaches kExactSumLimit (then a smaller k is tried).
-std::optional<std::vector<FixedWeight>> quantise(const Connection& conn, double theta, int bits,
-                                                 std::int64_t& max_sum) {
+// `bias` (the target's, model units, may be empty) is quantised into `bias_q`.
+std::optional<std::vector<FixedWeight>> quantise(const Connection& conn, const std::vector<Weight>& w,
+                                                 const std::vector<Weight>& bias, double theta, int bits,
+                                                 std::int64_t& max_sum, std::vector<Potential>& bias_q) {
   const double scale = std::ldexp(1.0, bits) / theta;
+  auto one = [&](Weight x0, auto& out) {
+    const double x = static_cast<double>(x0) * scale;
+    if (std::fabs(x) >= static_cast<double>(kExactSumLimit)) return false;
+    out.push_back(static_cast<FixedWeight>(std::llround(x)));
+    return true;
+  };
   std::vector<FixedWeight> q;
-  q.reserve(conn.synapses());
-  std::vector<std::int64_t> sums(conn.target_size(), 0);
-  bool too_large = false;
-  for_each_synapse(conn, [&](std::size_t, std::size_t t, Weight w) {
-    const double x = static_cast<double>(w) * scale;
-    if (too_large || std::fabs(x) >= static_cast<double>(kExactSumLimit)) {
-      too_large = true;
-      return;
-    }
-    const auto v = static_cast<FixedWeight>(std::llround(x));
-    q.push_back(v);
-    sums[t] += std::abs(static_cast<std::int64_t>(v));
-  });
-  if (too_large) return std::nullopt;
-  max_sum = sums.empty() ? 0 : *std::max_element(sums.begin(), sums.end());
+  q.reserve(w.size());
+  for (Weight x0 : w)
+    if (!one(x0, q)) return std::nullopt;
+  bias_q.clear();
+  for (Weight b : bias)
+    if (!one(b, bias_q)) return std::nullopt;
+  max_sum = max_fan_in_sum(conn, q, bias_q);
   if (max_sum >= kExactSumLimit) return std::nullopt;
   return q;
 }
 
+// Output positions covered by each input row (or column) of one axis.
+std::vector<std::uint32_t> axis_reach(const WindowGeometry& g, bool rows) {
+  std::vector<std::uint32_t> reach(rows ? g.input.height : g.input.width);
+  for (std::size_t i = 0; i < reach.size(); ++i) {
+    const auto [lo, hi] = rows ? g.rows_of(i) : g.cols_of(i);
+    reach[i] = lo <= hi ? static_cast<std::uint32_t>(hi - lo + 1) : 0;
+  }
+  return reach;
+}
+
 }  // namespace
+
+OpCount FixedConnection::dense_macs() const {
+  switch (format) {
+    case FanOutFormat::Dense:
+    case FanOutFormat::Sparse: return static_cast<OpCount>(sources) * targets;
+    case FanOutFormat::Conv:
+      return static_cast<OpCount>(targets) * geometry.input.channels * geometry.kernel_h * geometry.kernel_w;
+    case FanOutFormat::AvgPool: return static_cast<OpCount>(targets) * geometry.kernel_h * geometry.kernel_w;
+  }
+  return 0;
+}
 
 FixedNetwork::FixedNetwork(const Network& network, int bits) {
   if (bits < 0 || bits > kMaxFixedPointBits)
     throw Error("fixed-point bits must be in 0 .. {}, got {}", kMaxFixedPointBits, bits);
   for (const Population& pop : network.populations()) sizes_.push_back(pop.size);
   params_.resize(sizes_.size());
+  biases_.resize(sizes_.size());
   for (std::size_t c = 0; c < network.layers(); ++c) {
     const Connection& conn = network.connection(c);
     const PopulationId target = conn.target();
@@ -69,14 +137,15 @@ FixedNetwork::FixedNetwork(const Network& network, int bits) {
     int k = bits;
     std::int64_t max_sum = 0;
     std::optional<std::vector<FixedWeight>> q;
+    const std::vector<Weight> w = stored_weights(conn);
     for (; k >= 0; --k) {
-      q = quantise(conn, theta, k, max_sum);
+      q = quantise(conn, w, pop.bias, theta, k, max_sum, biases_[target]);
       if (q) break;
     }
     if (!q)
       throw Error(
           "population {} ('{}'): weights too large for fixed point: even with 0 bits (unit = theta = {}) "
-          "some neuron's sum of |w| over its inputs reaches 2^24 units",
+          "some neuron's sum of |w| over its inputs (and |bias|) reaches 2^24 units",
           target, pop.name, theta);
 
     QuantisationReport rep;
@@ -87,16 +156,25 @@ FixedNetwork::FixedNetwork(const Network& network, int bits) {
     rep.max_fan_in_sum = max_sum;
     double sq = 0.0;
     double max_w = 0.0;
+    // Over the stored weights (conv: each kernel weight once; pool: its one weight).
     std::size_t i = 0;
-    for_each_synapse(conn, [&](std::size_t, std::size_t, Weight w) {
-      const double err = std::fabs(static_cast<double>(w) - static_cast<double>((*q)[i]) * rep.unit);
+    for (const Weight x : w) {
+      const double err = std::fabs(static_cast<double>(x) - static_cast<double>((*q)[i]) * rep.unit);
       rep.max_abs_error = std::max(rep.max_abs_error, err);
       sq += err * err;
-      max_w = std::max(max_w, std::fabs(static_cast<double>(w)));
-      if (w != 0.0f && (*q)[i] == 0) ++rep.zeroed;
+      max_w = std::max(max_w, std::fabs(static_cast<double>(x)));
+      if (x != 0.0f && (*q)[i] == 0) ++rep.zeroed;
       ++i;
-    });
+    }
     rep.rms_error = i ? std::sqrt(sq / static_cast<double>(i)) : 0.0;
+    for (std::size_t j = 0; j < pop.bias.size(); ++j) {
+      const double err = std::fabs(static_cast<double>(pop.bias[j]) -
+                                   static_cast<double>(biases_[target][j]) * rep.unit);
+      rep.bias_max_abs_error = std::max(rep.bias_max_abs_error, err);
+      rep.biases += biases_[target][j] != 0;
+    }
+    // All-zero quantised biases add nothing: drop them (no per-step pass).
+    if (rep.biases == 0) biases_[target].clear();
     rep.max_relative_error = max_w > 0.0 ? rep.max_abs_error / max_w : 0.0;
     reports_.push_back(rep);
 
@@ -114,14 +192,22 @@ FixedNetwork::FixedNetwork(const Network& network, int bits) {
     fc.sources = conn.source_size();
     fc.targets = conn.target_size();
     fc.weights = std::move(*q);
-    fc.fan_out.resize(fc.sources);
     if (fc.format == FanOutFormat::Sparse) {
       const SparseFanOut& sp = conn.sparse();
       fc.offsets.assign(sp.offsets.begin(), sp.offsets.end());
       fc.target_ids.assign(sp.target_ids.begin(), sp.target_ids.end());
+      fc.fan_out.resize(fc.sources);
       for (std::size_t s = 0; s < fc.sources; ++s) fc.fan_out[s] = static_cast<std::uint32_t>(sp.row_size(s));
-    } else {
-      std::fill(fc.fan_out.begin(), fc.fan_out.end(), static_cast<std::uint32_t>(fc.targets));
+    } else if (fc.format == FanOutFormat::Conv || fc.format == FanOutFormat::AvgPool) {
+      fc.geometry = fc.format == FanOutFormat::Conv ? conn.conv().geometry : conn.pool().geometry;
+      fc.row_reach = axis_reach(fc.geometry, true);
+      if (fc.format == FanOutFormat::Conv) {
+        const std::size_t oc = fc.geometry.output.channels, k = fc.weights.size() / oc;
+        fc.tap_major.resize(fc.weights.size());
+        for (std::size_t o = 0; o < oc; ++o)
+          for (std::size_t i = 0; i < k; ++i) fc.tap_major[i * oc + o] = fc.weights[o * k + i];
+      }
+      fc.col_reach = axis_reach(fc.geometry, false);
     }
     max_delay_ = std::max(max_delay_, fc.delay);
     connections_.push_back(std::move(fc));
@@ -131,22 +217,18 @@ FixedNetwork::FixedNetwork(const Network& network, int bits) {
 std::vector<float> FixedNetwork::dense_float_weights(std::size_t c) const {
   const FixedConnection& fc = connections_.at(c);
   std::vector<float> w(fc.sources * fc.targets, 0.0f);
-  if (fc.format == FanOutFormat::Dense) {
-    // |w_q| < 2^24: exactly representable as float.
-    for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(fc.weights[i]);
-  } else {
-    for (std::size_t s = 0; s < fc.sources; ++s)
-      for (std::uint64_t e = fc.offsets[s]; e < fc.offsets[s + 1]; ++e)
-        w[s * fc.targets + fc.target_ids[e]] = static_cast<float>(fc.weights[e]);
-  }
+  // |w_q| < 2^24: exactly representable as float.
+  for (std::size_t s = 0; s < fc.sources; ++s)
+    fc.for_each_target(s, [&](std::size_t t, FixedWeight x) { w[s * fc.targets + t] = static_cast<float>(x); });
   return w;
 }
 
 std::size_t FixedNetwork::bytes() const {
   std::size_t b = 0;
   for (const FixedConnection& fc : connections_)
-    b += fc.weights.size() * sizeof(FixedWeight) + fc.offsets.size() * sizeof(std::uint64_t) +
-         fc.target_ids.size() * sizeof(NeuronId) + fc.fan_out.size() * sizeof(std::uint32_t);
+    b += (fc.weights.size() + fc.tap_major.size()) * sizeof(FixedWeight) + fc.offsets.size() * sizeof(std::uint64_t) +
+         fc.target_ids.size() * sizeof(NeuronId) + fc.fan_out.size() * sizeof(std::uint32_t) +
+         (fc.row_reach.size() + fc.col_reach.size()) * sizeof(std::uint32_t);
   return b;
 }
 

@@ -76,6 +76,7 @@ double fraction_correct(const std::vector<std::uint16_t>& predicted, std::span<c
 }  // namespace
 
 OpCount RunResult::total_synops() const { return std::accumulate(synops.begin(), synops.end(), OpCount{0}); }
+OpCount RunResult::total_bias_ops() const { return std::accumulate(bias_ops.begin(), bias_ops.end(), OpCount{0}); }
 OpCount RunResult::total_work() const { return std::accumulate(work.begin(), work.end(), OpCount{0}); }
 std::vector<OpCount> RunResult::synops_per_connection() const { return column_sums(synops, samples, connections); }
 std::vector<OpCount> RunResult::work_per_connection() const { return column_sums(work, samples, connections); }
@@ -166,6 +167,56 @@ bool Readout::exit_now() {
   return false;
 }
 
+SampleRecorder::SampleRecorder(RunResult& result, const RunOptions& options, std::size_t sample)
+    : res_(result), options_(options), sample_(sample),
+      pop_spikes_(result.population_spikes.data() + sample * result.populations),
+      synops_(result.synops.data() + sample * result.connections),
+      work_(result.work.data() + sample * result.connections),
+      step_synops_(result.step_synops.data() + sample * static_cast<std::size_t>(result.steps)),
+      predicted_(result.step_predictions.data() + sample * static_cast<std::size_t>(result.steps)) {}
+
+void SampleRecorder::spikes(Step t, PopulationId p, std::span<const NeuronId> ids) {
+  pop_spikes_[p] += ids.size();
+  if (options_.record_spikes)
+    for (NeuronId j : ids) res_.spike_trains[sample_].push_back({t, p, j});
+}
+
+OpCount SampleRecorder::spent() const {
+  return std::accumulate(synops_, synops_ + res_.connections, OpCount{0});
+}
+
+bool SampleRecorder::readout(Step t, Readout& readout, const Potential* output_potentials) {
+  const std::uint16_t pred = readout.predict(output_potentials);
+  predicted_[t] = pred;
+  if (!readout.exit_now()) return false;
+  res_.exit_step[sample_] = t;
+  res_.exit_predictions[sample_] = pred;
+  res_.synops_at_exit[sample_] = spent();
+  if (!options_.early_exit.stop) return false;
+  std::fill(predicted_ + t + 1, predicted_ + res_.steps, pred);
+  return true;
+}
+
+void SampleRecorder::finish(const Readout& readout, Step simulated) {
+  res_.steps_simulated[sample_] = simulated;
+  const auto& counts = readout.counts();
+  std::copy(counts.begin(), counts.end(), res_.output_counts.begin() + static_cast<std::ptrdiff_t>(sample_ * counts.size()));
+  res_.predictions[sample_] = predicted_[res_.steps - 1];
+  if (options_.early_exit.enabled && res_.exit_step[sample_] < 0) {
+    res_.exit_predictions[sample_] = res_.predictions[sample_];
+    res_.synops_at_exit[sample_] = spent();
+  }
+}
+
+void throw_potential_out_of_range(const FixedNetwork& net, std::size_t sample, std::size_t population, NeuronId neuron,
+                                  Step step) {
+  throw Error(
+      "sample {}: the potential of neuron {} of population {} left the fixed-point range (+-2^30 units, "
+      "{} thetas at k = {} bits) at step {}; quantise with fewer fixed-point bits",
+      sample, neuron, population, kPotentialLimit / net.params(static_cast<PopulationId>(population)).threshold,
+      net.report(population - 1).bits, step);
+}
+
 RunResult make_result(const FixedNetwork& net, std::size_t samples, const RunOptions& options) {
   if (net.output_size() > 65536)
     throw Error("output population of {} neurons: predictions are stored as 16-bit classes (at most 65536)",
@@ -184,6 +235,7 @@ RunResult make_result(const FixedNetwork& net, std::size_t samples, const RunOpt
   r.population_spikes.assign(samples * r.populations, 0);
   r.synops.assign(samples * r.connections, 0);
   r.work.assign(samples * r.connections, 0);
+  r.bias_ops.assign(samples, 0);
   r.step_synops.assign(samples * static_cast<std::size_t>(options.steps), 0);
   if (options.early_exit.enabled) {
     r.exit_step.assign(samples, -1);
@@ -193,7 +245,7 @@ RunResult make_result(const FixedNetwork& net, std::size_t samples, const RunOpt
   if (options.record_spikes) r.spike_trains.resize(samples);
   r.quantisation = net.reports();
   for (std::size_t c = 0; c < net.connections(); ++c)
-    r.dense_macs_per_step.push_back(static_cast<OpCount>(net.connection(c).sources) * net.connection(c).targets);
+    r.dense_macs_per_step.push_back(net.connection(c).dense_macs());
   for (std::size_t p = 0; p < net.populations(); ++p) r.population_sizes.push_back(net.size(p));
   return r;
 }

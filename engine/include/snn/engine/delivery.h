@@ -1,10 +1,18 @@
 // Fan-out delivery, the event engine's inner loop (after Auryn's
 // SparseConnection::propagate: for each spike, for each target, add). Public so
 // the micro-benchmarks and the row-add bound measure exactly this code.
+//
+// One function per connection kind, each a flat loop; deliver() picks one by
+// a switch per connection and call (never per synapse). Every function adds
+// only to targets [lo, hi), so latency mode's threads, each owning a range of
+// targets, deliver the same spikes concurrently without synchronisation.
 #pragma once
 
+#include "snn/engine/fixed_point.h"
 #include "snn/types.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstddef>
 #include <span>
 
@@ -28,6 +36,118 @@ inline void add_dense_rows(Potential* __restrict cur, const FixedWeight* __restr
   for (; id != end; ++id) {
     const FixedWeight* __restrict r = table + *id * stride;
     for (std::size_t j = lo; j < hi; ++j) cur[j] += r[j];
+  }
+}
+
+/// Sparse (CSR) rows of `ids`, the part of each row in targets [lo, hi).
+/// `split` (may be null: whole rows, for lo = 0, hi = targets) holds, per
+/// source, parts + 1 offsets where each partition's targets start in its row;
+/// q selects the partition.
+inline void add_sparse_rows(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids,
+                            const std::uint64_t* split, std::size_t parts, std::size_t q) {
+  const NeuronId* __restrict tid = fc.target_ids.data();
+  const FixedWeight* __restrict w = fc.weights.data();
+  for (NeuronId s : ids) {
+    const std::uint64_t b0 = split ? split[s * (parts + 1) + q] : fc.offsets[s];
+    const std::uint64_t b1 = split ? split[s * (parts + 1) + q + 1] : fc.offsets[s + 1];
+    for (std::uint64_t e = b0; e < b1; ++e) cur[tid[e]] += w[e];
+  }
+}
+
+/// Convolution: source (c, y, x) adds kernel tap (ky, kx) = (y + pad_h - oy
+/// * stride_h, x + pad_w - ox * stride_w) of every output channel o to target
+/// (o, oy, ox), for the output positions whose window covers (y, x). The
+/// fan-out is generated here from the geometry; nothing per synapse is stored.
+/// The adds go into `scratch`, the targets' current in HWC order (position-
+/// major, channel-minor), so that one tap's adds to all output channels are
+/// one contiguous, vectorisable loop over the tap-major kernel; the targets of
+/// [lo, hi) (CHW ids) are then moved into `cur` and their scratch entries
+/// zeroed again. `scratch` holds `targets` zeros on entry and on return.
+inline void add_conv(Potential* __restrict cur, Potential* __restrict scratch, const FixedConnection& fc,
+                     std::span<const NeuronId> ids, NeuronId lo, NeuronId hi) {
+  if (ids.empty()) return;
+  const WindowGeometry& g = fc.geometry;
+  const std::size_t W = g.input.width, plane = g.input.height * W;
+  const std::size_t OW = g.output.width, ohw = g.output.height * OW, oc = g.output.channels;
+  const std::size_t kh = g.kernel_h, kw = g.kernel_w;
+  const FixedWeight* __restrict taps = fc.tap_major.data();
+  const bool full = lo == 0 && hi == fc.targets;
+  for (NeuronId s : ids) {
+    const std::size_t c = s / plane, y = s % plane / W, x = s % W;
+    const auto [r0, r1] = g.rows_of(y);
+    const auto [c0, c1] = g.cols_of(x);
+    if (r0 > r1 || c0 > c1) continue;
+    for (std::size_t oy = r0; oy <= r1; ++oy) {
+      const std::size_t ky = y + g.pad_h - oy * g.stride_h;
+      for (std::size_t ox = c0; ox <= c1; ++ox) {
+        const std::size_t kx = x + g.pad_w - ox * g.stride_w;
+        const FixedWeight* __restrict w = taps + ((c * kh + ky) * kw + kx) * oc;
+        const std::size_t pix = oy * OW + ox;
+        Potential* __restrict t = scratch + pix * oc;
+        if (full) {
+          for (std::size_t o = 0; o < oc; ++o) t[o] += w[o];
+        } else {
+          // Channels o with lo <= o * ohw + pix < hi.
+          const std::size_t o0 = lo > pix ? (lo - pix + ohw - 1) / ohw : 0;
+          const std::size_t o1 = std::min(oc, hi > pix ? (hi - pix + ohw - 1) / ohw : 0);
+          for (std::size_t o = o0; o < o1; ++o) t[o] += w[o];
+        }
+      }
+    }
+  }
+  for (std::size_t o = lo / ohw; o * ohw < hi; ++o) {
+    const std::size_t p0 = std::max<std::size_t>(lo, o * ohw) - o * ohw;
+    const std::size_t p1 = std::min<std::size_t>(hi, (o + 1) * ohw) - o * ohw;
+    for (std::size_t pix = p0; pix < p1; ++pix) {
+      cur[o * ohw + pix] += scratch[pix * oc + o];
+      scratch[pix * oc + o] = 0;
+    }
+  }
+}
+
+/// Average pooling: source (c, y, x) adds the pool's one weight to target (c,
+/// oy, ox) for each window of channel c that covers (y, x); targets [lo, hi)
+/// only. Generated from the geometry, nothing per synapse stored.
+inline void add_pool(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids,
+                     NeuronId lo, NeuronId hi) {
+  const WindowGeometry& g = fc.geometry;
+  const std::size_t W = g.input.width, plane = g.input.height * W;
+  const std::size_t OW = g.output.width, ohw = g.output.height * OW;
+  const FixedWeight v = fc.weights[0];
+  for (NeuronId s : ids) {
+    const std::size_t c = s / plane, y = s % plane / W, x = s % W;
+    const auto [r0, r1] = g.rows_of(y);
+    const auto [c0, c1] = g.cols_of(x);
+    if (r0 > r1 || c0 > c1) continue;
+    for (std::size_t oy = r0; oy <= r1; ++oy) {
+      const std::size_t base = c * ohw + oy * OW;
+      // This partition's columns of the row: [a, b).
+      const std::size_t a = std::max(c0, lo > base ? lo - base : 0);
+      const std::size_t b = std::min(c1 + 1, hi > base ? hi - base : 0);
+      for (std::size_t ox = a; ox < b; ++ox) cur[base + ox] += v;
+    }
+  }
+}
+
+/// Where a delivery adds: targets [lo, hi); for sparse connections, the
+/// per-source split of that range (see add_sparse_rows; null = whole rows).
+struct TargetRange {
+  NeuronId lo = 0;
+  NeuronId hi = 0;
+  const std::uint64_t* split = nullptr;
+  std::size_t parts = 1;
+  std::size_t q = 0;
+  /// Conv only: `targets` zeros of scratch (see add_conv), owned by the caller.
+  Potential* scratch = nullptr;
+};
+
+/// Adds the currents of spikes `ids` (sources of `fc`) to `cur` within `range`.
+inline void deliver(Potential* cur, const FixedConnection& fc, std::span<const NeuronId> ids, const TargetRange& range) {
+  switch (fc.format) {
+    case FanOutFormat::Dense: add_dense_rows(cur, fc.weights.data(), fc.targets, ids, range.lo, range.hi); return;
+    case FanOutFormat::Sparse: add_sparse_rows(cur, fc, ids, range.split, range.parts, range.q); return;
+    case FanOutFormat::Conv: add_conv(cur, range.scratch, fc, ids, range.lo, range.hi); return;
+    case FanOutFormat::AvgPool: add_pool(cur, fc, ids, range.lo, range.hi); return;
   }
 }
 

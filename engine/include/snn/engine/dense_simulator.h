@@ -11,7 +11,16 @@
 // float32 sums are exact whatever order OpenBLAS uses, and the currents
 // converted back to int32 equal the engine's integer sums.
 //
-// Variant (DenseOptions::precompute_first_layer): connection 0 is linear in
+// Convolutions: im2col + one sgemm per step and connection for the whole
+// batch (the kernel, M = out_channels, K = in_channels x kh x kw, times the
+// transposed im2col matrix, N = batch x output positions), the integer kernel
+// as floats; exact for the same reason.
+// Average pooling: a direct integer sum over each window times the pool's one
+// weight (exact, and cheaper than any GEMM: kh x kw adds per target).
+//
+// Biases (integers) are added to the GEMM's integer current before the update.
+//
+// Variant (DenseOptions::precompute_first_layer, dense or sparse connection 0 only): connection 0 is linear in
 // the input spikes, so its currents for many steps of a batch can be computed
 // by one larger GEMM (M = steps x batch) before the step loop; the other
 // connections depend on spikes and stay per step.
@@ -55,8 +64,14 @@ class DenseSimulator {
   RunResult run(const SampleSet& samples, const RunOptions& options, const DenseOptions& dense = {}) const;
 
  private:
+  void currents(std::size_t c, std::size_t nb, const float* in, std::vector<float>& current, std::vector<float>& col,
+                std::vector<float>& out) const;
+
   std::shared_ptr<const FixedNetwork> network_;
-  std::vector<std::vector<float>> weights_;  // per connection: sources x targets, integer units as floats
+  // Per connection, integer units as floats: dense and sparse sources x
+  // targets; conv the kernel, [out_channels, in_channels * kh * kw];
+  // pool empty.
+  std::vector<std::vector<float>> weights_;
 };
 
 }  // namespace snn::engine

@@ -1,14 +1,19 @@
-// The event-driven simulator. Per sample and step t:
-//   1. input population: the encoder's spikes at t go into the calendar queue
+// The event-driven simulator. Per sample and step t, four named phases
+// (Simulator::run in engine.cpp):
+//   1. input: the encoder's spikes at t go into the calendar queue
 //      (calendar_queue.h), due at t + delay of connection 0;
-//   2. for each population p = 1 .. L in order: the current buffer starts at
-//      the sample's constant current (connection 0 only, see below) or zero;
-//      every event due at t for connection p - 1 adds its source's fan-out
-//      row; then update_neurons (neuron.h) leaks, integrates, threshold-checks
+//   2. deliver, for each population p = 1 .. L in order: the current buffer
+//      starts at the sample's constant current (connection 0 only, see below)
+//      or zero, plus p's biases; every event due at t for connection p - 1
+//      adds its source's fan-out (delivery.h: a row, a CSR row, or generated
+//      from a conv or pool kernel);
+//   3. update: update_neurons (neuron.h) leaks, integrates, threshold-checks
 //      and resets every neuron of p; p's spikes go into the queue, due at
 //      t + delay of connection p (zero delay: reaching p + 1 in this step);
-//   3. readout: output spikes are counted, the prediction after t recorded,
-//      the early-exit condition checked.
+//      deliver and update are fused per target partition;
+//   4. readout: output spikes are counted, the prediction after t recorded,
+//      the early-exit condition checked (SampleRecorder, run.h, shared with
+//      the dense baseline).
 // Inputs that spike at every step (p >= 1: x >= 0.5 at p = 2x, about 84 % of
 // the input spikes on MNIST) always deliver the same current, so it is summed
 // once per sample and added as one row per step. SynOps still count those

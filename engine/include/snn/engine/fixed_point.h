@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace snn::engine {
@@ -54,11 +55,19 @@ struct QuantisationReport {
   double rms_error = 0.0;             ///< root mean square of the same, model units
   double max_relative_error = 0.0;    ///< max_abs_error / max |w| (0 if all weights are 0)
   std::size_t zeroed = 0;             ///< non-zero weights that quantised to 0
-  std::int64_t max_fan_in_sum = 0;    ///< max over targets of sum |w_q| (units), < 2^24
+  std::int64_t max_fan_in_sum = 0;    ///< max over targets of sum |w_q| + |b_q| (units), < 2^24
+  std::size_t biases = 0;             ///< neurons of the target with a non-zero quantised bias
+  double bias_max_abs_error = 0.0;    ///< max |b - b_q * unit| over the target's biases, model units
 };
 
-/// One connection's fan-out table with integer weights. Dense: `weights` is
-/// sources x targets, row s contiguous. Sparse: CSR as in SparseFanOut.
+/// One connection with integer weights, whichever its kind (`format`):
+///  - Dense: `weights` is sources x targets, row s contiguous;
+///  - Sparse: CSR as in SparseFanOut (`offsets`, `target_ids`, `weights`);
+///  - Conv: `weights` is the kernel [out_channels, in_channels * kh * kw]
+///    (torch's view(out, -1)), fan-out generated from `geometry`;
+///  - AvgPool: `weights` holds the one uniform weight, fan-out from `geometry`.
+/// Conv and pool hold O(kernel + height + width) memory, independent of
+/// neurons x fan-out. Delivery is in delivery.h.
 struct FixedConnection {
   PopulationId source = 0;
   Step delay = 0;
@@ -68,12 +77,47 @@ struct FixedConnection {
   std::vector<FixedWeight> weights;
   std::vector<std::uint64_t> offsets;  ///< sparse only: sources + 1
   std::vector<NeuronId> target_ids;    ///< sparse only
-  std::vector<std::uint32_t> fan_out;  ///< synapses per source (dense: all targets)
+  std::vector<std::uint32_t> fan_out;  ///< sparse only: synapses per source
+  WindowGeometry geometry;             ///< conv and pool only
+  /// Conv only: the kernel tap-major, [in_channels * kh * kw, out_channels],
+  /// so one tap's weights to every output channel are contiguous (delivery).
+  std::vector<FixedWeight> tap_major;
+  /// Conv and pool: output positions covered by input row y / column x
+  /// (the fan-out of (c, y, x) is their product, times out_channels for conv).
+  std::vector<std::uint32_t> row_reach, col_reach;
 
   const FixedWeight* row(std::size_t s) const { return weights.data() + s * targets; }
+  /// Targets one spike of source s reaches (its SynOps).
+  std::size_t fan_out_of(std::size_t s) const {
+    switch (format) {
+      case FanOutFormat::Dense: return targets;
+      case FanOutFormat::Sparse: return fan_out[s];
+      case FanOutFormat::Conv:
+      case FanOutFormat::AvgPool: {
+        const std::size_t pos = s % (geometry.input.height * geometry.input.width);
+        const std::size_t n = std::size_t{row_reach[pos / geometry.input.width]} * col_reach[pos % geometry.input.width];
+        return format == FanOutFormat::Conv ? n * geometry.output.channels : n;
+      }
+    }
+    return 0;
+  }
+  /// SynOps of delivering spikes `ids`: the sum of their fan-outs.
+  OpCount synops(std::span<const NeuronId> ids) const {
+    if (format == FanOutFormat::Dense) return static_cast<OpCount>(ids.size()) * targets;
+    OpCount n = 0;
+    for (NeuronId s : ids) n += fan_out_of(s);
+    return n;
+  }
+  /// Dense equivalent MACs per step: in x out (dense, sparse), out x
+  /// in_channels x kh x kw (conv, im2col), out x kh x kw (pool).
+  OpCount dense_macs() const;
+  /// Calls f(target, weight) for every synapse of source s (any order within
+  /// the source; for load-time work, tests and the analog input, not the hot loop).
+  template <typename F>
+  void for_each_target(std::size_t s, F&& f) const;
 };
 
-/// The quantised network the simulators run. Population 0 is the input.
+/// The quantised network the simulators run./// The quantised network the simulators run. Population 0 is the input.
 class FixedNetwork {
  public:
   /// Quantises `network` with k = `bits` (0 .. kMaxFixedPointBits) per target
@@ -91,6 +135,9 @@ class FixedNetwork {
   /// Connection c feeds population c + 1.
   const FixedConnection& connection(std::size_t c) const { return connections_[c]; }
   const QuantisationReport& report(std::size_t c) const { return reports_[c]; }
+  /// Per-neuron bias of population p in its units (added to the current at
+  /// every step); empty when the population has none.
+  const std::vector<Potential>& bias(PopulationId p) const { return biases_[p]; }
   const std::vector<QuantisationReport>& reports() const { return reports_; }
   /// Largest connection delay (steps).
   Step max_delay() const { return max_delay_; }
@@ -104,10 +151,42 @@ class FixedNetwork {
  private:
   std::vector<std::size_t> sizes_;
   std::vector<FixedNeuronParams> params_;  // index 0 unused (input)
+  std::vector<std::vector<Potential>> biases_;
   std::vector<FixedConnection> connections_;
   std::vector<QuantisationReport> reports_;
   Step max_delay_ = 0;
 };
+
+template <typename F>
+void FixedConnection::for_each_target(std::size_t s, F&& f) const {
+  switch (format) {
+    case FanOutFormat::Dense:
+      for (std::size_t t = 0; t < targets; ++t) f(t, row(s)[t]);
+      return;
+    case FanOutFormat::Sparse:
+      for (std::uint64_t e = offsets[s]; e < offsets[s + 1]; ++e) f(std::size_t{target_ids[e]}, weights[e]);
+      return;
+    case FanOutFormat::Conv:
+    case FanOutFormat::AvgPool: {
+      const WindowGeometry& g = geometry;
+      const std::size_t plane = g.input.height * g.input.width;
+      const std::size_t c = s / plane, y = s % plane / g.input.width, x = s % g.input.width;
+      const auto [r0, r1] = g.rows_of(y);
+      const auto [c0, c1] = g.cols_of(x);
+      const bool conv = format == FanOutFormat::Conv;
+      const std::size_t o0 = conv ? 0 : c, o1 = conv ? g.output.channels : c + 1;
+      const std::size_t kk = g.kernel_h * g.kernel_w;
+      for (std::size_t o = o0; o < o1; ++o)
+        for (std::size_t oy = r0; oy <= r1 && r0 <= r1; ++oy)
+          for (std::size_t ox = c0; ox <= c1 && c0 <= c1; ++ox) {
+            const std::size_t ky = y + g.pad_h - oy * g.stride_h, kx = x + g.pad_w - ox * g.stride_w;
+            const std::size_t t = (o * g.output.height + oy) * g.output.width + ox;
+            f(t, conv ? weights[(o * g.input.channels + c) * kk + ky * g.kernel_w + kx] : weights[0]);
+          }
+      return;
+    }
+  }
+}
 
 /// Rounds s / 255 to the nearest integer (255 is odd: no ties). Used for the
 /// constant "analog" input current sum_i byte_i * w_q[i] / 255.

@@ -113,6 +113,9 @@ struct RunResult {
   /// (it adds one precomputed row per step for the inputs that spike at every
   /// step, so this is below synops). Dense baseline: multiply-adds.
   std::vector<OpCount> work;
+  /// [sample]: bias additions, counted apart from SynOps: one per neuron with
+  /// a non-zero (quantised) bias per simulated step.
+  std::vector<OpCount> bias_ops;
   /// [sample][step]: SynOps delivered at that step, all connections (the
   /// cumulative-SynOps-against-time curve).
   std::vector<OpCount> step_synops;
@@ -142,6 +145,7 @@ struct RunResult {
   /// Totals over samples.
   OpCount total_synops() const;
   OpCount total_work() const;
+  OpCount total_bias_ops() const;
   std::vector<OpCount> synops_per_connection() const;
   std::vector<OpCount> work_per_connection() const;
   std::vector<std::uint64_t> spikes_per_population() const;
@@ -185,6 +189,51 @@ class Readout {
   Step streak_ = 0;
   bool exited_ = false;
 };
+
+/// Where one sample's figures go in a RunResult: the run bookkeeping both
+/// simulators share (spike counts and trains, SynOps, per-step predictions,
+/// early exit, final counts). Cheap to construct: a few pointers.
+class SampleRecorder {
+ public:
+  SampleRecorder(RunResult& result, const RunOptions& options, std::size_t sample);
+  /// Spikes of population p at step t, ascending ids (counted, and kept when
+  /// options.record_spikes).
+  void spikes(Step t, PopulationId p, std::span<const NeuronId> ids);
+  /// Counts n spikes of population p without their ids (only when spikes are not recorded).
+  void count_spikes(PopulationId p, std::size_t n) { pop_spikes_[p] += n; }
+  /// SynOps delivered through connection c at step t.
+  void synops(std::size_t c, Step t, OpCount n) {
+    synops_[c] += n;
+    step_synops_[t] += n;
+  }
+  /// Work actually done for connection c (weights added, or MACs).
+  void work(std::size_t c, OpCount n) { work_[c] += n; }
+  /// Bias additions of one population and step.
+  void bias_ops(OpCount n) { res_.bias_ops[sample_] += n; }
+  /// Readout after step t: records the prediction, updates the early-exit
+  /// state. Returns true when the sample stops here (early exit with stop);
+  /// then the predictions of the remaining steps are filled in.
+  bool readout(Step t, Readout& readout, const Potential* output_potentials);
+  /// After the sample's last simulated step (`simulated` steps run): final
+  /// counts, prediction, and the exit figures of a sample that never exited.
+  void finish(const Readout& readout, Step simulated);
+
+ private:
+  OpCount spent() const;
+  RunResult& res_;
+  const RunOptions& options_;
+  std::size_t sample_;
+  std::uint64_t* pop_spikes_;
+  OpCount* synops_;
+  OpCount* work_;
+  OpCount* step_synops_;
+  std::uint16_t* predicted_;
+};
+
+/// The error for a potential that left [-kPotentialLimit, kPotentialLimit]:
+/// names sample, neuron, population, step and the fixed-point bits.
+[[noreturn]] void throw_potential_out_of_range(const FixedNetwork& net, std::size_t sample, std::size_t population,
+                                               NeuronId neuron, Step step);
 
 /// A RunResult with every array sized for `samples` of `net` (zeros).
 RunResult make_result(const FixedNetwork& net, std::size_t samples, const RunOptions& options);
