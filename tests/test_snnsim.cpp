@@ -388,6 +388,45 @@ TEST_CASE("snnsim bench runs the event engine and the dense baselines to identic
   CHECK(b["accuracy"].get<double>() == Approx(r["snn"]["accuracy"].get<double>()));
 }
 
+TEST_CASE("coarse fixed point is reported per connection and warned about, 8-bit weights are not") {
+  // simulation.fixed_point_bits = 4 (the new user's report): theta / 16 rounds
+  // most of the tiny net's small weights to 0; the run must say so.
+  const fs::path out = scratch("coarse");
+  // Not --quiet: the summary must carry the warning.
+  const Outcome o = run(fmt::format("run {} --out {} --set 'output.cache=\"{}\"' --limit 20 --set output.plots=false "
+                                    "--set simulation.fixed_point_bits=4",
+                                    kTiny.string(), out.string(), kCache));
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  const json j = read_json(out / "results.json");
+  const auto& conns = j["snn"]["connections"];
+  REQUIRE(conns.size() == 2);
+  const json& q = conns[0]["quantisation"];
+  CHECK(q["fixed_point_bits"] == 4);
+  CHECK(q["weight_bits"] == 32);
+  CHECK(q["nonzero"].get<std::size_t>() > 0);
+  CHECK(q["nonzero"].get<std::size_t>() <= 784u * 100u);
+  CHECK(q["zeroed"].get<std::size_t>() > q["nonzero"].get<std::size_t>() / 10);
+  CHECK(q["max_relative_error"].get<double>() > 0.0);
+  bool warned = false;
+  for (const auto& w : j["warnings"]) warned = warned || w.get<std::string>().find("input->") != std::string::npos;
+  CHECK(warned);
+  CHECK_THAT(o.output, Catch::Contains("warning: connection input->"));
+
+  // 8-bit weights with the default k: scaled to their range, no warning.
+  const fs::path out8 = scratch("eight");
+  REQUIRE(run(fmt::format("run {} {} --limit 20 --set output.plots=false --set simulation.weight_bits=8", kTiny.string(),
+                          common(out8)))
+              .status == 0);
+  const json j8 = read_json(out8 / "results.json");
+  for (const auto& c : j8["snn"]["connections"]) {
+    CHECK(c["quantisation"]["weight_bits"] == 8);
+    CHECK(c["quantisation"]["fixed_point_bits"].get<int>() < 16);
+    CHECK(c["quantisation"]["max_relative_error"].get<double>() <= 0.5 / 63.5);  // largest |w_q| rounds to > 63
+  }
+  CHECK(j8["warnings"].dump().find("quantisation") == std::string::npos);
+}
+
 TEST_CASE("snnsim plot draws runs into PNG and SVG, and names a missing folder") {
   const fs::path dir = scratch("plot");
   const fs::path out = dir / "tiny_run";

@@ -277,8 +277,8 @@ class Progress {
 
 }  // namespace
 
-Engine::Engine(const Network& network, int fixed_point_bits)
-    : network_(std::make_shared<const FixedNetwork>(network, fixed_point_bits)) {}
+Engine::Engine(const Network& network, int fixed_point_bits, int weight_bits)
+    : network_(std::make_shared<const FixedNetwork>(network, fixed_point_bits, weight_bits)) {}
 
 Engine::Engine(std::shared_ptr<const FixedNetwork> network) : network_(std::move(network)) {
   if (!network_) throw Error("engine: no network given");

@@ -55,7 +55,7 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   const Config& c = p.config;
   const AnnWeights ann = ann_weights(c, p.data, options);
   const Network net = build_network(c, normalised_weights(c, ann.weights, p.data.train).weights);
-  const auto fixed = std::make_shared<const engine::FixedNetwork>(net, c.simulation.fixed_point_bits);
+  const auto fixed = std::make_shared<const engine::FixedNetwork>(net, c.simulation.fixed_point_bits, c.simulation.weight_bits);
   const engine::Engine event(fixed);
   const engine::DenseSimulator dense(fixed);
 

@@ -34,6 +34,13 @@ struct ConnectionReport {
   std::size_t synapses = 0;          ///< stored (non-zero, above the cut-off) weights
   double synops_per_sample = 0;      ///< delivered spikes x fan-out, mean per sample
   double dense_macs_per_sample = 0;  ///< in x out x steps
+  // Quantisation of the connection's weights (engine QuantisationReport).
+  int fixed_point_bits = 16;         ///< k of the target's unit theta / 2^k actually used
+  int weight_bits = 32;              ///< fan-out table element width
+  double max_relative_error = 0;     ///< largest |w - w_q| over the largest |w|
+  double max_abs_error = 0;          ///< largest |w - w_q|, model units
+  std::size_t zeroed = 0;            ///< non-zero weights rounded to 0
+  std::size_t nonzero = 0;           ///< non-zero stored weights
 };
 
 struct SnnReport {
@@ -48,6 +55,10 @@ struct SnnReport {
   std::vector<ConnectionReport> connections;
   double engine_row_adds_per_sample = 0;   ///< fan-out rows the engine actually added (<= SynOps rows)
   std::vector<int> fixed_point_bits;       ///< per spiking population
+  /// Quantisation errors large enough to matter (QuantisationReport::large),
+  /// one per connection: printed with the summary's warnings and in
+  /// results.json's "warnings".
+  std::vector<std::string> quantisation_warnings;
   bool early_exit = false;
   double mean_exit_step = 0;               ///< with early exit: mean step at which samples would stop
   double exit_accuracy = 0;                ///< with early exit: accuracy of the predictions at the exit
