@@ -25,7 +25,8 @@
 // shared read-only (Parallelism::Samples), or one sample at a time with each
 // population's neurons split into contiguous ranges, one per thread, every
 // thread adding each due row's slice for its own targets and updating them
-// (Parallelism::Targets). No locks or atomics inside either inner loop, and
+// (Parallelism::Targets; the threads are a team started once per run and
+// synchronised by a barrier per population step, not a task per step). No locks or atomics inside either inner loop, and
 // results are stored by sample index: identical for every thread count.
 #pragma once
 
