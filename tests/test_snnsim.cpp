@@ -379,6 +379,18 @@ TEST_CASE("snnsim bench runs the event engine and the dense baselines to identic
   CHECK(b["dense"]["macs_per_sample"].get<double>() == (784.0 * 100 + 100.0 * 10) * 50);
   CHECK(b["event"]["adds_per_sample"].get<double>() <= b["event"]["synops_per_sample"].get<double>());
   for (const char* sim : {"event", "dense", "dense_precompute"}) CHECK(b[sim]["seconds"]["median"].get<double>() > 0);
+  // Each table width, the config's (32) first, each identical to the dense
+  // baseline on its own quantised weights; narrower tables take fewer bytes.
+  REQUIRE(b["precisions"].size() == 3);
+  std::vector<int> widths;
+  for (const auto& x : b["precisions"]) {
+    widths.push_back(x["weight_bits"].get<int>());
+    CHECK(x["identical_to_dense"] == true);
+    CHECK(x["seconds"]["median"].get<double>() > 0);
+  }
+  CHECK(widths == std::vector<int>{32, 16, 8});
+  CHECK(b["precisions"][1]["table_bytes"].get<double>() < b["precisions"][0]["table_bytes"].get<double>());
+  CHECK(b["precisions"][2]["table_bytes"].get<double>() < b["precisions"][1]["table_bytes"].get<double>());
 
   // The same 20 samples through `snnsim run`: the same SynOps and accuracy.
   const fs::path out = dir / "run20";

@@ -61,7 +61,10 @@ struct Precision {
 // "16/13/12": the fixed-point k each connection used.
 std::string bits_used(const engine::FixedNetwork& f) {
   std::string out;
-  for (const auto& r : f.reports()) out += (out.empty() ? "" : "/") + std::to_string(r.bits);
+  for (const auto& r : f.reports()) {
+    if (!out.empty()) out += '/';
+    out += fmt::format("{}", r.bits);
+  }
   return out;
 }
 
@@ -76,8 +79,12 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   // baselines time and the main table reports.
   std::vector<Precision> prec;
   for (int b : {c.simulation.weight_bits, 32, 16, 8})
-    if (std::none_of(prec.begin(), prec.end(), [&](const Precision& x) { return x.bits == b; }))
-      prec.push_back({b, std::make_shared<const engine::FixedNetwork>(net, c.simulation.fixed_point_bits, b)});
+    if (std::none_of(prec.begin(), prec.end(), [&](const Precision& x) { return x.bits == b; })) {
+      Precision x;
+      x.bits = b;
+      x.fixed = std::make_shared<const engine::FixedNetwork>(net, c.simulation.fixed_point_bits, b);
+      prec.push_back(std::move(x));
+    }
   const auto fixed = prec.front().fixed;
   const engine::Engine event(fixed);
   const engine::DenseSimulator dense(fixed);
