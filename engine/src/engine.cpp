@@ -66,23 +66,33 @@ class Team {
       arrive();
     }
   }
-  // Sense-reversing barrier of all members; spins briefly, then yields (the
-  // machine may be shared: a spinning member must not starve a busy one).
+  // Barrier of all members (generation count). A member spins a little
+  // (a step's partitions finish within microseconds of each other on free
+  // cores), then sleeps on the generation (futex: C++20 atomic wait) so that on
+  // a shared machine a waiting member does not take the core a busy one needs.
+  // seq_cst on sleepers_ and gen_: either the last arriver sees a sleeper and
+  // notifies, or the sleeper sees the new generation.
   void arrive() {
-    const unsigned gen = gen_.load(std::memory_order_acquire);
+    const unsigned gen = gen_.load();
     if (count_.fetch_add(1, std::memory_order_acq_rel) + 1 == size_) {
       count_.store(0, std::memory_order_relaxed);
-      gen_.fetch_add(1, std::memory_order_acq_rel);
+      gen_.fetch_add(1);
+      if (sleepers_.load() > 0) gen_.notify_all();
       return;
     }
-    for (int spin = 0; gen_.load(std::memory_order_acquire) == gen; ++spin)
-      if (spin > 2000) std::this_thread::yield();
+    for (int spin = 0; spin < kSpins; ++spin)
+      if (gen_.load(std::memory_order_acquire) != gen) return;
+    sleepers_.fetch_add(1);
+    while (gen_.load() == gen) gen_.wait(gen);
+    sleepers_.fetch_sub(1);
   }
 
+  static constexpr int kSpins = 4000;
   std::size_t size_;
   std::vector<std::thread> threads_;
   std::atomic<std::size_t> count_{0};
   std::atomic<unsigned> gen_{0};
+  std::atomic<unsigned> sleepers_{0};
   std::atomic<bool> stop_{false};
   const std::function<void(std::size_t)>* job_ = nullptr;
 };
