@@ -33,6 +33,26 @@ Normalisation parse_normalisation(std::string_view text) {
   throw Error("unknown normalisation '{}': expected one of none, model, data, robust", text);
 }
 
+std::size_t WeightSet::outputs() const {
+  if (layers.empty()) return 0;
+  if (architecture.empty()) return layers.back().rows;
+  return infer_shapes(input_shape(), architecture).back().size();
+}
+
+std::vector<LayerSpec> WeightSet::layer_specs() const {
+  if (!architecture.empty()) return architecture;
+  std::vector<LayerSpec> out;
+  for (std::size_t i = 0; i < layers.size(); ++i)
+    out.push_back(LayerSpec::dense(layers[i].rows, i < names.size() ? names[i] : fmt::format("layer{}", i)));
+  return out;
+}
+
+bool WeightSet::has_bias() const {
+  for (const auto& b : biases)
+    if (!b.empty()) return true;
+  return false;
+}
+
 void validate_layers(const std::vector<Matrix>& layers, std::string_view what) {
   if (layers.empty()) throw Error("{}: no layers", what);
   for (std::size_t i = 0; i < layers.size(); ++i) {
@@ -150,6 +170,7 @@ json to_json(const WeightSet& w) {
                      {"beta1", t.beta1},             {"beta2", t.beta2},                 {"epsilon", t.epsilon},
                      {"dropout", t.dropout},         {"init_range", t.init_range},       {"output_relu", t.output_relu},
                      {"seconds", t.seconds},         {"blas_threads", t.blas_threads}};
+    if (!t.init.empty()) j["training"]["init"] = t.init;
   }
   return j;
 }
@@ -158,7 +179,7 @@ TrainingRecord training_from_json(const Reader& r, const json& j) {
   if (!j.is_object()) r.fail("training", fmt::format("expected an object, found {}", j.dump()));
   r.only_keys(j, "training",
               {"dataset", "train_samples", "epochs", "batch_size", "optimiser", "learning_rate", "beta1", "beta2", "epsilon", "dropout",
-               "init_range", "output_relu", "seconds", "blas_threads"});
+               "init", "init_range", "output_relu", "seconds", "blas_threads"});
   TrainingRecord t;
   const auto num = [&](const char* key, double& out) {
     if (j.contains(key)) out = r.number(j[key], fmt::format("training.{}", key));
@@ -167,6 +188,7 @@ TrainingRecord training_from_json(const Reader& r, const json& j) {
     if (j.contains(key)) out = r.count(j[key], fmt::format("training.{}", key));
   };
   if (j.contains("dataset")) t.dataset = r.string(j["dataset"], "training.dataset");
+  if (j.contains("init")) t.init = r.string(j["init"], "training.init");
   if (j.contains("optimiser")) t.optimiser = r.string(j["optimiser"], "training.optimiser");
   if (j.contains("output_relu")) t.output_relu = r.boolean(j["output_relu"], "training.output_relu");
   cnt("train_samples", t.train_samples);

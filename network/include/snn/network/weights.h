@@ -36,6 +36,7 @@
 // naming the file and the expected and found value.
 #pragma once
 
+#include "snn/network/layer_spec.h"
 #include "snn/network/matrix.h"
 
 #include <cstddef>
@@ -79,7 +80,8 @@ struct TrainingRecord {
   double beta2 = 0.0;
   double epsilon = 0.0;
   double dropout = 0.0;            ///< drop probability after each hidden layer
-  double init_range = 0.0;         ///< weights initialised U(-init_range, init_range)
+  std::string init;                ///< "uniform", "kaiming_uniform"; empty: not recorded (uniform)
+  double init_range = 0.0;         ///< uniform init: weights initialised U(-init_range, init_range)
   bool output_relu = true;         ///< ReLU applied to the output layer during training
   double seconds = 0.0;            ///< wall time of training
   /// OpenBLAS threads used: the trainer's weights are bit-reproducible only for
@@ -89,8 +91,20 @@ struct TrainingRecord {
 };
 
 struct WeightSet {
-  /// layers[i]: shape [out_i, in_i], in_i == out_{i-1}; layer 0 reads the input.
+  /// The weights of each dense or conv layer, input side first: dense
+  /// [out, in] (torch.nn.Linear.weight), conv [out_c, in_c * kh * kw]
+  /// (torch.nn.Conv2d.weight.view(out_c, -1)). Without an architecture every
+  /// layer is dense and in_i == out_{i-1}; layer 0 reads the input.
   std::vector<Matrix> layers;
+  /// One sample's input shape (CHW). Default (size 0): flat, layer 0's in.
+  Shape input{0, 1, 1};
+  /// The whole layer list including avgpool and flatten layers; its dense and
+  /// conv entries correspond in order to `layers`. Empty: the dense chain of
+  /// `layers`.
+  std::vector<LayerSpec> architecture;
+  /// Empty (no biases), or one vector per entry of `layers`: that layer's bias,
+  /// one value per output neuron/channel, or empty for a layer without one.
+  std::vector<std::vector<float>> biases;
   /// Per-layer names and .npy file names (plain names inside the directory).
   /// Either may be left empty when saving: defaults "layer<i>" and "<name>.npy".
   std::vector<std::string> names;
@@ -100,8 +114,15 @@ struct WeightSet {
   std::optional<std::uint64_t> seed;
   std::optional<TrainingRecord> training;
 
-  std::size_t inputs() const { return layers.empty() ? 0 : layers.front().cols; }
-  std::size_t outputs() const { return layers.empty() ? 0 : layers.back().rows; }
+  /// Features per input sample and output neurons.
+  std::size_t inputs() const { return input.size() != 0 ? input.size() : layers.empty() ? 0 : layers.front().cols; }
+  std::size_t outputs() const;
+  /// The input shape (flat layer 0's in when `input` is unset).
+  Shape input_shape() const { return input.size() != 0 ? input : Shape{inputs(), 1, 1}; }
+  /// The architecture (`architecture`, or the dense chain of `layers` named by `names`).
+  std::vector<LayerSpec> layer_specs() const;
+  /// True if some layer has a non-empty bias.
+  bool has_bias() const;
   bool operator==(const WeightSet&) const = default;
 };
 
