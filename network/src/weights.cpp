@@ -168,8 +168,14 @@ void check_record(const WeightSet& w, const std::string& where) {
   for (std::size_t i = 0; i < w.biases.size() && i < n; ++i)
     if (!w.biases[i].empty() && !seen.insert(bias_file(w, i)).second)
       throw Error("{}: bias file '{}' is also used by another layer", where, bias_file(w, i));
-  if (w.normalisation.factors.size() > n)
-    throw Error("{}: {} normalisation factors for {} layers", where, w.normalisation.factors.size(), n);
+  std::size_t spiking = n;
+  if (!w.architecture.empty()) {
+    spiking = 0;
+    for (const auto& l : w.architecture) spiking += l.spiking();
+  }
+  if (w.normalisation.factors.size() > spiking)
+    throw Error("{}: {} normalisation factors for {} {}", where, w.normalisation.factors.size(), spiking,
+                w.architecture.empty() ? "layers" : "spiking layers");
   for (std::size_t i = 0; i < w.normalisation.factors.size(); ++i) {
     const double f = w.normalisation.factors[i];
     if (!std::isfinite(f) || f <= 0.0) throw Error("{}: normalisation factor {} is {}, expected a finite number > 0", where, i, f);

@@ -60,8 +60,13 @@ Normalisation parse_normalisation(std::string_view text);
 
 struct NormalisationRecord {
   Normalisation method = Normalisation::None;
-  /// factors[i]: the divisor applied to layer i's weights (W_i /= factors[i]).
-  /// At most one per layer; missing trailing entries mean layers left unscaled.
+  /// factors[i]: the divisor applied to spiking layer i (the dense, conv and
+  /// avgpool layers in order; flatten has none; for a dense chain, layer i):
+  /// a dense/conv layer's weights W /= factors[i]; an avgpool layer's
+  /// connections all weigh 1/(kh*kw)/factors[i] (Diehl's normalisation leaves
+  /// it 1). At most one per spiking layer; missing trailing entries mean
+  /// layers left unscaled. Biases, if any, were divided by the product of the
+  /// factors up to their layer (Rueckauer et al. 2017).
   std::vector<double> factors;
   std::size_t samples = 0;  ///< data/robust: number of training images whose activations were used
   double percentile = 0.0;  ///< robust: the percentile (e.g. 99.9); 0 otherwise
