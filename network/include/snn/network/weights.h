@@ -9,11 +9,15 @@
 //
 //   "format":  "snnsim-weights"           optional; if present must be exactly this
 //   "version": 1                          optional; if present must be 1
+//   "input":   [1, 28, 28]                optional; [features] or [channels, height, width]
 //   "layers":  [ {                        required, non-empty, input side first
-//       "file":  "fc1.npy",               required; a plain file name in the directory
-//       "shape": [1200, 784],             required; [out, in] as in the .npy
-//       "name":  "fc1",                   optional; default "layer<i>" (i from 0)
-//       "kind":  "dense"                  optional; default and only value "dense"
+//       "kind":  "dense",                 optional; "dense" (default), "conv", "avgpool", "flatten"
+//       "file":  "fc1.npy",               dense/conv: required; a plain file name in the directory
+//       "shape": [1200, 784],             optional; dense [out, in], conv [out, in_c, kh, kw], as in the .npy
+//       "bias":  "fc1.bias.npy",          optional; dense/conv: a 1-D [out] file
+//       "stride": 1, "padding": 0,        conv: n or [h, w] (defaults 1, 0); avgpool: stride (default kernel)
+//       "kernel": 2,                      avgpool: required window, n or [h, w]; conv: optional check
+//       "name":  "fc1",                   optional; default "layer<i>"
 //     }, ... ]
 //   "normalisation": {                    optional; default method "none"
 //       "method":  "none" | "model" | "data" | "robust",
@@ -30,9 +34,11 @@
 //       "beta2": 0.999, "epsilon": 1e-8, "dropout": 0.5, "init_range": 0.1,
 //       "output_relu": true, "seconds": 12.3, "blas_threads": 2 }   optional; every key in it optional
 //
-// Loading validates the manifest (types, ranges, unknown keys), that layer i's
-// "in" equals layer i-1's "out", and each .npy against its manifest shape (and
-// everything read_npy checks); weights must be finite. Any fault is snn::Error
+// Loading validates the manifest (types, ranges, unknown keys), that the
+// shapes chain from the input (infer_shapes; a dense layer's in equals what
+// the layers before produce), and each .npy against its manifest shape and
+// the shape its layer needs (and everything read_npy checks; an [in, out]
+// array gets a hint to transpose); weights must be finite. Any fault is snn::Error
 // naming the file and the expected and found value.
 #pragma once
 
