@@ -4,12 +4,15 @@
 // ConvNet model's end-to-end gradient and init streams.
 #include "snn/conversion/layers.h"
 #include "snn/conversion/model.h"
+#include "snn/conversion/normalise.h"
+#include "snn/network/weights.h"
 #include "snn/conversion/trainer.h"
 #include "snn/error.h"
 
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <random>
 #include <vector>
 
@@ -286,4 +289,71 @@ TEST_CASE("a ConvNet spec must end in a dense or conv layer and fit its input", 
   CHECK_THROWS_WITH(Model::initialise(spec, Init::KaimingUniform, 0.0f, 1), Catch::Contains("must be dense or conv"));
   spec.layers = {LayerSpec::conv(2, 9), LayerSpec::dense(3)};
   CHECK_THROWS_WITH(Model::initialise(spec, Init::KaimingUniform, 0.0f, 1), Catch::Contains("conv 2 9x9"));
+}
+
+namespace {
+
+// 8x8 images, two classes: a bright vertical bar in the left half (0) or the
+// right half (1), at a random column, plus noise.
+Dataset bars(std::size_t n, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  Dataset d;
+  d.count = n;
+  d.rows = d.cols = 8;
+  d.num_classes = 2;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint8_t label = static_cast<std::uint8_t>(gen() % 2);
+    const std::size_t col = label * 4 + gen() % 4;
+    for (std::size_t r = 0; r < 8; ++r)
+      for (std::size_t c = 0; c < 8; ++c) d.pixels.push_back(static_cast<std::uint8_t>(c == col ? 200 + gen() % 56 : gen() % 60));
+    d.labels.push_back(label);
+  }
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("a small ConvNet trains, saves, loads and evaluates the same, and normalisation keeps its predictions", "[model]") {
+  const Dataset train_set = bars(400, 1);
+  const Dataset test_set = bars(200, 2);
+  TrainConfig c;
+  c.network.input = Shape{1, 8, 8};
+  c.network.layers = {LayerSpec::conv(4, 3, 1, 1, "conv1"), LayerSpec::avgpool(2, "pool1"), LayerSpec::flatten("flat"),
+                      LayerSpec::dense(2, "fc")};
+  c.network.output_relu = false;
+  c.network.dropout = 0.0f;
+  c.init = Init::KaimingUniform;
+  c.epochs = 4;
+  c.batch_size = 20;
+  c.seed = 3;
+  c.blas_threads = 1;
+  const TrainResult r = train(c, train_set, &test_set);
+  REQUIRE(r.test);
+  CHECK(r.test->accuracy > 0.9);
+  const WeightSet w = to_weight_set(c, r, "bars", train_set.count);
+  CHECK(w.architecture == c.network.layers);
+  CHECK(w.input == c.network.input);
+  const auto dir = std::filesystem::temp_directory_path() / "snnsim_test_conv_layers_train";
+  std::filesystem::remove_all(dir);
+  save_weights(dir, w);
+  const WeightSet back = load_weights(dir);
+  CHECK(back.layers == w.layers);
+  CHECK(back.architecture == w.architecture);
+  CHECK(back.input == w.input);
+  CHECK(back.names == w.names);
+  CHECK(back.biases == w.biases);
+  CHECK(back.training == w.training);
+  CHECK(back.files == std::vector<std::string>{"conv1.npy", "fc.npy"});
+  const Evaluation e = evaluate(back, test_set, false);
+  CHECK(e.correct == r.test->correct);
+  // Data-based normalisation divides each layer's output by a positive lambda:
+  // the argmax, so every prediction, stays (up to float ties).
+  WeightSet n = back;
+  NormaliseOptions o;
+  o.method = Normalisation::Data;
+  normalise(n, o, &train_set);
+  CHECK(n.normalisation.factors.size() == 3);
+  CHECK(n.normalisation.factors[1] == 1.0);  // the pool
+  CHECK(evaluate(n, test_set, false).correct == r.test->correct);
+  std::filesystem::remove_all(dir);
 }
