@@ -402,8 +402,12 @@ std::vector<ConfigKey> make_keys() {
       value(SNN_KEY(simulation, checkpoints), positive("checkpoints"),
             "steps at which accuracy is tabulated (the last step is always added; default ones beyond `steps` are "
             "dropped)"),
-      value(SNN_KEY(simulation, early_exit), any(),
-            "stop a sample once one output leads by `early_exit_margin` spikes for `early_exit_steps` steps"),
+      choice(SNN_KEY(simulation, early_exit),
+             std::vector<std::pair<std::string, EarlyExitMode>>{
+                 {"off", EarlyExitMode::Off}, {"measure", EarlyExitMode::Measure}, {"stop", EarlyExitMode::Stop}},
+             "exit once one output leads by `early_exit_margin` spikes for `early_exit_steps` steps: `stop` ends the "
+             "sample there (saves time and SynOps; the figures are the stopped run's), `measure` runs to the end and "
+             "reports both the full and the early-exit figures, `off`"),
       value(SNN_KEY(simulation, early_exit_margin), at_least(1), "lead in output spikes"),
       value(SNN_KEY(simulation, early_exit_steps), at_least(1), "consecutive steps the lead must hold"),
       value(SNN_KEY(simulation, batch_size), positive(), "batch of the dense time-stepped baseline (`snnsim bench`)"),

@@ -47,6 +47,13 @@ Step SnnReport::steps_to_fraction(double fraction) const {
   return steps;
 }
 
+bool SnnReport::above_chance() const {
+  std::vector<std::size_t> count(classes(), 0);
+  for (auto l : labels) ++count[l];
+  const std::size_t most = count.empty() ? 0 : *std::max_element(count.begin(), count.end());
+  return !labels.empty() && accuracy() * static_cast<double>(labels.size()) > static_cast<double>(most) + 0.5;
+}
+
 std::size_t SnnReport::classes() const {
   std::size_t k = connections.empty() ? 0 : connections.back().out;
   for (auto l : labels) k = std::max<std::size_t>(k, l + 1u);
@@ -460,20 +467,23 @@ std::string results_json(const RunReport& r) {
                        {"never_spiked", c.silent ? json(*c.silent) : json(nullptr)}});
   const auto silent = s.silent_samples();
   const double synops = s.synops_per_sample();
+  const auto when_exit = [&](double v) { return s.early_exit ? json(v) : json(nullptr); };
   j["snn"] = {
       {"samples", s.samples},
       {"steps", s.steps},
       {"dt_ms", s.dt_ms},
       {"accuracy", s.accuracy()},
-      {"steps_to_99pct_of_final", s.steps_to_fraction(0.99)},
+      {"steps_to_99pct_of_final", s.above_chance() ? json(s.steps_to_fraction(0.99)) : json(nullptr)},
       {"checkpoints", checkpoints},
       {"synops_per_sample", synops},
       {"dense_macs_per_sample", s.dense_macs_per_sample()},
       {"dense_macs_per_synop", synops > 0 ? json(s.dense_macs_per_sample() / synops) : json(nullptr)},
       {"engine_row_adds_per_sample", s.engine_row_adds_per_sample},
       {"fixed_point_bits", s.fixed_point_bits},
-      {"early_exit", {{"enabled", s.early_exit}, {"mean_exit_step", s.mean_exit_step}, {"accuracy", s.exit_accuracy},
-                      {"synops_per_sample", s.synops_at_exit_per_sample}}},
+      {"early_exit", {{"enabled", s.early_exit},
+                      {"mode", !s.early_exit ? "off" : s.early_exit_stopped ? "stop" : "measure"},
+                      {"mean_exit_step", when_exit(s.mean_exit_step)},
+                      {"accuracy", when_exit(s.exit_accuracy)}, {"synops_per_sample", when_exit(s.synops_at_exit_per_sample)}}},
       {"populations", populations},
       {"connections", connections},
       {"never_spiked", silent ? json(*silent) : json(nullptr)},
@@ -535,7 +545,8 @@ std::string summary_table(const RunReport& r) {
   for (int cp : r.checkpoints)
     if (cp >= 1 && static_cast<std::size_t>(cp) <= s.accuracy_curve.size())
       row(fmt::format("  at step {}", cp), pct(s.accuracy_curve[cp - 1]));
-  row("steps to 99 % of final accuracy", fmt::format("{}", s.steps_to_fraction(0.99)));
+  row("steps to 99 % of final accuracy",
+      s.above_chance() ? fmt::format("{}", s.steps_to_fraction(0.99)) : std::string("- (final accuracy at chance level)"));
   if (s.early_exit) {
     row("early exit: mean stopping step", fmt::format("{:.1f}", s.mean_exit_step));
     row("early exit: accuracy", pct(s.exit_accuracy));

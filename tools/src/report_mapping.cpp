@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace snn::tool {
 
 SnnReport snn_report(const Config& c, const Network& net, const engine::SampleSet& samples, const engine::RunResult& result) {
@@ -14,6 +16,7 @@ SnnReport snn_report(const Config& c, const Network& net, const engine::SampleSe
   out.dt_ms = s.dt_ms;
   out.labels.assign(samples.labels.begin(), samples.labels.end());
   out.predictions.assign(result.predictions.begin(), result.predictions.end());
+  record_output_spikes(out, result);
   out.accuracy_curve = result.accuracy_curve(samples.labels);
   out.threads = result.threads;
   out.seconds = result.seconds;
@@ -39,8 +42,9 @@ SnnReport snn_report(const Config& c, const Network& net, const engine::SampleSe
   for (const auto& q : result.quantisation) out.fixed_point_bits.push_back(q.bits);
   out.synops_curve = result.synops_curve();
   for (auto& v : out.synops_curve) v /= static_cast<double>(n);
-  out.early_exit = s.early_exit;
-  if (s.early_exit) {
+  out.early_exit = s.early_exit != EarlyExitMode::Off;
+  out.early_exit_stopped = s.early_exit == EarlyExitMode::Stop;
+  if (out.early_exit) {
     double sum = 0;
     for (std::size_t i = 0; i < n; ++i) sum += result.exit_step[i] < 0 ? s.steps : result.exit_step[i] + 1;
     out.mean_exit_step = sum / static_cast<double>(n);
@@ -55,7 +59,8 @@ RunReport base_report(const std::string& command, const Prepared& p) {
   r.command = command;
   r.config_toml = to_toml(p.config);
   r.dataset = p.data.name;
-  r.train_samples = p.data.train.count;
+  const int limit = p.config.training.limit;
+  r.train_samples = limit > 0 ? std::min<std::size_t>(static_cast<std::size_t>(limit), p.data.train.count) : p.data.train.count;
   r.test_samples = p.data.test.count;
   r.checkpoints = p.config.simulation.checkpoints;
   r.warnings = p.config.warnings;
