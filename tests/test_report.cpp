@@ -95,6 +95,22 @@ TEST_CASE("results.json leaves figures that mean nothing null") {
   CHECK(j["snn"]["early_exit"]["accuracy"] == 0.0);
 }
 
+TEST_CASE("an analog input's multiply-adds are reported apart from the SynOps") {
+  auto r = small_report();
+  r.snn.connections.push_back({"out->out2", 2, 2, 0, 4, 7, 16});
+  r.snn.connections[0].analog_input = true;  // 100 per sample: MACs
+  CHECK(r.snn.synops_per_sample() == 7);
+  CHECK(r.snn.analog_input_macs_per_sample() == 100);
+  const auto j = nlohmann::json::parse(snn::tool::results_json(r));
+  CHECK(j["snn"]["synops_per_sample"] == 7.0);
+  CHECK(j["snn"]["analog_input_macs_per_sample"] == 100.0);
+  CHECK(j["snn"]["connections"][0]["synops_per_sample"].is_null());
+  CHECK(j["snn"]["connections"][0]["analog_input_macs_per_sample"] == 100.0);
+  CHECK(j["snn"]["connections"][1]["synops_per_sample"] == 7.0);
+  CHECK(j["snn"]["connections"][1]["analog_input_macs_per_sample"].is_null());
+  CHECK(nlohmann::json::parse(snn::tool::results_json(small_report()))["snn"]["analog_input_macs_per_sample"].is_null());
+}
+
 TEST_CASE("write_report writes every file whole, results.json last") {
   const fs::path dir = (fs::path(SNNSIM_BINARY_DIR) / "test_tmp") / "snnsim_test_report";
   fs::remove_all(dir);

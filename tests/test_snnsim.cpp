@@ -612,3 +612,47 @@ TEST_CASE("early exit stop gives what measure predicts, and bench shows the time
   CHECK(e["stop_seconds"]["median"].get<double>() > 0);
   CHECK(e["no_exit_seconds"]["median"].get<double>() > 0);
 }
+
+// Analog input: the first connection multiplies pixel values every step; those
+// are MACs, not SynOps (before, they were counted as SynOps). Expected figures
+// from the dataset: non-zero pixels x 100 hidden neurons x 50 steps.
+TEST_CASE("with analog input the first layer's multiply-adds are not counted as SynOps") {
+  const fs::path out = scratch("analog");
+  const Outcome o = run(fmt::format("run {} {} --limit 20 --set output.plots=false --set simulation.encoding=analog",
+                                    kTiny.string(), common(out)));
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  const json s = read_json(out / "results.json")["snn"];
+  const auto data = snn::load_dataset("mnist10k");
+  double nonzero = 0;
+  for (std::size_t i = 0; i < 20; ++i)
+    for (std::size_t p = 0; p < 784; ++p) nonzero += data.test.image(i)[p] != 0;
+  CHECK(s["analog_input_macs_per_sample"].get<double>() == Approx(nonzero / 20 * 100 * 50));
+  CHECK(s["connections"][0]["synops_per_sample"].is_null());
+  // The SynOps are the hidden spikes delivered to the 10 outputs, and the curve ends there.
+  const double hidden_spikes = s["populations"][1]["spikes_per_sample"];
+  CHECK(s["synops_per_sample"].get<double>() == Approx(hidden_spikes * 10));
+  CHECK(s["synops_curve"].back().get<double>() == Approx(hidden_spikes * 10));
+  CHECK(s["synops_curve"].front().get<double>() >= 0);
+}
+
+// Training without --resume over an interrupted training's checkpoint starts
+// over and replaces it: that is said before any work, even with --quiet
+// (before, --quiet said nothing).
+TEST_CASE("training over an interrupted training's checkpoint says it discards it, even when quiet") {
+  const fs::path cache = scratch("discard") / "cache";
+  const std::string cmd = fmt::format("train {} --quiet --limit 100 --set training.epochs=1 --set 'output.cache=\"{}\"'",
+                                      kTiny.string(), cache.string());
+  REQUIRE(run(cmd).status == 0);
+  fs::path entry;
+  for (const auto& e : fs::directory_iterator(cache)) entry = e.path();
+  REQUIRE(fs::exists(entry / "manifest.json"));
+  fs::remove(entry / "manifest.json");  // as if interrupted: no weights, a checkpoint
+  std::ofstream(entry / "training.ckpt") << "an interrupted training";
+  const Outcome o = run(cmd);
+  INFO(o.output);
+  CHECK(o.status == 0);
+  CHECK_THAT(o.output, Catch::Contains((entry / "training.ckpt").string()) && Catch::Contains("discards") &&
+                           Catch::Contains("--resume"));
+  CHECK(fs::exists(entry / "manifest.json"));
+}

@@ -30,7 +30,15 @@ using nlohmann::json;
 
 double SnnReport::synops_per_sample() const {
   double s = 0;
-  for (const auto& c : connections) s += c.synops_per_sample;
+  for (const auto& c : connections)
+    if (!c.analog_input) s += c.synops_per_sample;
+  return s;
+}
+
+double SnnReport::analog_input_macs_per_sample() const {
+  double s = 0;
+  for (const auto& c : connections)
+    if (c.analog_input) s += c.synops_per_sample;
   return s;
 }
 
@@ -460,13 +468,16 @@ std::string results_json(const RunReport& r) {
   json connections = json::array();
   for (const auto& c : s.connections)
     connections.push_back({{"name", c.name}, {"in", c.in}, {"out", c.out}, {"delay", c.delay}, {"synapses", c.synapses},
-                           {"synops_per_sample", c.synops_per_sample}, {"dense_macs_per_sample", c.dense_macs_per_sample}});
+                           {"synops_per_sample", c.analog_input ? json(nullptr) : json(c.synops_per_sample)},
+                           {"analog_input_macs_per_sample", c.analog_input ? json(c.synops_per_sample) : json(nullptr)},
+                           {"dense_macs_per_sample", c.dense_macs_per_sample}});
   json classes = json::array();
   for (const auto& c : per_class(s))
     classes.push_back({{"label", c.label}, {"samples", c.samples}, {"correct", c.correct}, {"accuracy", c.accuracy()},
                        {"never_spiked", c.silent ? json(*c.silent) : json(nullptr)}});
   const auto silent = s.silent_samples();
   const double synops = s.synops_per_sample();
+  const bool has_analog = std::any_of(s.connections.begin(), s.connections.end(), [](const auto& c) { return c.analog_input; });
   const auto when_exit = [&](double v) { return s.early_exit ? json(v) : json(nullptr); };
   j["snn"] = {
       {"samples", s.samples},
@@ -476,6 +487,7 @@ std::string results_json(const RunReport& r) {
       {"steps_to_99pct_of_final", s.above_chance() ? json(s.steps_to_fraction(0.99)) : json(nullptr)},
       {"checkpoints", checkpoints},
       {"synops_per_sample", synops},
+      {"analog_input_macs_per_sample", has_analog ? json(s.analog_input_macs_per_sample()) : json(nullptr)},
       {"dense_macs_per_sample", s.dense_macs_per_sample()},
       {"dense_macs_per_synop", synops > 0 ? json(s.dense_macs_per_sample() / synops) : json(nullptr)},
       {"engine_row_adds_per_sample", s.engine_row_adds_per_sample},
@@ -563,7 +575,8 @@ std::string summary_table(const RunReport& r) {
       row("least accurate class", fmt::format("{}: {} ({} of {})", worst->label, pct(worst->accuracy()), worst->correct, worst->samples));
   }
   for (const auto& c : s.connections)
-    row(fmt::format("SynOps/sample {}", c.name), fmt::format("{:.4g} M (dense {:.4g} M MACs)", c.synops_per_sample / 1e6,
+    row(fmt::format("{} {}", c.analog_input ? "analog MACs/sample" : "SynOps/sample", c.name),
+        fmt::format("{:.4g} M (dense {:.4g} M MACs)", c.synops_per_sample / 1e6,
                                                               c.dense_macs_per_sample / 1e6));
   const double synops = s.synops_per_sample();
   row("SynOps/sample total", fmt::format("{:.4g} M", synops / 1e6));
