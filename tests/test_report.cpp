@@ -93,6 +93,12 @@ TEST_CASE("results.json leaves figures that mean nothing null") {
   CHECK(j["snn"]["steps_to_99pct_of_final"] == 4);
   CHECK(j["snn"]["early_exit"]["mean_exit_step"] == 2.5);
   CHECK(j["snn"]["early_exit"]["accuracy"] == 0.0);
+  CHECK(j["snn"]["early_exit"]["mode"] == "measure");
+  CHECK_THAT(snn::tool::summary_table(r), Catch::Contains("% saved"));
+  // Stopped samples: the run's SynOps are the exit's, so no "saved" against themselves.
+  r.snn.early_exit_stopped = true;
+  CHECK(nlohmann::json::parse(snn::tool::results_json(r))["snn"]["early_exit"]["mode"] == "stop");
+  CHECK_THAT(snn::tool::summary_table(r), !Catch::Contains("% saved") && Catch::Contains("samples stopped"));
 }
 
 TEST_CASE("an analog input's multiply-adds are reported apart from the SynOps") {
