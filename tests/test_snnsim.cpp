@@ -487,6 +487,12 @@ TEST_CASE("a run keeps a user's files in output.dir and replaces only its own") 
   const std::string list = read_text(dir / "report_files.txt");
   CHECK_THAT(list, Catch::Contains("results.json\n") && Catch::Contains("per_class.csv\n") && !Catch::Contains("cmp.png") &&
                        !Catch::Contains("notes.csv") && !Catch::Contains(".png"));
+  // A list naming a file no report writes does not make the next run remove it.
+  std::ofstream(dir / "report_files.txt", std::ios::app) << "notes.csv\n";
+  o = run(fmt::format("run {} {} --set output.plots=false", kTiny.string(), common(dir)));
+  REQUIRE(o.status == 0);
+  CHECK(read_text(dir / "notes.csv") == "a,b\n1,2\n");
+  CHECK_THAT(read_text(dir / "report_files.txt"), !Catch::Contains("notes.csv"));
   // A user's file under a name the report writes is refused, not replaced.
   if (plots) {
     std::ofstream(dir / "accuracy_vs_time.png") << "mine";

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
 #include <random>
 #include <set>
@@ -28,8 +29,8 @@ fs::path output_path(const std::string& dir) {
   return p;
 }
 
-// The names write_report may write, for a directory an older snnsim wrote
-// (before it kept kReportListFile).
+// Every name write_report may write (keep in step with it: a name missing
+// here would be refused as someone else's file on the next run).
 std::vector<std::string> report_file_names() {
   return {"results.json",         "config.resolved.toml", "accuracy_vs_time.csv", "populations.csv",
           "per_class.csv",        "accuracy_vs_time.png", "accuracy_vs_synops.png", "synops_vs_time.png",
@@ -39,19 +40,22 @@ std::vector<std::string> report_file_names() {
 // The files an earlier report in `out` wrote: those its kReportListFile
 // names (and the list itself); for a report older than the list (a
 // results.json of snnsim's schema, no list), the names a report writes.
+// Only names a report can write count, so an edited list never makes a run
+// remove someone's file.
 std::set<std::string> earlier_report_files(const fs::path& out) {
   std::set<std::string> names;
+  const auto ours = report_file_names();
   std::ifstream list(out / kReportListFile);
   if (list) {
     for (std::string line; std::getline(list, line);)
-      if (!line.empty() && line.find('/') == std::string::npos && line != "." && line != "..") names.insert(line);
+      if (std::find(ours.begin(), ours.end(), line) != ours.end()) names.insert(line);
     names.insert(kReportListFile);
     return names;
   }
   std::ifstream results(out / "results.json");
   if (!results) return names;
   const auto j = nlohmann::json::parse(results, nullptr, false);
-  if (j.is_object() && j.value("schema", "") == "snnsim-results/1")
+  if (j.is_object() && j.contains("schema") && j["schema"] == "snnsim-results/1")
     for (const auto& name : report_file_names()) names.insert(name);
   return names;
 }
