@@ -31,7 +31,7 @@ using snn::test::run_snnsim;
 
 namespace {
 
-const fs::path kRoot = fs::temp_directory_path() / "snnsim_errors";
+const fs::path kRoot = (fs::path(SNNSIM_BINARY_DIR) / "test_tmp") / "snnsim_errors";
 const fs::path kSource = SNNSIM_SOURCE_DIR;
 
 fs::path scratch(const std::string& name) {
@@ -397,17 +397,19 @@ TEST_CASE("bad configs: a message naming the file, key, line and value, status 1
   check_case("C17", "output.dir is an existing file", {"run", cfg.string(), "--out", (root / "a_file").string()}, 1,
              {"output.dir", "a_file", "exists and is not a directory"});
   CHECK(slurp(root / "a_file") == "not a directory");
-  spit(root / "precious" / "notes.txt", "keep me");
-  check_case("C18", "output.dir is a directory of other files", {"run", cfg.string(), "--out", (root / "precious").string()}, 1,
-             {"output.dir", "precious", "without snnsim results", "will not touch this one"});
-  CHECK(slurp(root / "precious" / "notes.txt") == "keep me");
+  // A report replaces only what an earlier report there wrote (its
+  // report_files.txt); a file of someone else's under a report's name stays.
   spit(root / "precious" / "results.json", "{}");
-  check_case("C19", "output.dir holds a report and other files", {"run", cfg.string(), "--out", (root / "precious").string()}, 1,
-             {"output.dir", "precious", "holds 'notes.txt', which no snnsim report writes"});
-  CHECK(slurp(root / "precious" / "notes.txt") == "keep me");
-  check_case("C20", "output.cache inside output.dir",
-             {"run", cfg.string(), "--set", fmt::format("output.cache=\"{}\"", (out / "cache").string())}, 1,
-             {"output.cache", "is inside output.dir", "every run replaces whole"}, out);
+  check_case("C18", "output.dir holds a results.json snnsim did not write", {"run", cfg.string(), "--out", (root / "precious").string()}, 1,
+             {"output.dir", "precious", "holds 'results.json', which no earlier snnsim report there wrote"});
+  CHECK(slurp(root / "precious" / "results.json") == "{}");
+  spit(root / "report" / "report_files.txt", "results.json\n");
+  spit(root / "report" / "results.json", "{}");
+  spit(root / "report" / "per_class.csv", "mine");
+  check_case("C19", "output.dir holds a report and a user's file under a report's name",
+             {"run", cfg.string(), "--out", (root / "report").string()}, 1,
+             {"output.dir", "report", "holds 'per_class.csv', which no earlier snnsim report there wrote"});
+  CHECK(slurp(root / "report" / "per_class.csv") == "mine");
 }
 
 TEST_CASE("command-line mistakes: one line naming the command and the mistake, status 2") {

@@ -184,7 +184,7 @@ int main(int argc, char** argv) {
   std::string plot_out = "accuracy_vs_time.png";
   auto* plot = app.add_subcommand("plot", "Plot accuracy against simulated time for one or more results.json");
   plot->add_option("results", plot_inputs, "results.json files (or output directories)")->required();
-  plot->add_option("-o,--output", plot_out, "PNG file to write")->capture_default_str();
+  plot->add_option("-o,--output", plot_out, "figure to write: .png, .svg or .pdf")->capture_default_str();
   plot->callback([&] {
     action = [&] {
       std::vector<std::filesystem::path> files;

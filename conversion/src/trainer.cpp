@@ -234,13 +234,15 @@ Evaluation evaluate(Model& model, const Dataset& data, std::size_t samples, std:
 }
 
 std::vector<std::string> prediction_warnings(const Evaluation& eval, bool output_relu) {
-  std::vector<std::string> out;
-  for (std::size_t c : eval.never_predicted)
-    out.push_back(fmt::format("class {} is never predicted on the {} evaluated samples{}", c, eval.samples,
-                              output_relu ? ": its output unit may be dead (with output_relu a logit that is never positive gets "
-                                            "no gradient); consider training with output_relu = false"
-                                          : ""));
-  return out;
+  // One line for all of them: a dead output usually comes with others.
+  const auto& c = eval.never_predicted;
+  if (c.empty()) return {};
+  return {fmt::format("{} {} never predicted on the {} evaluated samples{}",
+                      c.size() == 1 ? "class" : "classes", fmt::join(c, ", "), eval.samples,
+                      output_relu ? fmt::format(": {} output unit{} may be dead (with output_relu a logit that is never "
+                                                "positive gets no gradient); consider training with output_relu = false",
+                                                c.size() == 1 ? "its" : "their", c.size() == 1 ? "" : "s")
+                                  : "")};
 }
 
 namespace {

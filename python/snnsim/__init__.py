@@ -65,7 +65,7 @@ def _simulate(self, images, labels=None, **options):
         dt_ms=1.0, max_rate_hz=1000.0, clamp_probability=False, encoding="poisson"|"analog",
         beta=1.0, refractory_steps=0, delays=0, fixed_point_bits=16, weight_cutoff=0.0,
         tie_break="lowest"|"potential", seed=0, threads=0 (0: all cores), limit=0,
-        early_exit=False, early_exit_margin=5, early_exit_steps=10.
+        early_exit="off"|"measure"|"stop", early_exit_margin=5, early_exit_steps=10.
         Defaults are the config's. An unknown or invalid option raises ValueError
         naming it (with a did-you-mean).
 

@@ -85,8 +85,21 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   const double rss_event = peak_rss_mb();
   engine::RunResult dn_result, dc_result;
 
-  Timing t_event, t_dense, t_chunk;
+  // With early exit on: the event engine once more with samples stopped at
+  // their exit and once without early exit, to show the time it saves.
+  const bool exit_on = c.simulation.early_exit != EarlyExitMode::Off;
+  engine::RunOptions ro_stop = ro, ro_off = ro;
+  ro_stop.early_exit.stop = true;
+  ro_off.early_exit.enabled = false;
+  engine::RunResult stop_result, off_result;
+  Timing t_event, t_dense, t_chunk, t_stop, t_off;
   for (int r = 0; r < bench.repeat; ++r) {
+    if (exit_on) {
+      stop_result = event.run(samples, ro_stop);
+      t_stop.seconds.push_back(stop_result.seconds);
+      off_result = event.run(samples, ro_off);
+      t_off.seconds.push_back(off_result.seconds);
+    }
     // Alternating, so a slow spell of the shared machine hits all three alike.
     // OpenBLAS's threads spin for a while after a GEMM; the pause lets them go
     // idle so they do not steal the event engine's cores.
@@ -146,6 +159,16 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
     line(fmt::format("row-add bound {} ({:.1f} MB)", b.level, b.bytes / 1e6),
          fmt::format("{:.3g} G adds/s; engine at {:.0f} % (SynOps {:.0f} %)", b.adds_per_second / 1e9,
                      100 * work * dn / te / b.adds_per_second, 100 * synops * dn / te / b.adds_per_second));
+  double mean_steps = 0;
+  if (exit_on) {
+    for (auto st : stop_result.steps_simulated) mean_steps += static_cast<double>(st);
+    mean_steps /= dn;
+    line("early exit (stop): wall time (median)", fmt::format("{:.3f} s, without early exit {:.3f} s: {:.0f} % saved", t_stop.median(),
+                                                              t_off.median(), 100 * (1 - t_stop.median() / t_off.median())));
+    line("early exit (stop): steps/sample, accuracy",
+         fmt::format("{:.1f} of {}, {:.2f} % (without early exit {:.2f} %)", mean_steps, c.simulation.steps,
+                     stop_result.accuracy(samples.labels) * 100, off_result.accuracy(samples.labels) * 100));
+  }
   line("peak RSS after event runs", fmt::format("{:.1f} MB", rss_event));
   line("peak RSS after dense runs", fmt::format("{:.1f} MB", rss_all));
   line("SNN accuracy", fmt::format("{:.2f} %", accuracy * 100));
@@ -166,6 +189,11 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
     j["dense"] = {{"seconds", timing(t_dense)}, {"macs_per_sample", macs}, {"batch", per_step.batch}};
     j["dense_precompute"] = {{"seconds", timing(t_chunk)}, {"macs_per_sample", macs}};
     j["speedup_vs_best_dense"] = best_dense / te;
+    if (exit_on)
+      j["early_exit"] = {{"stop_seconds", timing(t_stop)}, {"no_exit_seconds", timing(t_off)},
+                         {"time_saved", 1 - t_stop.median() / t_off.median()}, {"mean_steps_simulated", mean_steps},
+                         {"accuracy", stop_result.accuracy(samples.labels)},
+                         {"no_exit_accuracy", off_result.accuracy(samples.labels)}};
     j["peak_rss_mb"] = rss_all;
     j["identical"] = {{"dense", diff_step.empty()}, {"dense_precompute", diff_chunk.empty()}};
     nlohmann::json b = nlohmann::json::array();

@@ -45,17 +45,30 @@ void finish(const Prepared& p, RunReport& r, const CommonOptions& options, Clock
   r.timings["total"] = seconds_since(start);
   publish_report(p.config, r, options);
   if (!options.quiet) {
-    fmt::print("{}", summary_table(r));
+    // prepare() printed the config's warnings already: the table repeats only the others.
+    RunReport shown = r;
+    std::erase_if(shown.warnings, [&](const std::string& w) {
+      return std::find(p.config.warnings.begin(), p.config.warnings.end(), w) != p.config.warnings.end();
+    });
+    fmt::print("{}", summary_table(shown));
     fmt::print("results in {}/ (results.json, accuracy_vs_time.csv{})\n", p.config.output.dir,
                p.config.output.plots && have_gnuplot() ? ", plots" : "");
   }
 }
 
-// ANN accuracy on exactly the samples the SNN simulates, so the two compare.
-double ann_accuracy_on(const WeightSet& w, const Config& c, const Dataset& test) {
+// ANN accuracy on exactly the samples the SNN simulates, so the two compare;
+// classes it never predicts there go to the report's warnings (one line).
+void record_ann_accuracy(RunReport& r, const WeightSet& w, const Config& c, const Dataset& test) {
   const std::size_t n = c.simulation.limit > 0 ? std::min<std::size_t>(c.simulation.limit, test.count) : test.count;
   conversion::set_blas_threads(training_blas_threads());
-  return conversion::evaluate(w.layers, test, c.training.output_relu, n).accuracy;
+  auto eval = conversion::evaluate(w.layers, test, c.training.output_relu, n);
+  r.ann_accuracy = eval.accuracy;
+  // Only classes among these samples' labels: with --limit a class may simply be absent.
+  std::erase_if(eval.never_predicted, [&](std::size_t k) {
+    return std::find(test.labels.begin(), test.labels.begin() + static_cast<std::ptrdiff_t>(n), k) ==
+           test.labels.begin() + static_cast<std::ptrdiff_t>(n);
+  });
+  for (auto& w : conversion::prediction_warnings(eval, c.training.output_relu)) r.warnings.push_back("ANN: " + w);
 }
 
 }  // namespace
@@ -68,8 +81,9 @@ RunReport run_report(const fs::path& path, const CommonOptions& options, bool pu
   const AnnWeights ann = ann_weights(p.config, p.data, options);
   r.weights = ann.source;
   r.weights_cached = ann.cached;
+  if (ann.weights.training) r.training_machine = ann.weights.training->machine;
   r.timings[ann.cached ? "load_weights" : "training"] = seconds_since(t);
-  r.ann_accuracy = ann_accuracy_on(ann.weights, p.config, p.data.test);
+  record_ann_accuracy(r, ann.weights, p.config, p.data.test);
   t = Clock::now();
   const auto [snn, notes] = normalised_weights(p.config, ann.weights, p.data.train);
   r.warnings.insert(r.warnings.end(), notes.begin(), notes.end());
@@ -118,10 +132,15 @@ int simulate_command(const fs::path& path, const CommonOptions& options) {
     throw Error("{}: snnsim simulate needs network.weights (a converted weight directory, e.g. from snnsim convert)",
                 path.string());
   RunReport r = base_report("simulate", p);
-  const WeightSet given = load_weights(p.config.network.weights);
-  r.weights = p.config.network.weights;
-  r.ann_accuracy = given.ann_test_accuracy;
-  const auto [snn, notes] = normalised_weights(p.config, given, p.data.train);
+  // Through ann_weights, as run loads network.weights: the same checks against
+  // the dataset, with the same messages.
+  const AnnWeights given = ann_weights(p.config, p.data, options);
+  r.weights = given.source;
+  if (given.weights.training) r.training_machine = given.weights.training->machine;
+  // Normalisation divides each layer by a positive factor, which keeps every
+  // argmax: the weights' ANN accuracy is the ANN's, on the samples simulated.
+  record_ann_accuracy(r, given.weights, p.config, p.data.test);
+  const auto [snn, notes] = normalised_weights(p.config, given.weights, p.data.train);
   r.warnings.insert(r.warnings.end(), notes.begin(), notes.end());
   r.normalisation = std::string(to_string(snn.normalisation.method));
   r.normalisation_factors = snn.normalisation.factors;

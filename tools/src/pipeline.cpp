@@ -119,10 +119,11 @@ engine::RunOptions run_options(const Config& c) {
   ro.input.seed = s.seed;
   ro.threads = s.threads;
   ro.tie_break_by_potential = s.tie_break == TieBreak::Potential;
-  ro.early_exit.enabled = s.early_exit;
+  ro.early_exit.enabled = s.early_exit != EarlyExitMode::Off;
   ro.early_exit.margin = static_cast<std::uint32_t>(s.early_exit_margin);
   ro.early_exit.hold = s.early_exit_steps;
-  ro.early_exit.stop = false;  // run to the end so one run reports both the full and the early-exit figures
+  // measure: run to the end so one run reports both the full and the early-exit figures.
+  ro.early_exit.stop = s.early_exit == EarlyExitMode::Stop;
   return ro;
 }
 

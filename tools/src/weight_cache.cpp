@@ -138,12 +138,15 @@ AnnWeights ann_weights(const Config& c, const DatasetSplits& data, const CommonO
                fmt::join(c.network.hidden, "-"), c.dataset.classes, data.name,
                tc.train_samples ? tc.train_samples : data.train.count, tc.epochs, where,
                options.retrain ? " (--retrain)" : " (no cached weights there)");
-    if (have_checkpoint && !options.resume)
-      fmt::print(stderr, "note: '{}' holds an interrupted training; starting over (--resume continues it)\n", tc.checkpoint.string());
     if (!have_checkpoint && options.resume)
       fmt::print(stderr, "note: no interrupted training to resume ('{}' does not exist); training from the start\n",
                  tc.checkpoint.string());
   }
+  // Said even with --quiet: the first epoch done overwrites that checkpoint.
+  if (have_checkpoint && !options.resume)
+    fmt::print(stderr, "warning: '{}' holds an interrupted training, which this run discards: it starts over and replaces "
+               "that checkpoint after its first epoch (Ctrl-C now and add --resume to continue it instead)\n",
+               tc.checkpoint.string());
   TrainingObserver progress(options.quiet, tc.epochs, tc.checkpoint);
   const auto result = conversion::train(tc, data.train, &data.test, &progress);
   WeightSet w = conversion::to_weight_set(tc, result, data.name, tc.train_samples ? tc.train_samples : data.train.count);

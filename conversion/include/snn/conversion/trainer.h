@@ -117,8 +117,8 @@ Evaluation evaluate(const WeightSet& weights, const Dataset& data, bool output_r
 /// The same for a built model (its weights as they are; dropout off).
 Evaluation evaluate(Model& model, const Dataset& data, std::size_t samples = 0, std::size_t batch_size = 500);
 
-/// Warnings for an evaluation: one per class never predicted (possibly a dead
-/// output unit). Empty when every class is predicted at least once.
+/// Warnings for an evaluation: one line naming every class never predicted
+/// (possibly dead output units). Empty when every class is predicted at least once.
 std::vector<std::string> prediction_warnings(const Evaluation& eval, bool output_relu);
 
 /// Runs the network without dropout over the first `samples` images of `data`

@@ -34,6 +34,10 @@ struct ConnectionReport {
   std::size_t synapses = 0;          ///< stored (non-zero, above the cut-off) weights
   double synops_per_sample = 0;      ///< delivered spikes x fan-out, mean per sample
   double dense_macs_per_sample = 0;  ///< in x out x steps
+  /// The connection from an analog input (simulation.encoding = "analog"): its
+  /// synops_per_sample are multiply-adds of input values (non-zero inputs x
+  /// fan-out per step), not spike deliveries, and are left out of the SynOps.
+  bool analog_input = false;
 };
 
 struct SnnReport {
@@ -49,6 +53,7 @@ struct SnnReport {
   double engine_row_adds_per_sample = 0;   ///< fan-out rows the engine actually added (<= SynOps rows)
   std::vector<int> fixed_point_bits;       ///< per spiking population
   bool early_exit = false;
+  bool early_exit_stopped = false;         ///< samples stopped at their exit (simulation.early_exit = "stop")
   double mean_exit_step = 0;               ///< with early exit: mean step at which samples would stop
   double exit_accuracy = 0;                ///< with early exit: accuracy of the predictions at the exit
   double synops_at_exit_per_sample = 0;    ///< with early exit: SynOps spent up to the exit, mean per sample
@@ -67,8 +72,14 @@ struct SnnReport {
   std::optional<std::size_t> silent_samples() const;
 
   double accuracy() const { return accuracy_curve.empty() ? 0.0 : accuracy_curve.back(); }
+  /// SynOps per sample, all connections but an analog input's.
   double synops_per_sample() const;
+  /// The analog input connection's multiply-adds per sample (0 for spiking input).
+  double analog_input_macs_per_sample() const;
   double dense_macs_per_sample() const;
+  /// Whether the final accuracy beats always answering the most frequent
+  /// label (below that, "steps to 99 % of final" means nothing).
+  bool above_chance() const;
   /// First step at which the accuracy reaches `fraction` of the final accuracy.
   Step steps_to_fraction(double fraction) const;
 };
