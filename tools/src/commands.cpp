@@ -52,10 +52,11 @@ void finish(const Prepared& p, RunReport& r, const CommonOptions& options, Clock
 }
 
 // ANN accuracy on exactly the samples the SNN simulates, so the two compare.
-double ann_accuracy_on(const WeightSet& w, const Config& c, const Dataset& test) {
+// Any architecture, biases included (an imported model's ReLU on its outputs or not).
+double ann_accuracy_on(const AnnWeights& ann, const Config& c, const Dataset& test) {
   const std::size_t n = c.simulation.limit > 0 ? std::min<std::size_t>(c.simulation.limit, test.count) : test.count;
   conversion::set_blas_threads(training_blas_threads());
-  return conversion::evaluate(w.layers, test, c.training.output_relu, n).accuracy;
+  return conversion::evaluate(ann.weights, test, ann.output_relu, n).accuracy;
 }
 
 }  // namespace
@@ -68,8 +69,9 @@ RunReport run_report(const fs::path& path, const CommonOptions& options, bool pu
   const AnnWeights ann = ann_weights(p.config, p.data, options);
   r.weights = ann.source;
   r.weights_cached = ann.cached;
-  r.timings[ann.cached ? "load_weights" : "training"] = seconds_since(t);
-  r.ann_accuracy = ann_accuracy_on(ann.weights, p.config, p.data.test);
+  r.weights_kind = ann.kind;
+  r.timings[ann.kind == "trained" && !ann.cached ? "training" : "load_weights"] = seconds_since(t);
+  r.ann_accuracy = ann_accuracy_on(ann, p.config, p.data.test);
   t = Clock::now();
   const auto [snn, notes] = normalised_weights(p.config, ann.weights, p.data.train);
   r.warnings.insert(r.warnings.end(), notes.begin(), notes.end());
@@ -100,7 +102,12 @@ int train_command(const fs::path& path, const CommonOptions& options) {
 
 int convert_command(const fs::path& path, const CommonOptions& options) {
   const Prepared p = prepare(path, options, true, false);
-  const AnnWeights ann = ann_weights(p.config, p.data, options);
+  AnnWeights ann = ann_weights(p.config, p.data, options);
+  // An imported model carries no accuracy of its own: record the one computed here, as training does.
+  if (ann.kind == "onnx") {
+    conversion::set_blas_threads(training_blas_threads());
+    ann.weights.ann_test_accuracy = conversion::evaluate(ann.weights, p.data.test, ann.output_relu).accuracy;
+  }
   const auto [snn, warnings] = normalised_weights(p.config, ann.weights, p.data.train);
   const fs::path dir = fs::path(p.config.output.dir) / "weights";
   save_weights(dir, snn);
@@ -114,13 +121,26 @@ int convert_command(const fs::path& path, const CommonOptions& options) {
 int simulate_command(const fs::path& path, const CommonOptions& options) {
   const auto start = Clock::now();
   const Prepared p = prepare(path, options, true);
-  if (p.config.network.weights.empty())
-    throw Error("{}: snnsim simulate needs network.weights (a converted weight directory, e.g. from snnsim convert)",
+  if (p.config.network.weights.empty() && p.config.network.model.empty())
+    throw Error("{}: snnsim simulate needs network.weights (a converted weight directory, e.g. from snnsim convert) or "
+                "network.model (an ONNX file)",
                 path.string());
   RunReport r = base_report("simulate", p);
-  const WeightSet given = load_weights(p.config.network.weights);
-  r.weights = p.config.network.weights;
-  r.ann_accuracy = given.ann_test_accuracy;
+  WeightSet given;
+  if (!p.config.network.model.empty()) {
+    const auto t = Clock::now();
+    AnnWeights ann = model_weights(p.config, p.data);
+    r.timings["load_weights"] = seconds_since(t);
+    r.weights = ann.source;
+    r.weights_kind = ann.kind;
+    r.ann_accuracy = ann_accuracy_on(ann, p.config, p.data.test);
+    given = std::move(ann.weights);
+  } else {
+    given = load_weights(p.config.network.weights);
+    r.weights = p.config.network.weights;
+    r.weights_kind = "weights";
+    r.ann_accuracy = given.ann_test_accuracy;
+  }
   const auto [snn, notes] = normalised_weights(p.config, given, p.data.train);
   r.warnings.insert(r.warnings.end(), notes.begin(), notes.end());
   r.normalisation = std::string(to_string(snn.normalisation.method));
