@@ -179,6 +179,7 @@ TEST_CASE("network.model - the event engine and the dense baseline agree spike f
     CHECK(j["identical"]["dense"] == true);
     CHECK(j["identical"]["dense_precompute"] == true);
     CHECK(j["event"]["synops_per_sample"].get<double>() > 0);
+    // (bench compares spike counts, output counts, predictions, SynOps and bias additions.)
   }
 }
 
