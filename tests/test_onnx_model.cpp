@@ -165,6 +165,10 @@ TEST_CASE("network.model - simulate runs the imported model as run does") {
   const Outcome c = run(fmt::format("run {} --out {} --limit 5", cfg.string(), (dir / "summary").string()));
   CHECK(c.status == 0);
   CHECK_THAT(c.output, Catch::Contains("bias additions/sample") && Catch::Contains("convnet.onnx"));
+  // So does snnsim info on the results.
+  const Outcome info = run(fmt::format("info {}", (dir / "run").string()));
+  CHECK(info.status == 0);
+  CHECK_THAT(info.output, Catch::Contains("bias additions") && Catch::Contains("convnet.onnx"));
 }
 
 TEST_CASE("network.model - the event engine and the dense baseline agree spike for spike on a biased imported net") {
