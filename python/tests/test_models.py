@@ -97,3 +97,15 @@ def test_layer_dicts_rebuild_an_onnx_model_spike_for_spike(mnist):
     b = again.normalise("model").simulate(x, steps=50)
     np.testing.assert_array_equal(a.spike_counts, b.spike_counts)
     np.testing.assert_array_equal(a.synops, b.synops)
+
+
+def test_an_imported_model_saves_and_loads_whole(tmp_path):
+    m = snnsim.from_onnx(str(FIXTURES / "convnet.onnx"))
+    m.save(tmp_path / "w")
+    again = snnsim.Model.load(tmp_path / "w")
+    assert again.layers == m.layers
+    assert again.input_shape == m.input_shape == [1, 28, 28]
+    for a, b in zip(again.weights, m.weights):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(again.biases, m.biases):
+        np.testing.assert_array_equal(a, b)
