@@ -161,6 +161,20 @@ TEST_CASE("network.model - simulate runs the imported model as run does") {
   CHECK(ra["snn"]["synops_per_sample"] == rb["snn"]["synops_per_sample"]);
   CHECK(ra["snn"]["bias_ops_per_sample"] == rb["snn"]["bias_ops_per_sample"]);
   CHECK(ra["ann"]["accuracy"] == rb["ann"]["accuracy"]);
+  // convert writes the normalised model (architecture, biases); simulating that directory spikes the same.
+  const Outcome conv = run(fmt::format("convert {} {}", cfg.string(), flags(dir / "convert")));
+  INFO(conv.output);
+  REQUIRE(conv.status == 0);
+  const Outcome d = run(fmt::format("simulate {} {} --limit 20 --set 'network.model=\"\"' --set 'network.weights=\"{}\"'",
+                                    cfg.string(), flags(dir / "from_weights"), (dir / "convert" / "weights").string()));
+  INFO(d.output);
+  REQUIRE(d.status == 0);
+  const json rd = read_json(dir / "from_weights" / "results.json");
+  CHECK(rd["weights"]["source"] == "weights");
+  CHECK(ra["snn"]["predictions"] == rd["snn"]["predictions"]);
+  CHECK(ra["snn"]["synops_per_sample"] == rd["snn"]["synops_per_sample"]);
+  CHECK(ra["snn"]["bias_ops_per_sample"] == rd["snn"]["bias_ops_per_sample"]);
+  CHECK(ra["snn"]["populations"] == rd["snn"]["populations"]);
   // The summary reports the bias additions beside the SynOps.
   const Outcome c = run(fmt::format("run {} --out {} --limit 5", cfg.string(), (dir / "summary").string()));
   CHECK(c.status == 0);
