@@ -211,6 +211,11 @@ TEST_CASE("network.model - conflicting keys, a missing file and a model that doe
   };
   fails("[training]\nepochs = 3\n", {"'training'", "network.model"});
   {
+    const Outcome o = run(fmt::format("train {} --quiet", model_config(dir, "convnet").string()));
+    CHECK(o.status != 0);
+    CHECK_THAT(o.output, Catch::Contains("nothing to train"));
+  }
+  {
     const Outcome o = run(fmt::format("run {} {} --set dataset.classes=12", model_config(dir, "convnet").string(), flags(dir / "out")));
     CHECK(o.status != 0);
     CHECK_THAT(o.output, Catch::Contains("10 outputs") && Catch::Contains("dataset.classes = 12"));

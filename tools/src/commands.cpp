@@ -94,6 +94,9 @@ int run_command(const fs::path& path, const CommonOptions& options) {
 
 int train_command(const fs::path& path, const CommonOptions& options) {
   const Prepared p = prepare(path, options, false);
+  if (!p.config.network.model.empty())
+    throw Error("{}: network.model = \"{}\" is the ANN: snnsim train has nothing to train (use run, convert or simulate)",
+                path.string(), p.config.network.model);
   const AnnWeights ann = ann_weights(p.config, p.data, options);
   fmt::print("ANN weights: {}{}\n", ann.source, ann.cached ? " (cached)" : "");
   if (ann.weights.ann_test_accuracy) fmt::print("ANN test accuracy: {:.2f} %\n", *ann.weights.ann_test_accuracy * 100);
