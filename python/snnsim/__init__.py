@@ -3,6 +3,8 @@
     import numpy as np, snnsim
     data = snnsim.load_dataset("mnist10k")
     model = snnsim.Model([w1, w2, w3])              # [out, in] arrays, or snnsim.from_torch(seq)
+    # conv nets: snnsim.from_onnx("net.onnx"), snnsim.from_torch(net, input_shape=(1, 28, 28)),
+    # or layer dicts {"kind": "conv" | "avgpool" | "flatten" | "dense", ...} with input=(1, 28, 28)
     snn = model.normalise("data", data["train_images"])
     res = snn.simulate(data["test_images"], data["test_labels"], steps=200, threshold=1.0)
     res.accuracy, res.accuracy_curve, res.synops_curve
