@@ -437,6 +437,40 @@ TEST_CASE("command-line mistakes: one line naming the command and the mistake, s
              {"bad/results.json", "snn.accuracy_curve"});
 }
 
+TEST_CASE("bad imported models (network.model): a message naming the file and both shapes, status 1, no output") {
+  const fs::path root = scratch("model");
+  const fs::path data = valid_dataset(root / "valid");
+  const fs::path convnet = kSource / "tests" / "data" / "onnx" / "convnet.onnx";
+  const auto model_config = [&](const fs::path& model, const fs::path& dataset) {
+    const fs::path cfg = root / "model.toml";
+    spit(cfg, fmt::format("[dataset]\nname = \"{}\"\n[network]\nmodel = \"{}\"\n[simulation]\nsteps = 10\ncheckpoints = [10]\n"
+                          "[output]\nplots = false\n",
+                          dataset.string(), model.string()));
+    return cfg;
+  };
+  const fs::path out = root / "out";
+  check_case("M1", "network.model names a file that does not exist", {"run", model_config(root / "missing.onnx", data).string()}, 1,
+             {"missing.onnx"}, out);
+  spit(root / "garbage.onnx", "this is not a protobuf");
+  check_case("M2", "network.model is not an ONNX file", {"run", model_config(root / "garbage.onnx", data).string()}, 1,
+             {"garbage.onnx"}, out);
+  check_case("M3", "network.model with network.hidden and [training]",
+             {"run", config_for(root, data).string(), "--set", fmt::format("network.model=\"{}\"", convnet.string())}, 1,
+             {"'network.hidden' cannot be given with network.model", "'training' cannot be given with network.model"}, out);
+#if SNNSIM_HAS_ONNX
+  const fs::path small = root / "small";
+  spit(small / kTrainImages, idx_images(20, 20, 20));
+  spit(small / kTrainLabels, idx_labels(20));
+  spit(small / kTestImages, idx_images(10, 20, 20));
+  spit(small / kTestLabels, idx_labels(10));
+  check_case("M4", "a dataset whose images are not the model's input", {"run", model_config(convnet, small).string()}, 1,
+             {"convnet.onnx", "takes inputs of shape 1x28x28", "images of 1x20x20"}, out);
+  check_case("M5", "a model whose outputs are not dataset.classes",
+             {"run", model_config(convnet, data).string(), "--set", "dataset.classes=12"}, 1,
+             {"convnet.onnx", "has 10 outputs but dataset.classes = 12"}, out);
+#endif
+}
+
 TEST_CASE("an output.dir given with a trailing slash is replaced like any other (regression)") {
   const fs::path root = scratch("slash");
   const fs::path cfg = config_for(root, valid_dataset(root / "data"));

@@ -45,6 +45,7 @@ std::string first_difference(const engine::RunResult& a, const engine::RunResult
   if (a.step_predictions != b.step_predictions) return "predictions after some step";
   if (a.predictions != b.predictions) return "final predictions";
   if (a.synops != b.synops) return "SynOps";
+  if (a.bias_ops != b.bias_ops) return "bias additions";
   return "";
 }
 

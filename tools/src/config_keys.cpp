@@ -352,6 +352,9 @@ std::vector<ConfigKey> make_keys() {
       value(SNN_KEY(network, hidden), positive("widths"), "hidden layer widths; input width comes from the dataset"),
       layers_key(),
       value(SNN_KEY(network, weights), any(), "a weight directory (or its `manifest.json`, docs/weights.md) to load instead of training; empty: train"),
+      value(SNN_KEY(network, model), any(),
+            "an ONNX file (docs/models.md) to import instead of training: its layers, weights and biases are the ANN "
+            "(not with `network.weights`, `network.hidden`, `network.layers` or `[training]`); empty: none"),
 
       value(SNN_KEY(training, epochs), positive(), "passes over the training samples"),
       value(SNN_KEY(training, batch_size), positive(), "samples per Adam step"),

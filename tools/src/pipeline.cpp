@@ -82,8 +82,10 @@ Network build_network(const Config& c, const WeightSet& weights) {
   const auto& factors = weights.normalisation.factors;
   std::vector<ConnectionSpec> conns(populations);
   std::vector<std::vector<Weight>> biases(weights.has_bias() ? populations : 0);
+  const std::vector<Shape> shapes = infer_shapes(weights.input_shape(), specs);
   std::size_t pop = 0, w = 0;
-  for (LayerSpec& l : specs) {
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    LayerSpec& l = specs[i];
     if (!l.spiking()) continue;
     ConnectionSpec& cs = conns[pop];
     cs.delay = s.delays.size() == 1 ? s.delays[0] : s.delays[pop];
@@ -93,7 +95,13 @@ Network build_network(const Config& c, const WeightSet& weights) {
     }
     if (l.kind == LayerKind::AvgPool && pop < factors.size()) cs.pool_scale = 1.0 / factors[pop];
     if (l.has_weights()) {
-      if (!biases.empty() && w < weights.biases.size()) biases[pop].assign(weights.biases[w].begin(), weights.biases[w].end());
+      if (!biases.empty() && w < weights.biases.size() && !weights.biases[w].empty()) {
+        // A conv bias is per output channel; the engine's is per neuron (CHW order).
+        const std::vector<float>& b = weights.biases[w];
+        const std::size_t plane = l.kind == LayerKind::Conv ? shapes[i].height * shapes[i].width : 1;
+        biases[pop].reserve(b.size() * plane);
+        for (float v : b) biases[pop].insert(biases[pop].end(), plane, v);
+      }
       ++w;
     }
     ++pop;

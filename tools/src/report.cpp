@@ -452,7 +452,11 @@ std::string results_json(const RunReport& r) {
   const auto machine_json = [](const MachineRecord& m) {
     return json{{"cpu", m.cpu}, {"blas_core", m.blas_core}, {"blas_config", m.blas_config}, {"blas_coretype", m.blas_coretype}};
   };
-  j["weights"] = {{"manifest", r.weights},
+  // "source" says where the weights came from; an imported model's file is "model" (it has no manifest).
+  const bool onnx = r.weights_kind == "onnx";
+  j["weights"] = {{"source", r.weights_kind.empty() ? json(nullptr) : json(r.weights_kind)},
+                  {"manifest", onnx ? json(nullptr) : json(r.weights)},
+                  {"model", onnx ? json(r.weights) : json(nullptr)},
                   {"cached", r.weights_cached},
                   {"training_machine", r.training_machine ? machine_json(*r.training_machine) : json(nullptr)}};
   // The machine that ran this command (its ANN evaluation and normalisation use OpenBLAS too).
@@ -491,6 +495,7 @@ std::string results_json(const RunReport& r) {
       {"dense_macs_per_sample", s.dense_macs_per_sample()},
       {"dense_macs_per_synop", synops > 0 ? json(s.dense_macs_per_sample() / synops) : json(nullptr)},
       {"engine_row_adds_per_sample", s.engine_row_adds_per_sample},
+      {"bias_ops_per_sample", s.bias_ops_per_sample},
       {"fixed_point_bits", s.fixed_point_bits},
       {"early_exit", {{"enabled", s.early_exit},
                       {"mode", !s.early_exit ? "off" : s.early_exit_stopped ? "stop" : "measure"},
@@ -549,6 +554,7 @@ std::string summary_table(const RunReport& r) {
   std::string out;
   auto row = [&](const std::string& k, const std::string& v) { out += fmt::format("  {:<34} {}\n", k, v); };
   out += fmt::format("snnsim {} on {} ({} test samples)\n", r.command, r.dataset, s.samples);
+  if (r.weights_kind == "onnx") row("model", r.weights);
   if (r.ann_accuracy) row("ANN accuracy", pct(*r.ann_accuracy));
   row("normalisation", r.normalisation_factors.empty() ? r.normalisation
                                                        : fmt::format("{} (factors {:.4g})", r.normalisation,
@@ -585,6 +591,8 @@ std::string summary_table(const RunReport& r) {
   const double synops = s.synops_per_sample();
   row("SynOps/sample total", fmt::format("{:.4g} M", synops / 1e6));
   row("dense MACs/sample", fmt::format("{:.4g} M", s.dense_macs_per_sample() / 1e6));
+  if (s.bias_ops_per_sample > 0)
+    row("bias additions/sample", fmt::format("{:.4g} M (not in SynOps)", s.bias_ops_per_sample / 1e6));
   if (synops > 0) row("dense MACs per SynOp", fmt::format("{:.1f}x", s.dense_macs_per_sample() / synops));
   row("engine row adds/sample", fmt::format("{:.4g} M SynOps' worth ({:.0f} % of SynOps)",
                                             s.engine_row_adds_per_sample / 1e6,

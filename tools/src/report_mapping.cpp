@@ -52,6 +52,7 @@ SnnReport snn_report(const Config& c, const Network& net, const engine::SampleSe
     work_total += static_cast<double>(work[l]);
   }
   out.engine_row_adds_per_sample = work_total / static_cast<double>(n);
+  out.bias_ops_per_sample = static_cast<double>(result.total_bias_ops()) / static_cast<double>(n);
   for (const auto& q : result.quantisation) out.fixed_point_bits.push_back(q.bits);
   out.synops_curve = result.synops_curve();
   for (std::size_t t = 0; t < out.synops_curve.size(); ++t) {

@@ -29,6 +29,9 @@ struct DatasetConfig {
 struct NetworkConfig {
   std::vector<int> hidden = {1200, 1200};  ///< hidden layer widths; input and output come from the dataset
   std::string weights;  ///< a weight manifest to load instead of training (empty: train)
+  /// An ONNX file (docs/models.md) whose layers, weights and biases are the
+  /// ANN, instead of training or network.weights (empty: none).
+  std::string model;
   /// The architecture as layer specs (conv nets). Parsed and checked against a
   /// 1x28x28 input and dataset.classes, but not used by the pipeline yet.
   std::vector<LayerSpec> layers;

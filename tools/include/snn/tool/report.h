@@ -51,6 +51,9 @@ struct SnnReport {
   std::vector<PopulationReport> populations;
   std::vector<ConnectionReport> connections;
   double engine_row_adds_per_sample = 0;   ///< fan-out rows the engine actually added (<= SynOps rows)
+  /// Bias additions per sample (one per neuron with a non-zero bias per step;
+  /// Rueckauer et al. 2017), counted apart from SynOps. 0 without biases.
+  double bias_ops_per_sample = 0;
   std::vector<int> fixed_point_bits;       ///< per spiking population
   bool early_exit = false;
   bool early_exit_stopped = false;         ///< samples stopped at their exit (simulation.early_exit = "stop")
@@ -110,7 +113,10 @@ struct RunReport {
   std::string dataset;                ///< name or path
   std::size_t train_samples = 0, test_samples = 0;
   std::optional<double> ann_accuracy;  ///< ANN test accuracy (on the samples simulated)
-  std::string weights;                 ///< weight manifest used
+  std::string weights;                 ///< weight manifest (or with weights_kind "onnx", the ONNX file) used
+  /// Where the weights came from: "onnx" (network.model), "weights"
+  /// (network.weights) or "trained" (by snnsim: now, or found in the weight cache); empty: not said.
+  std::string weights_kind;
   bool weights_cached = false;         ///< true when training was skipped thanks to the cache
   /// Where the ANN weights were trained (their manifest's training.machine), if recorded.
   std::optional<MachineRecord> training_machine;
