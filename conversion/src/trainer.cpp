@@ -224,16 +224,22 @@ std::vector<std::string> prediction_warnings(const Evaluation& eval, bool output
 
 void for_each_activation(const std::vector<Matrix>& weights, const Dataset& data, std::size_t samples,
                          const std::function<void(std::size_t, const Matrix&)>& visit, std::size_t batch_size) {
+  for_each_activation_in(weights, data, 0, count_or_all(samples, data), visit, batch_size);
+}
+
+void for_each_activation_in(const std::vector<Matrix>& weights, const Dataset& data, std::size_t begin, std::size_t count,
+                            const std::function<void(std::size_t, const Matrix&)>& visit, std::size_t batch_size) {
   if (batch_size == 0) throw Error("for_each_activation: batch_size must be > 0");
+  if (begin > data.count) throw Error("activations: first image {} is beyond the {} images", begin, data.count);
   // output_relu on: the recorded output activations are ReLU'd either way.
   Model model(spec_for(weights, true), weights);
   if (data.image_size() != model.spec().inputs)
     throw Error("activations: images have {} pixels, the network takes {} inputs", data.image_size(), model.spec().inputs);
-  const std::size_t n = count_or_all(samples, data);
+  const std::size_t n = begin + std::min(count, data.count - begin);
   const std::vector<std::uint32_t> order = identity_order(n);
   Matrix x;
   const ForwardContext ctx{false, 0, 0};
-  for (std::size_t first = 0; first < n; first += batch_size) {
+  for (std::size_t first = begin; first < n; first += batch_size) {
     const std::size_t count = std::min(batch_size, n - first);
     gather_batch(data, order, first, count, x);
     model.forward(x, ctx);
