@@ -215,9 +215,10 @@ TEST_CASE("a failure on a non-zero rank stops every rank, exits non-zero and pub
 TEST_CASE("SIGTERM to mpirun stops every rank with a non-zero exit and publishes nothing") {
   if (!can_run_mpi()) return;
   const fs::path out = scratch("sigterm");
-  // Long enough to be mid-simulation when the signal comes: all 10000 test images.
+  // Long enough to be mid-simulation when the signal comes: every test image
+  // for 10000 steps (some 5 s per rank).
   std::vector<std::string> args{"-c", fmt::format("exec {} {} run {} --out {} --set 'output.cache=\"{}\"' --set simulation.limit=0 "
-                                                  "--set simulation.steps=400 --threads 1",
+                                                  "--set simulation.steps=10000 --set simulation.checkpoints=[] --threads 1",
                                                   mpirun(2), snn::test::kSnnsim.string(), kTiny.string(), out.string(), kCache)};
   snn::test::Child job(args, "/bin/sh");
   REQUIRE(job.wait_for("simulating", 120));
@@ -225,5 +226,7 @@ TEST_CASE("SIGTERM to mpirun stops every rank with a non-zero exit and publishes
   const int status = job.finish(60);
   INFO(job.output());
   CHECK(status != 0);
+  CHECK(job.seconds_since_signal() < 30);
   CHECK_FALSE(fs::exists(out));
+  CHECK(job.output().find("interrupted") != std::string::npos);
 }
