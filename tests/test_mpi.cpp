@@ -39,7 +39,7 @@ std::string mpirun(int ranks) {
 
 bool can_run_mpi() {
   if (!snn::tool::mpi::built()) {
-    WARN("skipped: snnsim was built without MPI (SNNSIM_MPI=OFF: libopenmpi-dev not found)");
+    WARN("skipped: snnsim was built without MPI (SNNSIM_MPI=OFF, e.g. libopenmpi-dev not installed)");
     return false;
   }
   if (!fs::exists(SNNSIM_MPIEXEC)) {

@@ -27,9 +27,20 @@ namespace snn::tool::mpi {
 namespace {
 int g_rank = 0;
 int g_size = 1;
-bool g_active = false;
+#if SNNSIM_WITH_MPI
+bool g_active = false;  // MPI_Init was called, so MPI_Finalize must be
+#endif
 
 using Clock = std::chrono::steady_clock;
+
+#if !SNNSIM_WITH_MPI
+// Ranks of a build without MPI would each run the whole job and race to write one report.
+bool several_ranks_launched() {
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"})
+    if (const char* v = std::getenv(var); v && std::atoi(v) > 1) return true;
+  return false;
+}
+#endif
 
 #if SNNSIM_WITH_MPI
 bool launched_by_mpi() {
@@ -99,6 +110,12 @@ Session::Session([[maybe_unused]] int& argc, [[maybe_unused]] char**& argv) {
   g_active = true;
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+#else
+  if (several_ranks_launched()) {
+    std::fputs("snnsim: error: started as one of several MPI ranks, but this snnsim was built without MPI "
+               "(SNNSIM_MPI=OFF); rebuild with libopenmpi-dev installed, or run it without mpirun\n", stderr);
+    std::exit(1);
+  }
 #endif
 }
 
