@@ -13,6 +13,7 @@ first one's (timings aside).
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,7 +31,7 @@ a = p.parse_args()
 
 variants = [("1 rank x 1 thread", 1, 1), ("2 ranks x 1 thread", 2, 1), ("1 rank x 2 threads", 1, 2)]
 work = tempfile.mkdtemp(prefix="snnsim-scaling-")
-times = {v[0]: {"job": [], "total": [], "simulation": [], "normalisation": []} for v in variants}
+times = {v[0]: {"job": [], "total": [], "simulation": [], "normalisation": [], "cpu": []} for v in variants}
 reference = None
 
 
@@ -52,9 +53,14 @@ for r in range(a.repeat):
                "--set", "output.plots=false", "--limit", str(a.limit)]
         if a.weights:
             cmd += ["--set", f'network.weights="{a.weights}"']
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.monotonic()
         subprocess.run(cmd, check=True)
         job = time.monotonic() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # CPU seconds of the whole job (mpirun and every rank): the work done,
+        # whatever the machine's load did to the wall time.
+        times[name]["cpu"].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         t = json.load(open(os.path.join(out, "results.json")))["timings"]
         times[name]["job"].append(job)
         times[name]["total"].append(t["total"])
@@ -70,10 +76,10 @@ for r in range(a.repeat):
 
 print(f"{a.config}, {a.limit or 'all'} test samples, median of {a.repeat} alternating runs; "
       f"load average before: {os.getloadavg()[0]:.1f}")
-print(f"{'':22} {'job (s)':>9} {'run total':>10} {'normalise':>10} {'simulate':>9}   speed-up job / total / simulate")
+print(f"{'':22} {'job (s)':>9} {'run total':>10} {'normalise':>10} {'simulate':>9} {'CPU (s)':>8}   speed-up job / total / simulate")
 base = {k: statistics.median(v) for k, v in times[variants[0][0]].items()}
 for name, _, _ in variants:
     m = {k: statistics.median(v) for k, v in times[name].items()}
-    print(f"{name:22} {m['job']:9.2f} {m['total']:10.2f} {m['normalisation']:10.2f} {m['simulation']:9.2f}   "
+    print(f"{name:22} {m['job']:9.2f} {m['total']:10.2f} {m['normalisation']:10.2f} {m['simulation']:9.2f} {m['cpu']:8.2f}   "
           f"{base['job'] / m['job']:.2f}x / {base['total'] / m['total']:.2f}x / {base['simulation'] / m['simulation']:.2f}x")
 print("results.json identical (timings aside) in every run: yes")

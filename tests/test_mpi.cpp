@@ -195,6 +195,23 @@ TEST_CASE("mpirun simulate and bench agree with one process") {
   CHECK(j["identical"]["dense"] == true);
 }
 
+TEST_CASE("a rank without samples and the early-exit arrays gather to the one-process results") {
+  if (!can_run_mpi()) return;
+  // 2 samples over 3 ranks: rank 2 simulates none.
+  const std::string extra = "--limit 2 --set simulation.early_exit=true";
+  const fs::path one = scratch("few-one");
+  const Outcome a = snnsim("", "run", one, extra);
+  INFO(a.output);
+  REQUIRE(a.status == 0);
+  const fs::path three = scratch("few-three");
+  const Outcome b = snnsim(mpirun(3), "run", three, extra + " --threads 1");
+  INFO(b.output);
+  REQUIRE(b.status == 0);
+  CHECK(comparable(three) == comparable(one));
+  std::ifstream in(three / "results.json");
+  CHECK(json::parse(in)["snn"]["samples"] == 2);
+}
+
 TEST_CASE("a failure on a non-zero rank stops every rank, exits non-zero and publishes nothing") {
   if (!can_run_mpi()) return;
   // Rank 2 of 3 fails (SNNSIM_MPI_FAIL_RANK: a test hook in the sharded run)
