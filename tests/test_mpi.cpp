@@ -229,6 +229,17 @@ TEST_CASE("a failure on a non-zero rank stops every rank, exits non-zero and pub
     CHECK(e.path().filename().string().find(".fail.") == std::string::npos);  // no staging left
 }
 
+TEST_CASE("commands that do not share their work refuse to run under mpirun") {
+  if (!can_run_mpi()) return;
+  // convert would have every rank write the same weight directory.
+  const fs::path out = scratch("convert-mpi");
+  const Outcome o = snnsim(mpirun(2), "convert", out, "");
+  INFO(o.output);
+  CHECK(o.status != 0);
+  CHECK(o.output.find("snnsim convert runs in one process") != std::string::npos);
+  CHECK_FALSE(fs::exists(out / "weights"));
+}
+
 TEST_CASE("SIGTERM to mpirun stops every rank with a non-zero exit and publishes nothing") {
   if (!can_run_mpi()) return;
   const fs::path out = scratch("sigterm");
