@@ -124,8 +124,8 @@ Dataset synthetic(std::size_t count, std::uint32_t seed, std::size_t side = 28) 
 
 TrainConfig small_config(std::uint64_t seed) {
   TrainConfig c;
-  c.network.inputs = 784;
-  c.network.layers = {{LayerKind::Dense, 128, "fc1"}, {LayerKind::Dense, 64, "fc2"}, {LayerKind::Dense, 10, "fc3"}};
+  c.network.input = Shape{784, 1, 1};
+  c.network.layers = {LayerSpec::dense(128, "fc1"), LayerSpec::dense(64, "fc2"), LayerSpec::dense(10, "fc3")};
   c.epochs = 2;
   c.batch_size = 50;
   c.seed = seed;
@@ -192,8 +192,8 @@ TEST_CASE("softmax cross-entropy: value by hand, gradient by finite differences"
 TEST_CASE("a whole tiny network's backward matches finite differences of the loss") {
   for (bool output_relu : {true, false}) {
     NetworkSpec spec;
-    spec.inputs = 5;
-    spec.layers = {{LayerKind::Dense, 7, "a"}, {LayerKind::Dense, 6, "b"}, {LayerKind::Dense, 3, "c"}};
+    spec.input = Shape{5, 1, 1};
+    spec.layers = {LayerSpec::dense(7, "a"), LayerSpec::dense(6, "b"), LayerSpec::dense(3, "c")};
     spec.output_relu = output_relu;
     spec.dropout = 0.5f;
     Model model = Model::initialise(spec, 1.0f, 5);

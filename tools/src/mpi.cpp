@@ -216,14 +216,14 @@ void normalise(WeightSet& weights, const conversion::NormaliseOptions& options, 
   const Range mine = share(n, rank(), size(), conversion::kActivationBatch);
   std::vector<double> scales;
   if (options.method == Normalisation::Data) {
-    scales = conversion::max_activations_in(weights.layers, train, mine.first, mine.count);
+    scales = conversion::max_activations_in(weights, train, mine.first, mine.count);
     barrier();
     check(MPI_Allreduce(MPI_IN_PLACE, scales.data(), as_int(scales.size(), "maxima"), MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD),
           "activation maxima");
   } else {
     if (!(options.percentile > 0.0 && options.percentile <= 100.0))
       throw Error("robust normalisation: percentile {} is not in (0, 100]", options.percentile);
-    auto hist = conversion::activation_histograms_in(weights.layers, train, mine.first, mine.count);
+    auto hist = conversion::activation_histograms_in(weights, train, mine.first, mine.count);
     barrier();
     for (auto& h : hist) {
       std::vector<std::uint64_t> bins = h.bins();

@@ -70,22 +70,44 @@ NormalisedWeights normalised_weights(const Config& c, const WeightSet& ann, cons
 
 Network build_network(const Config& c, const WeightSet& weights) {
   const auto& s = c.simulation;
-  const std::size_t layers = weights.layers.size();
-  if (s.threshold.size() != 1 && s.threshold.size() != layers)
-    throw Error("simulation.threshold has {} values but the network has {} spiking populations", s.threshold.size(), layers);
-  if (s.delays.size() != 1 && s.delays.size() != layers)
-    throw Error("simulation.delays has {} values but the network has {} connections", s.delays.size(), layers);
-  std::vector<ConnectionSpec> specs(layers);
-  for (std::size_t l = 0; l < layers; ++l) {
-    specs[l].delay = s.delays.size() == 1 ? s.delays[0] : s.delays[l];
-    if (s.weight_cutoff > 0) {
-      specs[l].format = FanOutFormat::Sparse;
-      specs[l].cutoff = s.weight_cutoff;
+  std::vector<LayerSpec> specs = weights.layer_specs();
+  std::size_t populations = 0;
+  for (const LayerSpec& l : specs) populations += l.spiking();
+  if (s.threshold.size() != 1 && s.threshold.size() != populations)
+    throw Error("simulation.threshold has {} values but the network has {} spiking populations", s.threshold.size(),
+                populations);
+  if (s.delays.size() != 1 && s.delays.size() != populations)
+    throw Error("simulation.delays has {} values but the network has {} connections", s.delays.size(), populations);
+  // Normalisation factors are per spiking layer; a pool layer's factor scales
+  // its uniform 1/(kh*kw) weight (dense and conv weights arrive divided already).
+  const auto& factors = weights.normalisation.factors;
+  std::vector<ConnectionSpec> conns(populations);
+  std::vector<std::vector<Weight>> biases(weights.has_bias() ? populations : 0);
+  std::size_t pop = 0, w = 0;
+  for (LayerSpec& l : specs) {
+    if (!l.spiking()) continue;
+    ConnectionSpec& cs = conns[pop];
+    cs.delay = s.delays.size() == 1 ? s.delays[0] : s.delays[pop];
+    if (s.weight_cutoff > 0 && l.kind == LayerKind::Dense) {
+      cs.format = FanOutFormat::Sparse;
+      cs.cutoff = s.weight_cutoff;
+    }
+    if (l.kind == LayerKind::AvgPool && pop < factors.size()) cs.pool_scale = 1.0 / factors[pop];
+    if (l.has_weights()) {
+      if (!biases.empty() && w < weights.biases.size()) biases[pop].assign(weights.biases[w].begin(), weights.biases[w].end());
+      ++w;
+    }
+    ++pop;
+    // The MLP keeps the names its reports always had; others their layer names.
+    if (weights.architecture.empty()) {
+      l.name = pop == populations ? "output" : fmt::format("hidden{}", pop);
+    } else if (pop == populations) {
+      l.name = "output";
+    } else if (l.name.empty()) {
+      l.name = fmt::format("{}{}", to_string(l.kind), pop);
     }
   }
-  std::vector<std::string> names;
-  for (std::size_t l = 0; l < layers; ++l) names.push_back(l + 1 == layers ? "output" : fmt::format("hidden{}", l + 1));
-  return Network::from_matrices(weights.layers, neuron_params(c, layers), specs, names);
+  return Network::from_layers(weights.input_shape(), specs, weights.layers, neuron_params(c, populations), conns, biases);
 }
 
 engine::RunOptions run_options(const Config& c) {

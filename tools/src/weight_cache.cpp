@@ -31,12 +31,12 @@ struct Fnv {
 
 conversion::TrainConfig train_config(const Config& c, const Dataset& train) {
   conversion::TrainConfig t;
-  t.network.inputs = train.image_size();
+  t.network.input = Shape{train.image_size(), 1, 1};
   t.network.layers.clear();
   for (std::size_t i = 0; i < c.network.hidden.size(); ++i)
-    t.network.layers.push_back({conversion::LayerKind::Dense, static_cast<std::size_t>(c.network.hidden[i]), fmt::format("fc{}", i + 1)});
-  t.network.layers.push_back({conversion::LayerKind::Dense, static_cast<std::size_t>(c.dataset.classes),
-                              fmt::format("fc{}", c.network.hidden.size() + 1)});
+    t.network.layers.push_back(LayerSpec::dense(static_cast<std::size_t>(c.network.hidden[i]), fmt::format("fc{}", i + 1)));
+  t.network.layers.push_back(
+      LayerSpec::dense(static_cast<std::size_t>(c.dataset.classes), fmt::format("fc{}", c.network.hidden.size() + 1)));
   t.network.output_relu = c.training.output_relu;
   t.network.dropout = static_cast<float>(c.training.dropout);
   t.epochs = static_cast<std::size_t>(c.training.epochs);
