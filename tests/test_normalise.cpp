@@ -336,6 +336,13 @@ TEST_CASE("shards of the training set merge into the whole set's maxima, percent
   CHECK(back.percentile(99.9) == hist[1].percentile(99.9));
   CHECK_THROWS_WITH(PercentileHistogram::from_bins({1, 2}, 1.0f), Catch::Contains("2 bins given"));
 
+  // A conv net's shards: one value per spiking layer (conv, pool, dense), also
+  // from a shard without images.
+  const WeightSet conv = tiny_convnet(true);
+  CHECK(max_activations_in(conv, tiny_image(), 0, 1) == max_activations(conv, tiny_image()));
+  CHECK(max_activations_in(conv, tiny_image(), 1, 0) == std::vector<double>(3, 0.0));
+  CHECK(activation_histograms_in(conv, tiny_image(), 1, 0).size() == 3);
+
   for (Normalisation method : {Normalisation::Data, Normalisation::Robust}) {
     INFO(to_string(method));
     const NormaliseOptions o{method, std::nullopt, 0, 99.9};
