@@ -5,6 +5,7 @@
 #include "snn/error.h"
 #include "snn/network/atomic_file.h"
 #include "snn/tool/interrupt.h"
+#include "snn/tool/mpi.h"
 #include "snn/tool/pipeline.h"
 #include "snn/tool/weight_cache.h"
 #include "snn/tool/row_add_bound.h"
@@ -82,7 +83,13 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
                bench.repeat);
   // One untimed event run first (pages in weights and data, sizes buffers); its
   // peak RSS is the event engine's alone, before the dense baseline allocates.
-  const auto ev_result = event.run(samples, ro);
+  // Under MPI each simulator shares the samples over the ranks (mpi.h); the
+  // times are the slowest rank's, gather included.
+  auto run_event = [&] { return mpi::run_sharded(samples, [&](const engine::SampleSet& s) { return event.run(s, ro); }); };
+  auto run_dense = [&](const engine::DenseOptions& o) {
+    return mpi::run_sharded(samples, [&](const engine::SampleSet& s) { return dense.run(s, ro, o); });
+  };
+  const auto ev_result = run_event();
   const double rss_event = peak_rss_mb();
   engine::RunResult dn_result, dc_result;
 
@@ -105,10 +112,10 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
     // OpenBLAS's threads spin for a while after a GEMM; the pause lets them go
     // idle so they do not steal the event engine's cores.
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    t_event.seconds.push_back(event.run(samples, ro).seconds);
-    auto d = dense.run(samples, ro, per_step);
+    t_event.seconds.push_back(run_event().seconds);
+    auto d = run_dense(per_step);
     t_dense.seconds.push_back(d.seconds);
-    auto dc = dense.run(samples, ro, chunked);
+    auto dc = run_dense(chunked);
     t_chunk.seconds.push_back(dc.seconds);
     if (r == 0) {
       dn_result = std::move(d);
@@ -175,6 +182,11 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   line("SNN accuracy", fmt::format("{:.2f} %", accuracy * 100));
   line("event == dense per step", diff_step.empty() ? "yes: every spike count and prediction" : "NO: " + diff_step + " differ");
   line("event == dense + precompute", diff_chunk.empty() ? "yes: every spike count and prediction" : "NO: " + diff_chunk + " differ");
+  if (mpi::distributed()) {
+    out += fmt::format("  {:<38} {}\n", "MPI ranks", fmt::format("{} x {} threads (peak RSS: rank 0's)", mpi::size(), threads));
+    mpi::barrier();  // every rank done before rank 0 reports
+  }
+  if (!mpi::is_root()) return diff_step.empty() && diff_chunk.empty() ? 0 : 3;
   fmt::print("{}", out);
 
   if (!bench.json.empty()) {
@@ -183,6 +195,7 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
     j["samples"] = n;
     j["steps"] = c.simulation.steps;
     j["threads"] = threads;
+    j["ranks"] = mpi::size();
     j["repeat"] = bench.repeat;
     j["accuracy"] = accuracy;
     auto timing = [](const Timing& t) { return nlohmann::json{{"median", t.median()}, {"min", t.min()}, {"max", t.max()}, {"runs", t.seconds}}; };

@@ -2,6 +2,7 @@
 
 #include "snn/error.h"
 #include "snn/network/atomic_file.h"
+#include "snn/tool/mpi.h"
 
 #include <nlohmann/json.hpp>
 
@@ -103,6 +104,10 @@ void check_output_writable(const Config& c, bool replaces_report) {
 }
 
 void publish_report(const Config& c, const RunReport& report, const CommonOptions& options) {
+  // Under MPI every rank holds the whole report; rank 0 writes it, and only
+  // once every rank got here (a rank failing before aborts the job instead).
+  mpi::barrier();
+  if (!mpi::is_root()) return;
   check_output_writable(c, true);  // again: the directory may have changed during the run
   const fs::path dir = output_path(c.output.dir);
   const fs::path staging = dir.parent_path() / fmt::format(".{}.staging-{}", dir.filename().string(), std::random_device{}());

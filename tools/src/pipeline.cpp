@@ -5,6 +5,7 @@
 #include "snn/engine/engine.h"
 #include "snn/error.h"
 #include "snn/tool/interrupt.h"
+#include "snn/tool/mpi.h"
 #include "snn/tool/output_dir.h"
 #include "snn/tool/progress.h"
 #include "snn/tool/report_mapping.h"
@@ -63,7 +64,7 @@ NormalisedWeights normalised_weights(const Config& c, const WeightSet& ann, cons
   o.samples = static_cast<std::size_t>(c.normalisation.samples);
   o.percentile = c.normalisation.percentile;
   conversion::set_blas_threads(training_blas_threads());
-  conversion::normalise(w, o, &train);
+  mpi::normalise(w, o, train);  // one process: conversion::normalise; under MPI the training-set pass is shared
   return out;
 }
 
@@ -150,7 +151,7 @@ SnnReport simulate(const Config& c, const WeightSet& weights, const Dataset& tes
       throw Error("interrupted during the simulation ({} of {} samples done); no results were written", done, total);
     bar.update(done);
   };
-  const auto r = eng.run(samples, ro);
+  const auto r = mpi::run_sharded(samples, [&](const engine::SampleSet& part) { return eng.run(part, ro); });
   bar.finish();
 
   return snn_report(c, net, samples, r);

@@ -5,12 +5,14 @@
 #include "snn/conversion/trainer.h"
 #include "snn/error.h"
 #include "snn/tool/interrupt.h"
+#include "snn/tool/mpi.h"
 #include "snn/tool/progress.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <memory>
+#include <optional>
 
 namespace snn::tool {
 
@@ -129,8 +131,26 @@ AnnWeights model_weights(const Config& c, const DatasetSplits& data) {
   return out;
 }
 
+namespace {
+AnnWeights ann_weights_here(const Config& c, const DatasetSplits& data, const CommonOptions& options);
+}
+
 AnnWeights ann_weights(const Config& c, const DatasetSplits& data, const CommonOptions& options) {
-  if (!c.network.model.empty()) return model_weights(c, data);
+  if (!c.network.model.empty()) return model_weights(c, data);  // every rank reads the file itself
+  if (!mpi::distributed() || !c.network.weights.empty()) return ann_weights_here(c, data, options);
+  // Under MPI rank 0 alone trains or loads the cache entry (no two ranks write
+  // it); the others read the entry it names once it is there.
+  std::optional<AnnWeights> mine;
+  const std::string dir = mpi::from_root([&] {
+    mine = ann_weights_here(c, data, options);
+    return mine->source;
+  });
+  if (mine) return std::move(*mine);
+  return {load_weights(dir), true, dir, "trained", c.training.output_relu};
+}
+
+namespace {
+AnnWeights ann_weights_here(const Config& c, const DatasetSplits& data, const CommonOptions& options) {
   if (!c.network.weights.empty()) {
     WeightSet w = load_weights(c.network.weights);
     if (w.inputs() != data.test.image_size())
@@ -178,5 +198,6 @@ AnnWeights ann_weights(const Config& c, const DatasetSplits& data, const CommonO
   fs::remove(tc.checkpoint, ec);
   return {std::move(w), false, dir.string(), "trained", c.training.output_relu};
 }
+}  // namespace
 
 }  // namespace snn::tool

@@ -133,6 +133,14 @@ void for_each_activation(const std::vector<Matrix>& weights, const Dataset& data
 /// (an avgpool's output is already non-negative).
 void for_each_activation(const WeightSet& weights, const Dataset& data, std::size_t samples,
                          const std::function<void(std::size_t layer, const Matrix& activations)>& visit, std::size_t batch_size = 500);
+/// The same over images [first, first + count) (clipped to the set; 0: none), in
+/// batches starting at `first`. A batch's activations do not depend on what
+/// other batches exist, so with `first` a multiple of batch_size every batch
+/// is one the whole-set pass computes too, bit for bit (the sharded
+/// normalisation relies on it).
+void for_each_activation_in(const WeightSet& weights, const Dataset& data, std::size_t first, std::size_t count,
+                            const std::function<void(std::size_t layer, const Matrix& activations)>& visit,
+                            std::size_t batch_size = 500);
 
 /// Fills `batch` ([count, image_size]) with images order[first, first+count) as
 /// floats in [0, 1] (pixel_value).
