@@ -292,6 +292,38 @@ TEST_CASE("bad run options and inputs are errors, not silent results") {
   CHECK_NOTHROW(engine.run(set, o));
 }
 
+TEST_CASE("check_cancel is called every 16 steps within a sample and its exception stops the run") {
+  Network net(3);
+  net.add_layer(Matrix(2, 3, 0.1f), NeuronParams{});
+  std::vector<std::uint8_t> values(6, 200), labels(2, 0);
+  const snn::engine::SampleSet set{2, 3, values, labels};
+  struct Stop {};
+  for (const bool dense : {false, true}) {
+    INFO((dense ? "dense baseline" : "event engine"));
+    RunOptions o;
+    o.steps = 1000;
+    o.threads = 1;
+    int calls = 0;
+    // The third call (step 32 of the first sample) abandons the run: a long
+    // sample stops within kCancelCheckSteps steps, not at its end.
+    o.check_cancel = [&] {
+      if (++calls == 3) throw Stop{};
+    };
+    if (dense) {
+      CHECK_THROWS_AS(snn::engine::DenseSimulator(net).run(set, o), Stop);
+    } else {
+      CHECK_THROWS_AS(Engine(net).run(set, o), Stop);
+    }
+    CHECK(calls == 3);
+    // Without a throw it is called ceil(1000 / 16) = 63 times per sample
+    // (per batch for the dense baseline, which steps both samples together).
+    calls = -1000000;
+    const RunResult r = dense ? snn::engine::DenseSimulator(net).run(set, o) : Engine(net).run(set, o);
+    CHECK(calls == -1000000 + (dense ? 63 : 2 * 63));
+    CHECK(r.samples == 2);
+  }
+}
+
 TEST_CASE("a potential leaving the fixed-point range is reported, not wrapped") {
   Network net(1);
   // -0.9 theta per step at k = 16: -58982 units per step; -2^30 is passed after ~18205 steps.

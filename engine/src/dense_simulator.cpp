@@ -347,6 +347,7 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
     };
 
     for (Step t = 0; t < steps; ++t) {
+      if (options.check_cancel && t % kCancelCheckSteps == 0) options.check_cancel();
       input(t);
       for (std::size_t p = 1; p < pops; ++p) {
         deliver(p, t);

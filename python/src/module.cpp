@@ -538,6 +538,10 @@ Result simulate(const Model& model, const py::handle& images, const py::handle& 
     if (snn::tool::interrupted())
       throw Interrupted{fmt::format("interrupted during the simulation ({} of {} samples done)", done, total)};
   };
+  // Within a sample too, so one long sample stops within a few steps.
+  ro.check_cancel = [] {
+    if (snn::tool::interrupted()) throw Interrupted{"interrupted during the simulation"};
+  };
   for (const auto& pop : net.populations()) res.names.push_back(pop.name);
   InterruptScope scope;
   try {

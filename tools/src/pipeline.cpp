@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
+
 namespace snn::tool {
 
 namespace fs = std::filesystem;
@@ -146,11 +148,18 @@ SnnReport simulate(const Config& c, const WeightSet& weights, const Dataset& tes
   engine::RunOptions ro = run_options(c);
   if (!options.quiet) fmt::print(stderr, "simulating {} test samples for {} steps\n", n, s.steps);
   Progress bar("simulate", n, options.quiet);
-  ro.progress = [&](std::size_t done, std::size_t total) {
+  std::atomic<std::size_t> samples_done{0};
+  const auto stop_if_interrupted = [&] {
     if (interrupted())
-      throw Error("interrupted during the simulation ({} of {} samples done); no results were written", done, total);
+      throw Error("interrupted during the simulation ({} of {} samples done); no results were written",
+                  samples_done.load(), n);
+  };
+  ro.progress = [&](std::size_t done, std::size_t) {
+    samples_done = done;
+    stop_if_interrupted();
     bar.update(done);
   };
+  ro.check_cancel = stop_if_interrupted;  // within a sample too: long samples stop in a few steps
   const auto r = mpi::run_sharded(samples, [&](const engine::SampleSet& part) { return eng.run(part, ro); });
   bar.finish();
 
