@@ -22,7 +22,7 @@ using namespace snn::conversion;
 namespace {
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / "snnsim_test_checkpoint" / name;
+  const fs::path dir = (fs::path(SNNSIM_BINARY_DIR) / "test_tmp") / "snnsim_test_checkpoint" / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
@@ -51,8 +51,8 @@ Dataset synthetic(std::size_t count, std::uint32_t seed) {
 
 TrainConfig config_for(const fs::path& checkpoint, std::size_t epochs) {
   TrainConfig c;
-  c.network.inputs = 64;
-  c.network.layers = {{LayerKind::Dense, 32, "fc1"}, {LayerKind::Dense, 16, "fc2"}, {LayerKind::Dense, 4, "fc3"}};
+  c.network.input = Shape{64, 1, 1};
+  c.network.layers = {LayerSpec::dense(32, "fc1"), LayerSpec::dense(16, "fc2"), LayerSpec::dense(4, "fc3")};
   c.network.dropout = 0.25f;  // dropout masks depend on the step counter: resuming must restore it
   c.epochs = epochs;
   c.batch_size = 30;          // 200 samples: the last batch of each epoch is a short one

@@ -285,6 +285,19 @@ TEST_CASE("the engine runs with the config table's defaults, not its own structs
   CHECK_FALSE(ro.tie_break_by_potential);
 }
 
+TEST_CASE("simulation.early_exit names its mode, and a boolean from older configs is told the new names") {
+  CHECK_FALSE(snn::tool::run_options(parse_config("", "t.toml")).early_exit.enabled);
+  const auto measure = snn::tool::run_options(parse_config("[simulation]\nearly_exit = \"measure\"\n", "t.toml"));
+  CHECK(measure.early_exit.enabled);
+  CHECK_FALSE(measure.early_exit.stop);
+  const auto stop = snn::tool::run_options(parse_config("[simulation]\nearly_exit = \"stop\"\n", "t.toml"));
+  CHECK(stop.early_exit.enabled);
+  CHECK(stop.early_exit.stop);
+  CHECK_THROWS_WITH(parse_config("[simulation]\nearly_exit = true\n", "t.toml"),
+                    Catch::Contains("line 2: 'simulation.early_exit' = true is no longer a boolean") &&
+                        Catch::Contains("\"measure\" (what true did"));
+}
+
 TEST_CASE("to_toml round-trips awkward numbers and strings exactly") {
   const auto c = parse_config(
       "[training]\nlearning_rate = 1e-300\ninit_range = 0.30000000000000004\n[simulation]\nmax_rate_hz = 100\n"

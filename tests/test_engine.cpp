@@ -7,7 +7,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <span>
 #include <numeric>
 #include <random>
 
@@ -289,6 +292,38 @@ TEST_CASE("bad run options and inputs are errors, not silent results") {
   CHECK_NOTHROW(engine.run(set, o));
 }
 
+TEST_CASE("check_cancel is called every 16 steps within a sample and its exception stops the run") {
+  Network net(3);
+  net.add_layer(Matrix(2, 3, 0.1f), NeuronParams{});
+  std::vector<std::uint8_t> values(6, 200), labels(2, 0);
+  const snn::engine::SampleSet set{2, 3, values, labels};
+  struct Stop {};
+  for (const bool dense : {false, true}) {
+    INFO((dense ? "dense baseline" : "event engine"));
+    RunOptions o;
+    o.steps = 1000;
+    o.threads = 1;
+    int calls = 0;
+    // The third call (step 32 of the first sample) abandons the run: a long
+    // sample stops within kCancelCheckSteps steps, not at its end.
+    o.check_cancel = [&] {
+      if (++calls == 3) throw Stop{};
+    };
+    if (dense) {
+      CHECK_THROWS_AS(snn::engine::DenseSimulator(net).run(set, o), Stop);
+    } else {
+      CHECK_THROWS_AS(Engine(net).run(set, o), Stop);
+    }
+    CHECK(calls == 3);
+    // Without a throw it is called ceil(1000 / 16) = 63 times per sample
+    // (per batch for the dense baseline, which steps both samples together).
+    calls = -1000000;
+    const RunResult r = dense ? snn::engine::DenseSimulator(net).run(set, o) : Engine(net).run(set, o);
+    CHECK(calls == -1000000 + (dense ? 63 : 2 * 63));
+    CHECK(r.samples == 2);
+  }
+}
+
 TEST_CASE("a potential leaving the fixed-point range is reported, not wrapped") {
   Network net(1);
   // -0.9 theta per step at k = 16: -58982 units per step; -2^30 is passed after ~18205 steps.
@@ -524,4 +559,40 @@ TEST_CASE("fixed point: 16- and 8-bit weights lower k until the largest weight f
   net2.add_layer(huge, NeuronParams{});
   CHECK_THROWS_WITH(snn::engine::FixedNetwork(net2, 16, 8), Catch::Contains("8-bit weights"));
   CHECK_THROWS_WITH(snn::engine::FixedNetwork(net, 16, 12), Catch::Contains("32, 16 or 8"));
+}
+
+TEST_CASE("a part of a sample set keyed by its global ids gives the whole set's results for its samples") {
+  // What an MPI rank runs: samples [k, n) with first_id = k must see the
+  // input spikes the whole run gives them, so their figures are the same.
+  std::mt19937_64 rng(5);
+  const Network net = threaded_network(FanOutFormat::Dense, rng);
+  const std::size_t n = 7, k = 3;
+  const auto values = snn::test::random_inputs(rng, n, net.input_size());
+  const std::vector<std::uint8_t> labels(n, 1);
+  const snn::engine::SampleSet whole{n, net.input_size(), values, labels};
+  snn::engine::SampleSet part{n - k, net.input_size(), std::span(values).subspan(k * net.input_size()),
+                              std::span(labels).subspan(k)};
+  RunOptions o;
+  o.steps = 25;
+  o.record_spikes = true;
+  o.threads = 1;
+  const Engine engine(net);
+  const RunResult all = engine.run(whole, o);
+  const RunResult unkeyed = engine.run(part, o);
+  part.first_id = k;
+  const RunResult keyed = engine.run(part, o);
+  for (std::size_t i = 0; i < n - k; ++i) {
+    INFO("sample " << i + k);
+    CHECK(keyed.spike_trains[i] == all.spike_trains[i + k]);
+    CHECK(keyed.predictions[i] == all.predictions[i + k]);
+  }
+  CHECK(std::equal(keyed.step_synops.begin(), keyed.step_synops.end(), all.step_synops.begin() + k * o.steps));
+  // The dense baseline keys its input the same way.
+  const snn::engine::DenseSimulator dense(engine.shared_network());
+  CHECK(dense.run(part, o, {}).population_spikes == keyed.population_spikes);
+  // Without the offset the part's samples draw sample 0's, 1's, ... numbers.
+  CHECK(unkeyed.spike_trains[0] != all.spike_trains[k]);
+  // The ids must stay 32-bit.
+  part.first_id = std::numeric_limits<snn::SampleId>::max();
+  CHECK_THROWS_WITH(engine.run(part, o), Catch::Contains("exceed the 32-bit sample ids"));
 }

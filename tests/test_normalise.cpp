@@ -197,3 +197,159 @@ TEST_CASE("the percentile histogram is within its documented bound of the exact 
   CHECK_THROWS(h.percentile(0.0));
   CHECK_THROWS(h.percentile(100.5));
 }
+
+// ---- conv and pooling (Diehl et al.'s ConvNet normalisation), hand-worked ----
+
+namespace {
+
+// input 1x3x3 -> conv 1 2x2 -> avgpool 2 (2x2 -> 1x1) -> flatten -> dense 2.
+// Conv kernel [[1, -1], [0.5, 2]] (positive sum 3.5, largest 2); dense [2; -1].
+WeightSet tiny_convnet(bool bias) {
+  WeightSet w;
+  w.input = Shape{1, 3, 3};
+  w.architecture = {LayerSpec::conv(1, 2, 1, 0, "c"), LayerSpec::avgpool(2, "p"), LayerSpec::flatten("f"), LayerSpec::dense(2, "d")};
+  w.layers = {mat(1, 4, {1.0f, -1.0f, 0.5f, 2.0f}), mat(2, 1, {2.0f, -1.0f})};
+  w.names = {"c", "d"};
+  if (bias) w.biases = {{0.5f}, {1.0f, -3.0f}};
+  return w;
+}
+
+// One image: [[1, 0, 1], [0, 1, 0], [1, 1, 0]] (bytes 255 and 0). By hand: conv
+// outputs 3, -0.5 -> 0, 1.5, 1.5 (max 3); pool (3 + 0 + 1.5 + 1.5) / 4 = 1.5;
+// dense 2 * 1.5 = 3 and -1.5 -> 0. So the spiking layers' maxima are 3, 1.5, 3.
+Dataset tiny_image() {
+  Dataset d;
+  d.count = 1;
+  d.rows = d.cols = 3;
+  d.num_classes = 2;
+  for (int v : {1, 0, 1, 0, 1, 0, 1, 1, 0}) d.pixels.push_back(static_cast<std::uint8_t>(v * 255));
+  d.labels = {0};
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("model-based normalisation of a conv net: pool factor 1, conv by its largest positive row sum") {
+  WeightSet w = tiny_convnet(false);
+  CHECK(normalise_model(w) == std::vector<double>{3.5, 1.0});  // conv, pool; the output layer left alone
+  CHECK(w.layers[0] == mat(1, 4, {1.0f / 3.5f, -1.0f / 3.5f, 0.5f / 3.5f, 2.0f / 3.5f}));
+  CHECK(w.layers[1] == mat(2, 1, {2.0f, -1.0f}));
+  WeightSet all = tiny_convnet(false);
+  CHECK(normalise_model(all, true) == std::vector<double>{3.5, 1.0, 2.0});
+  CHECK(pool_weight(all.architecture[1], 1.0) == 0.25);
+  CHECK(pool_weight(LayerSpec::avgpool(3), 2.0) == Approx(1.0 / 18.0));
+}
+
+TEST_CASE("model-based normalisation counts a positive bias and divides biases by the overall scale") {
+  WeightSet w = tiny_convnet(true);
+  // conv: 3.5 + bias 0.5 = 4. Dense biases first at the conv's scale: [1, -3] / 4 =
+  // [0.25, -0.75]; rows: 2 + 0.25 = 2.25 and 0 + 0 = 0, factor 2.25.
+  CHECK(normalise_model(w, true) == std::vector<double>{4.0, 1.0, 2.25});
+  CHECK(w.biases[0] == std::vector<float>{0.125f});
+  CHECK(w.biases[1][0] == Approx(0.25 / 2.25));
+  CHECK(w.biases[1][1] == Approx(-0.75 / 2.25));
+  CHECK(w.layers[1](0, 0) == Approx(2.0 / 2.25));
+}
+
+TEST_CASE("data-based normalisation of a conv net: the pool passes its input's lambda on") {
+  WeightSet w = tiny_convnet(false);
+  // lambda_conv = max(2, 6) = 6, lambda_pool = 6 (its entry 99 is not used),
+  // lambda_dense = max(2, 3) = 3: factors 6, 1, 3 / 6.
+  CHECK(normalise_data(w, {6.0, 99.0, 3.0}) == std::vector<double>{6.0, 1.0, 0.5});
+  CHECK(w.layers[0](0, 3) == Approx(2.0 / 6.0));
+  CHECK(w.layers[1] == mat(2, 1, {4.0f, -2.0f}));
+  WeightSet b = tiny_convnet(true);
+  normalise_data(b, {6.0, 99.0, 3.0});
+  CHECK(b.biases[0] == std::vector<float>{0.5f / 6.0f});
+  CHECK(b.biases[1] == std::vector<float>{1.0f / 3.0f, -1.0f});
+  WeightSet no_last = tiny_convnet(true);
+  CHECK(normalise_data(no_last, {6.0, 99.0, 3.0}, false) == std::vector<double>{6.0, 1.0});
+  CHECK(no_last.layers[1] == mat(2, 1, {2.0f, -1.0f}));
+  CHECK(no_last.biases[1] == std::vector<float>{1.0f / 6.0f, -0.5f});  // b / lambda_{l-1}: same argmax
+}
+
+TEST_CASE("activations of a conv net, by hand, and robust and data normalisation from them") {
+  const Dataset d = tiny_image();
+  const WeightSet w = tiny_convnet(false);
+  CHECK(max_activations(w, d) == std::vector<double>{3.0, 1.5, 3.0});
+  CHECK(activation_percentiles(w, d, 100.0) == std::vector<double>{3.0, 1.5, 3.0});
+  // 3 non-zero conv values {3, 1.5, 1.5}: the 50th percentile is rank 2, 1.5
+  // (the histogram's bin edge: at most 2^-10 above, never below).
+  const double p50 = activation_percentiles(w, d, 50.0)[0];
+  CHECK(p50 >= 1.5);
+  CHECK(p50 <= 1.5 * (1 + 0x1.0p-10));
+  WeightSet r = w;
+  CHECK(normalise_robust(r, activation_percentiles(w, d, 100.0)) == std::vector<double>{3.0, 1.0, 1.0});
+  // After data normalisation every spiking layer's largest activation is 1.
+  WeightSet n = w;
+  NormaliseOptions o;
+  o.method = Normalisation::Data;
+  normalise(n, o, &d);
+  CHECK(n.normalisation.factors == std::vector<double>{3.0, 1.0, 1.0});
+  const std::vector<double> after = max_activations(n, d);
+  CHECK(after[0] == Approx(1.0));
+  CHECK(after[1] == Approx(0.5));  // the pool's rate relative to its input's scale
+  CHECK(after[2] == Approx(1.0));
+}
+
+TEST_CASE("shards of the training set merge into the whole set's maxima, percentiles and factors, bit for bit") {
+  // 1234 random images of 30 pixels through 30 -> 40 -> 20 -> 5: shards of
+  // whole activation batches (500, 500, 234) as three MPI ranks take them.
+  std::mt19937_64 rng(11);
+  Dataset d;
+  d.count = 1234;
+  d.rows = 5;
+  d.cols = 6;
+  d.num_classes = 5;
+  d.pixels.resize(d.count * 30);
+  d.labels.assign(d.count, 0);
+  for (auto& p : d.pixels) p = static_cast<std::uint8_t>(rng() % 256);
+  std::uniform_real_distribution<float> u(-0.3f, 0.5f);
+  std::vector<Matrix> layers;
+  for (auto [out, in] : {std::pair<std::size_t, std::size_t>{40, 30}, {20, 40}, {5, 20}}) {
+    Matrix m(out, in);
+    for (auto& w : m.data) w = u(rng);
+    layers.push_back(m);
+  }
+  WeightSet ws;
+  ws.layers = layers;
+  const std::vector<std::pair<std::size_t, std::size_t>> shards{{0, 500}, {500, 500}, {1000, 234}};
+
+  std::vector<double> maxima(layers.size(), 0.0);
+  std::vector<PercentileHistogram> hist(layers.size());
+  for (auto [first, count] : shards) {
+    const auto part = max_activations_in(ws, d, first, count);
+    for (std::size_t l = 0; l < part.size(); ++l) maxima[l] = std::max(maxima[l], part[l]);
+    const auto h = activation_histograms_in(ws, d, first, count);
+    for (std::size_t l = 0; l < h.size(); ++l) hist[l].merge(h[l]);
+  }
+  const auto whole = max_activations(ws, d);
+  CHECK(maxima == whole);
+  CHECK(max_activations_in(ws, d, 0, 0) == std::vector<double>(layers.size(), 0.0));  // an empty shard
+  for (double p : {50.0, 99.0, 99.9, 100.0}) {
+    INFO("percentile " << p);
+    CHECK(percentiles_of(hist, p) == activation_percentiles(ws, d, p));
+  }
+  // A histogram sent as its bins comes back the same.
+  const auto back = PercentileHistogram::from_bins(hist[1].bins(), hist[1].max());
+  CHECK(back.count() == hist[1].count());
+  CHECK(back.percentile(99.9) == hist[1].percentile(99.9));
+  CHECK_THROWS_WITH(PercentileHistogram::from_bins({1, 2}, 1.0f), Catch::Contains("2 bins given"));
+
+  // A conv net's shards: one value per spiking layer (conv, pool, dense), also
+  // from a shard without images.
+  const WeightSet conv = tiny_convnet(true);
+  CHECK(max_activations_in(conv, tiny_image(), 0, 1) == max_activations(conv, tiny_image()));
+  CHECK(max_activations_in(conv, tiny_image(), 1, 0) == std::vector<double>(3, 0.0));
+  CHECK(activation_histograms_in(conv, tiny_image(), 1, 0).size() == 3);
+
+  for (Normalisation method : {Normalisation::Data, Normalisation::Robust}) {
+    INFO(to_string(method));
+    const NormaliseOptions o{method, std::nullopt, 0, 99.9};
+    WeightSet one, merged;
+    one.layers = merged.layers = layers;
+    normalise(one, o, &d);
+    normalise_with(merged, o, d.count, method == Normalisation::Data ? maxima : percentiles_of(hist, 99.9));
+    CHECK(merged == one);
+  }
+}

@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / "snnsim_test_weights" / name;
+  const fs::path dir = (fs::path(SNNSIM_BINARY_DIR) / "test_tmp") / "snnsim_test_weights" / name;
   fs::remove_all(dir);
   fs::create_directories(dir.parent_path());
   return dir;
@@ -229,4 +229,90 @@ TEST_CASE("an overwrite that fails halfway leaves no manifest, never a mix of ol
   CHECK(snn::read_npy(dir / "layer0.npy") == other.layers[0]);  // the new layers were written...
   CHECK_FALSE(fs::exists(dir / "manifest.json"));                // ...but nothing claims they form a set
   require_error([&] { snn::load_weights(dir); }, {(dir / "manifest.json").string()});
+}
+
+namespace {
+
+// input 2x6x6 -> conv 3 3x3 pad 1 -> avgpool 2 -> flatten -> dense 4 (27 inputs)
+snn::WeightSet conv_set(bool with_bias) {
+  snn::WeightSet w;
+  w.input = snn::Shape{2, 6, 6};
+  w.architecture = {snn::LayerSpec::conv(3, 3, 1, 1, "conv1"), snn::LayerSpec::avgpool(2, "pool1"), snn::LayerSpec::flatten("flat"),
+                    snn::LayerSpec::dense(4, "fc")};
+  w.layers = {ramp(3, 18, 0.01f), ramp(4, 27, 0.02f)};
+  w.names = {"conv1", "fc"};
+  if (with_bias) w.biases = {{0.5f, -0.25f, 1.0f}, {}};
+  return w;
+}
+
+}  // namespace
+
+TEST_CASE("a conv architecture with pooling, flatten and a bias round-trips, conv kernels stored 4-D") {
+  const fs::path dir = fresh_dir("conv");
+  const snn::WeightSet w = conv_set(true);
+  snn::save_weights(dir, w);
+  const snn::WeightSet back = snn::load_weights(dir);
+  CHECK(back == snn::load_weights(dir / "manifest.json"));
+  CHECK(back.input == w.input);
+  CHECK(back.architecture == w.architecture);
+  CHECK(back.layers == w.layers);
+  CHECK(back.biases == w.biases);
+  CHECK(back.outputs() == 4);
+  CHECK(back.inputs() == 72);
+  // torch's Conv2d.weight layout on disk, the bias a 1-D array.
+  const snn::NpyArray k = snn::read_npy_array(dir / "conv1.npy");
+  CHECK(k.shape == std::vector<std::size_t>{3, 2, 3, 3});
+  CHECK(k.data == w.layers[0].data);
+  CHECK(snn::read_npy_array(dir / "conv1.bias.npy").shape == std::vector<std::size_t>{3});
+  CHECK_FALSE(fs::exists(dir / "fc.bias.npy"));
+}
+
+TEST_CASE("a hand-written conv manifest loads without shapes, and mistakes name the layer and shapes") {
+  const fs::path dir = fresh_dir("conv_manifest");
+  snn::save_weights(dir, conv_set(false));
+  const fs::path man = dir / "manifest.json";
+  const std::string conv = R"({"name": "conv1", "kind": "conv", "file": "conv1.npy", "padding": 1})";
+  const std::string rest = R"({"kind": "avgpool", "kernel": 2}, {"kind": "flatten"}, {"name": "fc", "file": "fc.npy"})";
+  write_text(man, R"({"input": [2, 6, 6], "layers": [)" + conv + ", " + rest + "]}");
+  const snn::WeightSet w = snn::load_weights(dir);
+  REQUIRE(w.architecture.size() == 4);
+  CHECK(w.architecture[0] == snn::LayerSpec::conv(3, 3, 1, 1, "conv1"));
+  CHECK(w.architecture[1].kind == snn::LayerKind::AvgPool);
+  CHECK(w.architecture[1].stride_h == 2);
+  CHECK(w.layers == conv_set(false).layers);
+
+  // Without padding the conv output is 4x4, pooled 2x2: fc would need 12 inputs.
+  write_text(man, R"({"input": [2, 6, 6], "layers": [{"kind": "conv", "file": "conv1.npy"}, )" + rest + "]}");
+  require_error([&] { snn::load_weights(dir); }, {(dir / "fc.npy").string(), "layer 3 'fc'", "[out, 12]", "[4, 27]"});
+  // A 2-D array where the conv needs 4-D.
+  write_text(man, R"({"input": [2, 6, 6], "layers": [{"kind": "conv", "file": "fc.npy"}, )" + rest + "]}");
+  require_error([&] { snn::load_weights(dir); }, {(dir / "fc.npy").string(), "4-D", "(4, 27)"});
+  // Unsupported kinds say so.
+  write_text(man, R"({"input": [2, 6, 6], "layers": [{"kind": "maxpool", "kernel": 2}, )" + rest + "]}");
+  require_error([&] { snn::load_weights(dir); }, {man.string(), "layers[0].kind", "not supported"});
+  // Pooling that does not tile its input.
+  write_text(man, R"({"input": [2, 6, 6], "layers": [)" + conv + R"(, {"kind": "avgpool", "kernel": 4}, {"kind": "flatten"}, {"file": "fc.npy"}]})");
+  require_error([&] { snn::load_weights(dir); }, {man.string(), "layers[1]", "avgpool 4", "does not tile"});
+}
+
+TEST_CASE("an [in, out] dense array gets a hint to transpose") {
+  const fs::path dir = fresh_dir("transposed");
+  snn::save_weights(dir, sample_set());
+  const fs::path man = dir / "manifest.json";
+  snn::Matrix t = ramp(6, 5, 0.2f);  // [in, out] for a [5, 6] layer
+  snn::write_npy(dir / "layer1.npy", t);
+  // With the shape in the manifest and without it.
+  require_error([&] { snn::load_weights(dir); }, {(dir / "layer1.npy").string(), "transposed", "[out, in]"});
+  write_text(man, R"({"layers": [{"file": "layer0.npy"}, {"file": "layer1.npy"}, {"file": "layer2.npy"}]})");
+  require_error([&] { snn::load_weights(dir); }, {(dir / "layer1.npy").string(), "looks transposed", "[6, 5]"});
+}
+
+TEST_CASE("saving checks an architecture against its matrices") {
+  const fs::path dir = fresh_dir("conv_bad");
+  snn::WeightSet w = conv_set(false);
+  w.layers[1] = ramp(4, 26, 0.1f);
+  require_error([&] { snn::save_weights(dir, w); }, {"layer 3 'fc'", "[4, 27]", "found [4, 26]"});
+  w = conv_set(true);
+  w.biases[0].pop_back();
+  require_error([&] { snn::save_weights(dir, w); }, {"'conv1' has a bias of 2 values, expected 3"});
 }

@@ -60,15 +60,21 @@ std::size_t argmax_row(const Matrix& m, std::size_t r) {
 
 // ---- dense ----
 
-DenseLayer::DenseLayer(Matrix weights) : w_(std::move(weights)), dw_(w_.rows, w_.cols) {
+DenseLayer::DenseLayer(Matrix weights, std::vector<float> bias)
+    : w_(std::move(weights)), dw_(w_.rows, w_.cols), b_(std::move(bias)), db_(b_.size()) {
   if (w_.rows == 0 || w_.cols == 0 || w_.data.size() != w_.rows * w_.cols)
     throw Error("dense layer: invalid weight matrix [{}, {}] holding {} values", w_.rows, w_.cols, w_.data.size());
+  if (!b_.empty() && b_.size() != w_.rows)
+    throw Error("dense layer [{}, {}]: bias has {} values, expected {}", w_.rows, w_.cols, b_.size(), w_.rows);
 }
 
 void DenseLayer::forward(const Matrix& x, Matrix& y, const ForwardContext&) {
   if (x.cols != w_.cols) throw Error("dense layer [{}, {}]: input has {} features", w_.rows, w_.cols, x.cols);
   reshape(y, x.rows, w_.rows);
   sgemm(false, true, x.rows, w_.rows, w_.cols, 1.0f, x.data.data(), w_.data.data(), 0.0f, y.data.data());
+  if (!b_.empty())
+    for (std::size_t r = 0; r < y.rows; ++r)
+      for (std::size_t c = 0; c < y.cols; ++c) y(r, c) += b_[c];
 }
 
 void DenseLayer::backward(const Matrix& x, const Matrix&, const Matrix& dy, Matrix* dx) {
@@ -76,6 +82,11 @@ void DenseLayer::backward(const Matrix& x, const Matrix&, const Matrix& dy, Matr
   // GEMM is skipped and dW must still be defined.
   if (x.rows == 0) std::fill(dw_.data.begin(), dw_.data.end(), 0.0f);
   sgemm(true, false, w_.rows, w_.cols, x.rows, 1.0f, dy.data.data(), x.data.data(), 0.0f, dw_.data.data());
+  if (!b_.empty()) {
+    std::fill(db_.begin(), db_.end(), 0.0f);
+    for (std::size_t r = 0; r < dy.rows; ++r)
+      for (std::size_t c = 0; c < dy.cols; ++c) db_[c] += dy(r, c);
+  }
   if (dx) {
     reshape(*dx, x.rows, w_.cols);
     sgemm(false, false, x.rows, w_.cols, w_.rows, 1.0f, dy.data.data(), w_.data.data(), 0.0f, dx->data.data());

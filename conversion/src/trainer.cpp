@@ -25,10 +25,13 @@ double as_written(float f) { return std::stod(fmt::format("{}", f)); }
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-void check_data(const Dataset& data, std::size_t inputs, std::size_t classes, const char* what) {
+void check_data(const Dataset& data, const Shape& input, std::size_t classes, const char* what) {
+  const std::size_t inputs = input.size();
   if (data.image_size() != inputs)
     throw Error("{} set: images have {} pixels ({} x {}), the network takes {} inputs", what, data.image_size(), data.rows, data.cols,
                 inputs);
+  if (!input.flat() && (input.channels != 1 || input.height != data.rows || input.width != data.cols))
+    throw Error("{} set: images are {} x {} (one channel), the network's input is {}", what, data.rows, data.cols, to_string(input));
   if (data.pixels.size() != data.count * data.image_size() || data.labels.size() != data.count)
     throw Error("{} set: {} samples but {} pixel bytes and {} labels", what, data.count, data.pixels.size(), data.labels.size());
   for (std::size_t i = 0; i < data.count; ++i)
@@ -60,9 +63,11 @@ TrainResult train(const TrainConfig& config, const Dataset& train_set, const Dat
   const NetworkSpec& spec = config.network;
   if (spec.layers.empty()) throw Error("training: the network has no layers");
   if (config.batch_size == 0) throw Error("training: batch_size must be > 0");
-  const std::size_t classes = spec.layers.back().outputs;
-  check_data(train_set, spec.inputs, classes, "training");
-  if (test_set) check_data(*test_set, spec.inputs, classes, "test");
+  const std::size_t classes = spec.outputs();
+  check_data(train_set, spec.input, classes, "training");
+  if (test_set) check_data(*test_set, spec.input, classes, "test");
+  if (!config.checkpoint.empty() && spec.bias)
+    throw Error("training: checkpoints of networks with biases are not supported yet (train without a checkpoint, or without bias)");
   const std::size_t n = count_or_all(config.train_samples, train_set);
   if (n == 0) throw Error("training: the training set is empty");
 
@@ -96,15 +101,21 @@ TrainResult train(const TrainConfig& config, const Dataset& train_set, const Dat
                   resumed->step, resumed->epochs_done, batches);
   }
 
-  Model model = resumed ? Model(spec, resumed->weights) : Model::initialise(spec, config.init_range, config.seed);
+  Model model = resumed ? Model(spec, resumed->weights) : Model::initialise(spec, config.init, config.init_range, config.seed);
   std::vector<std::span<float>> params;
   std::vector<std::span<const float>> grads;
   std::vector<std::size_t> sizes;
   for (Layer* l : model.layers()) {
-    if (l->parameters().empty()) continue;
-    params.push_back(l->parameters());
-    grads.emplace_back(l->gradients());
-    sizes.push_back(l->parameters().size());
+    if (!l->parameters().empty()) {
+      params.push_back(l->parameters());
+      grads.emplace_back(l->gradients());
+      sizes.push_back(l->parameters().size());
+    }
+    if (!l->bias_parameters().empty()) {
+      params.push_back(l->bias_parameters());
+      grads.emplace_back(l->bias_gradients());
+      sizes.push_back(l->bias_parameters().size());
+    }
   }
   Adam adam(config.adam, sizes);
 
@@ -172,9 +183,10 @@ TrainResult train(const TrainConfig& config, const Dataset& train_set, const Dat
   }
   result.seconds = seconds_before + seconds_since(start);
   result.weights = model.weights();
+  result.biases = model.biases();
 
   if (test_set) {
-    result.test = evaluate(result.weights, *test_set, spec.output_relu);
+    result.test = evaluate(model, *test_set);
     if (observer) {
       observer->on_test(*result.test);
       for (const auto& w : prediction_warnings(*result.test, spec.output_relu)) observer->on_warning(w);
@@ -185,10 +197,19 @@ TrainResult train(const TrainConfig& config, const Dataset& train_set, const Dat
 
 Evaluation evaluate(const std::vector<Matrix>& weights, const Dataset& data, bool output_relu, std::size_t samples,
                     std::size_t batch_size) {
-  if (batch_size == 0) throw Error("evaluate: batch_size must be > 0");
   Model model(spec_for(weights, output_relu), weights);
-  const std::size_t classes = weights.back().rows;
-  check_data(data, model.spec().inputs, classes, "evaluation");
+  return evaluate(model, data, samples, batch_size);
+}
+
+Evaluation evaluate(const WeightSet& weights, const Dataset& data, bool output_relu, std::size_t samples, std::size_t batch_size) {
+  Model model(spec_for(weights, output_relu), weights.layers, weights.has_bias() ? weights.biases : std::vector<std::vector<float>>{});
+  return evaluate(model, data, samples, batch_size);
+}
+
+Evaluation evaluate(Model& model, const Dataset& data, std::size_t samples, std::size_t batch_size) {
+  if (batch_size == 0) throw Error("evaluate: batch_size must be > 0");
+  const std::size_t classes = model.spec().outputs();
+  check_data(data, model.spec().input, classes, "evaluation");
   const std::size_t n = count_or_all(samples, data);
   Evaluation eval;
   eval.samples = n;
@@ -213,40 +234,78 @@ Evaluation evaluate(const std::vector<Matrix>& weights, const Dataset& data, boo
 }
 
 std::vector<std::string> prediction_warnings(const Evaluation& eval, bool output_relu) {
-  std::vector<std::string> out;
-  for (std::size_t c : eval.never_predicted)
-    out.push_back(fmt::format("class {} is never predicted on the {} evaluated samples{}", c, eval.samples,
-                              output_relu ? ": its output unit may be dead (with output_relu a logit that is never positive gets "
-                                            "no gradient); consider training with output_relu = false"
-                                          : ""));
-  return out;
+  // One line for all of them: a dead output usually comes with others.
+  const auto& c = eval.never_predicted;
+  if (c.empty()) return {};
+  return {fmt::format("{} {} never predicted on the {} evaluated samples{}",
+                      c.size() == 1 ? "class" : "classes", fmt::join(c, ", "), eval.samples,
+                      output_relu ? fmt::format(": {} output unit{} may be dead (with output_relu a logit that is never "
+                                                "positive gets no gradient); consider training with output_relu = false",
+                                                c.size() == 1 ? "its" : "their", c.size() == 1 ? "" : "s")
+                                  : "")};
 }
+
+namespace {
+
+// Images [begin, end) in batches of batch_size starting at begin.
+void visit_activations(Model& model, const Dataset& data, std::size_t begin, std::size_t end,
+                       const std::function<void(std::size_t, const Matrix&)>& visit, std::size_t batch_size) {
+  if (batch_size == 0) throw Error("for_each_activation: batch_size must be > 0");
+  if (data.image_size() != model.spec().inputs())
+    throw Error("activations: images have {} pixels, the network takes {} inputs", data.image_size(), model.spec().inputs());
+  const std::vector<std::uint32_t> order = identity_order(end);
+  Matrix x;
+  const ForwardContext ctx{false, 0, 0};
+  for (std::size_t first = begin; first < end; first += batch_size) {
+    const std::size_t count = std::min(batch_size, end - first);
+    gather_batch(data, order, first, count, x);
+    model.forward(x, ctx);
+    for (std::size_t l = 0; l < model.spiking_layers(); ++l) visit(l, model.activation(l));
+  }
+}
+
+}  // namespace
 
 void for_each_activation(const std::vector<Matrix>& weights, const Dataset& data, std::size_t samples,
                          const std::function<void(std::size_t, const Matrix&)>& visit, std::size_t batch_size) {
-  if (batch_size == 0) throw Error("for_each_activation: batch_size must be > 0");
   // output_relu on: the recorded output activations are ReLU'd either way.
   Model model(spec_for(weights, true), weights);
-  if (data.image_size() != model.spec().inputs)
-    throw Error("activations: images have {} pixels, the network takes {} inputs", data.image_size(), model.spec().inputs);
-  const std::size_t n = count_or_all(samples, data);
-  const std::vector<std::uint32_t> order = identity_order(n);
-  Matrix x;
-  const ForwardContext ctx{false, 0, 0};
-  for (std::size_t first = 0; first < n; first += batch_size) {
-    const std::size_t count = std::min(batch_size, n - first);
-    gather_batch(data, order, first, count, x);
-    model.forward(x, ctx);
-    for (std::size_t l = 0; l < model.weight_layers(); ++l) visit(l, model.activation(l));
-  }
+  visit_activations(model, data, 0, count_or_all(samples, data), visit, batch_size);
+}
+
+void for_each_activation(const WeightSet& weights, const Dataset& data, std::size_t samples,
+                         const std::function<void(std::size_t, const Matrix&)>& visit, std::size_t batch_size) {
+  Model model(spec_for(weights, true), weights.layers, weights.has_bias() ? weights.biases : std::vector<std::vector<float>>{});
+  visit_activations(model, data, 0, count_or_all(samples, data), visit, batch_size);
+}
+
+void for_each_activation_in(const WeightSet& weights, const Dataset& data, std::size_t first, std::size_t count,
+                            const std::function<void(std::size_t, const Matrix&)>& visit, std::size_t batch_size) {
+  if (first > data.count) throw Error("activations: first image {} is beyond the {} images", first, data.count);
+  Model model(spec_for(weights, true), weights.layers, weights.has_bias() ? weights.biases : std::vector<std::vector<float>>{});
+  visit_activations(model, data, first, first + std::min(count, data.count - first), visit, batch_size);
 }
 
 WeightSet to_weight_set(const TrainConfig& config, const TrainResult& result, const std::string& dataset_name, std::size_t train_samples) {
   WeightSet w;
   w.layers = result.weights;
-  for (std::size_t i = 0; i < config.network.layers.size(); ++i) {
-    const std::string& name = config.network.layers[i].name;
-    w.names.push_back(name.empty() ? fmt::format("layer{}", i) : name);
+  w.biases = result.biases;
+  const NetworkSpec& spec = config.network;
+  bool dense_chain = spec.input.flat();
+  for (std::size_t i = 0; i < spec.layers.size(); ++i) {
+    const std::string& name = spec.layers[i].name;
+    if (spec.layers[i].has_weights()) w.names.push_back(name.empty() ? fmt::format("layer{}", i) : name);
+    dense_chain = dense_chain && spec.layers[i].kind == LayerKind::Dense;
+  }
+  if (!dense_chain) {
+    w.input = spec.input;
+    w.architecture = spec.layers;
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < spec.layers.size(); ++i) {
+      LayerSpec& l = w.architecture[i];
+      if (l.has_weights()) l.name = w.names[k++];
+      else if (l.name.empty()) l.name = fmt::format("layer{}", i);
+    }
   }
   if (result.test) w.ann_test_accuracy = result.test->accuracy;
   w.seed = config.seed;
@@ -261,7 +320,8 @@ WeightSet to_weight_set(const TrainConfig& config, const TrainResult& result, co
   t.beta2 = as_written(config.adam.beta2);
   t.epsilon = as_written(config.adam.epsilon);
   t.dropout = as_written(config.network.dropout);
-  t.init_range = as_written(config.init_range);
+  t.init = std::string(to_string(config.init));
+  if (config.init == Init::Uniform) t.init_range = as_written(config.init_range);
   t.output_relu = config.network.output_relu;
   t.seconds = result.seconds;
   t.blas_threads = static_cast<std::size_t>(result.blas_threads);

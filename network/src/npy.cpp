@@ -44,6 +44,7 @@ std::string escape(std::string_view bytes) {
 struct Header {
   std::size_t rows = 0;
   std::size_t cols = 0;
+  std::vector<std::size_t> shape;
   std::size_t data_offset = 0;
 };
 
@@ -174,7 +175,8 @@ std::string describe_dtype(const std::string& descr) {
   return "";
 }
 
-Header read_header(const fs::path& path, std::istream& in, std::uintmax_t file_size) {
+// max_dims 0: exactly a 2-D [out, in] array (read_npy); else 1..max_dims dimensions.
+Header read_header(const fs::path& path, std::istream& in, std::uintmax_t file_size, std::size_t max_dims = 0) {
   std::array<char, kPreludeV2> prelude{};
   in.read(prelude.data(), static_cast<std::streamsize>(kPreludeV1));
   const auto got = static_cast<std::size_t>(in.gcount());
@@ -231,12 +233,20 @@ Header read_header(const fs::path& path, std::istream& in, std::uintmax_t file_s
                 path.string());
   if (shape->kind != DictParser::Value::Kind::Tuple)
     throw Error("'{}': .npy 'shape': expected a tuple, found {}", path.string(), shape->source);
-  if (shape->tuple.size() != 2)
+  if (max_dims == 0 && shape->tuple.size() != 2)
     throw Error("'{}': wrong number of dimensions: expected a 2-D array [out, in], found shape {}", path.string(), shape->source);
+  if (max_dims != 0 && (shape->tuple.empty() || shape->tuple.size() > max_dims))
+    throw Error("'{}': wrong number of dimensions: expected 1 to {}, found shape {}", path.string(), max_dims, shape->source);
 
   Header h;
-  h.rows = shape->tuple[0];
-  h.cols = shape->tuple[1];
+  h.shape.assign(shape->tuple.begin(), shape->tuple.end());
+  h.rows = h.shape[0];
+  h.cols = 1;
+  for (std::size_t i = 1; i < h.shape.size(); ++i) {
+    if (h.shape[i] != 0 && h.cols > std::numeric_limits<std::uint32_t>::max() / h.shape[i])
+      throw Error("'{}': .npy shape {} is too large", path.string(), shape->source);
+    h.cols *= h.shape[i];
+  }
   h.data_offset = prelude_len + header_len;
   const std::uint64_t limit = std::numeric_limits<std::uint64_t>::max() / 4;
   if (h.cols != 0 && h.rows > limit / h.cols) throw Error("'{}': .npy shape {} is too large", path.string(), shape->source);
@@ -279,17 +289,46 @@ Matrix read_npy(const fs::path& path) {
   return m;
 }
 
-std::string npy_bytes(const Matrix& m) {
+NpyArray read_npy_array(const fs::path& path, std::size_t max_dims) {
+  const auto size = size_of(path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open '{}'", path.string());
+  if (max_dims == 0) throw Error("read_npy_array: max_dims must be at least 1");
+  const Header h = read_header(path, in, size, max_dims);
+  NpyArray a;
+  a.shape = h.shape;
+  a.data.resize(h.rows * h.cols);
+  const auto bytes = static_cast<std::streamsize>(a.data.size() * sizeof(float));
+  in.read(reinterpret_cast<char*>(a.data.data()), bytes);
+  if (in.gcount() != bytes) throw Error("'{}': read error in the .npy data", path.string());
+  return a;
+}
+
+std::string npy_bytes(const Matrix& m) { return npy_bytes(std::vector<std::size_t>{m.rows, m.cols}, m.data); }
+
+void write_npy_array(const fs::path& path, const std::vector<std::size_t>& shape, const std::vector<float>& data) {
+  std::size_t n = 1;
+  for (std::size_t d : shape) n *= d;
+  if (shape.empty() || n != data.size())
+    throw Error("cannot write '{}': shape of {} dimensions needs {} values, holds {}", path.string(), shape.size(), n, data.size());
+  write_file_atomically(path, npy_bytes(shape, data));
+}
+
+std::string npy_bytes(const std::vector<std::size_t>& shape, const std::vector<float>& data) {
   // numpy pads the header with spaces so that prelude + header is a multiple of
   // 64 bytes (aligned data) and ends it with '\n'; writing the same bytes lets a
   // file round-trip through numpy unchanged.
-  std::string dict = fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", m.rows, m.cols);
+  // Python's tuple syntax: (5,) for one dimension, (3, 4) for more.
+  std::string dims;
+  for (std::size_t i = 0; i < shape.size(); ++i) dims += fmt::format("{}{}", i ? ", " : "", shape[i]);
+  if (shape.size() == 1) dims += ",";
+  std::string dict = fmt::format("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}), }}", dims);
   const std::size_t unpadded = kPreludeV1 + dict.size() + 1;
   dict.append((64 - unpadded % 64) % 64, ' ');
   dict += '\n';
   if (dict.size() > 0xffff) throw Error("npy header too long ({} bytes)", dict.size());
   std::string out;
-  out.reserve(kPreludeV1 + dict.size() + m.data.size() * sizeof(float));
+  out.reserve(kPreludeV1 + dict.size() + data.size() * sizeof(float));
   out += kMagic;
   out += '\x01';
   out += '\x00';
@@ -297,8 +336,8 @@ std::string npy_bytes(const Matrix& m) {
   out += static_cast<char>(dict.size() >> 8);
   out += dict;
   const std::size_t offset = out.size();
-  out.resize(offset + m.data.size() * sizeof(float));
-  if (!m.data.empty()) std::memcpy(out.data() + offset, m.data.data(), m.data.size() * sizeof(float));
+  out.resize(offset + data.size() * sizeof(float));
+  if (!data.empty()) std::memcpy(out.data() + offset, data.data(), data.size() * sizeof(float));
   return out;
 }
 

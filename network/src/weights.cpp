@@ -34,6 +34,26 @@ Normalisation parse_normalisation(std::string_view text) {
   throw Error("unknown normalisation '{}': expected one of none, model, data, robust", text);
 }
 
+std::size_t WeightSet::outputs() const {
+  if (layers.empty()) return 0;
+  if (architecture.empty()) return layers.back().rows;
+  return infer_shapes(input_shape(), architecture).back().size();
+}
+
+std::vector<LayerSpec> WeightSet::layer_specs() const {
+  if (!architecture.empty()) return architecture;
+  std::vector<LayerSpec> out;
+  for (std::size_t i = 0; i < layers.size(); ++i)
+    out.push_back(LayerSpec::dense(layers[i].rows, i < names.size() ? names[i] : fmt::format("layer{}", i)));
+  return out;
+}
+
+bool WeightSet::has_bias() const {
+  for (const auto& b : biases)
+    if (!b.empty()) return true;
+  return false;
+}
+
 void validate_layers(const std::vector<Matrix>& layers, std::string_view what) {
   if (layers.empty()) throw Error("{}: no layers", what);
   for (std::size_t i = 0; i < layers.size(); ++i) {
@@ -65,6 +85,76 @@ void fill_defaults(WeightSet& w) {
     for (std::size_t i = 0; i < n; ++i) w.names.push_back(fmt::format("layer{}", i));
   if (w.files.empty())
     for (std::size_t i = 0; i < n; ++i) w.files.push_back(w.names[i] + ".npy");
+  // The architecture's dense/conv entries carry the weight layers' names;
+  // the others default to "layer<i>" (i: position in the architecture).
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < w.architecture.size(); ++i) {
+    LayerSpec& l = w.architecture[i];
+    if (l.has_weights()) {
+      if (k < w.names.size()) l.name = w.names[k];
+      ++k;
+    } else if (l.name.empty()) {
+      l.name = fmt::format("layer{}", i);
+    }
+  }
+}
+
+std::string bias_file(const WeightSet& w, std::size_t i) {
+  const std::string& f = w.files[i];
+  const std::string stem = f.size() > 4 && f.ends_with(".npy") ? f.substr(0, f.size() - 4) : f;
+  return stem + ".bias.npy";
+}
+
+// As numpy prints a shape: (5,), (3, 4).
+std::string tuple_text(const std::vector<std::size_t>& shape) {
+  std::string out = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) out += fmt::format("{}{}", i ? ", " : "", shape[i]);
+  return out + (shape.size() == 1 ? ",)" : ")");
+}
+
+std::string shape_text(const std::vector<std::size_t>& shape) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) out += fmt::format("{}{}", i ? ", " : "", shape[i]);
+  return out + "]";
+}
+
+// Checks an architecture against the weight matrices: the shapes chain from
+// the input (infer_shapes) and each dense/conv layer's matrix has the shape
+// weight_shape gives. `what` names the source in messages.
+void check_architecture(const WeightSet& w, const std::string& what) {
+  const std::vector<LayerSpec> specs = w.layer_specs();
+  std::vector<Shape> shapes;
+  try {
+    shapes = infer_shapes(w.input_shape(), specs);
+  } catch (const Error& e) {
+    throw Error("{}: input {}: {}", what, to_string(w.input_shape()), e.what());
+  }
+  std::size_t k = 0;
+  Shape in = w.input_shape();
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    if (specs[i].has_weights()) {
+      if (k >= w.layers.size())
+        throw Error("{}: the architecture has more dense/conv layers than the {} weight matrices", what, w.layers.size());
+      const std::vector<std::size_t> ws = weight_shape(specs[i], in);
+      std::size_t cols = 1;
+      for (std::size_t d = 1; d < ws.size(); ++d) cols *= ws[d];
+      const Matrix& m = w.layers[k];
+      if (m.rows != ws[0] || m.cols != cols)
+        throw Error("{}: layer {} '{}' ({}) on input {} needs weights {} (stored as [{}, {}]), found [{}, {}]", what, i, specs[i].name,
+                    describe(specs[i]), to_string(in), shape_text(ws), ws[0], cols, m.rows, m.cols);
+      if (k < w.biases.size() && !w.biases[k].empty() && w.biases[k].size() != ws[0])
+        throw Error("{}: layer {} '{}' has a bias of {} values, expected {}", what, i, specs[i].name, w.biases[k].size(), ws[0]);
+      ++k;
+    }
+    in = shapes[i];
+  }
+  if (k != w.layers.size())
+    throw Error("{}: the architecture has {} dense/conv layers but there are {} weight matrices", what, k, w.layers.size());
+  if (!w.biases.empty() && w.biases.size() != w.layers.size())
+    throw Error("{}: {} bias vectors for {} weight layers (expected none or one per layer)", what, w.biases.size(), w.layers.size());
+  for (const auto& b : w.biases)
+    for (float v : b)
+      if (!std::isfinite(v)) throw Error("{}: non-finite bias value {}", what, v);
 }
 
 void check_record(const WeightSet& w, const std::string& where) {
@@ -76,8 +166,17 @@ void check_record(const WeightSet& w, const std::string& where) {
     check_file_name(f, where);
     if (!seen.insert(f).second) throw Error("{}: file '{}' is used by two layers", where, f);
   }
-  if (w.normalisation.factors.size() > n)
-    throw Error("{}: {} normalisation factors for {} layers", where, w.normalisation.factors.size(), n);
+  for (std::size_t i = 0; i < w.biases.size() && i < n; ++i)
+    if (!w.biases[i].empty() && !seen.insert(bias_file(w, i)).second)
+      throw Error("{}: bias file '{}' is also used by another layer", where, bias_file(w, i));
+  std::size_t spiking = n;
+  if (!w.architecture.empty()) {
+    spiking = 0;
+    for (const auto& l : w.architecture) spiking += l.spiking();
+  }
+  if (w.normalisation.factors.size() > spiking)
+    throw Error("{}: {} normalisation factors for {} {}", where, w.normalisation.factors.size(), spiking,
+                w.architecture.empty() ? "layers" : "spiking layers");
   for (std::size_t i = 0; i < w.normalisation.factors.size(); ++i) {
     const double f = w.normalisation.factors[i];
     if (!std::isfinite(f) || f <= 0.0) throw Error("{}: normalisation factor {} is {}, expected a finite number > 0", where, i, f);
@@ -132,9 +231,32 @@ json to_json(const WeightSet& w) {
   json j;
   j["format"] = "snnsim-weights";
   j["version"] = 1;
+  if (w.input.size() != 0) j["input"] = {w.input.channels, w.input.height, w.input.width};
   json layers = json::array();
-  for (std::size_t i = 0; i < w.layers.size(); ++i)
-    layers.push_back({{"name", w.names[i]}, {"kind", "dense"}, {"file", w.files[i]}, {"shape", {w.layers[i].rows, w.layers[i].cols}}});
+  const std::vector<LayerSpec> specs = w.layer_specs();
+  const std::vector<Shape> shapes = infer_shapes(w.input_shape(), specs);
+  const auto pair = [](std::size_t h, std::size_t v) { return h == v ? json(h) : json::array({h, v}); };
+  Shape in = w.input_shape();
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const LayerSpec& l = specs[i];
+    json e = {{"name", l.has_weights() ? w.names[k] : l.name}, {"kind", std::string(to_string(l.kind))}};
+    if (l.has_weights()) {
+      e["file"] = w.files[k];
+      e["shape"] = weight_shape(l, in);
+      if (k < w.biases.size() && !w.biases[k].empty()) e["bias"] = bias_file(w, k);
+      ++k;
+    }
+    if (l.kind == LayerKind::Conv) {
+      e["stride"] = pair(l.stride_h, l.stride_w);
+      e["padding"] = pair(l.pad_h, l.pad_w);
+    } else if (l.kind == LayerKind::AvgPool) {
+      e["kernel"] = pair(l.kernel_h, l.kernel_w);
+      e["stride"] = pair(l.stride_h, l.stride_w);
+    }
+    layers.push_back(std::move(e));
+    in = shapes[i];
+  }
   j["layers"] = std::move(layers);
   json norm;
   norm["method"] = std::string(to_string(w.normalisation.method));
@@ -154,6 +276,7 @@ json to_json(const WeightSet& w) {
     if (t.machine)
       j["training"]["machine"] = {{"cpu", t.machine->cpu}, {"blas_core", t.machine->blas_core},
                                   {"blas_config", t.machine->blas_config}, {"blas_coretype", t.machine->blas_coretype}};
+    if (!t.init.empty()) j["training"]["init"] = t.init;
   }
   return j;
 }
@@ -162,7 +285,7 @@ TrainingRecord training_from_json(const ManifestReader& r, const json& j) {
   if (!j.is_object()) r.fail("training", fmt::format("expected an object, found {}", j.dump()));
   r.only_keys(j, "training",
               {"dataset", "train_samples", "epochs", "batch_size", "optimiser", "learning_rate", "beta1", "beta2", "epsilon", "dropout",
-               "init_range", "output_relu", "seconds", "blas_threads", "machine"});
+               "init", "init_range", "output_relu", "seconds", "blas_threads", "machine"});
   TrainingRecord t;
   const auto num = [&](const char* key, double& out) {
     if (j.contains(key)) out = r.number(j[key], fmt::format("training.{}", key));
@@ -171,6 +294,7 @@ TrainingRecord training_from_json(const ManifestReader& r, const json& j) {
     if (j.contains(key)) out = r.count(j[key], fmt::format("training.{}", key));
   };
   if (j.contains("dataset")) t.dataset = r.string(j["dataset"], "training.dataset");
+  if (j.contains("init")) t.init = r.string(j["init"], "training.init");
   if (j.contains("optimiser")) t.optimiser = r.string(j["optimiser"], "training.optimiser");
   if (j.contains("output_relu")) t.output_relu = r.boolean(j["output_relu"], "training.output_relu");
   if (j.contains("machine")) {
@@ -200,12 +324,27 @@ TrainingRecord training_from_json(const ManifestReader& r, const json& j) {
 
 }  // namespace
 
+void validate_weight_set(const WeightSet& weights, std::string_view what) {
+  WeightSet w = weights;
+  fill_defaults(w);
+  const std::string where(what);
+  if (w.architecture.empty()) validate_layers(w.layers, where);
+  check_architecture(w, where);
+  for (std::size_t i = 0; i < w.layers.size(); ++i)
+    for (std::size_t v = 0; v < w.layers[i].data.size(); ++v)
+      if (!std::isfinite(w.layers[i].data[v])) throw Error("{}: layer {} has a non-finite weight {}", where, i, w.layers[i].data[v]);
+}
+
 void save_weights(const fs::path& dir, const WeightSet& weights) {
   WeightSet w = weights;
   fill_defaults(w);
   const std::string where = fmt::format("cannot save weights to '{}'", dir.string());
-  validate_layers(w.layers, where);
+  if (w.architecture.empty()) validate_layers(w.layers, where);
   check_record(w, where);
+  check_architecture(w, where);
+  for (std::size_t i = 0; i < w.layers.size(); ++i)
+    for (std::size_t v = 0; v < w.layers[i].data.size(); ++v)
+      if (!std::isfinite(w.layers[i].data[v])) throw Error("{}: layer {} has a non-finite weight {}", where, i, w.layers[i].data[v]);
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error("{}: cannot create the directory: {}", where, ec.message());
@@ -213,7 +352,22 @@ void save_weights(const fs::path& dir, const WeightSet& weights) {
   // the layers are replaced, an interrupted overwrite cannot look valid.
   fs::remove(dir / kManifestFile, ec);
   if (ec) throw Error("{}: cannot remove the old manifest: {}", where, ec.message());
-  for (std::size_t i = 0; i < w.layers.size(); ++i) write_npy(dir / w.files[i], w.layers[i]);
+  {
+    const std::vector<LayerSpec> specs = w.layer_specs();
+    const std::vector<Shape> shapes = infer_shapes(w.input_shape(), specs);
+    Shape in = w.input_shape();
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      if (specs[i].has_weights()) {
+        // A conv kernel is written 4-D [out, in_c, kh, kw], torch's layout.
+        write_npy_array(dir / w.files[k], weight_shape(specs[i], in), w.layers[k].data);
+        if (k < w.biases.size() && !w.biases[k].empty())
+          write_npy_array(dir / bias_file(w, k), {w.biases[k].size()}, w.biases[k]);
+        ++k;
+      }
+      in = shapes[i];
+    }
+  }
   write_file_atomically(dir / kManifestFile, to_json(w).dump(2) + "\n");
 }
 
@@ -241,7 +395,7 @@ WeightSet load_weights(const fs::path& dir_or_manifest) {
     throw Error("'{}': invalid JSON: {}", manifest.string(), e.what());
   }
   if (!j.is_object()) throw Error("'{}': expected a JSON object at the top level, found {}", manifest.string(), j.type_name());
-  r.only_keys(j, "", {"format", "version", "layers", "normalisation", "ann_test_accuracy", "seed", "training"});
+  r.only_keys(j, "", {"format", "version", "input", "layers", "normalisation", "ann_test_accuracy", "seed", "training"});
   if (j.contains("format") && r.string(j["format"], "format") != "snnsim-weights")
     r.fail("format", fmt::format("expected \"snnsim-weights\", found {}", j["format"].dump()));
   if (j.contains("version") && r.count(j["version"], "version") != 1)
@@ -251,31 +405,118 @@ WeightSet load_weights(const fs::path& dir_or_manifest) {
   if (!layers.is_array() || layers.empty()) r.fail("layers", fmt::format("expected a non-empty list, found {}", layers.dump()));
 
   WeightSet w;
-  std::vector<std::pair<std::size_t, std::size_t>> shapes;
+  if (j.contains("input")) {
+    const json& in = j["input"];
+    if (!in.is_array() || (in.size() != 1 && in.size() != 3))
+      r.fail("input", fmt::format("expected [features] or [channels, height, width], found {}", in.dump()));
+    std::vector<std::size_t> v;
+    for (std::size_t d = 0; d < in.size(); ++d) v.push_back(r.count(in[d], fmt::format("input[{}]", d)));
+    w.input = v.size() == 1 ? Shape{v[0], 1, 1} : Shape{v[0], v[1], v[2]};
+    if (w.input.size() == 0) r.fail("input", fmt::format("expected positive sizes, found {}", in.dump()));
+  }
+  // Per layer: its spec, and for dense/conv the manifest's shape (empty if not given).
+  std::vector<LayerSpec> specs;
+  std::vector<std::vector<std::size_t>> declared;
+  std::vector<std::string> bias_files;
+  std::vector<std::size_t> entry_of;  // weight layer -> manifest entry
+  bool dense_only = true;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const json& l = layers[i];
     const std::string key = fmt::format("layers[{}]", i);
     if (!l.is_object()) r.fail(key, fmt::format("expected an object, found {}", l.dump()));
-    r.only_keys(l, key, {"name", "kind", "file", "shape"});
-    if (l.contains("kind") && r.string(l["kind"], key + ".kind") != "dense")
-      r.fail(key + ".kind", fmt::format("expected \"dense\", found {}", l["kind"].dump()));
-    if (!l.contains("file")) r.fail(key + ".file", "missing");
-    if (!l.contains("shape")) r.fail(key + ".shape", "missing ([out, in])");
-    const std::string file = r.string(l["file"], key + ".file");
-    check_file_name(file, fmt::format("'{}': {}.file", manifest.string(), key));
-    const json& s = l["shape"];
-    if (!s.is_array() || s.size() != 2) r.fail(key + ".shape", fmt::format("expected [out, in], found {}", s.dump()));
-    const std::size_t out = r.count(s[0], key + ".shape[0]");
-    const std::size_t inn = r.count(s[1], key + ".shape[1]");
-    if (out == 0 || inn == 0) r.fail(key + ".shape", fmt::format("expected positive sizes, found {}", s.dump()));
-    if (i > 0 && inn != shapes.back().first)
-      r.fail(key + ".shape", fmt::format("layer {} must take the {} outputs of layer {} as input: expected [{}, {}] with in = {}, found {}", i,
-                                         shapes.back().first, i - 1, out, shapes.back().first, inn, s.dump()));
-    shapes.emplace_back(out, inn);
-    w.names.push_back(l.contains("name") ? r.string(l["name"], key + ".name") : fmt::format("layer{}", i));
-    w.files.push_back(file);
+    r.only_keys(l, key, {"name", "kind", "file", "shape", "bias", "kernel", "stride", "padding"});
+    LayerSpec spec;
+    if (l.contains("kind")) {
+      const std::string kind = r.string(l["kind"], key + ".kind");
+      if (kind == "maxpool" || kind == "max_pool" || kind == "batchnorm")
+        r.fail(key + ".kind", fmt::format("\"{}\" is not supported (snnsim converts dense, conv, avgpool and flatten layers)", kind));
+      try {
+        spec.kind = parse_layer_kind(kind);
+      } catch (const Error& e) {
+        r.fail(key + ".kind", fmt::format("\"{}\": {}", kind, e.what()));
+      }
+    }
+    dense_only = dense_only && spec.kind == LayerKind::Dense;
+    const bool weighted = spec.has_weights();
+    const auto allow = [&](const char* k, bool ok) {
+      if (l.contains(k) && !ok) r.fail(key + "." + k, fmt::format("not used by a {} layer", to_string(spec.kind)));
+    };
+    allow("file", weighted);
+    allow("shape", weighted);
+    allow("bias", weighted);
+    allow("kernel", spec.kind == LayerKind::Conv || spec.kind == LayerKind::AvgPool);
+    allow("stride", spec.kind == LayerKind::Conv || spec.kind == LayerKind::AvgPool);
+    allow("padding", spec.kind == LayerKind::Conv);
+    // A size given as n or [h, w].
+    const auto hw = [&](const char* k, std::size_t& h, std::size_t& wdt) {
+      if (!l.contains(k)) return false;
+      const json& v = l[k];
+      if (v.is_array() && v.size() == 2) {
+        h = r.count(v[0], fmt::format("{}.{}[0]", key, k));
+        wdt = r.count(v[1], fmt::format("{}.{}[1]", key, k));
+      } else if (v.is_number_integer()) {
+        h = wdt = r.count(v, key + "." + k);
+      } else {
+        r.fail(key + "." + k, fmt::format("expected n or [h, w], found {}", v.dump()));
+      }
+      return true;
+    };
+    std::vector<std::size_t> shape;
+    if (weighted) {
+      if (!l.contains("file")) r.fail(key + ".file", "missing");
+      const std::string file = r.string(l["file"], key + ".file");
+      check_file_name(file, fmt::format("'{}': {}.file", manifest.string(), key));
+      w.files.push_back(file);
+      if (l.contains("shape")) {
+        const json& sh = l["shape"];
+        const std::size_t rank = spec.kind == LayerKind::Dense ? 2 : 4;
+        if (!sh.is_array() || sh.size() != rank) {
+          if (spec.kind == LayerKind::Conv)
+            r.fail(key + ".kind", fmt::format("\"conv\" needs a 4-D shape [out, in_channels, kh, kw], found {}", sh.dump()));
+          r.fail(key + ".shape", fmt::format("expected [out, in], found {}", sh.dump()));
+        }
+        for (std::size_t d = 0; d < rank; ++d) shape.push_back(r.count(sh[d], fmt::format("{}.shape[{}]", key, d)));
+        for (std::size_t d : shape)
+          if (d == 0) r.fail(key + ".shape", fmt::format("expected positive sizes, found {}", sh.dump()));
+        // Old manifests: a chain of dense layers is checked before any file is read.
+        if (spec.kind == LayerKind::Dense && !declared.empty() && dense_only && declared.back().size() == 2 &&
+            shape[1] != declared.back()[0])
+          r.fail(key + ".shape", fmt::format("layer {} must take the {} outputs of layer {} as input: expected [{}, {}] with in = {}, found {}",
+                                             i, declared.back()[0], i - 1, shape[0], declared.back()[0], shape[1], sh.dump()));
+      }
+      bias_files.push_back(l.contains("bias") ? r.string(l["bias"], key + ".bias") : std::string{});
+      if (!bias_files.back().empty()) check_file_name(bias_files.back(), fmt::format("'{}': {}.bias", manifest.string(), key));
+      declared.push_back(shape);
+      entry_of.push_back(i);
+    }
+    if (spec.kind == LayerKind::Conv) {
+      hw("stride", spec.stride_h, spec.stride_w);
+      hw("padding", spec.pad_h, spec.pad_w);
+      if (!shape.empty()) {
+        spec.outputs = shape[0];
+        spec.kernel_h = shape[2];
+        spec.kernel_w = shape[3];
+      }
+      std::size_t kh = 0, kw = 0;
+      if (hw("kernel", kh, kw) && !shape.empty() && (kh != shape[2] || kw != shape[3]))
+        r.fail(key + ".kernel", fmt::format("{}x{} disagrees with the shape {}", kh, kw, shape_text(shape)));
+      if (shape.empty()) {
+        spec.kernel_h = kh;
+        spec.kernel_w = kw;
+      }
+    } else if (spec.kind == LayerKind::AvgPool) {
+      if (!hw("kernel", spec.kernel_h, spec.kernel_w)) r.fail(key + ".kernel", "missing (the pooling window, n or [h, w])");
+      spec.stride_h = spec.kernel_h;
+      spec.stride_w = spec.kernel_w;
+      hw("stride", spec.stride_h, spec.stride_w);
+    } else if (spec.kind == LayerKind::Dense && !shape.empty()) {
+      spec.outputs = shape[0];
+    }
+    spec.name = l.contains("name") ? r.string(l["name"], key + ".name") : fmt::format("layer{}", weighted ? w.files.size() - 1 : i);
+    if (weighted) w.names.push_back(spec.name);
+    specs.push_back(spec);
   }
-
+  if (w.files.empty()) r.fail("layers", "no dense or conv layer (nothing holds weights)");
   if (j.contains("normalisation")) {
     const json& n = j["normalisation"];
     if (!n.is_object()) r.fail("normalisation", fmt::format("expected an object, found {}", n.dump()));
@@ -303,21 +544,74 @@ WeightSet load_weights(const fs::path& dir_or_manifest) {
   if (j.contains("seed")) w.seed = r.count(j["seed"], "seed");
   if (j.contains("training")) w.training = training_from_json(r, j["training"]);
 
-  for (std::size_t i = 0; i < shapes.size(); ++i) {
-    const fs::path file = dir / w.files[i];
-    Matrix m = read_npy(file);
-    if (m.rows != shapes[i].first || m.cols != shapes[i].second)
-      throw Error("'{}': shape does not match the manifest '{}' (layer {} '{}'): expected [{}, {}], found [{}, {}]", file.string(),
-                  manifest.string(), i, w.names[i], shapes[i].first, shapes[i].second, m.rows, m.cols);
-    w.layers.push_back(std::move(m));
+  // Read the files in order; the expected shape follows from the input and the
+  // layers before (so "shape" may be left out: the .npy header has it).
+  Shape cur = w.input.size() != 0 ? w.input : Shape{0, 1, 1};
+  std::size_t k = 0;
+  bool any_bias = false;
+  std::vector<std::vector<float>> biases;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    LayerSpec& spec = specs[i];
+    const std::string key = fmt::format("layers[{}]", i);
+    if (spec.has_weights()) {
+      const fs::path file = dir / w.files[k];
+      const NpyArray a = read_npy_array(file, 4);
+      const std::size_t rank = spec.kind == LayerKind::Dense ? 2 : 4;
+      if (a.shape.size() != rank)
+        throw Error("'{}' (layer {} '{}', {}): expected a {}-D array {}, found shape {}", file.string(), i, spec.name, to_string(spec.kind),
+                    rank, rank == 2 ? "[out, in]" : "[out, in_channels, kh, kw] (torch.nn.Conv2d.weight)", tuple_text(a.shape));
+      if (!declared[k].empty() && a.shape != declared[k])
+        throw Error("'{}': shape does not match the manifest '{}' (layer {} '{}'): expected {}, found {}{}", file.string(),
+                    manifest.string(), i, spec.name, shape_text(declared[k]), shape_text(a.shape),
+                    rank == 2 && a.shape[0] == declared[k][1] && a.shape[1] == declared[k][0]
+                        ? " (transposed? torch.nn.Linear.weight is [out, in]: save weight, not weight.T)"
+                        : "");
+      if (cur.size() == 0) cur = Shape{a.shape[1], 1, 1};  // no "input": layer 0 reads a flat vector
+      if (spec.kind == LayerKind::Dense) {
+        spec.outputs = a.shape[0];
+        if (a.shape[1] != cur.size()) {
+          const bool transposed = a.shape[0] == cur.size();
+          throw Error("'{}' (layer {} '{}'): expected [out, {}] (the layer's input is {}), found {}{}", file.string(), i, spec.name,
+                      cur.size(), to_string(cur), shape_text(a.shape),
+                      transposed ? ": it looks transposed ([in, out]); torch.nn.Linear.weight is [out, in], save weight, not weight.T" : "");
+        }
+      } else {
+        spec.outputs = a.shape[0];
+        spec.kernel_h = a.shape[2];
+        spec.kernel_w = a.shape[3];
+        if (a.shape[1] != cur.channels)
+          throw Error("'{}' (layer {} '{}', {}): expected {} input channels (the layer's input is {}), found shape {}", file.string(), i,
+                      spec.name, describe(spec), cur.channels, to_string(cur), shape_text(a.shape));
+      }
+      Matrix m(a.shape[0], a.data.size() / a.shape[0]);
+      m.data = a.data;
+      for (std::size_t v = 0; v < m.data.size(); ++v)
+        if (!std::isfinite(m.data[v]))
+          throw Error("'{}': non-finite weight {} at [{}, {}]: expected finite float32 values", file.string(), m.data[v], v / m.cols,
+                      v % m.cols);
+      w.layers.push_back(std::move(m));
+      std::vector<float> bias;
+      if (!bias_files[k].empty()) {
+        const fs::path bf = dir / bias_files[k];
+        const NpyArray b = read_npy_array(bf, 1);
+        if (b.shape[0] != spec.outputs)
+          throw Error("'{}' (bias of layer {} '{}'): expected [{}], found {}", bf.string(), i, spec.name, spec.outputs, shape_text(b.shape));
+        for (float v : b.data)
+          if (!std::isfinite(v)) throw Error("'{}': non-finite bias value {}", bf.string(), v);
+        bias = b.data;
+        any_bias = true;
+      }
+      biases.push_back(std::move(bias));
+      ++k;
+    }
+    try {
+      cur = output_shape(spec, cur, i + 1);
+    } catch (const Error& e) {
+      r.fail(key, e.what());
+    }
   }
-  for (std::size_t i = 0; i < w.layers.size(); ++i) {
-    const Matrix& m = w.layers[i];
-    for (std::size_t k = 0; k < m.data.size(); ++k)
-      if (!std::isfinite(m.data[k]))
-        throw Error("'{}': non-finite weight {} at [{}, {}]: expected finite float32 values", (dir / w.files[i]).string(), m.data[k],
-                    k / m.cols, k % m.cols);
-  }
+  if (any_bias) w.biases = std::move(biases);
+  if (!dense_only) w.architecture = std::move(specs);
   check_record(w, fmt::format("'{}'", manifest.string()));
   return w;
 }

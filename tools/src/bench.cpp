@@ -5,6 +5,7 @@
 #include "snn/error.h"
 #include "snn/network/atomic_file.h"
 #include "snn/tool/interrupt.h"
+#include "snn/tool/mpi.h"
 #include "snn/tool/pipeline.h"
 #include "snn/tool/weight_cache.h"
 #include "snn/tool/row_add_bound.h"
@@ -45,6 +46,7 @@ std::string first_difference(const engine::RunResult& a, const engine::RunResult
   if (a.step_predictions != b.step_predictions) return "predictions after some step";
   if (a.predictions != b.predictions) return "final predictions";
   if (a.synops != b.synops) return "SynOps";
+  if (a.bias_ops != b.bias_ops) return "bias additions";
   return "";
 }
 
@@ -111,22 +113,44 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
                c.simulation.steps, threads, bench.repeat, c.simulation.weight_bits);
   // One untimed event run first (pages in weights and data, sizes buffers); its
   // peak RSS is the event engine's alone, before the dense baseline allocates.
-  for (auto& x : prec) x.result = engine::Engine(x.fixed).run(samples, ro);
+  // Under MPI each simulator shares the samples over the ranks (mpi.h); the
+  // times are the slowest rank's, gather included.
+  auto run_event = [&](const std::shared_ptr<const engine::FixedNetwork>& f) {
+    const engine::Engine e(f);
+    return mpi::run_sharded(samples, [&](const engine::SampleSet& s) { return e.run(s, ro); });
+  };
+  auto run_dense = [&](const engine::DenseSimulator& d, const engine::DenseOptions& o) {
+    return mpi::run_sharded(samples, [&](const engine::SampleSet& s) { return d.run(s, ro, o); });
+  };
+  for (auto& x : prec) x.result = run_event(x.fixed);
   const auto& ev_result = prec.front().result;
   const double rss_event = peak_rss_mb();
   engine::RunResult dn_result, dc_result;
 
-  Timing t_dense, t_chunk;
+  // With early exit on: the event engine once more with samples stopped at
+  // their exit and once without early exit, to show the time it saves.
+  const bool exit_on = c.simulation.early_exit != EarlyExitMode::Off;
+  engine::RunOptions ro_stop = ro, ro_off = ro;
+  ro_stop.early_exit.stop = true;
+  ro_off.early_exit.enabled = false;
+  engine::RunResult stop_result, off_result;
+  Timing t_dense, t_chunk, t_stop, t_off;
   Timing& t_event = prec.front().time;
   for (int r = 0; r < bench.repeat; ++r) {
+    if (exit_on) {
+      stop_result = event.run(samples, ro_stop);
+      t_stop.seconds.push_back(stop_result.seconds);
+      off_result = event.run(samples, ro_off);
+      t_off.seconds.push_back(off_result.seconds);
+    }
     // Alternating, so a slow spell of the shared machine hits all of them alike.
     // OpenBLAS's threads spin for a while after a GEMM; the pause lets them go
     // idle so they do not steal the event engine's cores.
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    for (auto& x : prec) x.time.seconds.push_back(engine::Engine(x.fixed).run(samples, ro).seconds);
-    auto d = dense.run(samples, ro, per_step);
+    for (auto& x : prec) x.time.seconds.push_back(run_event(x.fixed).seconds);
+    auto d = run_dense(dense, per_step);
     t_dense.seconds.push_back(d.seconds);
-    auto dc = dense.run(samples, ro, chunked);
+    auto dc = run_dense(dense, chunked);
     t_chunk.seconds.push_back(dc.seconds);
     if (r == 0) {
       dn_result = std::move(d);
@@ -147,7 +171,7 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   // The other widths against the dense baseline on their own quantised weights
   // (untimed: the dense baseline's time does not depend on the width).
   for (std::size_t i = 1; i < prec.size(); ++i)
-    prec[i].differs = first_difference(prec[i].result, engine::DenseSimulator(prec[i].fixed).run(samples, ro, chunked));
+    prec[i].differs = first_difference(prec[i].result, run_dense(engine::DenseSimulator(prec[i].fixed), chunked));
   if (!bench.skip_bound)
     for (auto& x : prec) x.bound = measure_row_add_bound(fixed->connection(0).targets, threads, 0.3, 3, x.bits);
   const std::vector<RowAddBound>& bound = prec.front().bound;
@@ -187,6 +211,16 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
     line(fmt::format("row-add bound {} ({:.1f} MB)", b.level, b.bytes / 1e6),
          fmt::format("{:.3g} G adds/s; engine at {:.0f} % (SynOps {:.0f} %)", b.adds_per_second / 1e9,
                      100 * work * dn / te / b.adds_per_second, 100 * synops * dn / te / b.adds_per_second));
+  double mean_steps = 0;
+  if (exit_on) {
+    for (auto st : stop_result.steps_simulated) mean_steps += static_cast<double>(st);
+    mean_steps /= dn;
+    line("early exit (stop): wall time (median)", fmt::format("{:.3f} s, without early exit {:.3f} s: {:.0f} % saved", t_stop.median(),
+                                                              t_off.median(), 100 * (1 - t_stop.median() / t_off.median())));
+    line("early exit (stop): steps/sample, accuracy",
+         fmt::format("{:.1f} of {}, {:.2f} % (without early exit {:.2f} %)", mean_steps, c.simulation.steps,
+                     stop_result.accuracy(samples.labels) * 100, off_result.accuracy(samples.labels) * 100));
+  }
   line("peak RSS after event runs", fmt::format("{:.1f} MB", rss_event));
   line("peak RSS after dense runs", fmt::format("{:.1f} MB", rss_all));
   line("SNN accuracy", fmt::format("{:.2f} %", accuracy * 100));
@@ -218,6 +252,12 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
         line(fmt::format("row-add bound {}, {}-bit ({:.1f} MB)", b.level, prec[i].bits, b.bytes / 1e6),
              fmt::format("{:.3g} G adds/s; engine at {:.0f} %", b.adds_per_second / 1e9,
                          100 * static_cast<double>(prec[i].result.total_work()) / prec[i].time.median() / b.adds_per_second));
+  const bool all_same = std::all_of(prec.begin(), prec.end(), [](const Precision& x) { return x.differs.empty(); });
+  if (mpi::distributed()) {
+    out += fmt::format("  {:<38} {}\n", "MPI ranks", fmt::format("{} x {} threads (peak RSS: rank 0's)", mpi::size(), threads));
+    mpi::barrier();  // every rank done before rank 0 reports
+  }
+  if (!mpi::is_root()) return all_same ? 0 : 3;
   fmt::print("{}", out);
 
   if (!bench.json.empty()) {
@@ -226,6 +266,7 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
     j["samples"] = n;
     j["steps"] = c.simulation.steps;
     j["threads"] = threads;
+    j["ranks"] = mpi::size();
     j["repeat"] = bench.repeat;
     j["accuracy"] = accuracy;
     auto timing = [](const Timing& t) { return nlohmann::json{{"median", t.median()}, {"min", t.min()}, {"max", t.max()}, {"runs", t.seconds}}; };
@@ -233,6 +274,11 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
     j["dense"] = {{"seconds", timing(t_dense)}, {"macs_per_sample", macs}, {"batch", per_step.batch}};
     j["dense_precompute"] = {{"seconds", timing(t_chunk)}, {"macs_per_sample", macs}};
     j["speedup_vs_best_dense"] = best_dense / te;
+    if (exit_on)
+      j["early_exit"] = {{"stop_seconds", timing(t_stop)}, {"no_exit_seconds", timing(t_off)},
+                         {"time_saved", 1 - t_stop.median() / t_off.median()}, {"mean_steps_simulated", mean_steps},
+                         {"accuracy", stop_result.accuracy(samples.labels)},
+                         {"no_exit_accuracy", off_result.accuracy(samples.labels)}};
     j["peak_rss_mb"] = rss_all;
     j["identical"] = {{"dense", diff_step.empty()}, {"dense_precompute", diff_chunk.empty()}};
     nlohmann::json b = nlohmann::json::array();
@@ -252,7 +298,6 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
     j["precisions"] = pj;
     write_file_atomically(bench.json, j.dump(1) + "\n");
   }
-  const bool all_same = std::all_of(prec.begin(), prec.end(), [](const Precision& x) { return x.differs.empty(); });
   return all_same ? 0 : 3;
 }
 

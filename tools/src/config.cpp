@@ -89,11 +89,20 @@ void check_together(Config& c, KeyReader& r) {
                         s.max_rate_hz, s.dt_ms, scale, scale));
     }
   }
+  if (!c.network.model.empty()) {
+    // The ONNX file is the whole ANN: anything that would build or train another one contradicts it.
+    for (const char* other : {"network.weights", "network.hidden", "network.layers", "training"})
+      if (r.has(other))
+        bad(other, fmt::format("cannot be given with network.model = \"{}\": the ONNX file's layers and weights are the ANN "
+                               "(remove one of them)",
+                               c.network.model));
+  }
+  // With an imported model the population count is known only once the file is read (build_network checks then).
   const std::size_t populations = c.network.hidden.size() + 1;  // spiking populations (input is not one)
-  if (s.threshold.size() != 1 && s.threshold.size() != populations)
+  if (c.network.model.empty() && s.threshold.size() != 1 && s.threshold.size() != populations)
     bad("simulation.threshold",
         fmt::format("has {} values; give one, or one per spiking population ({})", s.threshold.size(), populations));
-  if (s.delays.size() != 1 && s.delays.size() != populations)
+  if (c.network.model.empty() && s.delays.size() != 1 && s.delays.size() != populations)
     bad("simulation.delays", fmt::format("has {} values; give one, or one per connection ({})", s.delays.size(), populations));
   // Default checkpoints beyond a short run are dropped silently; explicit ones are the user's word.
   if (r.has("simulation.checkpoints")) {

@@ -5,12 +5,15 @@
 #include "snn/engine/engine.h"
 #include "snn/error.h"
 #include "snn/tool/interrupt.h"
+#include "snn/tool/mpi.h"
 #include "snn/tool/output_dir.h"
 #include "snn/tool/progress.h"
 #include "snn/tool/report_mapping.h"
 #include "snn/tool/weight_cache.h"
 
 #include <fmt/format.h>
+
+#include <atomic>
 
 namespace snn::tool {
 
@@ -63,28 +66,58 @@ NormalisedWeights normalised_weights(const Config& c, const WeightSet& ann, cons
   o.samples = static_cast<std::size_t>(c.normalisation.samples);
   o.percentile = c.normalisation.percentile;
   conversion::set_blas_threads(training_blas_threads());
-  conversion::normalise(w, o, &train);
+  mpi::normalise(w, o, train);  // one process: conversion::normalise; under MPI the training-set pass is shared
   return out;
 }
 
 Network build_network(const Config& c, const WeightSet& weights) {
   const auto& s = c.simulation;
-  const std::size_t layers = weights.layers.size();
-  if (s.threshold.size() != 1 && s.threshold.size() != layers)
-    throw Error("simulation.threshold has {} values but the network has {} spiking populations", s.threshold.size(), layers);
-  if (s.delays.size() != 1 && s.delays.size() != layers)
-    throw Error("simulation.delays has {} values but the network has {} connections", s.delays.size(), layers);
-  std::vector<ConnectionSpec> specs(layers);
-  for (std::size_t l = 0; l < layers; ++l) {
-    specs[l].delay = s.delays.size() == 1 ? s.delays[0] : s.delays[l];
-    if (s.weight_cutoff > 0) {
-      specs[l].format = FanOutFormat::Sparse;
-      specs[l].cutoff = s.weight_cutoff;
+  std::vector<LayerSpec> specs = weights.layer_specs();
+  std::size_t populations = 0;
+  for (const LayerSpec& l : specs) populations += l.spiking();
+  if (s.threshold.size() != 1 && s.threshold.size() != populations)
+    throw Error("simulation.threshold has {} values but the network has {} spiking populations", s.threshold.size(),
+                populations);
+  if (s.delays.size() != 1 && s.delays.size() != populations)
+    throw Error("simulation.delays has {} values but the network has {} connections", s.delays.size(), populations);
+  // Normalisation factors are per spiking layer; a pool layer's factor scales
+  // its uniform 1/(kh*kw) weight (dense and conv weights arrive divided already).
+  const auto& factors = weights.normalisation.factors;
+  std::vector<ConnectionSpec> conns(populations);
+  std::vector<std::vector<Weight>> biases(weights.has_bias() ? populations : 0);
+  const std::vector<Shape> shapes = infer_shapes(weights.input_shape(), specs);
+  std::size_t pop = 0, w = 0;
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    LayerSpec& l = specs[i];
+    if (!l.spiking()) continue;
+    ConnectionSpec& cs = conns[pop];
+    cs.delay = s.delays.size() == 1 ? s.delays[0] : s.delays[pop];
+    if (s.weight_cutoff > 0 && l.kind == LayerKind::Dense) {
+      cs.format = FanOutFormat::Sparse;
+      cs.cutoff = s.weight_cutoff;
+    }
+    if (l.kind == LayerKind::AvgPool && pop < factors.size()) cs.pool_scale = 1.0 / factors[pop];
+    if (l.has_weights()) {
+      if (!biases.empty() && w < weights.biases.size() && !weights.biases[w].empty()) {
+        // A conv bias is per output channel; the engine's is per neuron (CHW order).
+        const std::vector<float>& b = weights.biases[w];
+        const std::size_t plane = l.kind == LayerKind::Conv ? shapes[i].height * shapes[i].width : 1;
+        biases[pop].reserve(b.size() * plane);
+        for (float v : b) biases[pop].insert(biases[pop].end(), plane, v);
+      }
+      ++w;
+    }
+    ++pop;
+    // The MLP keeps the names its reports always had; others their layer names.
+    if (weights.architecture.empty()) {
+      l.name = pop == populations ? "output" : fmt::format("hidden{}", pop);
+    } else if (pop == populations) {
+      l.name = "output";
+    } else if (l.name.empty()) {
+      l.name = fmt::format("{}{}", to_string(l.kind), pop);
     }
   }
-  std::vector<std::string> names;
-  for (std::size_t l = 0; l < layers; ++l) names.push_back(l + 1 == layers ? "output" : fmt::format("hidden{}", l + 1));
-  return Network::from_matrices(weights.layers, neuron_params(c, layers), specs, names);
+  return Network::from_layers(weights.input_shape(), specs, weights.layers, neuron_params(c, populations), conns, biases);
 }
 
 engine::RunOptions run_options(const Config& c) {
@@ -97,10 +130,11 @@ engine::RunOptions run_options(const Config& c) {
   ro.input.seed = s.seed;
   ro.threads = s.threads;
   ro.tie_break_by_potential = s.tie_break == TieBreak::Potential;
-  ro.early_exit.enabled = s.early_exit;
+  ro.early_exit.enabled = s.early_exit != EarlyExitMode::Off;
   ro.early_exit.margin = static_cast<std::uint32_t>(s.early_exit_margin);
   ro.early_exit.hold = s.early_exit_steps;
-  ro.early_exit.stop = false;  // run to the end so one run reports both the full and the early-exit figures
+  // measure: run to the end so one run reports both the full and the early-exit figures.
+  ro.early_exit.stop = s.early_exit == EarlyExitMode::Stop;
   return ro;
 }
 
@@ -114,12 +148,19 @@ SnnReport simulate(const Config& c, const WeightSet& weights, const Dataset& tes
   engine::RunOptions ro = run_options(c);
   if (!options.quiet) fmt::print(stderr, "simulating {} test samples for {} steps\n", n, s.steps);
   Progress bar("simulate", n, options.quiet);
-  ro.progress = [&](std::size_t done, std::size_t total) {
+  std::atomic<std::size_t> samples_done{0};
+  const auto stop_if_interrupted = [&] {
     if (interrupted())
-      throw Error("interrupted during the simulation ({} of {} samples done); no results were written", done, total);
+      throw Error("interrupted during the simulation ({} of {} samples done); no results were written",
+                  samples_done.load(), n);
+  };
+  ro.progress = [&](std::size_t done, std::size_t) {
+    samples_done = done;
+    stop_if_interrupted();
     bar.update(done);
   };
-  const auto r = eng.run(samples, ro);
+  ro.check_cancel = stop_if_interrupted;  // within a sample too: long samples stop in a few steps
+  const auto r = mpi::run_sharded(samples, [&](const engine::SampleSet& part) { return eng.run(part, ro); });
   bar.finish();
 
   return snn_report(c, net, samples, r);

@@ -32,7 +32,7 @@ struct TrainCheckpoint {
   std::uint64_t step = 0;           ///< optimiser steps taken (Adam's t; dropout masks' step counter)
   double seconds = 0.0;             ///< training wall time so far
   std::vector<EpochReport> epochs;  ///< one per completed epoch
-  std::vector<Matrix> weights;      ///< dense weights [out, in], input side first
+  std::vector<Matrix> weights;      ///< the weight layers (Model::weights), input side first
   std::vector<std::vector<float>> adam_m;  ///< Adam's first moments, one per weight tensor, same sizes
   std::vector<std::vector<float>> adam_v;  ///< Adam's second moments
 };

@@ -6,6 +6,7 @@
 // All dense products go through cblas_sgemm (OpenBLAS, multithreaded).
 #pragma once
 
+#include "snn/network/layer_spec.h"
 #include "snn/network/matrix.h"
 #include "snn/network/weights.h"
 
@@ -42,12 +43,19 @@ class Layer {
   /// Trainable parameters and their gradients, same length (empty if none).
   virtual std::span<float> parameters() { return {}; }
   virtual std::span<float> gradients() { return {}; }
+  /// A bias (one value per output channel or neuron) and its gradient; empty
+  /// when the layer has none. A separate tensor so that a bias-free network's
+  /// optimiser state is exactly the weights'.
+  virtual std::span<float> bias_parameters() { return {}; }
+  virtual std::span<float> bias_gradients() { return {}; }
 };
 
-/// Fully connected, no bias: y = x W^T with W of shape [out, in] (torch.nn.Linear.weight).
+/// Fully connected: y = x W^T (+ b) with W of shape [out, in]
+/// (torch.nn.Linear.weight); no bias unless one is given.
 class DenseLayer final : public Layer {
  public:
-  explicit DenseLayer(Matrix weights);
+  /// `bias`: empty (none) or one value per output neuron.
+  explicit DenseLayer(Matrix weights, std::vector<float> bias = {});
   std::string_view kind() const override { return "dense"; }
   std::size_t inputs() const override { return w_.cols; }
   std::size_t outputs() const override { return w_.rows; }
@@ -55,12 +63,84 @@ class DenseLayer final : public Layer {
   void backward(const Matrix& x, const Matrix& y, const Matrix& dy, Matrix* dx) override;
   std::span<float> parameters() override { return w_.data; }
   std::span<float> gradients() override { return dw_.data; }
+  std::span<float> bias_parameters() override { return b_; }
+  std::span<float> bias_gradients() override { return db_; }
   const Matrix& weights() const { return w_; }
   Matrix& weights() { return w_; }
+  const std::vector<float>& bias() const { return b_; }
 
  private:
   Matrix w_;
   Matrix dw_;
+  std::vector<float> b_, db_;
+};
+
+/// 2-D convolution on CHW rows (one sample per batch row, channels x height x
+/// width, row-major, as torch), zero padding, stride, rectangular kernels, one
+/// group, optional bias. Weights [out_channels, in_channels * kh * kw]
+/// (torch.nn.Conv2d.weight.view(out, -1)). im2col + sgemm over the whole batch:
+/// the patches of every sample form one [batch * positions, in_c * kh * kw]
+/// matrix, so each pass is one large GEMM rather than a small one per sample.
+class ConvLayer final : public Layer {
+ public:
+  /// `spec` must be a conv spec valid for `input` (output_shape checks it);
+  /// `weights` [spec.outputs, input.channels * kh * kw]; `bias` empty (none) or
+  /// one value per output channel.
+  ConvLayer(const LayerSpec& spec, const Shape& input, const Matrix& weights, std::vector<float> bias = {});
+  std::string_view kind() const override { return "conv"; }
+  std::size_t inputs() const override { return in_.size(); }
+  std::size_t outputs() const override { return out_.size(); }
+  void forward(const Matrix& x, Matrix& y, const ForwardContext& ctx) override;
+  void backward(const Matrix& x, const Matrix& y, const Matrix& dy, Matrix* dx) override;
+  std::span<float> parameters() override { return w_.data; }
+  std::span<float> gradients() override { return dw_.data; }
+  std::span<float> bias_parameters() override { return b_; }
+  std::span<float> bias_gradients() override { return db_; }
+  const Matrix& weights() const { return w_; }
+  const std::vector<float>& bias() const { return b_; }
+  const Shape& input_shape() const { return in_; }
+  const Shape& output_shape() const { return out_; }
+
+ private:
+  void im2col(const Matrix& x);
+  LayerSpec spec_;
+  Shape in_, out_;
+  std::size_t patch_;        // in_c * kh * kw
+  Matrix w_, dw_;            // [out, patch]
+  std::vector<float> b_, db_;  // [out] or empty
+  std::vector<float> col_;     // [batch * positions, patch], from the last forward
+  std::vector<float> tmp_;     // [batch * positions, out]: GEMM output / output gradient
+};
+
+/// Average pooling over kernel_h x kernel_w windows with a stride (no padding),
+/// per channel, on CHW rows. No parameters.
+class AvgPoolLayer final : public Layer {
+ public:
+  AvgPoolLayer(const LayerSpec& spec, const Shape& input);
+  std::string_view kind() const override { return "avgpool"; }
+  std::size_t inputs() const override { return in_.size(); }
+  std::size_t outputs() const override { return out_.size(); }
+  void forward(const Matrix& x, Matrix& y, const ForwardContext& ctx) override;
+  void backward(const Matrix& x, const Matrix& y, const Matrix& dy, Matrix* dx) override;
+
+ private:
+  LayerSpec spec_;
+  Shape in_, out_;
+};
+
+/// CxHxW -> C*H*W. A batch row already holds a sample in CHW order, so this is
+/// a copy (torch.flatten's order); Model leaves it out of its layer list.
+class FlattenLayer final : public Layer {
+ public:
+  explicit FlattenLayer(const Shape& input) : size_(input.size()) {}
+  std::string_view kind() const override { return "flatten"; }
+  std::size_t inputs() const override { return size_; }
+  std::size_t outputs() const override { return size_; }
+  void forward(const Matrix& x, Matrix& y, const ForwardContext& ctx) override;
+  void backward(const Matrix& x, const Matrix& y, const Matrix& dy, Matrix* dx) override;
+
+ private:
+  std::size_t size_;
 };
 
 /// y = max(x, 0). Backward passes dy where x > 0 (and 0 at x == 0, as PyTorch).

@@ -62,6 +62,27 @@ std::vector<double> max_activations(const std::vector<Matrix>& layers, const Dat
 std::vector<double> activation_percentiles(const std::vector<Matrix>& layers, const Dataset& data, double percentile,
                                            std::size_t samples = 0);
 
+/// Images per forward batch of the activation passes; a shard of the
+/// training set that starts at a multiple of it computes exactly the batches
+/// the whole-set pass does (for_each_activation_in).
+inline constexpr std::size_t kActivationBatch = 500;
+
+class PercentileHistogram;
+
+/// Per-layer maxima over images [first, first + count) only: the maxima of
+/// disjoint shards starting at multiples of kActivationBatch, merged by max,
+/// equal max_activations over their union bit for bit.
+std::vector<double> max_activations_in(const WeightSet& weights, const Dataset& data, std::size_t first, std::size_t count);
+
+/// Per-layer histograms of the non-zero activations of images [first, first +
+/// count), to be merged (PercentileHistogram::merge) across shards.
+std::vector<PercentileHistogram> activation_histograms_in(const WeightSet& weights, const Dataset& data,
+                                                          std::size_t first, std::size_t count);
+
+/// The p-th percentile of each layer's merged histogram; throws snn::Error
+/// naming the layer if it holds no value.
+std::vector<double> percentiles_of(const std::vector<PercentileHistogram>& histograms, double percentile);
+
 /// Bounded-memory percentile of positive floats (see the top of this header
 /// for the binning and its error bound). Zeros are ignored; negative or NaN
 /// values are an error.
@@ -77,12 +98,57 @@ class PercentileHistogram {
   float max() const { return max_; }
   /// Nearest-rank p-th percentile, 0 < p <= 100; throws snn::Error when empty.
   float percentile(double p) const;
+  /// Adds every value `other` counted: the result is the histogram of both
+  /// sets of values, exactly (counts add, maxima take the larger).
+  void merge(const PercentileHistogram& other);
+  /// The kBins counts, for sending a histogram elsewhere (MPI) and back
+  /// through from_bins.
+  const std::vector<std::uint64_t>& bins() const { return bins_; }
+  /// A histogram of the given counts and exact maximum (count() is their sum);
+  /// throws snn::Error unless there are kBins counts.
+  static PercentileHistogram from_bins(std::vector<std::uint64_t> bins, float max);
 
  private:
   std::vector<std::uint64_t> bins_;
   std::uint64_t count_ = 0;
   float max_ = 0.0f;
 };
+
+// ---- any architecture (dense, conv, avgpool, flatten) ----
+//
+// The same three methods on a WeightSet, Diehl et al.'s way for ConvNets: the
+// spiking layers are the dense, conv and avgpool layers in order (flatten adds
+// none), and every function returns one factor per spiking layer (shorter by
+// one when the last layer is left alone). A dense or conv layer's weights were
+// divided by its factor. An avgpool layer is a spiking layer whose weights are
+// 1/(kh*kw): its lambda is its input's (it passes its input's scale on, so the
+// next layer's factor is lambda_next / lambda_input), its factor is 1 and its
+// connection weight stays 1/(kh*kw) (pool_weight). Biases, if any, end as
+// b_l / lambda_l (Rueckauer et al. 2017), lambda_l being layer l's overall
+// scale (the product of the factors up to and including l); a last layer left
+// unscaled keeps W and gets b / lambda_{l-1}, so it computes its original
+// pre-activation divided by lambda_{l-1} (same argmax).
+
+/// The connection weight of an avgpool layer given its recorded factor: 1/(kh*kw)/factor.
+double pool_weight(const LayerSpec& pool, double factor = 1.0);
+
+/// Model-based: for a dense or conv layer, factor = max over its output
+/// neurons/channels of (sum of the positive weights of its row + its bias if
+/// positive, the bias taken at the scale of the layers before): the largest
+/// input a neuron can get when every input spikes at every step (for conv
+/// with padding this over-estimates at the borders, as Diehl's code does).
+std::vector<double> normalise_model(WeightSet& weights, bool include_last = false);
+/// Data-based: lambda of a dense/conv layer = max(largest weight, a_l) as
+/// the dense form; `max_activations` has one entry per spiking layer (the
+/// avgpool entries are not used).
+std::vector<double> normalise_data(WeightSet& weights, const std::vector<double>& max_activations, bool include_last = true);
+/// Robust: lambda of a dense/conv layer = its activations' p-th percentile
+/// (one entry per spiking layer; avgpool entries not used).
+std::vector<double> normalise_robust(WeightSet& weights, const std::vector<double>& percentiles, bool include_last = true);
+/// Largest activation of each spiking layer (for_each_activation on a WeightSet).
+std::vector<double> max_activations(const WeightSet& weights, const Dataset& data, std::size_t samples = 0);
+/// p-th percentile of each spiking layer's non-zero activations.
+std::vector<double> activation_percentiles(const WeightSet& weights, const Dataset& data, double percentile, std::size_t samples = 0);
 
 /// What to apply, for the tool: method, and when not None, whether the last
 /// layer is scaled (default: no for model-based, yes for data and robust),
@@ -94,10 +160,17 @@ struct NormaliseOptions {
   double percentile = 99.9;
 };
 
-/// Normalises `weights` in place by `options` and records method, factors,
-/// samples and percentile in weights.normalisation. `train` is needed for
+/// Normalises `weights` (any architecture) in place by `options` and records
+/// method, factors (one per spiking layer), samples and percentile in
+/// weights.normalisation. `train` is needed for
 /// data and robust (snn::Error otherwise). Throws if the set is already
 /// normalised.
 void normalise(WeightSet& weights, const NormaliseOptions& options, const Dataset* train);
+
+/// The same for data and robust normalisation with the training-set pass
+/// already done (by shards, say): `scales` are the per-layer maxima (data) or
+/// percentiles (robust) over `samples` training images.
+void normalise_with(WeightSet& weights, const NormaliseOptions& options, std::size_t samples,
+                    const std::vector<double>& scales);
 
 }  // namespace snn::conversion

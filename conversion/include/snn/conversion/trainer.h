@@ -37,7 +37,8 @@ struct TrainConfig {
   std::size_t epochs = 15;
   std::size_t batch_size = 100; ///< the last batch of an epoch holds the remainder, as torch's DataLoader
   AdamConfig adam;              ///< lr 1e-3, betas 0.9 / 0.999, eps 1e-8
-  float init_range = 0.1f;      ///< initial weights U(-init_range, init_range)
+  Init init = Init::Uniform;    ///< how initial weights are drawn (model.h)
+  float init_range = 0.1f;      ///< Uniform: initial weights U(-init_range, init_range)
   std::uint64_t seed = 0;
   std::size_t train_samples = 0;  ///< train on the first n images of the training set (0: all)
   int blas_threads = 0;           ///< OpenBLAS threads during training (0: leave OpenBLAS's setting)
@@ -89,7 +90,8 @@ class TrainObserver {
 };
 
 struct TrainResult {
-  std::vector<Matrix> weights;        ///< dense weights [out, in], input side first
+  std::vector<Matrix> weights;        ///< dense [out, in] and conv [out_c, in_c * kh * kw] weights, input side first
+  std::vector<std::vector<float>> biases;  ///< one per weight layer when the network has biases, else empty
   std::vector<EpochReport> epochs;
   std::optional<Evaluation> test;     ///< when a test set was given
   double seconds = 0.0;               ///< wall time of the epochs (not of the test evaluation)
@@ -109,9 +111,14 @@ TrainResult train(const TrainConfig& config, const Dataset& train, const Dataset
 /// (it changes only ties: ReLU'd outputs that are all 0 predict class 0).
 Evaluation evaluate(const std::vector<Matrix>& weights, const Dataset& data, bool output_relu = true, std::size_t samples = 0,
                     std::size_t batch_size = 500);
+/// The same for any architecture: a weight set (spec_for(weights, output_relu)).
+Evaluation evaluate(const WeightSet& weights, const Dataset& data, bool output_relu = true, std::size_t samples = 0,
+                    std::size_t batch_size = 500);
+/// The same for a built model (its weights as they are; dropout off).
+Evaluation evaluate(Model& model, const Dataset& data, std::size_t samples = 0, std::size_t batch_size = 500);
 
-/// Warnings for an evaluation: one per class never predicted (possibly a dead
-/// output unit). Empty when every class is predicted at least once.
+/// Warnings for an evaluation: one line naming every class never predicted
+/// (possibly dead output units). Empty when every class is predicted at least once.
 std::vector<std::string> prediction_warnings(const Evaluation& eval, bool output_relu);
 
 /// Runs the network without dropout over the first `samples` images of `data`
@@ -121,13 +128,28 @@ std::vector<std::string> prediction_warnings(const Evaluation& eval, bool output
 /// data-based and robust normalisations.
 void for_each_activation(const std::vector<Matrix>& weights, const Dataset& data, std::size_t samples,
                          const std::function<void(std::size_t layer, const Matrix& activations)>& visit, std::size_t batch_size = 500);
+/// The same for any architecture: visit(s, a) for each spiking layer s (dense,
+/// conv, avgpool in order; Model::activation), a = [batch, output size], ReLU'd
+/// (an avgpool's output is already non-negative).
+void for_each_activation(const WeightSet& weights, const Dataset& data, std::size_t samples,
+                         const std::function<void(std::size_t layer, const Matrix& activations)>& visit, std::size_t batch_size = 500);
+/// The same over images [first, first + count) (clipped to the set; 0: none), in
+/// batches starting at `first`. A batch's activations do not depend on what
+/// other batches exist, so with `first` a multiple of batch_size every batch
+/// is one the whole-set pass computes too, bit for bit (the sharded
+/// normalisation relies on it).
+void for_each_activation_in(const WeightSet& weights, const Dataset& data, std::size_t first, std::size_t count,
+                            const std::function<void(std::size_t layer, const Matrix& activations)>& visit,
+                            std::size_t batch_size = 500);
 
 /// Fills `batch` ([count, image_size]) with images order[first, first+count) as
 /// floats in [0, 1] (pixel_value).
 void gather_batch(const Dataset& data, const std::vector<std::uint32_t>& order, std::size_t first, std::size_t count, Matrix& batch);
 
 /// A weight set recording how the result was trained (names from the spec,
-/// normalisation none, ANN test accuracy if evaluated, seed, settings).
+/// the input shape and, for a network other than a plain dense chain, the
+/// architecture; biases if any; normalisation none, ANN test accuracy if
+/// evaluated, seed, settings).
 WeightSet to_weight_set(const TrainConfig& config, const TrainResult& result, const std::string& dataset_name,
                         std::size_t train_samples);
 

@@ -76,7 +76,15 @@ struct RunOptions {
   /// Keep every spike of every sample in RunResult::spike_trains (tests, small runs).
   bool record_spikes = false;
   ProgressCallback progress;
+  /// Called from worker threads (concurrently: must be thread-safe) every
+  /// kCancelCheckSteps steps of every sample; it may throw to abandon the run
+  /// (the exception reaches the caller of run()), so a long sample can be
+  /// stopped within a few steps, not only between samples (Ctrl-C).
+  std::function<void()> check_cancel;
 };
+
+/// Steps between two RunOptions::check_cancel calls within a sample.
+inline constexpr Step kCancelCheckSteps = 16;
 
 /// Throws snn::Error naming the option at fault.
 void validate(const RunOptions& options);

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace snn {
 
@@ -32,6 +33,18 @@ struct NpyShape {
   std::size_t cols = 0;
 };
 NpyShape read_npy_shape(const std::filesystem::path& path);
+
+/// A float32 array of any rank 1..4 (a conv kernel [out, in_c, kh, kw], a bias [out]).
+struct NpyArray {
+  std::vector<std::size_t> shape;
+  std::vector<float> data;  ///< C order
+};
+/// Reads a '<f4' C-order .npy of 1 to max_dims dimensions with the same
+/// validation as read_npy (which is the 2-D-only form).
+NpyArray read_npy_array(const std::filesystem::path& path, std::size_t max_dims = 4);
+/// Writes a float32 array of the given shape (product = data.size()), atomically, as numpy.save would.
+void write_npy_array(const std::filesystem::path& path, const std::vector<std::size_t>& shape, const std::vector<float>& data);
+std::string npy_bytes(const std::vector<std::size_t>& shape, const std::vector<float>& data);
 
 /// Writes `m` as a version 1.0 .npy file ('<f4', fortran_order False, shape
 /// (rows, cols)), byte-identical to what numpy.save writes for the same float32

@@ -9,11 +9,15 @@
 //
 //   "format":  "snnsim-weights"           optional; if present must be exactly this
 //   "version": 1                          optional; if present must be 1
+//   "input":   [1, 28, 28]                optional; [features] or [channels, height, width]
 //   "layers":  [ {                        required, non-empty, input side first
-//       "file":  "fc1.npy",               required; a plain file name in the directory
-//       "shape": [1200, 784],             required; [out, in] as in the .npy
-//       "name":  "fc1",                   optional; default "layer<i>" (i from 0)
-//       "kind":  "dense"                  optional; default and only value "dense"
+//       "kind":  "dense",                 optional; "dense" (default), "conv", "avgpool", "flatten"
+//       "file":  "fc1.npy",               dense/conv: required; a plain file name in the directory
+//       "shape": [1200, 784],             optional; dense [out, in], conv [out, in_c, kh, kw], as in the .npy
+//       "bias":  "fc1.bias.npy",          optional; dense/conv: a 1-D [out] file
+//       "stride": 1, "padding": 0,        conv: n or [h, w] (defaults 1, 0); avgpool: stride (default kernel)
+//       "kernel": 2,                      avgpool: required window, n or [h, w]; conv: optional check
+//       "name":  "fc1",                   optional; default "layer<i>"
 //     }, ... ]
 //   "normalisation": {                    optional; default method "none"
 //       "method":  "none" | "model" | "data" | "robust",
@@ -30,12 +34,15 @@
 //       "beta2": 0.999, "epsilon": 1e-8, "dropout": 0.5, "init_range": 0.1,
 //       "output_relu": true, "seconds": 12.3, "blas_threads": 2 }   optional; every key in it optional
 //
-// Loading validates the manifest (types, ranges, unknown keys), that layer i's
-// "in" equals layer i-1's "out", and each .npy against its manifest shape (and
-// everything read_npy checks); weights must be finite. Any fault is snn::Error
+// Loading validates the manifest (types, ranges, unknown keys), that the
+// shapes chain from the input (infer_shapes; a dense layer's in equals what
+// the layers before produce), and each .npy against its manifest shape and
+// the shape its layer needs (and everything read_npy checks; an [in, out]
+// array gets a hint to transpose); weights must be finite. Any fault is snn::Error
 // naming the file and the expected and found value.
 #pragma once
 
+#include "snn/network/layer_spec.h"
 #include "snn/network/matrix.h"
 
 #include <cstddef>
@@ -59,8 +66,13 @@ Normalisation parse_normalisation(std::string_view text);
 
 struct NormalisationRecord {
   Normalisation method = Normalisation::None;
-  /// factors[i]: the divisor applied to layer i's weights (W_i /= factors[i]).
-  /// At most one per layer; missing trailing entries mean layers left unscaled.
+  /// factors[i]: the divisor applied to spiking layer i (the dense, conv and
+  /// avgpool layers in order; flatten has none; for a dense chain, layer i):
+  /// a dense/conv layer's weights W /= factors[i]; an avgpool layer's
+  /// connections all weigh 1/(kh*kw)/factors[i] (Diehl's normalisation leaves
+  /// it 1). At most one per spiking layer; missing trailing entries mean
+  /// layers left unscaled. Biases, if any, were divided by the product of the
+  /// factors up to their layer (Rueckauer et al. 2017).
   std::vector<double> factors;
   std::size_t samples = 0;  ///< data/robust: number of training images whose activations were used
   double percentile = 0.0;  ///< robust: the percentile (e.g. 99.9); 0 otherwise
@@ -90,7 +102,8 @@ struct TrainingRecord {
   double beta2 = 0.0;
   double epsilon = 0.0;
   double dropout = 0.0;            ///< drop probability after each hidden layer
-  double init_range = 0.0;         ///< weights initialised U(-init_range, init_range)
+  std::string init;                ///< "uniform", "kaiming_uniform"; empty: not recorded (uniform)
+  double init_range = 0.0;         ///< uniform init: weights initialised U(-init_range, init_range)
   bool output_relu = true;         ///< ReLU applied to the output layer during training
   double seconds = 0.0;            ///< wall time of training
   /// OpenBLAS threads used: the trainer's weights are bit-reproducible only for
@@ -101,8 +114,20 @@ struct TrainingRecord {
 };
 
 struct WeightSet {
-  /// layers[i]: shape [out_i, in_i], in_i == out_{i-1}; layer 0 reads the input.
+  /// The weights of each dense or conv layer, input side first: dense
+  /// [out, in] (torch.nn.Linear.weight), conv [out_c, in_c * kh * kw]
+  /// (torch.nn.Conv2d.weight.view(out_c, -1)). Without an architecture every
+  /// layer is dense and in_i == out_{i-1}; layer 0 reads the input.
   std::vector<Matrix> layers;
+  /// One sample's input shape (CHW). Default (size 0): flat, layer 0's in.
+  Shape input{0, 1, 1};
+  /// The whole layer list including avgpool and flatten layers; its dense and
+  /// conv entries correspond in order to `layers`. Empty: the dense chain of
+  /// `layers`.
+  std::vector<LayerSpec> architecture;
+  /// Empty (no biases), or one vector per entry of `layers`: that layer's bias,
+  /// one value per output neuron/channel, or empty for a layer without one.
+  std::vector<std::vector<float>> biases;
   /// Per-layer names and .npy file names (plain names inside the directory).
   /// Either may be left empty when saving: defaults "layer<i>" and "<name>.npy".
   std::vector<std::string> names;
@@ -112,8 +137,15 @@ struct WeightSet {
   std::optional<std::uint64_t> seed;
   std::optional<TrainingRecord> training;
 
-  std::size_t inputs() const { return layers.empty() ? 0 : layers.front().cols; }
-  std::size_t outputs() const { return layers.empty() ? 0 : layers.back().rows; }
+  /// Features per input sample and output neurons.
+  std::size_t inputs() const { return input.size() != 0 ? input.size() : layers.empty() ? 0 : layers.front().cols; }
+  std::size_t outputs() const;
+  /// The input shape (flat layer 0's in when `input` is unset).
+  Shape input_shape() const { return input.size() != 0 ? input : Shape{inputs(), 1, 1}; }
+  /// The architecture (`architecture`, or the dense chain of `layers` named by `names`).
+  std::vector<LayerSpec> layer_specs() const;
+  /// True if some layer has a non-empty bias.
+  bool has_bias() const;
   bool operator==(const WeightSet&) const = default;
 };
 
@@ -134,6 +166,11 @@ void save_weights(const std::filesystem::path& dir, const WeightSet& weights);
 /// everything listed at the top of this header. The result compares equal to
 /// the WeightSet that save_weights wrote (names and files filled in).
 WeightSet load_weights(const std::filesystem::path& dir_or_manifest);
+
+/// Throws snn::Error unless `weights` is consistent, as save_weights checks:
+/// the architecture's shapes chain from the input, each matrix and bias has
+/// the shape its layer needs, and values are finite. `what` names the source.
+void validate_weight_set(const WeightSet& weights, std::string_view what);
 
 /// Throws snn::Error unless layer shapes chain (in_i == out_{i-1}), there is at
 /// least one layer, every matrix's data size matches rows * cols, and every
