@@ -55,7 +55,7 @@ void finish(const Prepared& p, RunReport& r, const CommonOptions& options, Clock
 double ann_accuracy_on(const WeightSet& w, const Config& c, const Dataset& test) {
   const std::size_t n = c.simulation.limit > 0 ? std::min<std::size_t>(c.simulation.limit, test.count) : test.count;
   conversion::set_blas_threads(training_blas_threads());
-  return conversion::evaluate(w.layers, test, c.training.output_relu, n).accuracy;
+  return conversion::evaluate(w, test, c.training.output_relu, n).accuracy;
 }
 
 }  // namespace
@@ -119,6 +119,7 @@ int simulate_command(const fs::path& path, const CommonOptions& options) {
                 path.string());
   RunReport r = base_report("simulate", p);
   const WeightSet given = load_weights(p.config.network.weights);
+  check_weights_fit_layers(p.config, given, p.config.network.weights, p.data.test);
   r.weights = p.config.network.weights;
   r.ann_accuracy = given.ann_test_accuracy;
   const auto [snn, notes] = normalised_weights(p.config, given, p.data.train);

@@ -89,7 +89,14 @@ void check_together(Config& c, KeyReader& r) {
                         s.max_rate_hz, s.dt_ms, scale, scale));
     }
   }
-  const std::size_t populations = c.network.hidden.size() + 1;  // spiking populations (input is not one)
+  // Spiking populations (input is not one): dense, conv and avgpool layers.
+  std::size_t populations = c.network.hidden.size() + 1;
+  if (!c.network.layers.empty()) {
+    populations = 0;
+    for (const LayerSpec& l : c.network.layers) populations += l.spiking();
+    if (r.has("network.hidden"))
+      bad("network.hidden", "and network.layers are both given; network.layers describes the whole network, drop one");
+  }
   if (s.threshold.size() != 1 && s.threshold.size() != populations)
     bad("simulation.threshold",
         fmt::format("has {} values; give one, or one per spiking population ({})", s.threshold.size(), populations));
