@@ -26,7 +26,8 @@ class Child {
  public:
   using Clock = std::chrono::steady_clock;
 
-  explicit Child(const std::vector<std::string>& args) {
+  /// Runs `program` (default: the built snnsim) with `args`.
+  explicit Child(const std::vector<std::string>& args, const std::string& program = kSnnsim.string()) {
     int fds[2];
     REQUIRE(::pipe(fds) == 0);
     posix_spawn_file_actions_t actions;
@@ -35,7 +36,7 @@ class Child {
     posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
     posix_spawn_file_actions_addclose(&actions, fds[0]);
     posix_spawn_file_actions_addclose(&actions, fds[1]);
-    std::vector<std::string> argv_strings{kSnnsim.string()};
+    std::vector<std::string> argv_strings{program};
     argv_strings.insert(argv_strings.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& a : argv_strings) argv.push_back(a.data());

@@ -17,7 +17,7 @@ static std::string slurp(const fs::path& p) {
 }
 
 TEST_CASE("write_file_atomically writes whole files or leaves the old one") {
-  const fs::path dir = fs::temp_directory_path() / "snnsim_test_atomic";
+  const fs::path dir = (fs::path(SNNSIM_BINARY_DIR) / "test_tmp") / "snnsim_test_atomic";
   fs::remove_all(dir);
   fs::create_directories(dir);
   const fs::path target = dir / "out.txt";

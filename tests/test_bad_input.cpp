@@ -31,7 +31,7 @@ using snn::test::run_snnsim;
 
 namespace {
 
-const fs::path kRoot = fs::temp_directory_path() / "snnsim_errors";
+const fs::path kRoot = (fs::path(SNNSIM_BINARY_DIR) / "test_tmp") / "snnsim_errors";
 const fs::path kSource = SNNSIM_SOURCE_DIR;
 
 fs::path scratch(const std::string& name) {
@@ -397,17 +397,19 @@ TEST_CASE("bad configs: a message naming the file, key, line and value, status 1
   check_case("C17", "output.dir is an existing file", {"run", cfg.string(), "--out", (root / "a_file").string()}, 1,
              {"output.dir", "a_file", "exists and is not a directory"});
   CHECK(slurp(root / "a_file") == "not a directory");
-  spit(root / "precious" / "notes.txt", "keep me");
-  check_case("C18", "output.dir is a directory of other files", {"run", cfg.string(), "--out", (root / "precious").string()}, 1,
-             {"output.dir", "precious", "without snnsim results", "will not touch this one"});
-  CHECK(slurp(root / "precious" / "notes.txt") == "keep me");
+  // A report replaces only what an earlier report there wrote (its
+  // report_files.txt); a file of someone else's under a report's name stays.
   spit(root / "precious" / "results.json", "{}");
-  check_case("C19", "output.dir holds a report and other files", {"run", cfg.string(), "--out", (root / "precious").string()}, 1,
-             {"output.dir", "precious", "holds 'notes.txt', which no snnsim report writes"});
-  CHECK(slurp(root / "precious" / "notes.txt") == "keep me");
-  check_case("C20", "output.cache inside output.dir",
-             {"run", cfg.string(), "--set", fmt::format("output.cache=\"{}\"", (out / "cache").string())}, 1,
-             {"output.cache", "is inside output.dir", "every run replaces whole"}, out);
+  check_case("C18", "output.dir holds a results.json snnsim did not write", {"run", cfg.string(), "--out", (root / "precious").string()}, 1,
+             {"output.dir", "precious", "holds 'results.json', which no earlier snnsim report there wrote"});
+  CHECK(slurp(root / "precious" / "results.json") == "{}");
+  spit(root / "report" / "report_files.txt", "results.json\n");
+  spit(root / "report" / "results.json", "{}");
+  spit(root / "report" / "per_class.csv", "mine");
+  check_case("C19", "output.dir holds a report and a user's file under a report's name",
+             {"run", cfg.string(), "--out", (root / "report").string()}, 1,
+             {"output.dir", "report", "holds 'per_class.csv', which no earlier snnsim report there wrote"});
+  CHECK(slurp(root / "report" / "per_class.csv") == "mine");
 }
 
 TEST_CASE("bad ConvNet layer lists and weights that do not fit them: the layer and the shapes named, status 1") {
@@ -471,6 +473,40 @@ TEST_CASE("command-line mistakes: one line naming the command and the mistake, s
   check_case("L11", "plot of a results.json with a field of the wrong type",
              {"plot", (root / "bad" / "results.json").string(), "-o", (root / "bad.png").string()}, 1,
              {"bad/results.json", "snn.accuracy_curve"});
+}
+
+TEST_CASE("bad imported models (network.model): a message naming the file and both shapes, status 1, no output") {
+  const fs::path root = scratch("model");
+  const fs::path data = valid_dataset(root / "valid");
+  const fs::path convnet = kSource / "tests" / "data" / "onnx" / "convnet.onnx";
+  const auto model_config = [&](const fs::path& model, const fs::path& dataset) {
+    const fs::path cfg = root / "model.toml";
+    spit(cfg, fmt::format("[dataset]\nname = \"{}\"\n[network]\nmodel = \"{}\"\n[simulation]\nsteps = 10\ncheckpoints = [10]\n"
+                          "[output]\nplots = false\n",
+                          dataset.string(), model.string()));
+    return cfg;
+  };
+  const fs::path out = root / "out";
+  check_case("M1", "network.model names a file that does not exist", {"run", model_config(root / "missing.onnx", data).string()}, 1,
+             {"missing.onnx"}, out);
+  spit(root / "garbage.onnx", "this is not a protobuf");
+  check_case("M2", "network.model is not an ONNX file", {"run", model_config(root / "garbage.onnx", data).string()}, 1,
+             {"garbage.onnx"}, out);
+  check_case("M3", "network.model with network.hidden and [training]",
+             {"run", config_for(root, data).string(), "--set", fmt::format("network.model=\"{}\"", convnet.string())}, 1,
+             {"'network.hidden' cannot be given with network.model", "'training' cannot be given with network.model"}, out);
+#if SNNSIM_HAS_ONNX
+  const fs::path small = root / "small";
+  spit(small / kTrainImages, idx_images(20, 20, 20));
+  spit(small / kTrainLabels, idx_labels(20));
+  spit(small / kTestImages, idx_images(10, 20, 20));
+  spit(small / kTestLabels, idx_labels(10));
+  check_case("M4", "a dataset whose images are not the model's input", {"run", model_config(convnet, small).string()}, 1,
+             {"convnet.onnx", "takes inputs of shape 1x28x28", "images of 1x20x20"}, out);
+  check_case("M5", "a model whose outputs are not dataset.classes",
+             {"run", model_config(convnet, data).string(), "--set", "dataset.classes=12"}, 1,
+             {"convnet.onnx", "has 10 outputs but dataset.classes = 12"}, out);
+#endif
 }
 
 TEST_CASE("an output.dir given with a trailing slash is replaced like any other (regression)") {

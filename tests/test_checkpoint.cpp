@@ -22,7 +22,7 @@ using namespace snn::conversion;
 namespace {
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / "snnsim_test_checkpoint" / name;
+  const fs::path dir = (fs::path(SNNSIM_BINARY_DIR) / "test_tmp") / "snnsim_test_checkpoint" / name;
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;

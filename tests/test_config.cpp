@@ -255,6 +255,8 @@ name = "fc"
   CHECK(c.warnings.empty());
   CHECK_FALSE(contains(snn::tool::to_toml(c), "hidden ="));
   CHECK(contains(error_of(lenet, {"network.hidden=[100]"}), "'network.hidden' and network.layers are both given"));
+  // An ONNX model is the whole ANN: a layer list beside it contradicts it.
+  CHECK(contains(error_of(lenet, {"network.model=\"m.onnx\""}), "'network.layers' cannot be given with network.model = \"m.onnx\""));
   const auto again = parse_config(snn::tool::to_toml(c), "resolved.toml");
   CHECK(again.network.layers == c.network.layers);
   CHECK(snn::tool::to_toml(again) == snn::tool::to_toml(c));
@@ -284,6 +286,19 @@ TEST_CASE("the engine runs with the config table's defaults, not its own structs
   CHECK(ro.early_exit.margin == 5);
   CHECK(ro.early_exit.hold == 10);
   CHECK_FALSE(ro.tie_break_by_potential);
+}
+
+TEST_CASE("simulation.early_exit names its mode, and a boolean from older configs is told the new names") {
+  CHECK_FALSE(snn::tool::run_options(parse_config("", "t.toml")).early_exit.enabled);
+  const auto measure = snn::tool::run_options(parse_config("[simulation]\nearly_exit = \"measure\"\n", "t.toml"));
+  CHECK(measure.early_exit.enabled);
+  CHECK_FALSE(measure.early_exit.stop);
+  const auto stop = snn::tool::run_options(parse_config("[simulation]\nearly_exit = \"stop\"\n", "t.toml"));
+  CHECK(stop.early_exit.enabled);
+  CHECK(stop.early_exit.stop);
+  CHECK_THROWS_WITH(parse_config("[simulation]\nearly_exit = true\n", "t.toml"),
+                    Catch::Contains("line 2: 'simulation.early_exit' = true is no longer a boolean") &&
+                        Catch::Contains("\"measure\" (what true did"));
 }
 
 TEST_CASE("to_toml round-trips awkward numbers and strings exactly") {

@@ -24,7 +24,7 @@ namespace {
 const std::string kTiny = (fs::path(SNNSIM_SOURCE_DIR) / "configs" / "tiny.toml").string();
 
 fs::path scratch(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / "snnsim_durability" / name;
+  const fs::path p = (fs::path(SNNSIM_BINARY_DIR) / "test_tmp") / "snnsim_durability" / name;
   fs::remove_all(p);
   fs::create_directories(p);
   return p;

@@ -7,7 +7,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <span>
 #include <numeric>
 #include <random>
 
@@ -464,4 +467,40 @@ TEST_CASE("the vectorised neuron update equals the portable one") {
   snn::engine::SpikeList s;
   CHECK(snn::engine::detail::update_plain<ResetMode::Subtract>(65536, v.data(), c.data(), 0, 40, s) == 21);
   CHECK(snn::engine::detail::update_plain_generic<ResetMode::Subtract>(65536, v2.data(), c.data(), 0, 40, s) == 21);
+}
+
+TEST_CASE("a part of a sample set keyed by its global ids gives the whole set's results for its samples") {
+  // What an MPI rank runs: samples [k, n) with first_id = k must see the
+  // input spikes the whole run gives them, so their figures are the same.
+  std::mt19937_64 rng(5);
+  const Network net = threaded_network(FanOutFormat::Dense, rng);
+  const std::size_t n = 7, k = 3;
+  const auto values = snn::test::random_inputs(rng, n, net.input_size());
+  const std::vector<std::uint8_t> labels(n, 1);
+  const snn::engine::SampleSet whole{n, net.input_size(), values, labels};
+  snn::engine::SampleSet part{n - k, net.input_size(), std::span(values).subspan(k * net.input_size()),
+                              std::span(labels).subspan(k)};
+  RunOptions o;
+  o.steps = 25;
+  o.record_spikes = true;
+  o.threads = 1;
+  const Engine engine(net);
+  const RunResult all = engine.run(whole, o);
+  const RunResult unkeyed = engine.run(part, o);
+  part.first_id = k;
+  const RunResult keyed = engine.run(part, o);
+  for (std::size_t i = 0; i < n - k; ++i) {
+    INFO("sample " << i + k);
+    CHECK(keyed.spike_trains[i] == all.spike_trains[i + k]);
+    CHECK(keyed.predictions[i] == all.predictions[i + k]);
+  }
+  CHECK(std::equal(keyed.step_synops.begin(), keyed.step_synops.end(), all.step_synops.begin() + k * o.steps));
+  // The dense baseline keys its input the same way.
+  const snn::engine::DenseSimulator dense(engine.shared_network());
+  CHECK(dense.run(part, o, {}).population_spikes == keyed.population_spikes);
+  // Without the offset the part's samples draw sample 0's, 1's, ... numbers.
+  CHECK(unkeyed.spike_trains[0] != all.spike_trains[k]);
+  // The ids must stay 32-bit.
+  part.first_id = std::numeric_limits<snn::SampleId>::max();
+  CHECK_THROWS_WITH(engine.run(part, o), Catch::Contains("exceed the 32-bit sample ids"));
 }

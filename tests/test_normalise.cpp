@@ -291,3 +291,65 @@ TEST_CASE("activations of a conv net, by hand, and robust and data normalisation
   CHECK(after[1] == Approx(0.5));  // the pool's rate relative to its input's scale
   CHECK(after[2] == Approx(1.0));
 }
+
+TEST_CASE("shards of the training set merge into the whole set's maxima, percentiles and factors, bit for bit") {
+  // 1234 random images of 30 pixels through 30 -> 40 -> 20 -> 5: shards of
+  // whole activation batches (500, 500, 234) as three MPI ranks take them.
+  std::mt19937_64 rng(11);
+  Dataset d;
+  d.count = 1234;
+  d.rows = 5;
+  d.cols = 6;
+  d.num_classes = 5;
+  d.pixels.resize(d.count * 30);
+  d.labels.assign(d.count, 0);
+  for (auto& p : d.pixels) p = static_cast<std::uint8_t>(rng() % 256);
+  std::uniform_real_distribution<float> u(-0.3f, 0.5f);
+  std::vector<Matrix> layers;
+  for (auto [out, in] : {std::pair<std::size_t, std::size_t>{40, 30}, {20, 40}, {5, 20}}) {
+    Matrix m(out, in);
+    for (auto& w : m.data) w = u(rng);
+    layers.push_back(m);
+  }
+  WeightSet ws;
+  ws.layers = layers;
+  const std::vector<std::pair<std::size_t, std::size_t>> shards{{0, 500}, {500, 500}, {1000, 234}};
+
+  std::vector<double> maxima(layers.size(), 0.0);
+  std::vector<PercentileHistogram> hist(layers.size());
+  for (auto [first, count] : shards) {
+    const auto part = max_activations_in(ws, d, first, count);
+    for (std::size_t l = 0; l < part.size(); ++l) maxima[l] = std::max(maxima[l], part[l]);
+    const auto h = activation_histograms_in(ws, d, first, count);
+    for (std::size_t l = 0; l < h.size(); ++l) hist[l].merge(h[l]);
+  }
+  const auto whole = max_activations(ws, d);
+  CHECK(maxima == whole);
+  CHECK(max_activations_in(ws, d, 0, 0) == std::vector<double>(layers.size(), 0.0));  // an empty shard
+  for (double p : {50.0, 99.0, 99.9, 100.0}) {
+    INFO("percentile " << p);
+    CHECK(percentiles_of(hist, p) == activation_percentiles(ws, d, p));
+  }
+  // A histogram sent as its bins comes back the same.
+  const auto back = PercentileHistogram::from_bins(hist[1].bins(), hist[1].max());
+  CHECK(back.count() == hist[1].count());
+  CHECK(back.percentile(99.9) == hist[1].percentile(99.9));
+  CHECK_THROWS_WITH(PercentileHistogram::from_bins({1, 2}, 1.0f), Catch::Contains("2 bins given"));
+
+  // A conv net's shards: one value per spiking layer (conv, pool, dense), also
+  // from a shard without images.
+  const WeightSet conv = tiny_convnet(true);
+  CHECK(max_activations_in(conv, tiny_image(), 0, 1) == max_activations(conv, tiny_image()));
+  CHECK(max_activations_in(conv, tiny_image(), 1, 0) == std::vector<double>(3, 0.0));
+  CHECK(activation_histograms_in(conv, tiny_image(), 1, 0).size() == 3);
+
+  for (Normalisation method : {Normalisation::Data, Normalisation::Robust}) {
+    INFO(to_string(method));
+    const NormaliseOptions o{method, std::nullopt, 0, 99.9};
+    WeightSet one, merged;
+    one.layers = merged.layers = layers;
+    normalise(one, o, &d);
+    normalise_with(merged, o, d.count, method == Normalisation::Data ? maxima : percentiles_of(hist, 99.9));
+    CHECK(merged == one);
+  }
+}

@@ -28,7 +28,7 @@ void spit(const fs::path& p, const std::string& bytes) {
 }
 
 fs::path scratch() {
-  const fs::path dir = fs::temp_directory_path() / "snnsim_test_npy";
+  const fs::path dir = (fs::path(SNNSIM_BINARY_DIR) / "test_tmp") / "snnsim_test_npy";
   fs::create_directories(dir);
   return dir;
 }

@@ -30,7 +30,7 @@ RunReport small_report() {
   s.synops_curve = {10, 30, 60, 100};
   s.predictions = {1, 2, 0, 3};
   s.labels = {1, 2, 0, 0};
-  s.connections = {{"input->out", 3, 2, 0, 6, 100, 24}};
+  s.connections = {{"input->out", 3, 2, 0, 6, 100, 24, "dense"}};
   s.populations = {{"input", 3, 20, 1000}, {"output", 2, 4, 100}};
   r.timings["training"] = 1.5;
   return r;
@@ -44,7 +44,7 @@ std::string read_text(const fs::path& p) {
 // A fresh scratch directory holding small_report()'s results.json in a
 // sub-directory whose name has underscores (as config names do).
 fs::path results_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / name;
+  const fs::path dir = (fs::path(SNNSIM_BINARY_DIR) / "test_tmp") / name;
   fs::remove_all(dir);
   fs::create_directories(dir / "seed_fc_datanorm");
   auto r = small_report();
@@ -77,8 +77,48 @@ TEST_CASE("results.json holds the figures, the checkpoints and timings apart") {
   CHECK(j["ann"]["accuracy"].is_null());
 }
 
+TEST_CASE("results.json leaves figures that mean nothing null") {
+  auto r = small_report();
+  // labels {1, 2, 0, 0}: always answering 0 gets 2 of 4, as does this run.
+  r.snn.accuracy_curve = {0.25, 0.5, 0.5, 0.5};
+  auto j = nlohmann::json::parse(snn::tool::results_json(r));
+  CHECK_FALSE(r.snn.above_chance());
+  CHECK(j["snn"]["steps_to_99pct_of_final"].is_null());
+  CHECK(j["snn"]["early_exit"]["enabled"] == false);
+  for (const char* k : {"mean_exit_step", "accuracy", "synops_per_sample"}) CHECK(j["snn"]["early_exit"][k].is_null());
+  r.snn.accuracy_curve.back() = 0.75;
+  r.snn.early_exit = true;
+  r.snn.mean_exit_step = 2.5;
+  j = nlohmann::json::parse(snn::tool::results_json(r));
+  CHECK(j["snn"]["steps_to_99pct_of_final"] == 4);
+  CHECK(j["snn"]["early_exit"]["mean_exit_step"] == 2.5);
+  CHECK(j["snn"]["early_exit"]["accuracy"] == 0.0);
+  CHECK(j["snn"]["early_exit"]["mode"] == "measure");
+  CHECK_THAT(snn::tool::summary_table(r), Catch::Contains("% saved"));
+  // Stopped samples: the run's SynOps are the exit's, so no "saved" against themselves.
+  r.snn.early_exit_stopped = true;
+  CHECK(nlohmann::json::parse(snn::tool::results_json(r))["snn"]["early_exit"]["mode"] == "stop");
+  CHECK_THAT(snn::tool::summary_table(r), !Catch::Contains("% saved") && Catch::Contains("samples stopped"));
+}
+
+TEST_CASE("an analog input's multiply-adds are reported apart from the SynOps") {
+  auto r = small_report();
+  r.snn.connections.push_back({"out->out2", 2, 2, 0, 4, 7, 16, "dense"});
+  r.snn.connections[0].analog_input = true;  // 100 per sample: MACs
+  CHECK(r.snn.synops_per_sample() == 7);
+  CHECK(r.snn.analog_input_macs_per_sample() == 100);
+  const auto j = nlohmann::json::parse(snn::tool::results_json(r));
+  CHECK(j["snn"]["synops_per_sample"] == 7.0);
+  CHECK(j["snn"]["analog_input_macs_per_sample"] == 100.0);
+  CHECK(j["snn"]["connections"][0]["synops_per_sample"].is_null());
+  CHECK(j["snn"]["connections"][0]["analog_input_macs_per_sample"] == 100.0);
+  CHECK(j["snn"]["connections"][1]["synops_per_sample"] == 7.0);
+  CHECK(j["snn"]["connections"][1]["analog_input_macs_per_sample"].is_null());
+  CHECK(nlohmann::json::parse(snn::tool::results_json(small_report()))["snn"]["analog_input_macs_per_sample"].is_null());
+}
+
 TEST_CASE("write_report writes every file whole, results.json last") {
-  const fs::path dir = fs::temp_directory_path() / "snnsim_test_report";
+  const fs::path dir = (fs::path(SNNSIM_BINARY_DIR) / "test_tmp") / "snnsim_test_report";
   fs::remove_all(dir);
   const auto r = small_report();
   const auto files = snn::tool::write_report(r, dir, snn::tool::have_gnuplot(), true);
@@ -134,7 +174,7 @@ TEST_CASE("per-class accuracy, the confusion matrix and the never-spiked count, 
   CHECK(j["snn"]["confusion_matrix"][0] == nlohmann::json{1, 0, 0, 1});
   CHECK(j["snn"]["per_class"][0] == nlohmann::json{{"label", 0}, {"samples", 2}, {"correct", 1}, {"accuracy", 0.5}, {"never_spiked", 1}});
 
-  const fs::path dir = fs::temp_directory_path() / "snnsim_test_report_classes";
+  const fs::path dir = (fs::path(SNNSIM_BINARY_DIR) / "test_tmp") / "snnsim_test_report_classes";
   fs::remove_all(dir);
   snn::tool::write_report(r, dir, false, true);
   CHECK(read_text(dir / "per_class.csv") ==

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <tuple>
 #include <sys/wait.h>
 
 namespace fs = std::filesystem;
@@ -45,7 +46,7 @@ Outcome run(const std::string& args) {
 }
 
 fs::path scratch(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / "snnsim_e2e" / name;
+  const fs::path p = (fs::path(SNNSIM_BINARY_DIR) / "test_tmp") / "snnsim_e2e" / name;
   fs::remove_all(p);
   fs::create_directories(p.parent_path());
   return p;
@@ -58,7 +59,7 @@ json read_json(const fs::path& p) {
 }
 
 // Shared cache for the tests, so the tiny ANN trains once per test run.
-const std::string kCache = (fs::temp_directory_path() / "snnsim_e2e" / "cache").string();
+const std::string kCache = ((fs::path(SNNSIM_BINARY_DIR) / "test_tmp") / "snnsim_e2e" / "cache").string();
 
 std::string common(const fs::path& out) {
   return fmt::format("--quiet --out {} --set 'output.cache=\"{}\"'", out.string(), kCache);
@@ -439,19 +440,227 @@ TEST_CASE("snnsim convert writes the ANN's weights divided by the normalisation 
   }
 }
 
-// The documented flow (README: convert, then simulate the converted weights
-// with the same config). Known broken: simulate refuses an output.dir that
-// holds the converted weights, which is where convert put them.
-TEST_CASE("snnsim convert then simulate gives the run's predictions", "[!mayfail]") {
+// The documented flow (README): convert, then simulate the converted weights
+// with the same config into the same output.dir, which holds them. It failed
+// before (output.dir with weights/ in it was refused); now the figures must
+// be the run's, and the ANN accuracy the one on the samples simulated.
+TEST_CASE("snnsim convert then simulate gives the run's figures") {
   const fs::path dir = scratch("convert_simulate");
   REQUIRE(run(fmt::format("convert {} {}", kTiny.string(), common(dir))).status == 0);
   const Outcome o = run(fmt::format("simulate {} {} --set 'network.weights=\"{}\"' --set output.plots=false", kTiny.string(),
                                     common(dir), (dir / "weights").string()));
   INFO(o.output);
   REQUIRE(o.status == 0);
+  CHECK(fs::exists(dir / "weights" / "manifest.json"));  // the weights stay beside the report
   const fs::path out = scratch("convert_simulate_run");
   REQUIRE(run(fmt::format("run {} {} --set output.plots=false", kTiny.string(), common(out))).status == 0);
-  CHECK(read_json(dir / "results.json")["snn"]["predictions"] == read_json(out / "results.json")["snn"]["predictions"]);
+  const json sim = read_json(dir / "results.json");
+  const json ref = read_json(out / "results.json");
+  CHECK(sim["command"] == "simulate");
+  for (const char* key : {"samples", "accuracy", "predictions", "labels", "accuracy_curve", "synops_curve", "populations",
+                          "connections", "per_class", "never_spiked", "fixed_point_bits"}) {
+    INFO(key);
+    CHECK(sim["snn"][key] == ref["snn"][key]);
+  }
+  CHECK(sim["normalisation"]["factors"] == ref["normalisation"]["factors"]);
+  CHECK(sim["ann"]["accuracy"].get<double>() == Approx(ref["ann"]["accuracy"].get<double>()).margin(1.0 / 200));
+  CHECK(sim["weights"]["training_machine"] == ref["weights"]["training_machine"]);
+  CHECK(ref["weights"]["training_machine"].is_object());
+}
+
+// A user's files in an output directory survive runs; only the earlier
+// report's own files (report_files.txt) are replaced or removed. Before, any
+// *.png or *.csv counted as report output and went with the directory.
+TEST_CASE("a run keeps a user's files in output.dir and replaces only its own") {
+  const fs::path dir = scratch("keep_user_files");
+  REQUIRE(run(fmt::format("run {} {}", kTiny.string(), common(dir))).status == 0);
+  const bool plots = fs::exists(dir / "accuracy_vs_time.png");
+  std::ofstream(dir / "cmp.png") << "a user's figure";
+  std::ofstream(dir / "notes.csv") << "a,b\n1,2\n";
+  Outcome o = run(fmt::format("run {} {} --set output.plots=false", kTiny.string(), common(dir)));
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  CHECK(read_text(dir / "cmp.png") == "a user's figure");
+  CHECK(read_text(dir / "notes.csv") == "a,b\n1,2\n");
+  // The earlier run's plots were its own: without plots now, they are gone.
+  CHECK_FALSE(fs::exists(dir / "accuracy_vs_time.png"));
+  const std::string list = read_text(dir / "report_files.txt");
+  CHECK_THAT(list, Catch::Contains("results.json\n") && Catch::Contains("per_class.csv\n") && !Catch::Contains("cmp.png") &&
+                       !Catch::Contains("notes.csv") && !Catch::Contains(".png"));
+  // A list naming a file no report writes does not make the next run remove it.
+  std::ofstream(dir / "report_files.txt", std::ios::app) << "notes.csv\n";
+  o = run(fmt::format("run {} {} --set output.plots=false", kTiny.string(), common(dir)));
+  REQUIRE(o.status == 0);
+  CHECK(read_text(dir / "notes.csv") == "a,b\n1,2\n");
+  CHECK_THAT(read_text(dir / "report_files.txt"), !Catch::Contains("notes.csv"));
+  // A user's file under a name the report writes is refused, not replaced.
+  if (plots) {
+    std::ofstream(dir / "accuracy_vs_time.png") << "mine";
+    o = run(fmt::format("run {} {}", kTiny.string(), common(dir)));
+    CHECK(o.status == 1);
+    CHECK_THAT(o.output, Catch::Contains("holds 'accuracy_vs_time.png', which no earlier snnsim report there wrote"));
+    CHECK(read_text(dir / "accuracy_vs_time.png") == "mine");
+  }
+}
+
+// simulate loads network.weights through the same checks as run: weights
+// that do not fit the dataset are refused with the same message.
+TEST_CASE("simulate and run refuse weights that do not fit the dataset with the same message") {
+  const fs::path dir = scratch("misfit");
+  for (const auto& [name, rows, cols, message] :
+       {std::tuple<std::string, std::size_t, std::size_t, std::string>{"five_outputs", 5, 784, "have 5 outputs but dataset.classes = 10"},
+        {"wide_input", 10, 500, "take 500 inputs but dataset 'mnist10k' has images of 784 pixels"}}) {
+    snn::WeightSet w;
+    w.layers.emplace_back(rows, cols, 0.01f);
+    snn::save_weights(dir / name, w);
+    std::vector<std::string> lines;
+    for (const char* command : {"run", "simulate"}) {
+      const Outcome o = run(fmt::format("{} {} {} --set 'network.weights=\"{}\"'", command, kTiny.string(),
+                                        common(dir / (name + "_out")), (dir / name).string()));
+      INFO(o.output);
+      CHECK(o.status == 1);
+      CHECK_THAT(o.output, Catch::Contains(message));
+      lines.push_back(o.output);
+      CHECK_FALSE(fs::exists(dir / (name + "_out") / "results.json"));
+    }
+    CHECK(lines[0] == lines[1]);
+  }
+}
+
+// The ANN accuracy simulate reports is the weights' on exactly the samples
+// simulated, also for weights that record none (before: the manifest's
+// full-test-set figure, or nothing).
+TEST_CASE("simulate reports the ANN accuracy on the samples simulated") {
+  const fs::path dir = scratch("simulate_ann");
+  REQUIRE(run(fmt::format("convert {} {}", kTiny.string(), common(dir))).status == 0);
+  snn::WeightSet w = snn::load_weights(dir / "weights");
+  w.ann_test_accuracy.reset();
+  w.training.reset();
+  snn::save_weights(dir / "bare", w);
+  const Outcome o = run(fmt::format("simulate {} {} --limit 37 --set 'network.weights=\"{}\"' --set output.plots=false",
+                                    kTiny.string(), common(dir / "out"), (dir / "bare").string()));
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  const json j = read_json(dir / "out" / "results.json");
+  REQUIRE(j["snn"]["samples"] == 37);
+  const auto data = snn::load_dataset("mnist10k");
+  std::size_t correct = 0;
+  for (std::size_t i = 0; i < 37; ++i) {
+    const auto out = forward(w.layers, data.test.image(i), false).back();
+    correct += static_cast<std::size_t>(std::max_element(out.begin(), out.end()) - out.begin()) == data.test.labels[i];
+  }
+  REQUIRE(j["ann"]["accuracy"].is_number());
+  CHECK(std::abs(j["ann"]["accuracy"].get<double>() * 37 - static_cast<double>(correct)) <= 1.0);
+}
+
+// results.json's header and warnings: train_samples honours training.limit,
+// output spikes are recorded (never_spiked in results.json and per_class.csv),
+// and a config note is printed once, not again under the summary.
+TEST_CASE("a run reports its training samples and never-spiked counts, and says each note once") {
+  const fs::path out = scratch("details");
+  const Outcome o = run(fmt::format("run {} --out {} --set 'output.cache=\"{}\"' --limit 30 --set training.limit=300 --set output.plots=false",
+                                    kTiny.string(), out.string(), kCache));
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  const json j = read_json(out / "results.json");
+  CHECK(j["dataset"]["train_samples"] == 300);
+  const std::string note = "spike probability p = min(1, 2 x)";
+  const auto first = o.output.find(note);
+  CHECK(first != std::string::npos);
+  CHECK(o.output.find(note, first + 1) == std::string::npos);
+  // never_spiked: a number, and the per-class counts add up to it.
+  REQUIRE(j["snn"]["never_spiked"].is_number());
+  std::size_t silent = 0;
+  for (const auto& c : j["snn"]["per_class"]) silent += c["never_spiked"].get<std::size_t>();
+  CHECK(silent == j["snn"]["never_spiked"].get<std::size_t>());
+  const std::string csv = read_text(out / "per_class.csv");
+  const auto row = csv.substr(csv.find('\n') + 1, csv.find('\n', csv.find('\n') + 1) - csv.find('\n') - 1);
+  // label,samples,correct,accuracy,never_spiked,...: the fifth field is filled.
+  std::size_t pos = 0;
+  for (int i = 0; i < 4; ++i) pos = row.find(',', pos) + 1;
+  CHECK(row.substr(pos, row.find(',', pos) - pos) == std::to_string(j["snn"]["per_class"][0]["never_spiked"].get<std::size_t>()));
+}
+
+// simulation.early_exit = "stop" really stops samples (before, early exit only
+// measured): its figures are those "measure" predicts for the exit, and bench
+// times the saving.
+TEST_CASE("early exit stop gives what measure predicts, and bench shows the time saved") {
+  std::vector<json> runs;
+  for (const char* mode : {"measure", "stop"}) {
+    const fs::path out = scratch(std::string("exit_") + mode);
+    const Outcome o = run(fmt::format("run {} {} --limit 60 --set output.plots=false --set simulation.early_exit={} "
+                                      "--set simulation.early_exit_margin=2 --set simulation.early_exit_steps=3",
+                                      kTiny.string(), common(out), mode));
+    INFO(o.output);
+    REQUIRE(o.status == 0);
+    runs.push_back(read_json(out / "results.json")["snn"]);
+    CHECK(runs.back()["early_exit"]["mode"] == mode);
+  }
+  const json& measure = runs[0];
+  const json& stop = runs[1];
+  REQUIRE(measure["early_exit"]["mean_exit_step"].get<double>() < 50);  // some samples do exit
+  CHECK(stop["accuracy"].get<double>() == Approx(measure["early_exit"]["accuracy"].get<double>()));
+  CHECK(stop["synops_per_sample"].get<double>() == Approx(measure["early_exit"]["synops_per_sample"].get<double>()));
+  CHECK(stop["synops_per_sample"].get<double>() < measure["synops_per_sample"].get<double>());
+  CHECK(stop["early_exit"]["mean_exit_step"] == measure["early_exit"]["mean_exit_step"]);
+
+  const fs::path json_file = scratch("exit_bench") / "bench.json";
+  fs::create_directories(json_file.parent_path());
+  const Outcome b = run(fmt::format("bench {} --quiet --set 'output.cache=\"{}\"' --samples 20 --repeat 1 --no-bound --json {} "
+                                    "--set simulation.early_exit=stop --set simulation.early_exit_margin=2 "
+                                    "--set simulation.early_exit_steps=3",
+                                    kTiny.string(), kCache, json_file.string()));
+  INFO(b.output);
+  REQUIRE(b.status == 0);
+  CHECK_THAT(b.output, Catch::Contains("early exit (stop): wall time") && Catch::Contains("% saved"));
+  const json e = read_json(json_file)["early_exit"];
+  CHECK(e["mean_steps_simulated"].get<double>() < 50);
+  CHECK(e["stop_seconds"]["median"].get<double>() > 0);
+  CHECK(e["no_exit_seconds"]["median"].get<double>() > 0);
+}
+
+// Analog input: the first connection multiplies pixel values every step; those
+// are MACs, not SynOps (before, they were counted as SynOps). Expected figures
+// from the dataset: non-zero pixels x 100 hidden neurons x 50 steps.
+TEST_CASE("with analog input the first layer's multiply-adds are not counted as SynOps") {
+  const fs::path out = scratch("analog");
+  const Outcome o = run(fmt::format("run {} {} --limit 20 --set output.plots=false --set simulation.encoding=analog",
+                                    kTiny.string(), common(out)));
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  const json s = read_json(out / "results.json")["snn"];
+  const auto data = snn::load_dataset("mnist10k");
+  double nonzero = 0;
+  for (std::size_t i = 0; i < 20; ++i)
+    for (std::size_t p = 0; p < 784; ++p) nonzero += data.test.image(i)[p] != 0;
+  CHECK(s["analog_input_macs_per_sample"].get<double>() == Approx(nonzero / 20 * 100 * 50));
+  CHECK(s["connections"][0]["synops_per_sample"].is_null());
+  // The SynOps are the hidden spikes delivered to the 10 outputs, and the curve ends there.
+  const double hidden_spikes = s["populations"][1]["spikes_per_sample"];
+  CHECK(s["synops_per_sample"].get<double>() == Approx(hidden_spikes * 10));
+  CHECK(s["synops_curve"].back().get<double>() == Approx(hidden_spikes * 10));
+  CHECK(s["synops_curve"].front().get<double>() >= 0);
+}
+
+// Training without --resume over an interrupted training's checkpoint starts
+// over and replaces it: that is said before any work, even with --quiet
+// (before, --quiet said nothing).
+TEST_CASE("training over an interrupted training's checkpoint says it discards it, even when quiet") {
+  const fs::path cache = scratch("discard") / "cache";
+  const std::string cmd = fmt::format("train {} --quiet --limit 100 --set training.epochs=1 --set 'output.cache=\"{}\"'",
+                                      kTiny.string(), cache.string());
+  REQUIRE(run(cmd).status == 0);
+  fs::path entry;
+  for (const auto& e : fs::directory_iterator(cache)) entry = e.path();
+  REQUIRE(fs::exists(entry / "manifest.json"));
+  fs::remove(entry / "manifest.json");  // as if interrupted: no weights, a checkpoint
+  std::ofstream(entry / "training.ckpt") << "an interrupted training";
+  const Outcome o = run(cmd);
+  INFO(o.output);
+  CHECK(o.status == 0);
+  CHECK_THAT(o.output, Catch::Contains((entry / "training.ckpt").string()) && Catch::Contains("discards") &&
+                           Catch::Contains("--resume"));
+  CHECK(fs::exists(entry / "manifest.json"));
 }
 
 // ---- ConvNets end to end --------------------------------------------------

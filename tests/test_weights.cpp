@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / "snnsim_test_weights" / name;
+  const fs::path dir = (fs::path(SNNSIM_BINARY_DIR) / "test_tmp") / "snnsim_test_weights" / name;
   fs::remove_all(dir);
   fs::create_directories(dir.parent_path());
   return dir;

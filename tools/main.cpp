@@ -5,6 +5,7 @@
 #include "snn/tool/config.h"
 #include "snn/tool/interrupt.h"
 #include "snn/tool/bench.h"
+#include "snn/tool/mpi.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -122,6 +123,9 @@ int parse(CLI::App& app, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything else: MPI_Init may consume its own arguments. Without
+  // mpirun (or without SNNSIM_MPI) this does nothing.
+  const snn::tool::mpi::Session mpi_session(argc, argv);
   CLI::App app{"snnsim: event-driven simulation of spiking networks converted from ReLU networks.\n"
                "Run a config end to end with `snnsim run configs/default.toml`; see README.md.",
                "snnsim"};
@@ -184,7 +188,7 @@ int main(int argc, char** argv) {
   std::string plot_out = "accuracy_vs_time.png";
   auto* plot = app.add_subcommand("plot", "Plot accuracy against simulated time for one or more results.json");
   plot->add_option("results", plot_inputs, "results.json files (or output directories)")->required();
-  plot->add_option("-o,--output", plot_out, "PNG file to write")->capture_default_str();
+  plot->add_option("-o,--output", plot_out, "figure to write: .png, .svg or .pdf")->capture_default_str();
   plot->callback([&] {
     action = [&] {
       std::vector<std::filesystem::path> files;
@@ -196,17 +200,32 @@ int main(int argc, char** argv) {
 
   if (const int status = parse(app, argc, argv); status >= 0) return status;
   snn::tool::install_interrupt_handler();
+  namespace mpi = snn::tool::mpi;
+  // A failing rank prints its error and ends the whole job (mpi::abort_job),
+  // so no rank waits forever for it and rank 0 publishes nothing.
+  auto fail = [](const std::string& message, int status) {
+    fmt::print(stderr, "snnsim: {}{}: {}\n", status == kInternalError ? "internal error" : "error", mpi::where(), message);
+    mpi::abort_job(status);
+    return status;
+  };
   try {
     if (!action) {
-      fmt::print("{}", app.help());
+      if (mpi::is_root()) fmt::print("{}", app.help());
       return 0;
+    }
+    if (mpi::distributed()) {
+      const auto parsed = app.get_subcommands();
+      const std::string name = parsed.empty() ? "" : parsed.front()->get_name();
+      if (name != "run" && name != "simulate" && name != "bench")
+        throw snn::Error("snnsim {} runs in one process; under mpirun only run, simulate and bench share their work "
+                         "over the ranks", name);
+      // One rank draws progress and prints the summary, so the log reads as one run's.
+      if (!mpi::is_root()) common.quiet = true;
     }
     return action();
   } catch (const snn::Error& e) {
-    fmt::print(stderr, "snnsim: error: {}\n", e.what());
-    return snn::tool::interrupted() ? 128 + snn::tool::interrupt_signal() : 1;
+    return fail(e.what(), snn::tool::interrupted() ? 128 + snn::tool::interrupt_signal() : 1);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "snnsim: internal error: {}\n", e.what());
-    return kInternalError;
+    return fail(e.what(), kInternalError);
   }
 }

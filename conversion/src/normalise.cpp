@@ -89,8 +89,12 @@ std::vector<double> activation_percentiles(const std::vector<Matrix>& layers, co
   if (!(percentile > 0.0 && percentile <= 100.0)) throw Error("robust normalisation: percentile {} is not in (0, 100]", percentile);
   std::vector<PercentileHistogram> hist(layers.size());
   for_each_activation(layers, data, samples, [&](std::size_t l, const Matrix& a) { hist[l].add(a.data.data(), a.data.size()); });
+  return percentiles_of(hist, percentile);
+}
+
+std::vector<double> percentiles_of(const std::vector<PercentileHistogram>& hist, double percentile) {
   std::vector<double> out;
-  for (std::size_t l = 0; l < layers.size(); ++l) {
+  for (std::size_t l = 0; l < hist.size(); ++l) {
     if (hist[l].count() == 0) throw Error("robust normalisation: layer {} has no non-zero activation on the samples", l);
     out.push_back(hist[l].percentile(percentile));
   }
@@ -234,6 +238,25 @@ std::vector<double> activation_percentiles(const WeightSet& w, const Dataset& da
   return out;
 }
 
+std::vector<double> max_activations_in(const WeightSet& w, const Dataset& data, std::size_t first, std::size_t count) {
+  // Sized up front: a shard may hold no image at all.
+  std::vector<float> maxima(spiking_weight_index(w).size(), 0.0f);
+  for_each_activation_in(w, data, first, count, [&](std::size_t l, const Matrix& a) {
+    float m = maxima.at(l);
+    for (float v : a.data) m = std::max(m, v);
+    maxima[l] = m;
+  }, kActivationBatch);
+  return {maxima.begin(), maxima.end()};
+}
+
+std::vector<PercentileHistogram> activation_histograms_in(const WeightSet& w, const Dataset& data, std::size_t first,
+                                                          std::size_t count) {
+  std::vector<PercentileHistogram> hist(spiking_weight_index(w).size());
+  for_each_activation_in(w, data, first, count,
+                         [&](std::size_t l, const Matrix& a) { hist.at(l).add(a.data.data(), a.data.size()); }, kActivationBatch);
+  return hist;
+}
+
 // ---- histogram ----
 
 namespace {
@@ -273,6 +296,21 @@ float PercentileHistogram::percentile(double p) const {
   return max_;  // unreachable: the bins hold count_ values
 }
 
+void PercentileHistogram::merge(const PercentileHistogram& other) {
+  for (std::size_t b = 0; b < kBins; ++b) bins_[b] += other.bins_[b];
+  count_ += other.count_;
+  max_ = std::max(max_, other.max_);
+}
+
+PercentileHistogram PercentileHistogram::from_bins(std::vector<std::uint64_t> bins, float max) {
+  if (bins.size() != kBins) throw Error("percentile histogram: {} bins given, {} expected", bins.size(), kBins);
+  PercentileHistogram h;
+  h.bins_ = std::move(bins);
+  for (std::uint64_t c : h.bins_) h.count_ += c;
+  h.max_ = max;
+  return h;
+}
+
 // ---- tool entry ----
 
 void normalise(WeightSet& weights, const NormaliseOptions& options, const Dataset* train) {
@@ -299,6 +337,24 @@ void normalise(WeightSet& weights, const NormaliseOptions& options, const Datase
       }
       break;
     }
+  }
+  weights.normalisation = record;
+}
+
+void normalise_with(WeightSet& weights, const NormaliseOptions& options, std::size_t samples, const std::vector<double>& scales) {
+  if (weights.normalisation.method != Normalisation::None)
+    throw Error("the weights are already normalised ({}); start from the unnormalised set", to_string(weights.normalisation.method));
+  if (options.method != Normalisation::Data && options.method != Normalisation::Robust)
+    throw Error("normalise_with: {} normalisation takes no activation statistics", to_string(options.method));
+  NormalisationRecord record;
+  record.method = options.method;
+  record.samples = samples;
+  const bool last = options.include_last.value_or(true);
+  if (options.method == Normalisation::Data) {
+    record.factors = normalise_data(weights, scales, last);
+  } else {
+    record.percentile = options.percentile;
+    record.factors = normalise_robust(weights, scales, last);
   }
   weights.normalisation = record;
 }

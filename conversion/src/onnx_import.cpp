@@ -37,6 +37,19 @@ std::size_t OnnxModel::parameters() const {
   return total;
 }
 
+WeightSet to_weight_set(const OnnxModel& model) {
+  WeightSet w;
+  w.input = model.input;
+  w.architecture = model.layers;
+  w.layers = model.weights;
+  w.biases = model.biases;
+  for (const LayerSpec& l : model.layers)
+    if (l.has_weights()) w.names.push_back(l.name);
+  // None at all is "no biases": the weight directory then has no bias files.
+  if (!w.has_bias()) w.biases.clear();
+  return w;
+}
+
 std::string describe(const OnnxModel& model) {
   std::string out = fmt::format("ONNX model {} (opset {}{})\n", model.file.string(), model.opset,
                                 model.producer.empty() ? "" : ", " + model.producer);

@@ -234,28 +234,30 @@ Evaluation evaluate(Model& model, const Dataset& data, std::size_t samples, std:
 }
 
 std::vector<std::string> prediction_warnings(const Evaluation& eval, bool output_relu) {
-  std::vector<std::string> out;
-  for (std::size_t c : eval.never_predicted)
-    out.push_back(fmt::format("class {} is never predicted on the {} evaluated samples{}", c, eval.samples,
-                              output_relu ? ": its output unit may be dead (with output_relu a logit that is never positive gets "
-                                            "no gradient); consider training with output_relu = false"
-                                          : ""));
-  return out;
+  // One line for all of them: a dead output usually comes with others.
+  const auto& c = eval.never_predicted;
+  if (c.empty()) return {};
+  return {fmt::format("{} {} never predicted on the {} evaluated samples{}",
+                      c.size() == 1 ? "class" : "classes", fmt::join(c, ", "), eval.samples,
+                      output_relu ? fmt::format(": {} output unit{} may be dead (with output_relu a logit that is never "
+                                                "positive gets no gradient); consider training with output_relu = false",
+                                                c.size() == 1 ? "its" : "their", c.size() == 1 ? "" : "s")
+                                  : "")};
 }
 
 namespace {
 
-void visit_activations(Model& model, const Dataset& data, std::size_t samples,
+// Images [begin, end) in batches of batch_size starting at begin.
+void visit_activations(Model& model, const Dataset& data, std::size_t begin, std::size_t end,
                        const std::function<void(std::size_t, const Matrix&)>& visit, std::size_t batch_size) {
   if (batch_size == 0) throw Error("for_each_activation: batch_size must be > 0");
   if (data.image_size() != model.spec().inputs())
     throw Error("activations: images have {} pixels, the network takes {} inputs", data.image_size(), model.spec().inputs());
-  const std::size_t n = count_or_all(samples, data);
-  const std::vector<std::uint32_t> order = identity_order(n);
+  const std::vector<std::uint32_t> order = identity_order(end);
   Matrix x;
   const ForwardContext ctx{false, 0, 0};
-  for (std::size_t first = 0; first < n; first += batch_size) {
-    const std::size_t count = std::min(batch_size, n - first);
+  for (std::size_t first = begin; first < end; first += batch_size) {
+    const std::size_t count = std::min(batch_size, end - first);
     gather_batch(data, order, first, count, x);
     model.forward(x, ctx);
     for (std::size_t l = 0; l < model.spiking_layers(); ++l) visit(l, model.activation(l));
@@ -268,13 +270,20 @@ void for_each_activation(const std::vector<Matrix>& weights, const Dataset& data
                          const std::function<void(std::size_t, const Matrix&)>& visit, std::size_t batch_size) {
   // output_relu on: the recorded output activations are ReLU'd either way.
   Model model(spec_for(weights, true), weights);
-  visit_activations(model, data, samples, visit, batch_size);
+  visit_activations(model, data, 0, count_or_all(samples, data), visit, batch_size);
 }
 
 void for_each_activation(const WeightSet& weights, const Dataset& data, std::size_t samples,
                          const std::function<void(std::size_t, const Matrix&)>& visit, std::size_t batch_size) {
   Model model(spec_for(weights, true), weights.layers, weights.has_bias() ? weights.biases : std::vector<std::vector<float>>{});
-  visit_activations(model, data, samples, visit, batch_size);
+  visit_activations(model, data, 0, count_or_all(samples, data), visit, batch_size);
+}
+
+void for_each_activation_in(const WeightSet& weights, const Dataset& data, std::size_t first, std::size_t count,
+                            const std::function<void(std::size_t, const Matrix&)>& visit, std::size_t batch_size) {
+  if (first > data.count) throw Error("activations: first image {} is beyond the {} images", first, data.count);
+  Model model(spec_for(weights, true), weights.layers, weights.has_bias() ? weights.biases : std::vector<std::vector<float>>{});
+  visit_activations(model, data, first, first + std::min(count, data.count - first), visit, batch_size);
 }
 
 WeightSet to_weight_set(const TrainConfig& config, const TrainResult& result, const std::string& dataset_name, std::size_t train_samples) {

@@ -261,7 +261,7 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
       const std::size_t slot = static_cast<std::size_t>(t) % ring[0];
       float* m = batch.spike_matrix[0][slot].data();
       for (std::size_t b = 0; b < nb; ++b) {
-        const auto sid = static_cast<SampleId>(first + b);
+        const auto sid = static_cast<SampleId>(samples.first_id + first + b);
         auto& ids = batch.spike_ids[0][slot][b];
         // The precomputed chunk holds the matrix; only the ids are needed here.
         input_row(b, sid, t, ids, chunk_steps > 0 ? nullptr : m + b * n_in);
@@ -289,7 +289,7 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
           const auto rows = static_cast<std::size_t>(chunk_end - chunk_first) * nb;
           for (Step s = chunk_first; s < chunk_end; ++s)
             for (std::size_t b = 0; b < nb; ++b)
-              input_row(b, static_cast<SampleId>(first + b), s, chunk_ids,
+              input_row(b, static_cast<SampleId>(samples.first_id + first + b), s, chunk_ids,
                         chunk_in.data() + (static_cast<std::size_t>(s - chunk_first) * nb + b) * n_in);
           gemm(rows, n_tgt, n_src, chunk_in.data(), weights_[0].data(), chunk_out.data());
         }
@@ -322,7 +322,7 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
         Potential* v = batch.v[p].data() + b * n_tgt;
         Step* ref = batch.refractory[p].empty() ? nullptr : batch.refractory[p].data() + b * n_tgt;
         const NeuronId bad = update_neurons(params, v, ref, current_int.data(), 0, static_cast<NeuronId>(n_tgt), spikes);
-        if (bad != kAllInRange && batch.active[b]) throw_potential_out_of_range(net, first + b, p, bad, t);
+        if (bad != kAllInRange && batch.active[b]) throw_potential_out_of_range(net, samples.first_id + first + b, p, bad, t);
         if (!batch.active[b]) spikes.clear();  // a stopped sample sends nothing on
         if (p < L) {
           float* row = batch.spike_matrix[p][out_slot].data() + b * n_tgt;

@@ -22,6 +22,7 @@ SampleSet SampleSet::of(const Dataset& data, std::size_t first, std::size_t n) {
   SampleSet s;
   s.count = n;
   s.size = size;
+  s.first_id = first;
   s.values = std::span<const std::uint8_t>(data.pixels.data() + first * size, n * size);
   s.labels = std::span<const std::uint8_t>(data.labels.data() + first, n);
   return s;

@@ -88,10 +88,11 @@ class Simulator {
   void run(const SampleSet& set, std::size_t sample, RunResult& res) {
     SampleRecorder rec(res, options_, sample);
     reset(set.sample(sample), rec);
+    const std::size_t id = set.first_id + sample;  // keys the input's random numbers, names the sample in errors
     Step t = 0;
     for (; t < options_.steps; ++t) {
-      input(sample, t, rec);
-      for (std::size_t p = 1; p < net_.populations(); ++p) deliver_and_update(sample, p, t, rec);
+      input(id, t, rec);
+      for (std::size_t p = 1; p < net_.populations(); ++p) deliver_and_update(id, p, t, rec);
       if (rec.readout(t, readout_, v_.back().data())) {
         ++t;
         break;

@@ -32,8 +32,9 @@ void validate(const SampleSet& samples, const FixedNetwork& net) {
   if (samples.values.size() != samples.count * samples.size)
     throw Error("sample set holds {} values, {} samples of {} need {}", samples.values.size(), samples.count,
                 samples.size, samples.count * samples.size);
-  if (samples.count > std::numeric_limits<SampleId>::max())
-    throw Error("{} samples exceed the 32-bit sample ids", samples.count);
+  if (samples.count > std::numeric_limits<SampleId>::max() ||
+      samples.first_id > std::numeric_limits<SampleId>::max() - samples.count)
+    throw Error("samples {} .. {} exceed the 32-bit sample ids", samples.first_id, samples.first_id + samples.count);
 }
 
 int effective_threads(const RunOptions& options) {

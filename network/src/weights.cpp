@@ -324,6 +324,17 @@ TrainingRecord training_from_json(const ManifestReader& r, const json& j) {
 
 }  // namespace
 
+void validate_weight_set(const WeightSet& weights, std::string_view what) {
+  WeightSet w = weights;
+  fill_defaults(w);
+  const std::string where(what);
+  if (w.architecture.empty()) validate_layers(w.layers, where);
+  check_architecture(w, where);
+  for (std::size_t i = 0; i < w.layers.size(); ++i)
+    for (std::size_t v = 0; v < w.layers[i].data.size(); ++v)
+      if (!std::isfinite(w.layers[i].data[v])) throw Error("{}: layer {} has a non-finite weight {}", where, i, w.layers[i].data[v]);
+}
+
 void save_weights(const fs::path& dir, const WeightSet& weights) {
   WeightSet w = weights;
   fill_defaults(w);

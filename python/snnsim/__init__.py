@@ -3,6 +3,8 @@
     import numpy as np, snnsim
     data = snnsim.load_dataset("mnist10k")
     model = snnsim.Model([w1, w2, w3])              # [out, in] arrays, or snnsim.from_torch(seq)
+    # conv nets: snnsim.from_onnx("net.onnx"), snnsim.from_torch(net, input_shape=(1, 28, 28)),
+    # or layer dicts {"kind": "conv" | "avgpool" | "flatten" | "dense", ...} with input=(1, 28, 28)
     snn = model.normalise("data", data["train_images"])
     res = snn.simulate(data["test_images"], data["test_labels"], steps=200, threshold=1.0)
     res.accuracy, res.accuracy_curve, res.synops_curve
@@ -65,7 +67,7 @@ def _simulate(self, images, labels=None, **options):
         dt_ms=1.0, max_rate_hz=1000.0, clamp_probability=False, encoding="poisson"|"analog",
         beta=1.0, refractory_steps=0, delays=0, fixed_point_bits=16, weight_cutoff=0.0,
         tie_break="lowest"|"potential", seed=0, threads=0 (0: all cores), limit=0,
-        early_exit=False, early_exit_margin=5, early_exit_steps=10.
+        early_exit="off"|"measure"|"stop", early_exit_margin=5, early_exit_steps=10.
         Defaults are the config's. An unknown or invalid option raises ValueError
         naming it (with a did-you-mean).
 
@@ -119,26 +121,34 @@ def run(config, *, threads=None, limit=None, seed=None, out=None, quiet=True, re
     return _json.loads(text)
 
 
-def from_torch(module):
-    """A Model from a torch.nn.Sequential of supported layers (needs torch).
+def from_torch(module, input_shape=None):
+    """A Model from a torch.nn module (needs torch).
 
-    Linear (bias=False, or an all-zero bias) become dense layers; ReLU, Dropout
-    and Flatten are accepted (ReLU is what the spiking neurons implement);
-    Conv2d and AvgPool2d are recognised and rejected until the engine runs
-    them; anything else is a ValueError naming it.
+    A Sequential of Linear (with or without bias), ReLU, Dropout, Flatten and
+    Identity is read directly (nested Sequentials are walked). Anything else
+    (Conv2d, AvgPool2d, BatchNorm, input normalisation written in the model,
+    or a module that is not a Sequential) is exported with torch.onnx.export
+    (eval mode, opset 13) to a temporary file and imported as from_onnx does;
+    that needs input_shape, one sample's (channels, height, width), e.g.
+    (1, 28, 28). What ONNX import refuses (MaxPool, Sigmoid, branches, ...)
+    is a ValueError naming the node (docs/models.md).
     """
-    from ._torch import layers_of
-    return Model(layers_of(module))
+    from ._torch import layers_of, needs_onnx, via_onnx
+    if needs_onnx(module):
+        return via_onnx(module, input_shape, from_onnx)
+    return Model(layers_of(module), input=input_shape)
 
 
 def from_onnx(path):
-    """Not yet: ONNX import is being added to snnsim's C++ core (libonnx).
+    """A Model from an ONNX file (torch.onnx.export, tf2onnx, ...; docs/models.md).
 
-    Raises FileNotFoundError for a missing file, NotImplementedError otherwise.
-    Meanwhile: snnsim.from_torch(module), or export weights as in docs/weights.md.
+    Its layers, weights and biases, with BatchNorm, input normalisation and
+    the like folded in, unnormalised; model.output_relu says whether the ANN
+    applies ReLU to its outputs (evaluate uses it). FileNotFoundError for a
+    missing file; ValueError naming the node for what snnsim cannot run, or
+    when this build has no ONNX support.
     """
     import os
     if not os.path.exists(path):
         raise FileNotFoundError(f"ONNX file '{path}' does not exist")
-    raise NotImplementedError(f"{path}: ONNX import is not available yet; use snnsim.from_torch(module) "
-                              "or a weight directory (docs/weights.md)")
+    return Model._from_onnx(os.fspath(path))

@@ -12,6 +12,7 @@
 // flag after the sample each thread is on, and the call raises
 // KeyboardInterrupt.
 #include "snn/conversion/normalise.h"
+#include "snn/conversion/onnx_import.h"
 #include "snn/conversion/trainer.h"
 #include "snn/engine/engine.h"
 #include "snn/error.h"
@@ -185,17 +186,27 @@ py::array view(const T* data, std::vector<py::ssize_t> shape, const py::object& 
 
 // ---- model ----------------------------------------------------------------
 
-snn::Matrix matrix_of(const py::handle& obj, std::size_t layer) {
+// A dense weight [out, in], or with `conv` a conv kernel [out, in_c, kh, kw]
+// (torch.nn.Conv2d.weight) or already flat [out, in_c * kh * kw]; copied as
+// float32. `kernel` receives a 4-D kernel's (kh, kw).
+snn::Matrix matrix_of(const py::handle& obj, std::size_t layer, bool conv = false,
+                      std::pair<std::size_t, std::size_t>* kernel = nullptr) {
   auto raw = py::array::ensure(obj);
   if (!raw) throw py::value_error(fmt::format("layer {}: the weight is not an array", layer));
   if (raw.dtype().kind() != 'f')
     throw py::value_error(fmt::format("layer {}: weight has dtype {}; weights must be floating point", layer, dtype_name(raw)));
-  if (raw.ndim() != 2)
+  if (!conv && raw.ndim() != 2)
     throw py::value_error(fmt::format("layer {}: weight has shape {}; a dense layer's weight is 2-D [out, in] "
                                       "(torch.nn.Linear.weight)",
                                       layer, shape_text(raw)));
+  if (conv && raw.ndim() != 4 && raw.ndim() != 2)
+    throw py::value_error(fmt::format("layer {}: weight has shape {}; a conv layer's weight is 4-D [out, in_channels, kh, kw] "
+                                      "(torch.nn.Conv2d.weight)",
+                                      layer, shape_text(raw)));
+  if (raw.ndim() == 4 && kernel) *kernel = {static_cast<std::size_t>(raw.shape(2)), static_cast<std::size_t>(raw.shape(3))};
   auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(raw);
-  snn::Matrix m(static_cast<std::size_t>(a.shape(0)), static_cast<std::size_t>(a.shape(1)));
+  const auto rows = static_cast<std::size_t>(a.shape(0));
+  snn::Matrix m(rows, rows == 0 ? 0 : static_cast<std::size_t>(a.size()) / rows);
   std::copy(a.data(), a.data() + a.size(), m.data.begin());
   for (std::size_t i = 0; i < m.data.size(); ++i)
     if (!std::isfinite(m.data[i]))
@@ -204,13 +215,61 @@ snn::Matrix matrix_of(const py::handle& obj, std::size_t layer) {
   return m;
 }
 
+// One value or a pair (h, w) of positive sizes (`least` is the smallest allowed).
+std::pair<std::size_t, std::size_t> pair_of(const py::handle& obj, std::size_t layer, const char* key, std::size_t least) {
+  std::vector<long long> v;
+  if (py::isinstance<py::int_>(obj)) {
+    v = {obj.cast<long long>()};
+  } else {
+    try {
+      v = obj.cast<std::vector<long long>>();
+    } catch (const py::cast_error&) {
+      throw py::value_error(fmt::format("layer {}: '{}' must be an integer or a pair (h, w)", layer, key));
+    }
+  }
+  if (v.size() == 1) v.push_back(v[0]);
+  if (v.size() != 2 || v[0] < static_cast<long long>(least) || v[1] < static_cast<long long>(least))
+    throw py::value_error(fmt::format("layer {}: '{}' must be an integer >= {} or a pair of them", layer, key, least));
+  return {static_cast<std::size_t>(v[0]), static_cast<std::size_t>(v[1])};
+}
+
+std::vector<float> bias_of(const py::handle& obj, std::size_t layer, std::size_t out) {
+  auto b = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(obj);
+  if (!b || b.ndim() != 1 || static_cast<std::size_t>(b.shape(0)) != out)
+    throw py::value_error(fmt::format("layer {}: bias must be a 1-D array of {} values", layer, out));
+  std::vector<float> v(b.data(), b.data() + out);
+  for (std::size_t i = 0; i < out; ++i)
+    if (!std::isfinite(v[i])) throw py::value_error(fmt::format("layer {}: bias[{}] is {}; biases must be finite", layer, i, v[i]));
+  return v;
+}
+
+// The input shape: an int (flat features) or (channels, height, width).
+snn::Shape shape_of(const py::handle& obj) {
+  std::vector<long long> v;
+  if (py::isinstance<py::int_>(obj)) {
+    v = {obj.cast<long long>(), 1, 1};
+  } else {
+    try {
+      v = obj.cast<std::vector<long long>>();
+    } catch (const py::cast_error&) {
+      throw py::value_error("input must be an integer (features) or (channels, height, width)");
+    }
+  }
+  if (v.size() == 1) v = {v[0], 1, 1};
+  if (v.size() != 3 || v[0] < 1 || v[1] < 1 || v[2] < 1)
+    throw py::value_error("input must be a positive integer (features) or (channels, height, width) of positive sizes");
+  return {static_cast<std::size_t>(v[0]), static_cast<std::size_t>(v[1]), static_cast<std::size_t>(v[2])};
+}
+
 class Model {
  public:
-  explicit Model(snn::WeightSet w) : w_(std::move(w)) {}
+  explicit Model(snn::WeightSet w, bool output_relu = true) : w_(std::move(w)), output_relu_(output_relu) {}
 
   // layers: arrays [out, in] or dicts {"kind", "weight", "bias", "name", ...}.
-  static Model from_layers(const py::sequence& layers) {
+  static Model from_layers(const py::sequence& layers, const py::object& input) {
     snn::WeightSet w;
+    std::vector<snn::LayerSpec> specs;
+    bool plain = true;  // dense (and flatten) only, no input shape: the MLP form, as before
     // Layers are numbered from 0 in messages, as snn::validate_layers does.
     std::size_t index = 0;
     for (const auto& item : layers) {
@@ -218,44 +277,89 @@ class Model {
       if (!py::isinstance<py::dict>(item)) {
         w.layers.push_back(matrix_of(item, at));
         w.names.push_back(fmt::format("fc{}", w.layers.size()));
+        w.biases.emplace_back();
+        specs.push_back(snn::LayerSpec::dense(w.layers.back().rows, w.names.back()));
         continue;
       }
       auto d = py::reinterpret_borrow<py::dict>(item);
       const std::string kind = d.contains("kind") ? py::str(d["kind"]).cast<std::string>() : "dense";
       for (auto kv : d) {
         const auto key = py::str(kv.first).cast<std::string>();
-        static const char* known[] = {"kind", "weight", "bias", "name", "kernel", "stride", "padding", "channels", "window"};
+        static const char* known[] = {"kind", "weight", "bias", "name", "kernel", "stride", "padding"};
         if (std::find(std::begin(known), std::end(known), key) == std::end(known))
-          throw py::value_error(fmt::format("layer {}: unknown key '{}' (known: kind, weight, bias, name, and for conv/avgpool "
-                                            "kernel, stride, padding, window)",
+          throw py::value_error(fmt::format("layer {}: unknown key '{}' (known: kind, weight, bias, name; conv: stride, "
+                                            "padding; avgpool: kernel, stride)",
                                             at, key));
       }
-      if (kind == "flatten") continue;  // dense layers read their input flat already
-      if (kind != "dense") {
-        (void)snn::parse_layer_kind(kind);  // a misspelt kind gets the list of kinds
-        throw py::value_error(fmt::format("layer {}: '{}' layers cannot be simulated yet: snnsim's engine runs dense "
-                                          "(fully connected) layers only",
-                                          at, kind));
+      const snn::LayerKind k = snn::parse_layer_kind(kind);  // a misspelt kind gets the list of kinds
+      const std::string name = d.contains("name") && !d["name"].is_none() ? py::str(d["name"]).cast<std::string>() : "";
+      if (k == snn::LayerKind::Flatten) {
+        specs.push_back(snn::LayerSpec::flatten(name));
+        continue;
       }
-      if (!d.contains("weight")) throw py::value_error(fmt::format("layer {}: a dense layer needs 'weight' [out, in]", at));
-      snn::Matrix m = matrix_of(d["weight"], at);
-      if (d.contains("bias") && !d["bias"].is_none()) {
-        auto b = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(d["bias"]);
-        if (!b || b.ndim() != 1 || static_cast<std::size_t>(b.shape(0)) != m.rows)
-          throw py::value_error(fmt::format("layer {}: bias must be a 1-D array of {} values", at, m.rows));
-        for (py::ssize_t i = 0; i < b.shape(0); ++i)
-          if (b.at(i) != 0.0)
-            throw py::value_error(fmt::format("layer {}: bias[{}] is {}; the engine does not simulate biases yet "
-                                              "(train with bias=False)",
-                                              at, i, b.at(i)));
+      if (k == snn::LayerKind::AvgPool) {
+        if (!d.contains("kernel")) throw py::value_error(fmt::format("layer {}: an avgpool layer needs 'kernel' (its window)", at));
+        const auto [kh, kw] = pair_of(d["kernel"], at, "kernel", 1);
+        const auto [sh, sw] = d.contains("stride") && !d["stride"].is_none() ? pair_of(d["stride"], at, "stride", 1)
+                                                                             : std::pair{kh, kw};
+        snn::LayerSpec l = snn::LayerSpec::avgpool(kh, name);
+        l.kernel_w = kw;
+        l.stride_h = sh;
+        l.stride_w = sw;
+        specs.push_back(l);
+        plain = false;
+        continue;
       }
+      const bool conv = k == snn::LayerKind::Conv;
+      if (!d.contains("weight"))
+        throw py::value_error(fmt::format("layer {}: a {} layer needs 'weight' ({})", at, kind,
+                                          conv ? "[out, in_channels, kh, kw]" : "[out, in]"));
+      std::pair<std::size_t, std::size_t> kernel{0, 0};
+      snn::Matrix m = matrix_of(d["weight"], at, conv, &kernel);
+      snn::LayerSpec l = snn::LayerSpec::dense(m.rows, name);
+      if (conv) {
+        if (d.contains("kernel") && !d["kernel"].is_none()) {
+          const auto given = pair_of(d["kernel"], at, "kernel", 1);
+          if (kernel.first != 0 && given != kernel)
+            throw py::value_error(fmt::format("layer {}: 'kernel' is {}x{} but the weight's kernel is {}x{}", at, given.first,
+                                              given.second, kernel.first, kernel.second));
+          kernel = given;
+        }
+        if (kernel.first == 0)
+          throw py::value_error(fmt::format("layer {}: a flat conv weight [out, in_channels * kh * kw] needs 'kernel'", at));
+        const auto [sh, sw] = d.contains("stride") ? pair_of(d["stride"], at, "stride", 1) : std::pair<std::size_t, std::size_t>{1, 1};
+        const auto [ph, pw] = d.contains("padding") ? pair_of(d["padding"], at, "padding", 0) : std::pair<std::size_t, std::size_t>{0, 0};
+        l = snn::LayerSpec::conv(m.rows, kernel.first, sh, ph, name);
+        l.kernel_w = kernel.second;
+        l.stride_w = sw;
+        l.pad_w = pw;
+        plain = false;
+      }
+      const bool has_bias = d.contains("bias") && !d["bias"].is_none();
+      w.biases.push_back(has_bias ? bias_of(d["bias"], at, m.rows) : std::vector<float>{});
       w.layers.push_back(std::move(m));
-      w.names.push_back(d.contains("name") && !d["name"].is_none() ? py::str(d["name"]).cast<std::string>()
-                                                                    : fmt::format("fc{}", w.layers.size()));
+      w.names.push_back(!name.empty() ? name : fmt::format("{}{}", conv ? "conv" : "fc", w.layers.size()));
+      l.name = w.names.back();
+      specs.push_back(l);
     }
-    if (w.layers.empty()) throw py::value_error("a model needs at least one dense layer");
-    snn::validate_layers(w.layers, "snnsim.Model");
+    if (w.layers.empty()) throw py::value_error("a model needs at least one dense or conv layer");
+    if (!w.has_bias()) w.biases.clear();
+    if (plain && input.is_none()) {
+      snn::validate_layers(w.layers, "snnsim.Model");
+    } else {
+      if (input.is_none())
+        throw py::value_error("a model with conv or avgpool layers needs input=(channels, height, width), e.g. (1, 28, 28)");
+      w.input = shape_of(input);
+      w.architecture = std::move(specs);
+      snn::validate_weight_set(w, "snnsim.Model");
+    }
     return Model(std::move(w));
+  }
+
+  static Model from_onnx(const fs::path& path) {
+    if (!fs::exists(path)) file_not_found(fmt::format("ONNX model '{}' does not exist", path.string()));
+    const snn::conversion::OnnxModel m = snn::conversion::import_onnx(path);
+    return Model(snn::conversion::to_weight_set(m), m.output_relu);
   }
 
   static Model load(const fs::path& path) {
@@ -273,11 +377,58 @@ class Model {
     return out;
   }
 
+  // Input size, then each spiking layer's neurons (flatten has none).
   std::vector<std::size_t> sizes() const {
     std::vector<std::size_t> s{w_.inputs()};
-    for (const auto& m : w_.layers) s.push_back(m.rows);
+    const auto specs = w_.layer_specs();
+    const auto shapes = snn::infer_shapes(w_.input_shape(), specs);
+    for (std::size_t i = 0; i < specs.size(); ++i)
+      if (specs[i].spiking()) s.push_back(shapes[i].size());
     return s;
   }
+
+  py::list layers() const {
+    py::list out;
+    const auto specs = w_.layer_specs();
+    const auto shapes = snn::infer_shapes(w_.input_shape(), specs);
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      const snn::LayerSpec& l = specs[i];
+      py::dict d;
+      d["kind"] = std::string(snn::to_string(l.kind));
+      d["name"] = l.name;
+      d["output"] = std::vector<std::size_t>{shapes[i].channels, shapes[i].height, shapes[i].width};
+      if (l.kind == snn::LayerKind::Conv || l.kind == snn::LayerKind::AvgPool) {
+        d["kernel"] = std::vector<std::size_t>{l.kernel_h, l.kernel_w};
+        d["stride"] = std::vector<std::size_t>{l.stride_h, l.stride_w};
+      }
+      if (l.kind == snn::LayerKind::Conv) d["padding"] = std::vector<std::size_t>{l.pad_h, l.pad_w};
+      if (l.has_weights()) {
+        d["bias"] = k < w_.biases.size() && !w_.biases[k].empty();
+        ++k;
+      }
+      out.append(d);
+    }
+    return out;
+  }
+
+  py::list biases(const py::object& self) const {
+    py::list out;
+    for (std::size_t k = 0; k < w_.layers.size(); ++k) {
+      if (k < w_.biases.size() && !w_.biases[k].empty())
+        out.append(view(w_.biases[k].data(), {static_cast<py::ssize_t>(w_.biases[k].size())}, self));
+      else
+        out.append(py::none());
+    }
+    return out;
+  }
+
+  std::vector<std::size_t> input_shape() const {
+    const snn::Shape s = w_.input_shape();
+    return {s.channels, s.height, s.width};
+  }
+
+  bool output_relu() const { return output_relu_; }
 
   py::dict normalisation() const {
     py::dict d;
@@ -299,41 +450,47 @@ class Model {
     if (o.method == snn::Normalisation::Model) {
       py::gil_scoped_release release;
       snn::conversion::normalise(w, o, nullptr);
-      return Model(std::move(w));
+      return Model(std::move(w), output_relu_);
     }
     if (images.is_none()) throw py::value_error(fmt::format("{}-based normalisation needs images", method));
     Images im = images_of(images, w_.inputs());
     // The trainer's data layout owns its bytes: one copy, small against the
     // forward passes normalisation runs.
-    snn::Dataset d;
-    d.count = im.count;
-    d.rows = 1;
-    d.cols = im.size;
-    d.pixels.assign(im.bytes.begin(), im.bytes.end());
+    snn::Dataset d = dataset_of(im);
     d.labels.assign(im.count, 0);
     py::gil_scoped_release release;
     snn::conversion::normalise(w, o, &d);
-    return Model(std::move(w));
+    return Model(std::move(w), output_relu_);
   }
 
-  // The ANN's accuracy (argmax of the ReLU network's outputs) on `images`.
-  double evaluate(const py::handle& images, const py::handle& labels, bool output_relu) const {
+  // The ANN's accuracy (argmax of its outputs) on `images`; output_relu unset: the model's own.
+  double evaluate(const py::handle& images, const py::handle& labels, std::optional<bool> output_relu) const {
     Images im = images_of(images, w_.inputs());
-    snn::Dataset d;
-    d.count = im.count;
-    d.rows = 1;
-    d.cols = im.size;
+    snn::Dataset d = dataset_of(im);
     d.num_classes = w_.outputs();
-    d.pixels.assign(im.bytes.begin(), im.bytes.end());
     d.labels = labels_of(labels, im.count, w_.outputs());
+    const bool relu = output_relu.value_or(output_relu_);
     py::gil_scoped_release release;
-    return snn::conversion::evaluate(w_.layers, d, output_relu).accuracy;
+    return snn::conversion::evaluate(w_, d, relu).accuracy;
   }
 
   const snn::WeightSet& weight_set() const { return w_; }
 
  private:
+  // Images as the trainer's data set: one channel of height x width for an
+  // image input, one row of features for a flat one.
+  snn::Dataset dataset_of(const Images& im) const {
+    const snn::Shape in = w_.input_shape();
+    snn::Dataset d;
+    d.count = im.count;
+    d.rows = in.flat() ? 1 : in.height;
+    d.cols = in.flat() ? im.size : im.size / std::max<std::size_t>(1, in.height);
+    d.pixels.assign(im.bytes.begin(), im.bytes.end());
+    return d;
+  }
+
   snn::WeightSet w_;
+  bool output_relu_ = true;  ///< ReLU on the ANN's outputs (an imported model says; else snnsim's training default)
 };
 
 // ---- simulation -----------------------------------------------------------
@@ -357,7 +514,8 @@ Result simulate(const Model& model, const py::handle& images, const py::handle& 
   // against network.hidden: describe this model there.
   std::vector<std::string> all;
   std::string hidden;
-  for (std::size_t l = 0; l + 1 < w.layers.size(); ++l) hidden += fmt::format("{}{}", l ? ", " : "", w.layers[l].rows);
+  const auto sizes = model.sizes();  // input, then one per spiking population
+  for (std::size_t l = 1; l + 1 < sizes.size(); ++l) hidden += fmt::format("{}{}", l > 1 ? ", " : "", sizes[l]);
   all.push_back(fmt::format("network.hidden=[{}]", hidden));
   all.insert(all.end(), overrides.begin(), overrides.end());
   const snn::tool::Config c = config_of(all, "snnsim.simulate");
@@ -446,17 +604,24 @@ py::dict load_dataset(const std::string& name, std::size_t classes) {
 }
 
 void bind_model(py::module_& m) {
-  py::class_<Model>(m, "Model", R"doc(A converted (or to-be-converted) ANN: dense layers' weights [out, in].
+  py::class_<Model>(m, "Model", R"doc(A converted (or to-be-converted) ANN: dense, conv, avgpool and flatten layers.
 
-Model(layers) takes a list whose items are each either a 2-D float array
-[out, in] (torch.nn.Linear.weight's layout) or a dict
-{"kind": "dense", "weight": W, "bias": b or None, "name": "fc1"}
-("flatten" items are accepted and ignored; "conv" and "avgpool" raise
-ValueError until the engine runs them; a non-zero bias raises ValueError
-until the engine simulates biases). Layer i's "in" must equal layer i-1's
-"out". The weights are copied (the engine builds its own tables from them).
+Model(layers, input=None) takes a list whose items are each either a 2-D
+float array [out, in] (torch.nn.Linear.weight's layout) or a dict:
+  {"kind": "dense", "weight": W [out, in], "bias": b [out] or None, "name": "fc1"}
+  {"kind": "conv", "weight": K [out, in_channels, kh, kw] (torch.nn.Conv2d.weight),
+   "bias": b [out] or None, "stride": 1, "padding": 0, "name": "conv1"}
+  {"kind": "avgpool", "kernel": 2, "stride": kernel}
+  {"kind": "flatten"}
+(stride, padding and kernel: an int or a pair (h, w)). input: one sample's
+shape (channels, height, width), or an int for flat features; required
+with conv or avgpool layers, else layer 0's "in". Shapes must chain (a
+stride must tile its input exactly); weights and biases must be finite.
+Biases are a constant current each step in the spiking network (Rueckauer
+et al. 2017). The weights are copied (the engine builds its own tables).
 )doc")
-      .def(py::init(&Model::from_layers), py::arg("layers"))
+      .def(py::init(&Model::from_layers), py::arg("layers"), py::arg("input") = py::none())
+      .def_static("_from_onnx", &Model::from_onnx, py::arg("path"))
       .def_static("load", &Model::load, py::arg("path"),
                   "Loads a weight directory (manifest.json + .npy files, docs/weights.md). "
                   "FileNotFoundError if it does not exist, ValueError if it is malformed.")
@@ -465,16 +630,26 @@ until the engine simulates biases). Layer i's "in" must equal layer i-1's
       .def_property_readonly(
           "weights", [](py::object self) { return self.cast<const Model&>().weights(self); },
           "The layers' weights, a list of read-only float32 arrays [out, in] (views, not copies).")
-      .def_property_readonly("layer_sizes", &Model::sizes, "Neurons per layer, input first, e.g. [784, 1200, 1200, 10].")
+      .def_property_readonly("layer_sizes", &Model::sizes,
+                             "Neurons per spiking layer, input first, e.g. [784, 1200, 1200, 10] (flatten layers have none).")
+      .def_property_readonly("layers", &Model::layers,
+                             "The architecture: one dict per layer {'kind', 'name', 'output' (c, h, w), and for conv/avgpool "
+                             "'kernel', 'stride', conv 'padding', dense/conv 'bias' (bool)}.")
+      .def_property_readonly(
+          "biases", [](py::object self) { return self.cast<const Model&>().biases(self); },
+          "One per dense/conv layer: a read-only float32 array [out] (divided by the normalisation factors up to it), or None.")
+      .def_property_readonly("input_shape", &Model::input_shape, "One sample's input (channels, height, width); flat: (n, 1, 1).")
+      .def_property_readonly("output_relu", &Model::output_relu,
+                             "Whether the ANN applies ReLU to its outputs (an ONNX model's own; True otherwise); evaluate's default.")
       .def_property_readonly(
           "names", [](const Model& self) { return self.weight_set().names; }, "Layer names.")
       .def_property_readonly("normalisation", &Model::normalisation,
                              "How the weights were scaled: {'method', 'factors', 'samples', 'percentile'}.")
       .def("_normalise", &Model::normalise, py::arg("method"), py::arg("images"), py::arg("samples"),
            py::arg("percentile"), py::arg("include_last"))
-      .def("evaluate", &Model::evaluate, py::arg("images"), py::arg("labels"), py::arg("output_relu") = true,
-           "The ANN's accuracy (fraction) on images (as simulate takes them) and labels: argmax of the ReLU "
-           "network's outputs (output_relu: ReLU on the logits, as snnsim's training does by default).")
+      .def("evaluate", &Model::evaluate, py::arg("images"), py::arg("labels"), py::arg("output_relu") = py::none(),
+           "The ANN's accuracy (fraction) on images (as simulate takes them) and labels: argmax of the network's "
+           "outputs, biases included (output_relu: ReLU on the logits; None: the model's own, see output_relu).")
       .def("_simulate", &simulate, py::arg("images"), py::arg("labels"), py::arg("overrides"))
       .def("__repr__", [](const Model& self) {
         const auto s = self.sizes();
@@ -496,6 +671,7 @@ Per sample i (in the order of the images given):
   synops[i, c]              SynOps of connection c (spikes x fan-out, uint64)
   step_synops[i, t]         SynOps at step t, all connections (uint64)
   work[i, c]                weights the engine actually added (uint64)
+  bias_ops[i]               bias additions, counted apart from SynOps (uint64)
 Summaries: accuracy_curve[t] (after step t; None without labels), accuracy,
 synops_curve[t] (cumulative SynOps per sample after step t),
 synops_per_connection[c] (mean per sample), seconds, threads.
@@ -560,6 +736,13 @@ synops_per_connection[c] (mean per sample), seconds, threads.
         std::vector<double> v;
         for (auto s : r.run.synops_per_connection()) v.push_back(static_cast<double>(s) / static_cast<double>(r.run.samples));
         return py::array_t<double>(static_cast<py::ssize_t>(v.size()), v.data());
+      })
+      .def_property_readonly("bias_ops", [](py::object self) {
+        const auto& r = self.cast<const Result&>();
+        return view(r.run.bias_ops.data(), {static_cast<py::ssize_t>(r.run.samples)}, self);
+      }, "Bias additions per sample (one per neuron with a non-zero bias per step), apart from SynOps (uint64).")
+      .def_property_readonly("bias_ops_per_sample", [](const Result& r) {
+        return static_cast<double>(r.run.total_bias_ops()) / static_cast<double>(r.run.samples);
       })
       .def_property_readonly("synops_per_sample", [](const Result& r) {
         return static_cast<double>(r.run.total_synops()) / static_cast<double>(r.run.samples);

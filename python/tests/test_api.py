@@ -100,10 +100,16 @@ def test_bad_weights():
         snnsim.Model([np.ones((2, 2), np.int64)])
     with pytest.raises(ValueError, match="layer 1 takes 5 inputs but layer 0 has 3 outputs"):
         snnsim.Model([np.ones((3, 4)), np.ones((2, 5))])  # 5 inputs after 3 outputs
-    with pytest.raises(ValueError, match="does not simulate biases yet"):
-        snnsim.Model([{"kind": "dense", "weight": np.ones((2, 2)), "bias": np.array([0.0, 0.1])}])
-    with pytest.raises(ValueError, match="'conv' layers cannot be simulated yet"):
+    with pytest.raises(ValueError, match="bias must be a 1-D array of 2 values"):
+        snnsim.Model([{"kind": "dense", "weight": np.ones((2, 2)), "bias": np.array([0.0, 0.1, 0.2])}])
+    with pytest.raises(ValueError, match=r"bias\[1\] is inf"):
+        snnsim.Model([{"kind": "dense", "weight": np.ones((2, 2)), "bias": np.array([0.0, np.inf])}])
+    with pytest.raises(ValueError, match="a conv layer needs 'weight'"):
         snnsim.Model([{"kind": "conv", "kernel": 5}])
+    with pytest.raises(ValueError, match=r"needs input=\(channels, height, width\)"):
+        snnsim.Model([{"kind": "conv", "weight": np.ones((2, 1, 3, 3))}])
+    with pytest.raises(ValueError, match="'convv'"):
+        snnsim.Model([{"kind": "convv", "weight": np.ones((2, 1, 3, 3))}])
     with pytest.raises(ValueError, match="unknown key 'wieght'"):
         snnsim.Model([{"kind": "dense", "wieght": np.ones((2, 2))}])
     # A zero bias is what a bias-free layer means: accepted. Transposed views are copied in.
@@ -194,10 +200,10 @@ def test_help_and_docstrings():
     assert "normalise" in pydoc.render_doc(snnsim.Model)
 
 
-def test_from_onnx_says_not_yet(tmp_path):
+def test_from_onnx_names_a_broken_file(tmp_path):
     f = tmp_path / "m.onnx"
     f.write_bytes(b"")
-    with pytest.raises(NotImplementedError, match="not available yet"):
+    with pytest.raises(ValueError, match="m.onnx"):
         snnsim.from_onnx(str(f))
 
 

@@ -5,6 +5,7 @@
 #include "snn/error.h"
 #include "snn/network/atomic_file.h"
 #include "snn/tool/interrupt.h"
+#include "snn/tool/mpi.h"
 #include "snn/tool/pipeline.h"
 #include "snn/tool/weight_cache.h"
 #include "snn/tool/row_add_bound.h"
@@ -63,6 +64,7 @@ std::string first_difference(const engine::RunResult& a, const engine::RunResult
   if (a.step_predictions != b.step_predictions) return "predictions after some step";
   if (a.predictions != b.predictions) return "final predictions";
   if (a.synops != b.synops) return "SynOps";
+  if (a.bias_ops != b.bias_ops) return "bias additions";
   return "";
 }
 
@@ -106,22 +108,41 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
                bench.repeat);
   // One untimed event run first (pages in weights and data, sizes buffers); its
   // peak RSS is the event engine's alone, before the dense baseline allocates.
-  const auto ev_result = event.run(samples, ro);
+  // Under MPI each simulator shares the samples over the ranks (mpi.h); the
+  // times are the slowest rank's, gather included.
+  auto run_event = [&] { return mpi::run_sharded(samples, [&](const engine::SampleSet& s) { return event.run(s, ro); }); };
+  auto run_dense = [&](const engine::DenseOptions& o) {
+    return mpi::run_sharded(samples, [&](const engine::SampleSet& s) { return dense.run(s, ro, o); });
+  };
+  const auto ev_result = run_event();
   const double rss_event = peak_rss_mb();
   engine::RunResult dn_result, dc_result;
 
-  Timing t_event, t_dense, t_chunk;
+  // With early exit on: the event engine once more with samples stopped at
+  // their exit and once without early exit, to show the time it saves.
+  const bool exit_on = c.simulation.early_exit != EarlyExitMode::Off;
+  engine::RunOptions ro_stop = ro, ro_off = ro;
+  ro_stop.early_exit.stop = true;
+  ro_off.early_exit.enabled = false;
+  engine::RunResult stop_result, off_result;
+  Timing t_event, t_dense, t_chunk, t_stop, t_off;
   for (int r = 0; r < bench.repeat; ++r) {
+    if (exit_on) {
+      stop_result = event.run(samples, ro_stop);
+      t_stop.seconds.push_back(stop_result.seconds);
+      off_result = event.run(samples, ro_off);
+      t_off.seconds.push_back(off_result.seconds);
+    }
     // Alternating, so a slow spell of the shared machine hits all three alike.
     // OpenBLAS's threads spin for a while after a GEMM; the pause lets them go
     // idle so they do not steal the event engine's cores.
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    t_event.seconds.push_back(event.run(samples, ro).seconds);
-    auto d = dense.run(samples, ro, per_step);
+    t_event.seconds.push_back(run_event().seconds);
+    auto d = run_dense(per_step);
     t_dense.seconds.push_back(d.seconds);
     engine::RunResult dc;
     if (with_chunk) {
-      dc = dense.run(samples, ro, chunked);
+      dc = run_dense(chunked);
       t_chunk.seconds.push_back(dc.seconds);
     }
     if (r == 0) {
@@ -185,6 +206,16 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
                      100 * work * dn / te / b.adds_per_second, 100 * synops * dn / te / b.adds_per_second));
   line("peak RSS before simulating", fmt::format("{:.1f} MB (training, normalisation{})", rss_before,
                                                  rss_reset ? "; reset before the simulators" : "; could not reset: below include it"));
+  double mean_steps = 0;
+  if (exit_on) {
+    for (auto st : stop_result.steps_simulated) mean_steps += static_cast<double>(st);
+    mean_steps /= dn;
+    line("early exit (stop): wall time (median)", fmt::format("{:.3f} s, without early exit {:.3f} s: {:.0f} % saved", t_stop.median(),
+                                                              t_off.median(), 100 * (1 - t_stop.median() / t_off.median())));
+    line("early exit (stop): steps/sample, accuracy",
+         fmt::format("{:.1f} of {}, {:.2f} % (without early exit {:.2f} %)", mean_steps, c.simulation.steps,
+                     stop_result.accuracy(samples.labels) * 100, off_result.accuracy(samples.labels) * 100));
+  }
   line("peak RSS after event runs", fmt::format("{:.1f} MB", rss_event));
   line("peak RSS after dense runs", fmt::format("{:.1f} MB", rss_all));
   line("SNN accuracy", fmt::format("{:.2f} %", accuracy * 100));
@@ -194,6 +225,11 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   else
     line("dense + precompute", fmt::format("skipped: the first connection is {}, the variant is for dense tables only",
                                            to_string(first)));
+  if (mpi::distributed()) {
+    out += fmt::format("  {:<38} {}\n", "MPI ranks", fmt::format("{} x {} threads (peak RSS: rank 0's)", mpi::size(), threads));
+    mpi::barrier();  // every rank done before rank 0 reports
+  }
+  if (!mpi::is_root()) return diff_step.empty() && diff_chunk.empty() ? 0 : 3;
   fmt::print("{}", out);
 
   if (!bench.json.empty()) {
@@ -202,6 +238,7 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
     j["samples"] = n;
     j["steps"] = c.simulation.steps;
     j["threads"] = threads;
+    j["ranks"] = mpi::size();
     j["repeat"] = bench.repeat;
     j["accuracy"] = accuracy;
     auto timing = [](const Timing& t) { return nlohmann::json{{"median", t.median()}, {"min", t.min()}, {"max", t.max()}, {"runs", t.seconds}}; };
@@ -210,6 +247,11 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
     if (with_chunk) j["dense_precompute"] = {{"seconds", timing(t_chunk)}, {"macs_per_sample", macs}};
     else j["dense_precompute"] = nullptr;
     j["speedup_vs_best_dense"] = best_dense / te;
+    if (exit_on)
+      j["early_exit"] = {{"stop_seconds", timing(t_stop)}, {"no_exit_seconds", timing(t_off)},
+                         {"time_saved", 1 - t_stop.median() / t_off.median()}, {"mean_steps_simulated", mean_steps},
+                         {"accuracy", stop_result.accuracy(samples.labels)},
+                         {"no_exit_accuracy", off_result.accuracy(samples.labels)}};
     j["peak_rss_mb"] = rss_all;
     j["peak_rss_before_simulating_mb"] = rss_before;
     j["peak_rss_reset"] = rss_reset;

@@ -45,17 +45,31 @@ void finish(const Prepared& p, RunReport& r, const CommonOptions& options, Clock
   r.timings["total"] = seconds_since(start);
   publish_report(p.config, r, options);
   if (!options.quiet) {
-    fmt::print("{}", summary_table(r));
+    // prepare() printed the config's warnings already: the table repeats only the others.
+    RunReport shown = r;
+    std::erase_if(shown.warnings, [&](const std::string& w) {
+      return std::find(p.config.warnings.begin(), p.config.warnings.end(), w) != p.config.warnings.end();
+    });
+    fmt::print("{}", summary_table(shown));
     fmt::print("results in {}/ (results.json, accuracy_vs_time.csv{})\n", p.config.output.dir,
                p.config.output.plots && have_gnuplot() ? ", plots" : "");
   }
 }
 
-// ANN accuracy on exactly the samples the SNN simulates, so the two compare.
-double ann_accuracy_on(const WeightSet& w, const Config& c, const Dataset& test) {
+// ANN accuracy on exactly the samples the SNN simulates, so the two compare;
+// any architecture, biases included (an imported model's ReLU on its outputs
+// or not). Classes it never predicts there go to the report's warnings (one line).
+void record_ann_accuracy(RunReport& r, const AnnWeights& ann, const Config& c, const Dataset& test) {
   const std::size_t n = c.simulation.limit > 0 ? std::min<std::size_t>(c.simulation.limit, test.count) : test.count;
   conversion::set_blas_threads(training_blas_threads());
-  return conversion::evaluate(w, test, c.training.output_relu, n).accuracy;
+  auto eval = conversion::evaluate(ann.weights, test, ann.output_relu, n);
+  r.ann_accuracy = eval.accuracy;
+  // Only classes among these samples' labels: with --limit a class may simply be absent.
+  std::erase_if(eval.never_predicted, [&](std::size_t k) {
+    return std::find(test.labels.begin(), test.labels.begin() + static_cast<std::ptrdiff_t>(n), k) ==
+           test.labels.begin() + static_cast<std::ptrdiff_t>(n);
+  });
+  for (auto& w : conversion::prediction_warnings(eval, ann.output_relu)) r.warnings.push_back("ANN: " + w);
 }
 
 }  // namespace
@@ -68,8 +82,10 @@ RunReport run_report(const fs::path& path, const CommonOptions& options, bool pu
   const AnnWeights ann = ann_weights(p.config, p.data, options);
   r.weights = ann.source;
   r.weights_cached = ann.cached;
-  r.timings[ann.cached ? "load_weights" : "training"] = seconds_since(t);
-  r.ann_accuracy = ann_accuracy_on(ann.weights, p.config, p.data.test);
+  r.weights_kind = ann.kind;
+  if (ann.weights.training) r.training_machine = ann.weights.training->machine;
+  r.timings[ann.kind == "trained" && !ann.cached ? "training" : "load_weights"] = seconds_since(t);
+  record_ann_accuracy(r, ann, p.config, p.data.test);
   t = Clock::now();
   const auto [snn, notes] = normalised_weights(p.config, ann.weights, p.data.train);
   r.warnings.insert(r.warnings.end(), notes.begin(), notes.end());
@@ -92,6 +108,9 @@ int run_command(const fs::path& path, const CommonOptions& options) {
 
 int train_command(const fs::path& path, const CommonOptions& options) {
   const Prepared p = prepare(path, options, false);
+  if (!p.config.network.model.empty())
+    throw Error("{}: network.model = \"{}\" is the ANN: snnsim train has nothing to train (use run, convert or simulate)",
+                path.string(), p.config.network.model);
   const AnnWeights ann = ann_weights(p.config, p.data, options);
   fmt::print("ANN weights: {}{}\n", ann.source, ann.cached ? " (cached)" : "");
   if (ann.weights.ann_test_accuracy) fmt::print("ANN test accuracy: {:.2f} %\n", *ann.weights.ann_test_accuracy * 100);
@@ -100,7 +119,12 @@ int train_command(const fs::path& path, const CommonOptions& options) {
 
 int convert_command(const fs::path& path, const CommonOptions& options) {
   const Prepared p = prepare(path, options, true, false);
-  const AnnWeights ann = ann_weights(p.config, p.data, options);
+  AnnWeights ann = ann_weights(p.config, p.data, options);
+  // An imported model carries no accuracy of its own: record the one computed here, as training does.
+  if (ann.kind == "onnx") {
+    conversion::set_blas_threads(training_blas_threads());
+    ann.weights.ann_test_accuracy = conversion::evaluate(ann.weights, p.data.test, ann.output_relu).accuracy;
+  }
   const auto [snn, warnings] = normalised_weights(p.config, ann.weights, p.data.train);
   const fs::path dir = fs::path(p.config.output.dir) / "weights";
   save_weights(dir, snn);
@@ -114,15 +138,23 @@ int convert_command(const fs::path& path, const CommonOptions& options) {
 int simulate_command(const fs::path& path, const CommonOptions& options) {
   const auto start = Clock::now();
   const Prepared p = prepare(path, options, true);
-  if (p.config.network.weights.empty())
-    throw Error("{}: snnsim simulate needs network.weights (a converted weight directory, e.g. from snnsim convert)",
+  if (p.config.network.weights.empty() && p.config.network.model.empty())
+    throw Error("{}: snnsim simulate needs network.weights (a converted weight directory, e.g. from snnsim convert) or "
+                "network.model (an ONNX file)",
                 path.string());
   RunReport r = base_report("simulate", p);
-  const WeightSet given = load_weights(p.config.network.weights);
-  check_weights_fit_layers(p.config, given, p.config.network.weights, p.data.test);
-  r.weights = p.config.network.weights;
-  r.ann_accuracy = given.ann_test_accuracy;
-  const auto [snn, notes] = normalised_weights(p.config, given, p.data.train);
+  // Through ann_weights, as run loads network.weights or network.model: the
+  // same checks against the dataset, with the same messages.
+  const auto t = Clock::now();
+  const AnnWeights given = ann_weights(p.config, p.data, options);
+  r.timings["load_weights"] = seconds_since(t);
+  r.weights = given.source;
+  r.weights_kind = given.kind;
+  if (given.weights.training) r.training_machine = given.weights.training->machine;
+  // Normalisation divides each layer by a positive factor, which keeps every
+  // argmax: the weights' ANN accuracy is the ANN's, on the samples simulated.
+  record_ann_accuracy(r, given, p.config, p.data.test);
+  const auto [snn, notes] = normalised_weights(p.config, given.weights, p.data.train);
   r.warnings.insert(r.warnings.end(), notes.begin(), notes.end());
   r.normalisation = std::string(to_string(snn.normalisation.method));
   r.normalisation_factors = snn.normalisation.factors;

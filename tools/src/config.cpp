@@ -89,7 +89,16 @@ void check_together(Config& c, KeyReader& r) {
                         s.max_rate_hz, s.dt_ms, scale, scale));
     }
   }
-  // Spiking populations (input is not one): dense, conv and avgpool layers.
+  if (!c.network.model.empty()) {
+    // The ONNX file is the whole ANN: anything that would build or train another one contradicts it.
+    for (const char* other : {"network.weights", "network.hidden", "network.layers", "training"})
+      if (r.has(other))
+        bad(other, fmt::format("cannot be given with network.model = \"{}\": the ONNX file's layers and weights are the ANN "
+                               "(remove one of them)",
+                               c.network.model));
+  }
+  // Spiking populations (input is not one): dense, conv and avgpool layers. With an imported
+  // model the count is known only once the file is read (build_network checks then).
   std::size_t populations = c.network.hidden.size() + 1;
   if (!c.network.layers.empty()) {
     populations = 0;
@@ -97,10 +106,10 @@ void check_together(Config& c, KeyReader& r) {
     if (r.has("network.hidden"))
       bad("network.hidden", "and network.layers are both given; network.layers describes the whole network, drop one");
   }
-  if (s.threshold.size() != 1 && s.threshold.size() != populations)
+  if (c.network.model.empty() && s.threshold.size() != 1 && s.threshold.size() != populations)
     bad("simulation.threshold",
         fmt::format("has {} values; give one, or one per spiking population ({})", s.threshold.size(), populations));
-  if (s.delays.size() != 1 && s.delays.size() != populations)
+  if (c.network.model.empty() && s.delays.size() != 1 && s.delays.size() != populations)
     bad("simulation.delays", fmt::format("has {} values; give one, or one per connection ({})", s.delays.size(), populations));
   // Default checkpoints beyond a short run are dropped silently; explicit ones are the user's word.
   if (r.has("simulation.checkpoints")) {

@@ -182,6 +182,22 @@ ConfigKey value(const char* name, Get get, Range range, std::string help, bool o
   return k;
 }
 
+// simulation.early_exit was a boolean: a config written then gets told what
+// its value now is called, rather than only "must be a string".
+ConfigKey early_exit_was_boolean(ConfigKey k) {
+  k.read = [read = k.read, name = k.name](KeyReader& r, Config& c) {
+    const toml::node* n = r.find(name);
+    if (n && n->is_boolean()) {
+      r.error(name, n, fmt::format("= {} is no longer a boolean: give \"measure\" (what true did: run to the end and report "
+                                   "both the full and the early-exit figures), \"stop\" (samples stop at their exit) or \"off\"",
+                                   n->value<bool>().value_or(false)));
+      return false;
+    }
+    return read(r, c);
+  };
+  return k;
+}
+
 // One of a few names, each standing for an enum value.
 template <typename Get, typename Enum>
 ConfigKey choice(const char* name, Get get, std::vector<std::pair<std::string, Enum>> names, std::string help) {
@@ -343,6 +359,9 @@ std::vector<ConfigKey> make_keys() {
            }),
       layers_key(),
       value(SNN_KEY(network, weights), any(), "a weight directory (or its `manifest.json`, docs/weights.md) to load instead of training; empty: train"),
+      value(SNN_KEY(network, model), any(),
+            "an ONNX file (docs/models.md) to import instead of training: its layers, weights and biases are the ANN "
+            "(not with `network.weights`, `network.hidden`, `network.layers` or `[training]`); empty: none"),
 
       value(SNN_KEY(training, epochs), positive(), "passes over the training samples"),
       value(SNN_KEY(training, batch_size), positive(), "samples per Adam step"),
@@ -421,8 +440,12 @@ std::vector<ConfigKey> make_keys() {
       value(SNN_KEY(simulation, checkpoints), positive("checkpoints"),
             "steps at which accuracy is tabulated (the last step is always added; default ones beyond `steps` are "
             "dropped)"),
-      value(SNN_KEY(simulation, early_exit), any(),
-            "stop a sample once one output leads by `early_exit_margin` spikes for `early_exit_steps` steps"),
+      early_exit_was_boolean(choice(SNN_KEY(simulation, early_exit),
+             std::vector<std::pair<std::string, EarlyExitMode>>{
+                 {"off", EarlyExitMode::Off}, {"measure", EarlyExitMode::Measure}, {"stop", EarlyExitMode::Stop}},
+             "exit once one output leads by `early_exit_margin` spikes for `early_exit_steps` steps: `stop` ends the "
+             "sample there (saves time and SynOps; the figures are the stopped run's), `measure` runs to the end and "
+             "reports both the full and the early-exit figures, `off`")),
       value(SNN_KEY(simulation, early_exit_margin), at_least(1), "lead in output spikes"),
       value(SNN_KEY(simulation, early_exit_steps), at_least(1), "consecutive steps the lead must hold"),
       value(SNN_KEY(simulation, batch_size), positive(), "batch of the dense time-stepped baseline (`snnsim bench`)"),

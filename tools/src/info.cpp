@@ -44,6 +44,11 @@ int print_results(const fs::path& file, const nlohmann::json& j) {
   fmt::print("{}: snnsim results ({} on {})\n", file.string(), j.value("command", "?"), j.at("dataset").value("name", "?"));
   if (!j.at("ann").at("accuracy").is_null())
     fmt::print("  ANN accuracy         {:.2f} %\n", j.at("ann").at("accuracy").get<double>() * 100);
+  // Older results have no weights.source; an imported model's file is weights.model.
+  if (j.contains("weights") && j.at("weights").is_object()) {
+    const auto& w = j.at("weights");
+    if (w.contains("model") && w.at("model").is_string()) fmt::print("  model                {}\n", w.at("model").get<std::string>());
+  }
   fmt::print("  normalisation        {}\n", j.at("normalisation").value("method", "?"));
   fmt::print("  SNN accuracy         {:.2f} % after {} steps of {:g} ms, {} samples\n", s.value("accuracy", 0.0) * 100,
              s.value("steps", 0), s.value("dt_ms", 0.0), s.value("samples", 0));
@@ -51,6 +56,8 @@ int print_results(const fs::path& file, const nlohmann::json& j) {
     fmt::print("    at step {:<5}      {:.2f} %\n", cp.value("step", 0), cp.value("accuracy", 0.0) * 100);
   fmt::print("  SynOps/sample        {:.4g} M (dense {:.4g} M MACs)\n", s.value("synops_per_sample", 0.0) / 1e6,
              s.value("dense_macs_per_sample", 0.0) / 1e6);
+  if (s.value("bias_ops_per_sample", 0.0) > 0)
+    fmt::print("  bias additions       {:.4g} M per sample (not in SynOps)\n", s.value("bias_ops_per_sample", 0.0) / 1e6);
   return 0;
 }
 

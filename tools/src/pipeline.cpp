@@ -5,6 +5,7 @@
 #include "snn/engine/engine.h"
 #include "snn/error.h"
 #include "snn/tool/interrupt.h"
+#include "snn/tool/mpi.h"
 #include "snn/tool/output_dir.h"
 #include "snn/tool/progress.h"
 #include "snn/tool/report_mapping.h"
@@ -63,7 +64,7 @@ NormalisedWeights normalised_weights(const Config& c, const WeightSet& ann, cons
   o.samples = static_cast<std::size_t>(c.normalisation.samples);
   o.percentile = c.normalisation.percentile;
   conversion::set_blas_threads(training_blas_threads());
-  conversion::normalise(w, o, &train);
+  mpi::normalise(w, o, train);  // one process: conversion::normalise; under MPI the training-set pass is shared
   return out;
 }
 
@@ -82,8 +83,10 @@ Network build_network(const Config& c, const WeightSet& weights) {
   const auto& factors = weights.normalisation.factors;
   std::vector<ConnectionSpec> conns(populations);
   std::vector<std::vector<Weight>> biases(weights.has_bias() ? populations : 0);
+  const std::vector<Shape> shapes = infer_shapes(weights.input_shape(), specs);
   std::size_t pop = 0, w = 0;
-  for (LayerSpec& l : specs) {
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    LayerSpec& l = specs[i];
     if (!l.spiking()) continue;
     ConnectionSpec& cs = conns[pop];
     cs.delay = s.delays.size() == 1 ? s.delays[0] : s.delays[pop];
@@ -93,7 +96,13 @@ Network build_network(const Config& c, const WeightSet& weights) {
     }
     if (l.kind == LayerKind::AvgPool && pop < factors.size()) cs.pool_scale = 1.0 / factors[pop];
     if (l.has_weights()) {
-      if (!biases.empty() && w < weights.biases.size()) biases[pop].assign(weights.biases[w].begin(), weights.biases[w].end());
+      if (!biases.empty() && w < weights.biases.size() && !weights.biases[w].empty()) {
+        // A conv bias is per output channel; the engine's is per neuron (CHW order).
+        const std::vector<float>& b = weights.biases[w];
+        const std::size_t plane = l.kind == LayerKind::Conv ? shapes[i].height * shapes[i].width : 1;
+        biases[pop].reserve(b.size() * plane);
+        for (float v : b) biases[pop].insert(biases[pop].end(), plane, v);
+      }
       ++w;
     }
     ++pop;
@@ -119,10 +128,11 @@ engine::RunOptions run_options(const Config& c) {
   ro.input.seed = s.seed;
   ro.threads = s.threads;
   ro.tie_break_by_potential = s.tie_break == TieBreak::Potential;
-  ro.early_exit.enabled = s.early_exit;
+  ro.early_exit.enabled = s.early_exit != EarlyExitMode::Off;
   ro.early_exit.margin = static_cast<std::uint32_t>(s.early_exit_margin);
   ro.early_exit.hold = s.early_exit_steps;
-  ro.early_exit.stop = false;  // run to the end so one run reports both the full and the early-exit figures
+  // measure: run to the end so one run reports both the full and the early-exit figures.
+  ro.early_exit.stop = s.early_exit == EarlyExitMode::Stop;
   return ro;
 }
 
@@ -141,7 +151,7 @@ SnnReport simulate(const Config& c, const WeightSet& weights, const Dataset& tes
       throw Error("interrupted during the simulation ({} of {} samples done); no results were written", done, total);
     bar.update(done);
   };
-  const auto r = eng.run(samples, ro);
+  const auto r = mpi::run_sharded(samples, [&](const engine::SampleSet& part) { return eng.run(part, ro); });
   bar.finish();
 
   return snn_report(c, net, samples, r);

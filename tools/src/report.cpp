@@ -30,7 +30,15 @@ using nlohmann::json;
 
 double SnnReport::synops_per_sample() const {
   double s = 0;
-  for (const auto& c : connections) s += c.synops_per_sample;
+  for (const auto& c : connections)
+    if (!c.analog_input) s += c.synops_per_sample;
+  return s;
+}
+
+double SnnReport::analog_input_macs_per_sample() const {
+  double s = 0;
+  for (const auto& c : connections)
+    if (c.analog_input) s += c.synops_per_sample;
   return s;
 }
 
@@ -45,6 +53,13 @@ Step SnnReport::steps_to_fraction(double fraction) const {
   for (std::size_t i = 0; i < accuracy_curve.size(); ++i)
     if (accuracy_curve[i] >= target) return static_cast<Step>(i + 1);
   return steps;
+}
+
+bool SnnReport::above_chance() const {
+  std::vector<std::size_t> count(classes(), 0);
+  for (auto l : labels) ++count[l];
+  const std::size_t most = count.empty() ? 0 : *std::max_element(count.begin(), count.end());
+  return !labels.empty() && accuracy() * static_cast<double>(labels.size()) > static_cast<double>(most) + 0.5;
 }
 
 std::size_t SnnReport::classes() const {
@@ -437,7 +452,11 @@ std::string results_json(const RunReport& r) {
   const auto machine_json = [](const MachineRecord& m) {
     return json{{"cpu", m.cpu}, {"blas_core", m.blas_core}, {"blas_config", m.blas_config}, {"blas_coretype", m.blas_coretype}};
   };
-  j["weights"] = {{"manifest", r.weights},
+  // "source" says where the weights came from; an imported model's file is "model" (it has no manifest).
+  const bool onnx = r.weights_kind == "onnx";
+  j["weights"] = {{"source", r.weights_kind.empty() ? json(nullptr) : json(r.weights_kind)},
+                  {"manifest", onnx ? json(nullptr) : json(r.weights)},
+                  {"model", onnx ? json(r.weights) : json(nullptr)},
                   {"cached", r.weights_cached},
                   {"training_machine", r.training_machine ? machine_json(*r.training_machine) : json(nullptr)}};
   // The machine that ran this command (its ANN evaluation and normalisation use OpenBLAS too).
@@ -453,27 +472,35 @@ std::string results_json(const RunReport& r) {
   json connections = json::array();
   for (const auto& c : s.connections)
     connections.push_back({{"name", c.name}, {"kind", c.kind}, {"in", c.in}, {"out", c.out}, {"delay", c.delay}, {"synapses", c.synapses},
-                           {"synops_per_sample", c.synops_per_sample}, {"dense_macs_per_sample", c.dense_macs_per_sample}});
+                           {"synops_per_sample", c.analog_input ? json(nullptr) : json(c.synops_per_sample)},
+                           {"analog_input_macs_per_sample", c.analog_input ? json(c.synops_per_sample) : json(nullptr)},
+                           {"dense_macs_per_sample", c.dense_macs_per_sample}});
   json classes = json::array();
   for (const auto& c : per_class(s))
     classes.push_back({{"label", c.label}, {"samples", c.samples}, {"correct", c.correct}, {"accuracy", c.accuracy()},
                        {"never_spiked", c.silent ? json(*c.silent) : json(nullptr)}});
   const auto silent = s.silent_samples();
   const double synops = s.synops_per_sample();
+  const bool has_analog = std::any_of(s.connections.begin(), s.connections.end(), [](const auto& c) { return c.analog_input; });
+  const auto when_exit = [&](double v) { return s.early_exit ? json(v) : json(nullptr); };
   j["snn"] = {
       {"samples", s.samples},
       {"steps", s.steps},
       {"dt_ms", s.dt_ms},
       {"accuracy", s.accuracy()},
-      {"steps_to_99pct_of_final", s.steps_to_fraction(0.99)},
+      {"steps_to_99pct_of_final", s.above_chance() ? json(s.steps_to_fraction(0.99)) : json(nullptr)},
       {"checkpoints", checkpoints},
       {"synops_per_sample", synops},
+      {"analog_input_macs_per_sample", has_analog ? json(s.analog_input_macs_per_sample()) : json(nullptr)},
       {"dense_macs_per_sample", s.dense_macs_per_sample()},
       {"dense_macs_per_synop", synops > 0 ? json(s.dense_macs_per_sample() / synops) : json(nullptr)},
       {"engine_row_adds_per_sample", s.engine_row_adds_per_sample},
+      {"bias_ops_per_sample", s.bias_ops_per_sample},
       {"fixed_point_bits", s.fixed_point_bits},
-      {"early_exit", {{"enabled", s.early_exit}, {"mean_exit_step", s.mean_exit_step}, {"accuracy", s.exit_accuracy},
-                      {"synops_per_sample", s.synops_at_exit_per_sample}}},
+      {"early_exit", {{"enabled", s.early_exit},
+                      {"mode", !s.early_exit ? "off" : s.early_exit_stopped ? "stop" : "measure"},
+                      {"mean_exit_step", when_exit(s.mean_exit_step)},
+                      {"accuracy", when_exit(s.exit_accuracy)}, {"synops_per_sample", when_exit(s.synops_at_exit_per_sample)}}},
       {"populations", populations},
       {"connections", connections},
       {"never_spiked", silent ? json(*silent) : json(nullptr)},
@@ -527,6 +554,7 @@ std::string summary_table(const RunReport& r) {
   std::string out;
   auto row = [&](const std::string& k, const std::string& v) { out += fmt::format("  {:<34} {}\n", k, v); };
   out += fmt::format("snnsim {} on {} ({} test samples)\n", r.command, r.dataset, s.samples);
+  if (r.weights_kind == "onnx") row("model", r.weights);
   if (r.ann_accuracy) row("ANN accuracy", pct(*r.ann_accuracy));
   row("normalisation", r.normalisation_factors.empty() ? r.normalisation
                                                        : fmt::format("{} (factors {:.4g})", r.normalisation,
@@ -535,12 +563,17 @@ std::string summary_table(const RunReport& r) {
   for (int cp : r.checkpoints)
     if (cp >= 1 && static_cast<std::size_t>(cp) <= s.accuracy_curve.size())
       row(fmt::format("  at step {}", cp), pct(s.accuracy_curve[cp - 1]));
-  row("steps to 99 % of final accuracy", fmt::format("{}", s.steps_to_fraction(0.99)));
+  row("steps to 99 % of final accuracy",
+      s.above_chance() ? fmt::format("{}", s.steps_to_fraction(0.99)) : std::string("- (final accuracy at chance level)"));
   if (s.early_exit) {
     row("early exit: mean stopping step", fmt::format("{:.1f}", s.mean_exit_step));
     row("early exit: accuracy", pct(s.exit_accuracy));
-    row("early exit: SynOps/sample", fmt::format("{:.4g} M ({:.0f} % saved)", s.synops_at_exit_per_sample / 1e6,
-                                                 s.synops_per_sample() > 0 ? 100 * (1 - s.synops_at_exit_per_sample / s.synops_per_sample()) : 0.0));
+    if (s.early_exit_stopped)  // the run's own figures are the exit's: nothing to compare with here
+      row("early exit: SynOps/sample", fmt::format("{:.4g} M (samples stopped; early_exit = \"measure\" shows the full run's)",
+                                                   s.synops_at_exit_per_sample / 1e6));
+    else
+      row("early exit: SynOps/sample", fmt::format("{:.4g} M ({:.0f} % saved)", s.synops_at_exit_per_sample / 1e6,
+                                                   s.synops_per_sample() > 0 ? 100 * (1 - s.synops_at_exit_per_sample / s.synops_per_sample()) : 0.0));
   }
   if (const auto silent = s.silent_samples())
     row("samples with no output spike", fmt::format("{} of {} (predicted by tie-break only)", *silent, s.samples));
@@ -552,11 +585,13 @@ std::string summary_table(const RunReport& r) {
       row("least accurate class", fmt::format("{}: {} ({} of {})", worst->label, pct(worst->accuracy()), worst->correct, worst->samples));
   }
   for (const auto& c : s.connections)
-    row(fmt::format("SynOps/sample {}", c.name), fmt::format("{:.4g} M ({}; dense {:.4g} M MACs)", c.synops_per_sample / 1e6,
-                                                              c.kind, c.dense_macs_per_sample / 1e6));
+    row(fmt::format("{} {}", c.analog_input ? "analog MACs/sample" : "SynOps/sample", c.name),
+        fmt::format("{:.4g} M ({}; dense {:.4g} M MACs)", c.synops_per_sample / 1e6, c.kind, c.dense_macs_per_sample / 1e6));
   const double synops = s.synops_per_sample();
   row("SynOps/sample total", fmt::format("{:.4g} M", synops / 1e6));
   row("dense MACs/sample", fmt::format("{:.4g} M", s.dense_macs_per_sample() / 1e6));
+  if (s.bias_ops_per_sample > 0)
+    row("bias additions/sample", fmt::format("{:.4g} M (not in SynOps)", s.bias_ops_per_sample / 1e6));
   if (synops > 0) row("dense MACs per SynOp", fmt::format("{:.1f}x", s.dense_macs_per_sample() / synops));
   row("engine row adds/sample", fmt::format("{:.4g} M SynOps' worth ({:.0f} % of SynOps)",
                                             s.engine_row_adds_per_sample / 1e6,

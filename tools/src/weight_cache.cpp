@@ -1,9 +1,11 @@
 #include "snn/tool/weight_cache.h"
 
 #include "snn/conversion/layers.h"
+#include "snn/conversion/onnx_import.h"
 #include "snn/conversion/trainer.h"
 #include "snn/error.h"
 #include "snn/tool/interrupt.h"
+#include "snn/tool/mpi.h"
 #include "snn/tool/progress.h"
 
 #include <fmt/format.h>
@@ -12,6 +14,7 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <optional>
 
 namespace snn::tool {
 
@@ -173,7 +176,47 @@ fs::path weight_cache_dir(const Config& c, const Dataset& train) {
   return fs::path(c.output.cache) / fmt::format("{}-{:016x}", name, fnv.h);
 }
 
+AnnWeights model_weights(const Config& c, const DatasetSplits& data) {
+  const conversion::OnnxModel m = conversion::import_onnx(c.network.model);
+  const Dataset& test = data.test;
+  // An image is 1 x rows x cols; a flat model input takes it as rows * cols features.
+  const bool fits = m.input.size() == test.image_size() &&
+                    (m.input.channels == 1 ? m.input.height == test.rows && m.input.width == test.cols
+                                           : m.input.height == 1 && m.input.width == 1);
+  if (!fits)
+    throw Error("network.model '{}' takes inputs of shape {} but dataset '{}' has images of 1x{}x{}", c.network.model,
+                to_string(m.input), data.name, test.rows, test.cols);
+  const std::size_t outputs = m.shapes.empty() ? 0 : m.shapes.back().size();
+  if (outputs != static_cast<std::size_t>(c.dataset.classes))
+    throw Error("network.model '{}' has {} outputs but dataset.classes = {}", c.network.model, outputs, c.dataset.classes);
+  AnnWeights out;
+  out.weights = conversion::to_weight_set(m);
+  out.source = c.network.model;
+  out.kind = "onnx";
+  out.output_relu = m.output_relu;
+  return out;
+}
+
+namespace {
+AnnWeights ann_weights_here(const Config& c, const DatasetSplits& data, const CommonOptions& options);
+}
+
 AnnWeights ann_weights(const Config& c, const DatasetSplits& data, const CommonOptions& options) {
+  if (!c.network.model.empty()) return model_weights(c, data);  // every rank reads the file itself
+  if (!mpi::distributed() || !c.network.weights.empty()) return ann_weights_here(c, data, options);
+  // Under MPI rank 0 alone trains or loads the cache entry (no two ranks write
+  // it); the others read the entry it names once it is there.
+  std::optional<AnnWeights> mine;
+  const std::string dir = mpi::from_root([&] {
+    mine = ann_weights_here(c, data, options);
+    return mine->source;
+  });
+  if (mine) return std::move(*mine);
+  return {load_weights(dir), true, dir, "trained", c.training.output_relu};
+}
+
+namespace {
+AnnWeights ann_weights_here(const Config& c, const DatasetSplits& data, const CommonOptions& options) {
   if (!c.network.weights.empty()) {
     WeightSet w = load_weights(c.network.weights);
     if (w.inputs() != data.test.image_size())
@@ -182,14 +225,14 @@ AnnWeights ann_weights(const Config& c, const DatasetSplits& data, const CommonO
     if (w.outputs() != static_cast<std::size_t>(c.dataset.classes))
       throw Error("weights '{}' have {} outputs but dataset.classes = {}", c.network.weights, w.outputs(), c.dataset.classes);
     check_weights_fit_layers(c, w, c.network.weights, data.test);
-    return {std::move(w), false, c.network.weights};
+    return {std::move(w), false, c.network.weights, "weights", c.training.output_relu};
   }
   const fs::path dir = weight_cache_dir(c, data.train);
   // Absolute, so a run from another working directory (another cache) never retrains unannounced.
   const std::string where = fs::absolute(dir).lexically_normal().string();
   if (!options.retrain && fs::exists(dir / kManifestFile)) {
     if (!options.quiet) fmt::print(stderr, "using cached ANN weights from {} (--retrain to train again)\n", where);
-    return {load_weights(dir), true, dir.string()};
+    return {load_weights(dir), true, dir.string(), "trained", c.training.output_relu};
   }
   auto tc = train_config(c, data.train);
   // The checkpoint lives in the cache entry it will become: same key, and
@@ -207,19 +250,23 @@ AnnWeights ann_weights(const Config& c, const DatasetSplits& data, const CommonO
                to_string(tc.network.input), fmt::join(arch, ", "), data.name,
                tc.train_samples ? tc.train_samples : data.train.count, tc.epochs, where,
                options.retrain ? " (--retrain)" : " (no cached weights there)");
-    if (have_checkpoint && !options.resume)
-      fmt::print(stderr, "note: '{}' holds an interrupted training; starting over (--resume continues it)\n", tc.checkpoint.string());
     if (!have_checkpoint && options.resume)
       fmt::print(stderr, "note: no interrupted training to resume ('{}' does not exist); training from the start\n",
                  tc.checkpoint.string());
   }
+  // Said even with --quiet: the first epoch done overwrites that checkpoint.
+  if (have_checkpoint && !options.resume)
+    fmt::print(stderr, "warning: '{}' holds an interrupted training, which this run discards: it starts over and replaces "
+               "that checkpoint after its first epoch (Ctrl-C now and add --resume to continue it instead)\n",
+               tc.checkpoint.string());
   TrainingObserver progress(options.quiet, tc.epochs, tc.checkpoint);
   const auto result = conversion::train(tc, data.train, &data.test, &progress);
   WeightSet w = conversion::to_weight_set(tc, result, data.name, tc.train_samples ? tc.train_samples : data.train.count);
   save_weights(dir, w);
   // Only once the weights are stored: until then the checkpoint can still resume.
   fs::remove(tc.checkpoint, ec);
-  return {std::move(w), false, dir.string()};
+  return {std::move(w), false, dir.string(), "trained", c.training.output_relu};
 }
+}  // namespace
 
 }  // namespace snn::tool

@@ -62,6 +62,27 @@ std::vector<double> max_activations(const std::vector<Matrix>& layers, const Dat
 std::vector<double> activation_percentiles(const std::vector<Matrix>& layers, const Dataset& data, double percentile,
                                            std::size_t samples = 0);
 
+/// Images per forward batch of the activation passes; a shard of the
+/// training set that starts at a multiple of it computes exactly the batches
+/// the whole-set pass does (for_each_activation_in).
+inline constexpr std::size_t kActivationBatch = 500;
+
+class PercentileHistogram;
+
+/// Per-layer maxima over images [first, first + count) only: the maxima of
+/// disjoint shards starting at multiples of kActivationBatch, merged by max,
+/// equal max_activations over their union bit for bit.
+std::vector<double> max_activations_in(const WeightSet& weights, const Dataset& data, std::size_t first, std::size_t count);
+
+/// Per-layer histograms of the non-zero activations of images [first, first +
+/// count), to be merged (PercentileHistogram::merge) across shards.
+std::vector<PercentileHistogram> activation_histograms_in(const WeightSet& weights, const Dataset& data,
+                                                          std::size_t first, std::size_t count);
+
+/// The p-th percentile of each layer's merged histogram; throws snn::Error
+/// naming the layer if it holds no value.
+std::vector<double> percentiles_of(const std::vector<PercentileHistogram>& histograms, double percentile);
+
 /// Bounded-memory percentile of positive floats (see the top of this header
 /// for the binning and its error bound). Zeros are ignored; negative or NaN
 /// values are an error.
@@ -77,6 +98,15 @@ class PercentileHistogram {
   float max() const { return max_; }
   /// Nearest-rank p-th percentile, 0 < p <= 100; throws snn::Error when empty.
   float percentile(double p) const;
+  /// Adds every value `other` counted: the result is the histogram of both
+  /// sets of values, exactly (counts add, maxima take the larger).
+  void merge(const PercentileHistogram& other);
+  /// The kBins counts, for sending a histogram elsewhere (MPI) and back
+  /// through from_bins.
+  const std::vector<std::uint64_t>& bins() const { return bins_; }
+  /// A histogram of the given counts and exact maximum (count() is their sum);
+  /// throws snn::Error unless there are kBins counts.
+  static PercentileHistogram from_bins(std::vector<std::uint64_t> bins, float max);
 
  private:
   std::vector<std::uint64_t> bins_;
@@ -136,5 +166,11 @@ struct NormaliseOptions {
 /// data and robust (snn::Error otherwise). Throws if the set is already
 /// normalised.
 void normalise(WeightSet& weights, const NormaliseOptions& options, const Dataset* train);
+
+/// The same for data and robust normalisation with the training-set pass
+/// already done (by shards, say): `scales` are the per-layer maxima (data) or
+/// percentiles (robust) over `samples` training images.
+void normalise_with(WeightSet& weights, const NormaliseOptions& options, std::size_t samples,
+                    const std::vector<double>& scales);
 
 }  // namespace snn::conversion

@@ -21,6 +21,7 @@
 
 #include "snn/network/layer_spec.h"
 #include "snn/network/matrix.h"
+#include "snn/network/weights.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -82,6 +83,12 @@ bool onnx_supported();
 /// not an ONNX model (garbage or truncated), or (naming the node and op type)
 /// anything listed as refused in docs/models.md.
 OnnxModel import_onnx(const std::filesystem::path& file);
+
+/// The model as a weight set (input shape, architecture, weights, layer
+/// names; biases unless no layer has one), unnormalised: what `network.model`
+/// and Python's snnsim.from_onnx simulate. (output_relu is not part of a
+/// weight set: evaluate the ANN with the model's.)
+WeightSet to_weight_set(const OnnxModel& model);
 
 /// The layer table `snnsim info net.onnx` prints: file, opset, producer,
 /// input shape, then one line per layer (name, description, output shape,

@@ -117,8 +117,8 @@ Evaluation evaluate(const WeightSet& weights, const Dataset& data, bool output_r
 /// The same for a built model (its weights as they are; dropout off).
 Evaluation evaluate(Model& model, const Dataset& data, std::size_t samples = 0, std::size_t batch_size = 500);
 
-/// Warnings for an evaluation: one per class never predicted (possibly a dead
-/// output unit). Empty when every class is predicted at least once.
+/// Warnings for an evaluation: one line naming every class never predicted
+/// (possibly dead output units). Empty when every class is predicted at least once.
 std::vector<std::string> prediction_warnings(const Evaluation& eval, bool output_relu);
 
 /// Runs the network without dropout over the first `samples` images of `data`
@@ -133,6 +133,14 @@ void for_each_activation(const std::vector<Matrix>& weights, const Dataset& data
 /// (an avgpool's output is already non-negative).
 void for_each_activation(const WeightSet& weights, const Dataset& data, std::size_t samples,
                          const std::function<void(std::size_t layer, const Matrix& activations)>& visit, std::size_t batch_size = 500);
+/// The same over images [first, first + count) (clipped to the set; 0: none), in
+/// batches starting at `first`. A batch's activations do not depend on what
+/// other batches exist, so with `first` a multiple of batch_size every batch
+/// is one the whole-set pass computes too, bit for bit (the sharded
+/// normalisation relies on it).
+void for_each_activation_in(const WeightSet& weights, const Dataset& data, std::size_t first, std::size_t count,
+                            const std::function<void(std::size_t layer, const Matrix& activations)>& visit,
+                            std::size_t batch_size = 500);
 
 /// Fills `batch` ([count, image_size]) with images order[first, first+count) as
 /// floats in [0, 1] (pixel_value).

@@ -36,11 +36,17 @@ struct SampleSet {
   std::size_t size = 0;
   std::span<const std::uint8_t> values;  ///< count * size bytes, sample-major
   std::span<const std::uint8_t> labels;  ///< count labels, or empty
+  /// Id of sample 0 (its index in the whole dataset): sample i's input random
+  /// numbers are keyed by first_id + i, so a part of a set (an MPI rank's
+  /// share) sees exactly the spikes the whole set does. Results stay indexed
+  /// by i.
+  std::size_t first_id = 0;
 
   const std::uint8_t* sample(std::size_t i) const { return values.data() + i * size; }
   bool has_labels() const { return !labels.empty(); }
-  /// Samples [first, first + n) of a dataset split (n = 0: to the end); the
-  /// view borrows the dataset's memory. Throws snn::Error if out of range.
+  /// Samples [first, first + n) of a dataset split (n = 0: to the end), with
+  /// first_id = first; the view borrows the dataset's memory. Throws
+  /// snn::Error if out of range.
   static SampleSet of(const Dataset& data, std::size_t first = 0, std::size_t n = 0);
 };
 

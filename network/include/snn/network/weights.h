@@ -167,6 +167,11 @@ void save_weights(const std::filesystem::path& dir, const WeightSet& weights);
 /// the WeightSet that save_weights wrote (names and files filled in).
 WeightSet load_weights(const std::filesystem::path& dir_or_manifest);
 
+/// Throws snn::Error unless `weights` is consistent, as save_weights checks:
+/// the architecture's shapes chain from the input, each matrix and bias has
+/// the shape its layer needs, and values are finite. `what` names the source.
+void validate_weight_set(const WeightSet& weights, std::string_view what);
+
 /// Throws snn::Error unless layer shapes chain (in_i == out_{i-1}), there is at
 /// least one layer, every matrix's data size matches rows * cols, and every
 /// weight is finite. `what` names the source in messages.

@@ -30,6 +30,9 @@ struct DatasetConfig {
 struct NetworkConfig {
   std::vector<int> hidden = {1200, 1200};  ///< hidden layer widths; input and output come from the dataset
   std::string weights;  ///< a weight manifest to load instead of training (empty: train)
+  /// An ONNX file (docs/models.md) whose layers, weights and biases are the
+  /// ANN, instead of training or network.weights (empty: none).
+  std::string model;
   /// The architecture as layer specs (conv nets), checked against a 1x28x28
   /// input and dataset.classes when read. Non-empty: it replaces `hidden`.
   std::vector<LayerSpec> layers;
@@ -59,6 +62,11 @@ struct NormalisationConfig {
 using engine::Encoding;
 /// Equal output spike counts go to the lowest class (torch's argmax) or to the highest output potential.
 enum class TieBreak { Lowest, Potential };
+/// Early exit: `Off`; `Measure` runs every sample to the end and records what
+/// an exit would have given (accuracy, step, SynOps), so one run reports both;
+/// `Stop` really stops a sample at its exit (the time and SynOps are saved;
+/// the full-run figures are then those of the stopped samples).
+enum class EarlyExitMode { Off, Measure, Stop };
 
 struct SimulationConfig {
   Step steps = 200;             ///< simulated steps (from duration_ms when that is given)
@@ -79,7 +87,7 @@ struct SimulationConfig {
   std::uint64_t seed = 0;
   int threads = 0;                ///< 0: all cores
   std::vector<int> checkpoints = {10, 25, 50, 100, 200};  ///< steps at which accuracy is reported
-  bool early_exit = false;
+  EarlyExitMode early_exit = EarlyExitMode::Off;
   int early_exit_margin = 5;      ///< lead in output spikes
   int early_exit_steps = 10;      ///< held for this many consecutive steps
   int batch_size = 100;           ///< dense baseline batch

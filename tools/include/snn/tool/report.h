@@ -36,6 +36,10 @@ struct ConnectionReport {
   double dense_macs_per_sample = 0;  ///< what a dense simulation multiplies per sample: steps x (dense: in x out;
                                      ///< conv: out x in_channels x kh x kw; avgpool: out x kh x kw)
   std::string kind;  ///< the connection's format: "dense", "sparse", "conv", "avgpool"
+  /// The connection from an analog input (simulation.encoding = "analog"): its
+  /// synops_per_sample are multiply-adds of input values (non-zero inputs x
+  /// fan-out per step), not spike deliveries, and are left out of the SynOps.
+  bool analog_input = false;
 };
 
 struct SnnReport {
@@ -49,8 +53,12 @@ struct SnnReport {
   std::vector<PopulationReport> populations;
   std::vector<ConnectionReport> connections;
   double engine_row_adds_per_sample = 0;   ///< fan-out rows the engine actually added (<= SynOps rows)
+  /// Bias additions per sample (one per neuron with a non-zero bias per step;
+  /// Rueckauer et al. 2017), counted apart from SynOps. 0 without biases.
+  double bias_ops_per_sample = 0;
   std::vector<int> fixed_point_bits;       ///< per spiking population
   bool early_exit = false;
+  bool early_exit_stopped = false;         ///< samples stopped at their exit (simulation.early_exit = "stop")
   double mean_exit_step = 0;               ///< with early exit: mean step at which samples would stop
   double exit_accuracy = 0;                ///< with early exit: accuracy of the predictions at the exit
   double synops_at_exit_per_sample = 0;    ///< with early exit: SynOps spent up to the exit, mean per sample
@@ -69,8 +77,14 @@ struct SnnReport {
   std::optional<std::size_t> silent_samples() const;
 
   double accuracy() const { return accuracy_curve.empty() ? 0.0 : accuracy_curve.back(); }
+  /// SynOps per sample, all connections but an analog input's.
   double synops_per_sample() const;
+  /// The analog input connection's multiply-adds per sample (0 for spiking input).
+  double analog_input_macs_per_sample() const;
   double dense_macs_per_sample() const;
+  /// Whether the final accuracy beats always answering the most frequent
+  /// label (below that, "steps to 99 % of final" means nothing).
+  bool above_chance() const;
   /// First step at which the accuracy reaches `fraction` of the final accuracy.
   Step steps_to_fraction(double fraction) const;
 };
@@ -101,7 +115,10 @@ struct RunReport {
   std::string dataset;                ///< name or path
   std::size_t train_samples = 0, test_samples = 0;
   std::optional<double> ann_accuracy;  ///< ANN test accuracy (on the samples simulated)
-  std::string weights;                 ///< weight manifest used
+  std::string weights;                 ///< weight manifest (or with weights_kind "onnx", the ONNX file) used
+  /// Where the weights came from: "onnx" (network.model), "weights"
+  /// (network.weights) or "trained" (by snnsim: now, or found in the weight cache); empty: not said.
+  std::string weights_kind;
   bool weights_cached = false;         ///< true when training was skipped thanks to the cache
   /// Where the ANN weights were trained (their manifest's training.machine), if recorded.
   std::optional<MachineRecord> training_machine;

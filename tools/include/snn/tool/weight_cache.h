@@ -44,10 +44,21 @@ int training_blas_threads();
 struct AnnWeights {
   WeightSet weights;
   bool cached = false;  ///< true when training was skipped thanks to the cache
-  std::string source;   ///< network.weights, or the cache entry's directory
+  std::string source;   ///< network.model, network.weights, or the cache entry's directory
+  /// "onnx" (network.model), "weights" (network.weights) or "trained" (by snnsim, now or cached).
+  std::string kind;
+  /// Whether the ANN applies ReLU to its outputs (training.output_relu; an
+  /// imported model's own last layer): the ANN accuracy is computed so.
+  bool output_relu = true;
 };
 
-/// The ANN weights of `config`: network.weights if given, else the cache entry,
+/// The ANN of an ONNX file (network.model) as a weight set, checked against
+/// the dataset: its input shape must be the images' (1 x rows x cols, or
+/// rows * cols flat) and its outputs dataset.classes. Throws snn::Error naming
+/// the file and both shapes.
+AnnWeights model_weights(const Config& config, const DatasetSplits& data);
+
+/// The ANN weights of `config`: network.model or network.weights if given, else the cache entry,
 /// else trained now (and cached). While training, the cache entry holds a
 /// checkpoint (kCheckpointFile) of the last completed epoch, removed once the
 /// weights are saved; options.resume continues from it.

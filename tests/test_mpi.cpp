@@ -1,0 +1,260 @@
+// snnsim over MPI ranks (tools/include/snn/tool/mpi.h): the split of the
+// samples, and end-to-end `mpirun -np N snnsim ...` runs on this machine
+// (loopback only) compared with one-process runs. Without SNNSIM_MPI or
+// mpirun the end-to-end tests say so and pass having checked nothing else.
+#include "snn/tool/mpi.h"
+
+#include "snnsim_process.h"
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <sys/wait.h>
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using snn::tool::mpi::Range;
+using snn::tool::mpi::share;
+
+namespace {
+
+const fs::path kTiny = fs::path(SNNSIM_SOURCE_DIR) / "configs" / "tiny.toml";
+
+// The whole job is bounded: mpirun kills it after this many seconds.
+constexpr int kJobTimeout = 240;
+
+std::string mpirun(int ranks) {
+  // Loopback only: shared memory between the ranks of this machine, no network
+  // interface; as root (containers, CI) mpirun must be told that is fine.
+  return fmt::format("{} --oversubscribe --allow-run-as-root --timeout {} --mca btl self,vader "
+                     "--mca btl_vader_single_copy_mechanism none --mca oob_tcp_if_include lo -np {}",
+                     SNNSIM_MPIEXEC, kJobTimeout, ranks);
+}
+
+bool can_run_mpi() {
+  if (!snn::tool::mpi::built()) {
+    WARN("skipped: snnsim was built without MPI (SNNSIM_MPI=OFF, e.g. libopenmpi-dev not installed)");
+    return false;
+  }
+  if (!fs::exists(SNNSIM_MPIEXEC)) {
+    WARN("skipped: " << SNNSIM_MPIEXEC << " not found (install openmpi-bin)");
+    return false;
+  }
+  return true;
+}
+
+struct Outcome {
+  int status = -1;
+  std::string output;
+};
+
+Outcome shell(const std::string& cmd) {
+  Outcome o;
+  FILE* pipe = ::popen((cmd + " 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) o.output.append(buf, n);
+  const int st = ::pclose(pipe);
+  o.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return o;
+}
+
+fs::path scratch(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / "snnsim_mpi" / name;
+  fs::remove_all(p);
+  fs::create_directories(p.parent_path());
+  return p;
+}
+
+const std::string kCache = (fs::temp_directory_path() / "snnsim_mpi" / "cache").string();
+
+// results.json without what may differ between runs of the same config:
+// wall times, thread count, output directory.
+std::string comparable(const fs::path& out) {
+  std::ifstream in(out / "results.json");
+  REQUIRE(in.good());
+  json j = json::parse(in);
+  j.erase("timings");
+  j["config"]["simulation"].erase("threads");
+  j["config"]["output"].erase("dir");
+  j["weights"].erase("cached");  // the first run of a test may train
+  return j.dump(1);
+}
+
+// `snnsim <command> tiny ...` under `launcher` (empty: one process) into `out`.
+Outcome snnsim(const std::string& launcher, const std::string& command, const fs::path& out, const std::string& extra) {
+  return shell(fmt::format("{} {} {} {} --quiet --out {} --set 'output.cache=\"{}\"' --set output.plots=false {}", launcher,
+                           snn::test::kSnnsim.string(), command, kTiny.string(), out.string(), kCache, extra));
+}
+
+}  // namespace
+
+TEST_CASE("shares are contiguous, in rank order, cover every item once, and keep whole units") {
+  for (std::size_t total : {0u, 1u, 2u, 7u, 200u, 1234u, 10000u}) {
+    for (int ranks = 1; ranks <= 5; ++ranks) {
+      for (std::size_t unit : {1u, 3u, 500u}) {
+        INFO(total << " items, " << ranks << " ranks, unit " << unit);
+        std::size_t next = 0, most = 0, least = total;
+        for (int r = 0; r < ranks; ++r) {
+          const Range s = share(total, r, ranks, unit);
+          CHECK(s.first == next);
+          if (s.first + s.count < total) CHECK(s.count % unit == 0);  // only the end may cut a unit short
+          next = s.first + s.count;
+          most = std::max(most, s.count);
+          least = std::min(least, s.count);
+        }
+        CHECK(next == total);
+        CHECK(most - least <= 2 * unit - 1);  // one unit more, and a short last unit
+      }
+    }
+  }
+  CHECK(share(10, 0, 3) == Range{0, 4});
+  CHECK(share(10, 1, 3) == Range{4, 3});
+  CHECK(share(10, 2, 3) == Range{7, 3});
+  CHECK(share(1234, 2, 3, 500) == Range{1000, 234});
+  CHECK(share(1234, 1, 4, 500) == Range{500, 500});
+  CHECK(share(1234, 3, 4, 500) == Range{1234, 0});
+  CHECK_THROWS(share(10, 3, 3));
+}
+
+TEST_CASE("one process without mpirun is rank 0 of 1") {
+  CHECK(snn::tool::mpi::rank() == 0);
+  CHECK(snn::tool::mpi::size() == 1);
+  CHECK(snn::tool::mpi::where().empty());
+}
+
+TEST_CASE("mpirun with 2 and 3 ranks writes the one-process results.json, data and robust normalisation") {
+  if (!can_run_mpi()) return;
+  // 200 samples: 100 + 100 and 67 + 67 + 66; robust normalisation merges histograms.
+  for (const char* norm : {"data", "robust"}) {
+    INFO(norm << " normalisation");
+    const std::string set = fmt::format("--threads 1 --set 'normalisation.method=\"{}\"' --set normalisation.samples=1200", norm);
+    const fs::path one = scratch(fmt::format("one-{}", norm));
+    const Outcome base = snnsim("", "run", one, set);
+    INFO(base.output);
+    REQUIRE(base.status == 0);
+    const std::string expected = comparable(one);
+    for (int ranks : {2, 3}) {
+      for (int threads : {1, 2}) {
+        INFO(ranks << " ranks x " << threads << " threads");
+        const fs::path out = scratch(fmt::format("{}-r{}-t{}", norm, ranks, threads));
+        const Outcome o = snnsim(mpirun(ranks), "run", out, fmt::format("--set 'normalisation.method=\"{}\"' "
+                                                                        "--set normalisation.samples=1200 --threads {}",
+                                                                        norm, threads));
+        INFO(o.output);
+        REQUIRE(o.status == 0);
+        CHECK(comparable(out) == expected);
+        // Only rank 0 writes: no staging directory of another rank is left.
+        std::size_t entries = 0;
+        for ([[maybe_unused]] const auto& e : fs::directory_iterator(out.parent_path()))
+          if (e.path().filename().string().find(out.filename().string()) != std::string::npos) ++entries;
+        CHECK(entries == 1);
+      }
+    }
+  }
+}
+
+TEST_CASE("mpirun simulate and bench agree with one process") {
+  if (!can_run_mpi()) return;
+  // A converted weight directory, simulated by 1 and 3 ranks.
+  const fs::path conv = scratch("convert");
+  const Outcome c = snnsim("", "convert", conv, "");
+  INFO(c.output);
+  REQUIRE(c.status == 0);
+  const std::string weights = fmt::format("--set 'network.weights=\"{}\"'", (conv / "weights").string());
+  const fs::path one = scratch("sim-one");
+  const Outcome a = snnsim("", "simulate", one, weights);
+  INFO(a.output);
+  REQUIRE(a.status == 0);
+  const fs::path three = scratch("sim-three");
+  const Outcome b = snnsim(mpirun(3), "simulate", three, weights + " --threads 1");
+  INFO(b.output);
+  REQUIRE(b.status == 0);
+  CHECK(comparable(three) == comparable(one));
+
+  // bench: every simulator's gathered result equals the others' (exit 0), and
+  // the JSON says how many ranks ran.
+  const fs::path bench_json = scratch("bench.json");
+  const Outcome d = shell(fmt::format("{} {} bench {} --quiet --set 'output.cache=\"{}\"' --samples 30 --repeat 1 --no-bound "
+                                      "--threads 1 --json {}",
+                                      mpirun(2), snn::test::kSnnsim.string(), kTiny.string(), kCache, bench_json.string()));
+  INFO(d.output);
+  REQUIRE(d.status == 0);
+  CHECK(d.output.find("event == dense per step") != std::string::npos);
+  std::ifstream in(bench_json);
+  REQUIRE(in.good());
+  const json j = json::parse(in);
+  CHECK(j["ranks"] == 2);
+  CHECK(j["identical"]["dense"] == true);
+}
+
+TEST_CASE("a rank without samples and the early-exit arrays gather to the one-process results") {
+  if (!can_run_mpi()) return;
+  // 2 samples over 3 ranks: rank 2 simulates none.
+  const std::string extra = "--limit 2 --set simulation.early_exit=\"measure\"";
+  const fs::path one = scratch("few-one");
+  const Outcome a = snnsim("", "run", one, extra);
+  INFO(a.output);
+  REQUIRE(a.status == 0);
+  const fs::path three = scratch("few-three");
+  const Outcome b = snnsim(mpirun(3), "run", three, extra + " --threads 1");
+  INFO(b.output);
+  REQUIRE(b.status == 0);
+  CHECK(comparable(three) == comparable(one));
+  std::ifstream in(three / "results.json");
+  CHECK(json::parse(in)["snn"]["samples"] == 2);
+}
+
+TEST_CASE("a failure on a non-zero rank stops every rank, exits non-zero and publishes nothing") {
+  if (!can_run_mpi()) return;
+  // Rank 2 of 3 fails (SNNSIM_MPI_FAIL_RANK: a test hook in the sharded run)
+  // while ranks 0 and 1 go on to wait for its results.
+  const fs::path out = scratch("fail");
+  const Outcome o = shell(fmt::format("SNNSIM_MPI_FAIL_RANK=2 {} -x SNNSIM_MPI_FAIL_RANK {} run {} --quiet --out {} "
+                                      "--set 'output.cache=\"{}\"' --threads 1",
+                                      mpirun(3), snn::test::kSnnsim.string(), kTiny.string(), out.string(), kCache));
+  INFO(o.output);
+  CHECK(o.status != 0);
+  CHECK(o.output.find("snnsim: error (rank 2 of 3): ") != std::string::npos);
+  CHECK(o.output.find("MPI_ABORT") != std::string::npos);
+  CHECK_FALSE(fs::exists(out));
+  for (const auto& e : fs::directory_iterator(out.parent_path()))
+    CHECK(e.path().filename().string().find(".fail.") == std::string::npos);  // no staging left
+}
+
+TEST_CASE("commands that do not share their work refuse to run under mpirun") {
+  if (!can_run_mpi()) return;
+  // convert would have every rank write the same weight directory.
+  const fs::path out = scratch("convert-mpi");
+  const Outcome o = snnsim(mpirun(2), "convert", out, "");
+  INFO(o.output);
+  CHECK(o.status != 0);
+  CHECK(o.output.find("snnsim convert runs in one process") != std::string::npos);
+  CHECK_FALSE(fs::exists(out / "weights"));
+}
+
+TEST_CASE("SIGTERM to mpirun stops every rank with a non-zero exit and publishes nothing") {
+  if (!can_run_mpi()) return;
+  const fs::path out = scratch("sigterm");
+  // Long enough to be mid-simulation when the signal comes: every test image
+  // for 10000 steps (some 5 s per rank).
+  std::vector<std::string> args{"-c", fmt::format("exec {} {} run {} --out {} --set 'output.cache=\"{}\"' --set simulation.limit=0 "
+                                                  "--set simulation.steps=10000 --set simulation.checkpoints=[] --threads 1",
+                                                  mpirun(2), snn::test::kSnnsim.string(), kTiny.string(), out.string(), kCache)};
+  snn::test::Child job(args, "/bin/sh");
+  REQUIRE(job.wait_for("simulating", 120));
+  job.signal(SIGTERM);
+  const int status = job.finish(60);
+  INFO(job.output());
+  CHECK(status != 0);
+  CHECK(job.seconds_since_signal() < 30);
+  CHECK_FALSE(fs::exists(out));
+  CHECK(job.output().find("interrupted") != std::string::npos);
+}
