@@ -48,7 +48,8 @@ SnnReport snn_report(const Config& c, const Network& net, const engine::SampleSe
     out.connections.push_back({fmt::format("{}->{}", net.population(conn.source()).name, net.population(conn.target()).name),
                                conn.source_size(), conn.target_size(), static_cast<int>(conn.delay()), conn.synapses(),
                                static_cast<double>(synops[l]) / static_cast<double>(n),
-                               static_cast<double>(result.dense_macs_per_step[l]) * s.steps, analog && l == 0});
+                               static_cast<double>(result.dense_macs_per_step[l]) * s.steps,
+                               std::string(to_string(conn.format())), analog && l == 0});
     work_total += static_cast<double>(work[l]);
   }
   out.engine_row_adds_per_sample = work_total / static_cast<double>(n);
