@@ -412,6 +412,44 @@ TEST_CASE("bad configs: a message naming the file, key, line and value, status 1
   CHECK(slurp(root / "report" / "per_class.csv") == "mine");
 }
 
+TEST_CASE("bad ConvNet layer lists and weights that do not fit them: the layer and the shapes named, status 1") {
+  const fs::path root = scratch("convnet");
+  const fs::path data = valid_dataset(root / "data");
+  const fs::path out = root / "out";
+  auto layers_config = [&](const std::string& name, const std::string& layers) {
+    const fs::path p = root / (name + ".toml");
+    spit(p, fmt::format("[dataset]\nname = \"{}\"\n[network]\nlayers = [{}]\n[output]\ncache = \"{}\"\n", data.string(), layers,
+                        (root / "cache").string()));
+    return p.string();
+  };
+  const std::string tail = R"(, {kind = "flatten"}, {kind = "dense", outputs = 10})";
+  check_case("N1", "a kernel larger than its input",
+             {"run", layers_config("kernel", R"({kind = "conv", outputs = 4, kernel = 5}, {kind = "avgpool", kernel = 2},
+                                               {kind = "conv", outputs = 8, kernel = 13})" + tail)},
+             1, {"kernel.toml: line 4", "'network.layers' layer 3 'conv 8 13x13' needs at least 13x13 input, gets 12x12"}, out);
+  check_case("N2", "a pooling window that does not tile its map",
+             {"run", layers_config("pool", R"({kind = "conv", outputs = 4, kernel = 5}, {kind = "avgpool", kernel = 5})" + tail)}, 1,
+             {"layer 2 'avgpool 5' does not tile its 24x24 input", "is not a multiple of the stride 5"}, out);
+  check_case("N3", "a zero size", {"run", layers_config("zero", R"({kind = "conv", outputs = 0, kernel = 5})" + tail)}, 1,
+             {"'network.layers' layer 1 'conv 0 5x5'"}, out);
+  check_case("N4", "a negative size", {"run", layers_config("negative", R"({kind = "conv", outputs = 4, kernel = -5})" + tail)}, 1,
+             {"'network.layers' layer 1: 'kernel' must be an integer >= 0 or [height, width]"}, out);
+  check_case("N5", "a last layer that does not give dataset.classes outputs",
+             {"run", layers_config("classes", R"({kind = "conv", outputs = 4, kernel = 2, stride = 2}, {kind = "flatten"},
+                                                {kind = "dense", outputs = 7})")},
+             1, {"'network.layers' ends in 7 outputs (7), but dataset.classes = 10"}, out);
+  // Valid 784-100-10 weights against a ConvNet's layer list, and against a
+  // dense list of other widths.
+  const fs::path mlp = valid_weights(root / "mlp");
+  check_case("N6", "dense weights for a ConvNet's layer list",
+             {"run", layers_config("convnet", R"({kind = "conv", outputs = 4, kernel = 2, stride = 2})" + tail), "--set", set_weights(mlp)}, 1,
+             {"weights", "take input 784 but network.layers starts with layer 1 'conv 4 2x2 stride 2' on 1x28x28 images"}, out);
+  check_case("N7", "weights whose layers differ from the layer list",
+             {"run", layers_config("widths", R"({kind = "dense", outputs = 50}, {kind = "dense", outputs = 10})"), "--set",
+              set_weights(mlp)},
+             1, {"do not fit network.layers: layer 1 is 'dense 50' in the config but 'dense 100' ('fc1') in the weights"}, out);
+}
+
 TEST_CASE("command-line mistakes: one line naming the command and the mistake, status 2") {
   const fs::path root = scratch("cli");
   const fs::path cfg = config_for(root, valid_dataset(root / "data"));

@@ -251,9 +251,12 @@ name = "fc"
   CHECK(c.network.layers[0] == snn::LayerSpec::conv(12, 5));
   CHECK(c.network.layers[1] == snn::LayerSpec::avgpool(2));
   CHECK(c.network.layers[5] == snn::LayerSpec::dense(10, "fc"));
-  // Checked but not used yet: said, never silently ignored.
-  REQUIRE(c.warnings.size() == 1);
-  CHECK(contains(c.warnings[0], "not used yet"));
+  // Used as the network, with nothing to warn about; its resolved form names no hidden widths.
+  CHECK(c.warnings.empty());
+  CHECK_FALSE(contains(snn::tool::to_toml(c), "hidden ="));
+  CHECK(contains(error_of(lenet, {"network.hidden=[100]"}), "'network.hidden' and network.layers are both given"));
+  // An ONNX model is the whole ANN: a layer list beside it contradicts it.
+  CHECK(contains(error_of(lenet, {"network.model=\"m.onnx\""}), "'network.layers' cannot be given with network.model = \"m.onnx\""));
   const auto again = parse_config(snn::tool::to_toml(c), "resolved.toml");
   CHECK(again.network.layers == c.network.layers);
   CHECK(snn::tool::to_toml(again) == snn::tool::to_toml(c));
@@ -314,4 +317,21 @@ TEST_CASE("to_toml round-trips awkward numbers and strings exactly") {
   CHECK(again.output.dir == c.output.dir);
   CHECK(snn::tool::to_toml(again) == printed);
   CHECK(contains(printed, "init_range = 0.30000000000000004\n"));
+}
+
+TEST_CASE("training.init, training.bias and training.dropout_at are read, printed and checked") {
+  const auto d = parse_config("", "t.toml");
+  CHECK(d.training.init == snn::conversion::Init::Uniform);
+  CHECK_FALSE(d.training.bias);
+  CHECK(d.training.dropout_at == snn::conversion::DropoutAt::Hidden);
+  const auto c = parse_config("[training]\ninit = \"kaiming_uniform\"\nbias = true\ndropout_at = \"hidden_dense\"\n", "t.toml");
+  CHECK(c.training.init == snn::conversion::Init::KaimingUniform);
+  CHECK(c.training.bias);
+  CHECK(c.training.dropout_at == snn::conversion::DropoutAt::HiddenDense);
+  const auto again = parse_config(snn::tool::to_toml(c), "resolved.toml");
+  CHECK(again.training.init == c.training.init);
+  CHECK(again.training.bias);
+  CHECK(again.training.dropout_at == c.training.dropout_at);
+  CHECK(contains(error_of("[training]\ninit = \"kaiming\"\n"), "is not one of: uniform, kaiming_uniform"));
+  CHECK(contains(error_of("[training]\ndropout_at = \"all\"\n"), "'training.dropout_at'"));
 }

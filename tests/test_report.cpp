@@ -30,7 +30,7 @@ RunReport small_report() {
   s.synops_curve = {10, 30, 60, 100};
   s.predictions = {1, 2, 0, 3};
   s.labels = {1, 2, 0, 0};
-  s.connections = {{"input->out", 3, 2, 0, 6, 100, 24}};
+  s.connections = {{"input->out", 3, 2, 0, 6, 100, 24, "dense"}};
   s.populations = {{"input", 3, 20, 1000}, {"output", 2, 4, 100}};
   r.timings["training"] = 1.5;
   return r;
@@ -103,7 +103,7 @@ TEST_CASE("results.json leaves figures that mean nothing null") {
 
 TEST_CASE("an analog input's multiply-adds are reported apart from the SynOps") {
   auto r = small_report();
-  r.snn.connections.push_back({"out->out2", 2, 2, 0, 4, 7, 16});
+  r.snn.connections.push_back({"out->out2", 2, 2, 0, 4, 7, 16, "dense"});
   r.snn.connections[0].analog_input = true;  // 100 per sample: MACs
   CHECK(r.snn.synops_per_sample() == 7);
   CHECK(r.snn.analog_input_macs_per_sample() == 100);

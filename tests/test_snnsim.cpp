@@ -713,3 +713,217 @@ TEST_CASE("training over an interrupted training's checkpoint says it discards i
                            Catch::Contains("--resume"));
   CHECK(fs::exists(entry / "manifest.json"));
 }
+
+// ---- ConvNets end to end --------------------------------------------------
+
+namespace {
+
+// A small ConvNet whose fan-outs are easy to count by hand: a 2x2 convolution
+// with stride 2 and a 2x2 pooling tile their inputs exactly, so every source
+// neuron reaches exactly one window: an input spike reaches the 8 channels at
+// one position, a conv spike one pool neuron, a pool spike the 10 outputs.
+constexpr const char* kTinyConv = R"(
+[dataset]
+name = "mnist10k"
+[network]
+layers = [
+  {kind = "conv", outputs = 8, kernel = 2, stride = 2},
+  {kind = "avgpool", kernel = 2},
+  {kind = "flatten"},
+  {kind = "dense", outputs = 10},
+]
+[training]
+epochs = 2
+learning_rate = 0.005
+init = "kaiming_uniform"
+dropout = 0.0
+output_relu = false
+seed = 3
+[normalisation]
+method = "data"
+samples = 500
+[simulation]
+steps = 40
+dt_ms = 5
+max_rate_hz = 400
+clamp_probability = true
+limit = 100
+checkpoints = [10, 40]
+)";
+
+fs::path write_config(const fs::path& dir, const std::string& name, const std::string& text) {
+  fs::create_directories(dir);
+  const fs::path p = dir / name;
+  std::ofstream(p) << text;
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("snnsim run on a small ConvNet writes results that add up") {
+  const fs::path dir = scratch("conv");
+  const fs::path config = write_config(dir, "tiny_conv.toml", kTinyConv);
+  const fs::path out = dir / "out";
+  const Outcome o = run(fmt::format("run {} {} --set output.plots=false", config.string(), common(out)));
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  const json j = read_json(out / "results.json");
+  const json& s = j["snn"];
+  const int steps = s["steps"];
+  REQUIRE(s["samples"] == 100);
+
+  // Populations and connections named after the layers; flatten adds none.
+  const auto& pops = s["populations"];
+  const auto& conns = s["connections"];
+  REQUIRE(pops.size() == 4);
+  REQUIRE(conns.size() == 3);
+  CHECK(pops[1]["name"] == "conv1");
+  CHECK(pops[1]["neurons"] == 8 * 14 * 14);
+  CHECK(pops[2]["name"] == "pool1");
+  CHECK(pops[2]["neurons"] == 8 * 7 * 7);
+  CHECK(conns[0]["name"] == "input->conv1");
+  CHECK(conns[0]["kind"] == "conv");
+  CHECK(conns[1]["name"] == "conv1->pool1");
+  CHECK(conns[1]["kind"] == "avgpool");
+  CHECK(conns[2]["name"] == "pool1->output");
+  CHECK(conns[2]["kind"] == "dense");
+
+  // SynOps = source spikes x fan-out, the fan-outs counted by hand above.
+  const double fan_out[] = {8, 1, 10};
+  double synops = 0;
+  for (std::size_t c = 0; c < 3; ++c) {
+    const double source_spikes = pops[c]["spikes_per_sample"];
+    CHECK(conns[c]["synops_per_sample"].get<double>() == Approx(source_spikes * fan_out[c]));
+    synops += conns[c]["synops_per_sample"].get<double>();
+  }
+  CHECK(s["synops_per_sample"].get<double>() == Approx(synops));
+  // Dense MACs from the shapes: conv out x in_c x kh x kw, pool out x kh x kw, dense in x out.
+  CHECK(conns[0]["dense_macs_per_sample"].get<double>() == 8.0 * 14 * 14 * 1 * 2 * 2 * steps);
+  CHECK(conns[1]["dense_macs_per_sample"].get<double>() == 8.0 * 7 * 7 * 2 * 2 * steps);
+  CHECK(conns[2]["dense_macs_per_sample"].get<double>() == 392.0 * 10 * steps);
+  CHECK(s["dense_macs_per_sample"].get<double>() == Approx((8.0 * 14 * 14 * 4 + 8.0 * 7 * 7 * 4 + 3920) * steps));
+
+  // Accuracy recomputed from the predictions; one normalisation factor per
+  // spiking layer, the pooling layer's 1 (it passes its input's scale on).
+  const auto labels = s["labels"].get<std::vector<int>>();
+  const auto predictions = s["predictions"].get<std::vector<int>>();
+  std::size_t correct = 0;
+  for (std::size_t i = 0; i < labels.size(); ++i) correct += predictions[i] == labels[i];
+  CHECK(s["accuracy"].get<double>() == Approx(correct / 100.0));
+  const auto factors = j["normalisation"]["factors"].get<std::vector<double>>();
+  REQUIRE(factors.size() == 3);
+  CHECK(factors[1] == 1.0);
+
+  // The weight files record the architecture the config asked for.
+  const snn::WeightSet ann = snn::load_weights(j["weights"]["manifest"].get<std::string>());
+  REQUIRE(ann.architecture.size() == 4);
+  CHECK(ann.architecture[0] == snn::LayerSpec::conv(8, 2, 2, 0, "conv1"));
+  CHECK(ann.input == snn::Shape{1, 28, 28});
+  CHECK(ann.training->init == "kaiming_uniform");
+  // Two epochs of this small net: 82 % on these 100 images (measured), the
+  // SNN after 40 steps the same; allow 7 points less, and the SNN 10 points
+  // below its ANN.
+  const double ann_accuracy = j["ann"]["accuracy"];
+  INFO("ANN " << ann_accuracy << ", SNN " << s["accuracy"].get<double>());
+  CHECK(ann_accuracy >= 0.75);
+  CHECK(s["accuracy"].get<double>() >= ann_accuracy - 0.1);
+
+  // The resolved config reads back (no network.hidden beside network.layers).
+  const Outcome again = run(fmt::format("run {} {} --set output.plots=false", (out / "config.resolved.toml").string(),
+                                        common(dir / "again")));
+  INFO(again.output);
+  REQUIRE(again.status == 0);
+  CHECK(read_json(dir / "again" / "results.json")["snn"]["predictions"] == s["predictions"]);
+}
+
+TEST_CASE("snnsim bench on a ConvNet: event engine == dense baseline, precompute variant skipped") {
+  const fs::path dir = scratch("conv_bench");
+  const fs::path config = write_config(dir, "tiny_conv.toml", kTinyConv);
+  const fs::path json_file = dir / "bench.json";
+  const Outcome o = run(fmt::format("bench {} --quiet --set 'output.cache=\"{}\"' --samples 20 --repeat 1 --no-bound --json {}",
+                                    config.string(), kCache, json_file.string()));
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  CHECK_THAT(o.output, Catch::Contains("event == dense per step") && Catch::Contains("yes"));
+  CHECK_THAT(o.output, Catch::Contains("skipped: the first connection is conv"));
+  const json b = read_json(json_file);
+  CHECK(b["identical"]["dense"] == true);
+  CHECK(b["identical"]["dense_precompute"].is_null());
+  CHECK(b["dense"]["macs_per_sample"].get<double>() == (8.0 * 14 * 14 * 4 + 8.0 * 7 * 7 * 4 + 3920) * 40);
+}
+
+TEST_CASE("ConvNet config mistakes name the layer and the shapes") {
+  const fs::path dir = scratch("conv_errors");
+  auto error_of = [&](const std::string& layers) {
+    std::string text = kTinyConv;
+    const auto a = text.find("layers = [");
+    const auto b = text.find("]\n[training]");
+    text.replace(a, b + 1 - a, "layers = [" + layers + "]");
+    const Outcome o = run(fmt::format("run {} {}", write_config(dir, "bad.toml", text).string(), common(dir / "out")));
+    CHECK(o.status == 1);
+    CHECK_FALSE(fs::exists(dir / "out"));
+    return o.output;
+  };
+  using Catch::Contains;
+  // Kernel larger than the input: 28 -conv5-> 24 -pool2-> 12 -conv13-> too big.
+  CHECK_THAT(error_of(R"({kind = "conv", outputs = 4, kernel = 5}, {kind = "avgpool", kernel = 2},
+                         {kind = "conv", outputs = 8, kernel = 13}, {kind = "flatten"}, {kind = "dense", outputs = 10})"),
+             Contains("'network.layers'") && Contains("layer 3 'conv 8 13x13'") && Contains("12x12"));
+  // A pooling window that does not tile the map: 24 is not a multiple of 5.
+  CHECK_THAT(error_of(R"({kind = "conv", outputs = 4, kernel = 5}, {kind = "avgpool", kernel = 5},
+                         {kind = "flatten"}, {kind = "dense", outputs = 10})"),
+             Contains("layer 2 'avgpool 5'") && Contains("24x24"));
+  // Zero sizes.
+  CHECK_THAT(error_of(R"({kind = "conv", outputs = 0, kernel = 5}, {kind = "flatten"}, {kind = "dense", outputs = 10})"),
+             Contains("layer 1"));
+  CHECK_THAT(error_of(R"({kind = "conv", outputs = 4, kernel = 0}, {kind = "flatten"}, {kind = "dense", outputs = 10})"),
+             Contains("layer 1"));
+  // Negative sizes are a type error naming the layer.
+  CHECK_THAT(error_of(R"({kind = "conv", outputs = -4, kernel = 5}, {kind = "flatten"}, {kind = "dense", outputs = 10})"),
+             Contains("layer 1"));
+  // Wrong number of outputs at the end.
+  CHECK_THAT(error_of(R"({kind = "conv", outputs = 4, kernel = 2, stride = 2}, {kind = "flatten"}, {kind = "dense", outputs = 7})"),
+             Contains("ends in 7 outputs"));
+  // network.hidden beside network.layers.
+  {
+    std::string text = kTinyConv;
+    text.replace(text.find("[network]\n"), 10, "[network]\nhidden = [100]\n");
+    const Outcome o = run(fmt::format("run {} {}", write_config(dir, "both.toml", text).string(), common(dir / "out")));
+    CHECK(o.status == 1);
+    CHECK_THAT(o.output, Contains("'network.hidden'") && Contains("both given"));
+  }
+}
+
+TEST_CASE("weights that do not fit network.layers are refused, naming the layer") {
+  const fs::path dir = scratch("conv_weights");
+  const fs::path config = write_config(dir, "tiny_conv.toml", kTinyConv);
+  // The tiny ConvNet's trained weights (shared cache with the tests above).
+  REQUIRE(run(fmt::format("convert {} {}", config.string(), common(dir / "conv"))).status == 0);
+  const std::string conv_weights = (dir / "conv" / "weights").string();
+
+  // The same weights with the right layer list simulate.
+  const Outcome ok = run(fmt::format("simulate {} {} --set 'network.weights=\"{}\"' --set output.plots=false --limit 10",
+                                     config.string(), common(dir / "ok"), conv_weights));
+  INFO(ok.output);
+  CHECK(ok.status == 0);
+
+  // A config with 16 channels in layer 1 does not fit them.
+  std::string eight = kTinyConv;
+  eight.replace(eight.find("outputs = 8"), 11, "outputs = 16");
+  const fs::path eight_config = write_config(dir, "eight.toml", eight);
+  const Outcome o = run(fmt::format("run {} {} --set 'network.weights=\"{}\"'", eight_config.string(), common(dir / "bad"),
+                                    conv_weights));
+  INFO(o.output);
+  CHECK(o.status == 1);
+  CHECK_THAT(o.output, Catch::Contains("layer 1 is 'conv 16 2x2 stride 2' in the config but 'conv 8 2x2 stride 2'"));
+  CHECK_FALSE(fs::exists(dir / "bad" / "results.json"));
+
+  // The MLP's weights (tiny.toml's 784-100-10) do not fit a ConvNet's layers.
+  const fs::path mlp = dir / "mlp";
+  REQUIRE(run(fmt::format("convert {} {}", kTiny.string(), common(mlp))).status == 0);
+  const Outcome m = run(fmt::format("run {} {} --set 'network.weights=\"{}\"'", config.string(), common(dir / "bad2"),
+                                    (mlp / "weights").string()));
+  INFO(m.output);
+  CHECK(m.status == 1);
+  CHECK_THAT(m.output, Catch::Contains("take input 784") && Catch::Contains("layer 1 'conv 8 2x2 stride 2'"));
+}

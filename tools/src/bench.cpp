@@ -15,6 +15,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <string>
 #include <thread>
 #include <sys/resource.h>
 
@@ -22,10 +24,26 @@ namespace snn::tool {
 
 namespace {
 
+// Peak resident memory since the last reset_peak_rss(): /proc/self/status's
+// VmHWM, which /proc/self/clear_refs can reset (Linux >= 4.0); getrusage's
+// process-lifetime peak where /proc cannot be read.
 double peak_rss_mb() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // kB
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return static_cast<double>(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+// Training and data-based normalisation (a ConvNet's im2col batches) peak far
+// above the simulation; the bench measures the simulators, so the peak is
+// reset once they start. Returns false if the kernel does not allow it.
+bool reset_peak_rss() {
+  std::ofstream clear("/proc/self/clear_refs");
+  clear << "5";
+  clear.flush();
+  return clear.good();
 }
 
 struct Timing {
@@ -77,6 +95,8 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   const Config& c = p.config;
   const AnnWeights ann = ann_weights(c, p.data, options);
   const Network net = build_network(c, normalised_weights(c, ann.weights, p.data.train).weights);
+  const double rss_before = peak_rss_mb();
+  const bool rss_reset = reset_peak_rss();
   // Every table width, the config's first: its tables are the ones the dense
   // baselines time and the main table reports.
   std::vector<Precision> prec;
@@ -107,6 +127,11 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   per_step.batch = static_cast<std::size_t>(c.simulation.batch_size);
   engine::DenseOptions chunked = per_step;
   chunked.precompute_first_layer = true;
+  // The precompute variant turns connection 0 into one big GEMM over a chunk
+  // of steps; it exists for dense and sparse tables only (a conv or pool first
+  // layer would silently run as the per-step baseline), so it is skipped.
+  const FanOutFormat first = fixed->connection(0).format;
+  const bool with_chunk = first == FanOutFormat::Dense || first == FanOutFormat::Sparse;
 
   if (!options.quiet)
     fmt::print(stderr, "bench: {} samples x {} steps, {} threads, {} timed runs of each simulator, weights of {} bits\n", n,
@@ -150,8 +175,11 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
     for (auto& x : prec) x.time.seconds.push_back(run_event(x.fixed).seconds);
     auto d = run_dense(dense, per_step);
     t_dense.seconds.push_back(d.seconds);
-    auto dc = run_dense(dense, chunked);
-    t_chunk.seconds.push_back(dc.seconds);
+    engine::RunResult dc;
+    if (with_chunk) {
+      dc = run_dense(dense, chunked);
+      t_chunk.seconds.push_back(dc.seconds);
+    }
     if (r == 0) {
       dn_result = std::move(d);
       dc_result = std::move(dc);
@@ -159,19 +187,21 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
     if (!options.quiet) {
       std::string ev;
       for (const auto& x : prec) ev += fmt::format("event/{} {:.3f} s, ", x.bits, x.time.seconds.back());
-      fmt::print(stderr, "  run {}/{}: {}dense {:.3f} s, dense+precompute {:.3f} s\n", r + 1, bench.repeat, ev,
-                 t_dense.seconds.back(), t_chunk.seconds.back());
+      fmt::print(stderr, "  run {}/{}: {}dense {:.3f} s{}\n", r + 1, bench.repeat, ev, t_dense.seconds.back(),
+                 with_chunk ? fmt::format(", dense+precompute {:.3f} s", t_chunk.seconds.back()) : "");
     }
   }
 
   const double rss_all = peak_rss_mb();
   const std::string diff_step = first_difference(ev_result, dn_result);
-  const std::string diff_chunk = first_difference(ev_result, dc_result);
+  const std::string diff_chunk = with_chunk ? first_difference(ev_result, dc_result) : "";
   prec.front().differs = diff_step.empty() ? diff_chunk : diff_step;
   // The other widths against the dense baseline on their own quantised weights
-  // (untimed: the dense baseline's time does not depend on the width).
+  // (untimed: the dense baseline's time does not depend on the width; the
+  // precompute variant where it applies, which is the faster one).
   for (std::size_t i = 1; i < prec.size(); ++i)
-    prec[i].differs = first_difference(prec[i].result, run_dense(engine::DenseSimulator(prec[i].fixed), chunked));
+    prec[i].differs =
+        first_difference(prec[i].result, run_dense(engine::DenseSimulator(prec[i].fixed), with_chunk ? chunked : per_step));
   if (!bench.skip_bound)
     for (auto& x : prec) x.bound = measure_row_add_bound(fixed->connection(0).targets, threads, 0.3, 3, x.bits);
   const std::vector<RowAddBound>& bound = prec.front().bound;
@@ -180,7 +210,7 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   const double synops = static_cast<double>(ev_result.total_synops()) / dn;
   const double work = static_cast<double>(ev_result.total_work()) / dn;
   const double macs = static_cast<double>(ev_result.dense_macs()) / dn;
-  const double best_dense = std::min(t_dense.median(), t_chunk.median());
+  const double best_dense = with_chunk ? std::min(t_dense.median(), t_chunk.median()) : t_dense.median();
   const double te = t_event.median();
   const auto accuracy = ev_result.accuracy(samples.labels);
 
@@ -192,25 +222,36 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   auto trio = [&](const std::string& k, const std::string& a, const std::string& b, const std::string& d) {
     out += fmt::format("  {:<38} {:>12} {:>14} {:>18}\n", k, a, b, d);
   };
-  auto secs = [](const Timing& t) { return fmt::format("{:.3f} s", t.median()); };
-  auto range = [](const Timing& t) { return fmt::format("{:.2f}-{:.2f}", t.min(), t.max()); };
+  const std::string na = "n/a";
+  auto secs = [&](const Timing& t) { return t.seconds.empty() ? na : fmt::format("{:.3f} s", t.median()); };
+  auto range = [&](const Timing& t) { return t.seconds.empty() ? na : fmt::format("{:.2f}-{:.2f}", t.min(), t.max()); };
   trio("wall time (median)", secs(t_event), secs(t_dense), secs(t_chunk));
   trio("wall time (range)", range(t_event), range(t_dense), range(t_chunk));
   trio("samples/s", fmt::format("{:.0f}", dn / te), fmt::format("{:.0f}", dn / t_dense.median()),
-       fmt::format("{:.0f}", dn / t_chunk.median()));
+       with_chunk ? fmt::format("{:.0f}", dn / t_chunk.median()) : na);
   trio("ops/sample (SynOps | MACs)", fmt::format("{:.4g} M", synops / 1e6), fmt::format("{:.4g} M", macs / 1e6),
-       fmt::format("{:.4g} M", macs / 1e6));
+       with_chunk ? fmt::format("{:.4g} M", macs / 1e6) : na);
   trio("ops/s (SynOps | MAC)", fmt::format("{:.3g} G", synops * dn / te / 1e9), fmt::format("{:.3g} G", macs * dn / t_dense.median() / 1e9),
-       fmt::format("{:.3g} G", macs * dn / t_chunk.median() / 1e9));
+       with_chunk ? fmt::format("{:.3g} G", macs * dn / t_chunk.median() / 1e9) : na);
   line("speed-up, event vs best dense", fmt::format("{:.2f}x", best_dense / te));
   line("speed-up, event vs dense per step", fmt::format("{:.2f}x", t_dense.median() / te));
   line("dense MACs per SynOp", fmt::format("{:.1f}", macs / synops));
+  const auto per_conn = ev_result.synops_per_connection();
+  for (std::size_t l = 0; l < per_conn.size(); ++l) {
+    const auto& conn = net.connection(l);
+    const double dense_l = static_cast<double>(ev_result.dense_macs_per_step[l]) * c.simulation.steps;
+    line(fmt::format("  {}->{} ({})", net.population(conn.source()).name, net.population(conn.target()).name, to_string(conn.format())),
+         fmt::format("{:.4g} M SynOps vs {:.4g} M MACs ({:.1f}x)", per_conn[l] / dn / 1e6, dense_l / 1e6,
+                     per_conn[l] > 0 ? dense_l * dn / per_conn[l] : 0.0));
+  }
   line("engine adds/sample (done)", fmt::format("{:.4g} M ({:.0f} % of SynOps)", work / 1e6, 100 * work / synops));
   line("engine adds/s (done)", fmt::format("{:.3g} G", work * dn / te / 1e9));
   for (const auto& b : bound)
     line(fmt::format("row-add bound {} ({:.1f} MB)", b.level, b.bytes / 1e6),
          fmt::format("{:.3g} G adds/s; engine at {:.0f} % (SynOps {:.0f} %)", b.adds_per_second / 1e9,
                      100 * work * dn / te / b.adds_per_second, 100 * synops * dn / te / b.adds_per_second));
+  line("peak RSS before simulating", fmt::format("{:.1f} MB (training, normalisation{})", rss_before,
+                                                 rss_reset ? "; reset before the simulators" : "; could not reset: below include it"));
   double mean_steps = 0;
   if (exit_on) {
     for (auto st : stop_result.steps_simulated) mean_steps += static_cast<double>(st);
@@ -225,7 +266,11 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   line("peak RSS after dense runs", fmt::format("{:.1f} MB", rss_all));
   line("SNN accuracy", fmt::format("{:.2f} %", accuracy * 100));
   line("event == dense per step", diff_step.empty() ? "yes: every spike count and prediction" : "NO: " + diff_step + " differ");
-  line("event == dense + precompute", diff_chunk.empty() ? "yes: every spike count and prediction" : "NO: " + diff_chunk + " differ");
+  if (with_chunk)
+    line("event == dense + precompute", diff_chunk.empty() ? "yes: every spike count and prediction" : "NO: " + diff_chunk + " differ");
+  else
+    line("dense + precompute", fmt::format("skipped: the first connection is {}, the variant is for dense tables only",
+                                           to_string(first)));
 
   // Each table width: the same samples, runs alternating with the others.
   const double t32 = [&] {
@@ -272,7 +317,8 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
     auto timing = [](const Timing& t) { return nlohmann::json{{"median", t.median()}, {"min", t.min()}, {"max", t.max()}, {"runs", t.seconds}}; };
     j["event"] = {{"seconds", timing(t_event)}, {"synops_per_sample", synops}, {"adds_per_sample", work}, {"peak_rss_mb", rss_event}};
     j["dense"] = {{"seconds", timing(t_dense)}, {"macs_per_sample", macs}, {"batch", per_step.batch}};
-    j["dense_precompute"] = {{"seconds", timing(t_chunk)}, {"macs_per_sample", macs}};
+    if (with_chunk) j["dense_precompute"] = {{"seconds", timing(t_chunk)}, {"macs_per_sample", macs}};
+    else j["dense_precompute"] = nullptr;
     j["speedup_vs_best_dense"] = best_dense / te;
     if (exit_on)
       j["early_exit"] = {{"stop_seconds", timing(t_stop)}, {"no_exit_seconds", timing(t_off)},
@@ -280,7 +326,9 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
                          {"accuracy", stop_result.accuracy(samples.labels)},
                          {"no_exit_accuracy", off_result.accuracy(samples.labels)}};
     j["peak_rss_mb"] = rss_all;
-    j["identical"] = {{"dense", diff_step.empty()}, {"dense_precompute", diff_chunk.empty()}};
+    j["peak_rss_before_simulating_mb"] = rss_before;
+    j["peak_rss_reset"] = rss_reset;
+    j["identical"] = {{"dense", diff_step.empty()}, {"dense_precompute", with_chunk ? nlohmann::json(diff_chunk.empty()) : nlohmann::json(nullptr)}};
     nlohmann::json b = nlohmann::json::array();
     for (const auto& x : bound) b.push_back({{"level", x.level}, {"bytes", x.bytes}, {"adds_per_second", x.adds_per_second}});
     j["row_add_bound"] = b;

@@ -97,8 +97,15 @@ void check_together(Config& c, KeyReader& r) {
                                "(remove one of them)",
                                c.network.model));
   }
-  // With an imported model the population count is known only once the file is read (build_network checks then).
-  const std::size_t populations = c.network.hidden.size() + 1;  // spiking populations (input is not one)
+  // Spiking populations (input is not one): dense, conv and avgpool layers. With an imported
+  // model the count is known only once the file is read (build_network checks then).
+  std::size_t populations = c.network.hidden.size() + 1;
+  if (!c.network.layers.empty()) {
+    populations = 0;
+    for (const LayerSpec& l : c.network.layers) populations += l.spiking();
+    if (r.has("network.hidden"))
+      bad("network.hidden", "and network.layers are both given; network.layers describes the whole network, drop one");
+  }
   if (c.network.model.empty() && s.threshold.size() != 1 && s.threshold.size() != populations)
     bad("simulation.threshold",
         fmt::format("has {} values; give one, or one per spiking population ({})", s.threshold.size(), populations));

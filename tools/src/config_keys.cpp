@@ -312,7 +312,7 @@ ConfigKey layers_key() {
   k.default_text = "`[]`";
   k.help = "the architecture layer by layer (conv nets): `{kind = \"conv\", outputs = 12, kernel = 5}`, `avgpool` "
            "(`kernel`, `stride`), `flatten`, `dense` (`outputs`); checked against 1x28x28 images and "
-           "`dataset.classes`, but **not used yet**: the run uses `network.hidden`";
+           "`dataset.classes`; when given it replaces `network.hidden`";
   k.read = [name = k.name](KeyReader& r, Config& c) {
     const toml::node* n = r.find(name);
     if (!n) return false;
@@ -342,7 +342,6 @@ ConfigKey layers_key() {
       return false;
     }
     c.network.layers = std::move(layers);
-    c.warnings.push_back("network.layers is checked but not used yet: this run builds the network of network.hidden");
     return true;
   };
   k.print = [](const Config& c) -> std::optional<std::string> {
@@ -365,7 +364,15 @@ std::vector<ConfigKey> make_keys() {
             "a dataset under `data/` (`mnist10k`, `fashion-mnist`) or a directory with the four IDX files"),
       value(SNN_KEY(dataset, classes), at_least(2), "labels must lie in `[0, classes)`; also the output layer's width"),
 
-      value(SNN_KEY(network, hidden), positive("widths"), "hidden layer widths; input width comes from the dataset"),
+      with(value(SNN_KEY(network, hidden), positive("widths"),
+                 "hidden layer widths of the MLP (input width from the dataset); give this or `network.layers`, not both"),
+           [](ConfigKey& k) {
+             // A resolved config with layers must read back: it names no hidden widths.
+             k.print = [](const Config& c) -> std::optional<std::string> {
+               if (!c.network.layers.empty()) return std::nullopt;
+               return toml_value(c.network.hidden);
+             };
+           }),
       layers_key(),
       value(SNN_KEY(network, weights), any(), "a weight directory (or its `manifest.json`, docs/weights.md) to load instead of training; empty: train"),
       value(SNN_KEY(network, model), any(),
@@ -376,7 +383,19 @@ std::vector<ConfigKey> make_keys() {
       value(SNN_KEY(training, batch_size), positive(), "samples per Adam step"),
       value(SNN_KEY(training, learning_rate), positive(), "Adam, betas 0.9 / 0.999, eps 1e-8"),
       value(SNN_KEY(training, dropout), within('[', 0, 1, ')'), "drop probability after each hidden layer (training only)"),
-      value(SNN_KEY(training, init_range), positive(), "weights start uniform in `[-r, r]`"),
+      choice(SNN_KEY(training, dropout_at),
+             std::vector<std::pair<std::string, conversion::DropoutAt>>{{"hidden", conversion::DropoutAt::Hidden},
+                                                                        {"hidden_dense", conversion::DropoutAt::HiddenDense}},
+             "`hidden`: dropout after every hidden dense or conv layer's ReLU, `hidden_dense`: after hidden dense "
+             "layers only"),
+      choice(SNN_KEY(training, init),
+             std::vector<std::pair<std::string, conversion::Init>>{{"uniform", conversion::Init::Uniform},
+                                                                   {"kaiming_uniform", conversion::Init::KaimingUniform}},
+             "`uniform`: U(-init_range, init_range) (the seed), `kaiming_uniform`: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), "
+             "PyTorch's default (use it for conv nets)"),
+      value(SNN_KEY(training, init_range), positive(), "`uniform` init: weights start uniform in `[-r, r]`"),
+      value(SNN_KEY(training, bias), any(),
+            "train a bias per dense/conv output (a constant input current in the SNN); the seed and Diehl et al. have none"),
       value(SNN_KEY(training, output_relu), any(),
             "ReLU on the logits during training, as the seed does (can leave a class dead on some nets; `false` trains "
             "linear logits)"),

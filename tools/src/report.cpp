@@ -471,7 +471,7 @@ std::string results_json(const RunReport& r) {
     populations.push_back({{"name", p.name}, {"neurons", p.neurons}, {"spikes_per_sample", p.spikes_per_sample}, {"rate_hz", p.rate_hz}});
   json connections = json::array();
   for (const auto& c : s.connections)
-    connections.push_back({{"name", c.name}, {"in", c.in}, {"out", c.out}, {"delay", c.delay}, {"synapses", c.synapses},
+    connections.push_back({{"name", c.name}, {"kind", c.kind}, {"in", c.in}, {"out", c.out}, {"delay", c.delay}, {"synapses", c.synapses},
                            {"synops_per_sample", c.analog_input ? json(nullptr) : json(c.synops_per_sample)},
                            {"analog_input_macs_per_sample", c.analog_input ? json(c.synops_per_sample) : json(nullptr)},
                            {"dense_macs_per_sample", c.dense_macs_per_sample},
@@ -592,8 +592,7 @@ std::string summary_table(const RunReport& r) {
   }
   for (const auto& c : s.connections)
     row(fmt::format("{} {}", c.analog_input ? "analog MACs/sample" : "SynOps/sample", c.name),
-        fmt::format("{:.4g} M (dense {:.4g} M MACs)", c.synops_per_sample / 1e6,
-                                                              c.dense_macs_per_sample / 1e6));
+        fmt::format("{:.4g} M ({}; dense {:.4g} M MACs)", c.synops_per_sample / 1e6, c.kind, c.dense_macs_per_sample / 1e6));
   for (const auto& c : s.connections)
     row(fmt::format("quantisation {}", c.name),
         fmt::format("{}-bit weights, unit theta/2^{}: max rel. error {:.2g} %, {} of {} weights rounded to 0", c.weight_bits,

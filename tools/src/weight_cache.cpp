@@ -11,6 +11,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -32,17 +34,11 @@ struct Fnv {
 
 conversion::TrainConfig train_config(const Config& c, const Dataset& train) {
   conversion::TrainConfig t;
-  t.network.input = Shape{train.image_size(), 1, 1};
-  t.network.layers.clear();
-  for (std::size_t i = 0; i < c.network.hidden.size(); ++i)
-    t.network.layers.push_back(LayerSpec::dense(static_cast<std::size_t>(c.network.hidden[i]), fmt::format("fc{}", i + 1)));
-  t.network.layers.push_back(
-      LayerSpec::dense(static_cast<std::size_t>(c.dataset.classes), fmt::format("fc{}", c.network.hidden.size() + 1)));
-  t.network.output_relu = c.training.output_relu;
-  t.network.dropout = static_cast<float>(c.training.dropout);
+  t.network = network_spec(c, train);
   t.epochs = static_cast<std::size_t>(c.training.epochs);
   t.batch_size = static_cast<std::size_t>(c.training.batch_size);
   t.adam.learning_rate = static_cast<float>(c.training.learning_rate);
+  t.init = c.training.init;
   t.init_range = static_cast<float>(c.training.init_range);
   t.seed = c.training.seed;
   t.train_samples = static_cast<std::size_t>(c.training.limit);
@@ -97,6 +93,67 @@ class TrainingObserver : public conversion::TrainObserver {
 
 int training_blas_threads() { return 2; }
 
+conversion::NetworkSpec network_spec(const Config& c, const Dataset& train) {
+  conversion::NetworkSpec n;
+  n.layers.clear();
+  if (c.network.layers.empty()) {
+    n.input = Shape{train.image_size(), 1, 1};
+    for (std::size_t i = 0; i < c.network.hidden.size(); ++i)
+      n.layers.push_back(LayerSpec::dense(static_cast<std::size_t>(c.network.hidden[i]), fmt::format("fc{}", i + 1)));
+    n.layers.push_back(
+        LayerSpec::dense(static_cast<std::size_t>(c.dataset.classes), fmt::format("fc{}", c.network.hidden.size() + 1)));
+  } else {
+    n.layers = c.network.layers;
+    // A stack of dense layers reads the image flat, exactly as the MLP does
+    // (same weight files, same population names).
+    const bool all_dense = std::all_of(n.layers.begin(), n.layers.end(), [](const LayerSpec& l) {
+      return l.kind == LayerKind::Dense || l.kind == LayerKind::Flatten;
+    });
+    n.input = all_dense ? Shape{train.image_size(), 1, 1} : Shape{1, train.rows, train.cols};
+    std::map<LayerKind, std::size_t> count;
+    for (LayerSpec& l : n.layers) {
+      const std::size_t k = ++count[l.kind];
+      if (!l.name.empty()) continue;
+      const std::string_view stem = l.kind == LayerKind::Dense ? "fc" : l.kind == LayerKind::AvgPool ? "pool" : to_string(l.kind);
+      l.name = fmt::format("{}{}", stem, k);
+    }
+    try {
+      const auto shapes = infer_shapes(n.input, n.layers);
+      if (shapes.back().size() != static_cast<std::size_t>(c.dataset.classes))
+        throw Error("ends in {} outputs but dataset.classes = {}", shapes.back().size(), c.dataset.classes);
+    } catch (const Error& e) {
+      throw Error("network.layers on {}x{} images: {}", train.rows, train.cols, e.what());
+    }
+  }
+  n.output_relu = c.training.output_relu;
+  n.dropout = static_cast<float>(c.training.dropout);
+  n.dropout_at = c.training.dropout_at;
+  n.bias = c.training.bias;
+  return n;
+}
+
+void check_weights_fit_layers(const Config& c, const WeightSet& w, const std::string& source, const Dataset& data) {
+  if (c.network.layers.empty()) return;
+  const std::vector<LayerSpec> given = w.layer_specs();
+  const std::vector<LayerSpec>& want = c.network.layers;
+  // The input: a conv net needs the image's shape; a dense first layer only its size.
+  const Shape image{1, data.rows, data.cols};
+  const bool shaped = want.front().kind == LayerKind::Conv || want.front().kind == LayerKind::AvgPool;
+  if (shaped ? w.input_shape() != image : w.inputs() != image.size())
+    throw Error("weights '{}' take input {} but network.layers starts with layer 1 '{}' on {} images", source,
+                to_string(w.input_shape()), describe(want.front()), to_string(image));
+  auto text = [](const std::vector<LayerSpec>& ls, std::size_t i) {
+    return i < ls.size() ? fmt::format("'{}'", describe(ls[i])) : std::string("nothing");
+  };
+  for (std::size_t i = 0; i < std::max(given.size(), want.size()); ++i) {
+    if (text(want, i) == text(given, i)) continue;
+    throw Error("weights '{}' do not fit network.layers: layer {} is {} in the config but {}{} in the weights ({} layers vs "
+                "{}); drop network.layers to use the weights' own architecture",
+                source, i + 1, text(want, i), text(given, i), i < given.size() ? fmt::format(" ('{}')", given[i].name) : "",
+                want.size(), given.size());
+  }
+}
+
 fs::path weight_cache_dir(const Config& c, const Dataset& train) {
   Fnv fnv;
   fnv.add(train.pixels.data(), train.pixels.size());
@@ -105,6 +162,15 @@ fs::path weight_cache_dir(const Config& c, const Dataset& train) {
   fnv.add(fmt::format("classes={};hidden={};epochs={};batch={};lr={};dropout={};init={};output_relu={};limit={};seed={};blas={}",
                       c.dataset.classes, fmt::join(c.network.hidden, ","), t.epochs, t.batch_size, t.learning_rate,
                       t.dropout, t.init_range, t.output_relu, t.limit, t.seed, training_blas_threads()));
+  // Added only when not the MLP defaults, so existing MLP cache entries keep their key.
+  if (!c.network.layers.empty()) {
+    std::vector<std::string> layers;
+    for (const LayerSpec& l : network_spec(c, train).layers) layers.push_back(fmt::format("{}:{}", describe(l), l.name));
+    fnv.add(fmt::format(";layers={}", fmt::join(layers, ",")));
+  }
+  if (t.init != conversion::Init::Uniform) fnv.add(fmt::format(";init_kind={}", conversion::to_string(t.init)));
+  if (t.bias) fnv.add(";bias");
+  if (t.dropout_at != conversion::DropoutAt::Hidden) fnv.add(fmt::format(";dropout_at={}", conversion::to_string(t.dropout_at)));
   std::string name = fs::path(c.dataset.name).filename().string();
   if (name.empty()) name = "data";
   return fs::path(c.output.cache) / fmt::format("{}-{:016x}", name, fnv.h);
@@ -158,6 +224,7 @@ AnnWeights ann_weights_here(const Config& c, const DatasetSplits& data, const Co
                   data.name, data.test.image_size());
     if (w.outputs() != static_cast<std::size_t>(c.dataset.classes))
       throw Error("weights '{}' have {} outputs but dataset.classes = {}", c.network.weights, w.outputs(), c.dataset.classes);
+    check_weights_fit_layers(c, w, c.network.weights, data.test);
     return {std::move(w), false, c.network.weights, "weights", c.training.output_relu};
   }
   const fs::path dir = weight_cache_dir(c, data.train);
@@ -177,8 +244,10 @@ AnnWeights ann_weights_here(const Config& c, const DatasetSplits& data, const Co
   if (ec) throw Error("output.cache '{}': cannot create '{}': {}", c.output.cache, dir.string(), ec.message());
   const bool have_checkpoint = fs::exists(tc.checkpoint, ec);
   if (!options.quiet) {
-    fmt::print(stderr, "training {}-{}-{} on {} ({} samples), {} epochs, into the weight cache {}{}\n", data.train.image_size(),
-               fmt::join(c.network.hidden, "-"), c.dataset.classes, data.name,
+    std::vector<std::string> arch;
+    for (const LayerSpec& l : tc.network.layers) arch.push_back(describe(l));
+    fmt::print(stderr, "training {}: {} on {} ({} samples), {} epochs, into the weight cache {}{}\n",
+               to_string(tc.network.input), fmt::join(arch, ", "), data.name,
                tc.train_samples ? tc.train_samples : data.train.count, tc.epochs, where,
                options.retrain ? " (--retrain)" : " (no cached weights there)");
     if (!have_checkpoint && options.resume)

@@ -7,6 +7,7 @@
 // together in one snn::Error naming the file, the key and its line.
 #pragma once
 
+#include "snn/conversion/model.h"
 #include "snn/engine/encoder.h"
 #include "snn/network/layer_spec.h"
 #include "snn/network/network.h"
@@ -32,8 +33,8 @@ struct NetworkConfig {
   /// An ONNX file (docs/models.md) whose layers, weights and biases are the
   /// ANN, instead of training or network.weights (empty: none).
   std::string model;
-  /// The architecture as layer specs (conv nets). Parsed and checked against a
-  /// 1x28x28 input and dataset.classes, but not used by the pipeline yet.
+  /// The architecture as layer specs (conv nets), checked against a 1x28x28
+  /// input and dataset.classes when read. Non-empty: it replaces `hidden`.
   std::vector<LayerSpec> layers;
 };
 
@@ -42,7 +43,10 @@ struct TrainingConfig {
   int batch_size = 100;
   double learning_rate = 1e-3;
   double dropout = 0.5;      ///< drop probability after each hidden layer, in [0, 1)
-  double init_range = 0.1;   ///< weights start uniform in [-init_range, init_range]
+  conversion::Init init = conversion::Init::Uniform;  ///< how initial weights are drawn
+  double init_range = 0.1;   ///< uniform init: weights start uniform in [-init_range, init_range]
+  bool bias = false;         ///< a trained bias per dense/conv output (a constant current in the SNN)
+  conversion::DropoutAt dropout_at = conversion::DropoutAt::Hidden;  ///< which hidden layers dropout follows
   bool output_relu = true;   ///< ReLU on the logits while training (the seed does)
   int limit = 0;             ///< training samples used (0: all)
   std::uint64_t seed = 0;

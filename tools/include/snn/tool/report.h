@@ -28,12 +28,14 @@ struct PopulationReport {
 };
 
 struct ConnectionReport {
-  std::string name;  ///< "input->hidden1", ...
+  std::string name;  ///< "input->hidden1", ..., "input->conv1", "conv1->pool1": source and target population
   std::size_t in = 0, out = 0;
   int delay = 0;
   std::size_t synapses = 0;          ///< stored (non-zero, above the cut-off) weights
   double synops_per_sample = 0;      ///< delivered spikes x fan-out, mean per sample
-  double dense_macs_per_sample = 0;  ///< in x out x steps
+  double dense_macs_per_sample = 0;  ///< what a dense simulation multiplies per sample: steps x (dense: in x out;
+                                     ///< conv: out x in_channels x kh x kw; avgpool: out x kh x kw)
+  std::string kind;  ///< the connection's format: "dense", "sparse", "conv", "avgpool"
   // Quantisation of the connection's weights (engine QuantisationReport).
   int fixed_point_bits = 16;         ///< k of the target's unit theta / 2^k actually used
   int weight_bits = 32;              ///< fan-out table element width

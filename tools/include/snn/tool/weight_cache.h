@@ -15,6 +15,21 @@
 
 namespace snn::tool {
 
+/// The network `config` describes on images of `train`'s size: network.layers
+/// (input 1 x rows x cols; layers without a name get one by kind: conv1, pool1,
+/// flatten1, fc1, ...), or the MLP of network.hidden (flat input, fc1, fc2,
+/// ...); with the training section's output ReLU, dropout, its placement and
+/// bias. Throws snn::Error naming the layer and shapes if the layers do not fit
+/// the images.
+conversion::NetworkSpec network_spec(const Config& config, const Dataset& train);
+
+/// Throws snn::Error unless `weights` (loaded from `source`) have the
+/// architecture network.layers describes, layer by layer (kind, sizes, input
+/// shape: 1 x data's rows x cols; names aside), naming the first layer that
+/// differs. Nothing to check
+/// without network.layers.
+void check_weights_fit_layers(const Config& config, const WeightSet& weights, const std::string& source, const Dataset& data);
+
 /// Where trained weights for `config` are cached: <output.cache>/<name>-<key>.
 std::filesystem::path weight_cache_dir(const Config& config, const Dataset& train);
 
