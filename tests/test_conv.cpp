@@ -265,6 +265,7 @@ TEST_CASE("random conv nets: event engine == dense im2col baseline == plain refe
   std::mt19937_64 rng(2024);
   std::vector<std::uint64_t> spikes(2, 0);
   int combos = 0;
+  for (int weight_bits : {32, 16, 8})
   for (ResetMode reset : {ResetMode::Subtract, ResetMode::Zero})
     for (double beta : {1.0, 0.9})
       for (Step refractory : {0, 1})
@@ -284,8 +285,8 @@ TEST_CASE("random conv nets: event engine == dense im2col baseline == plain refe
             o.record_spikes = true;
             o.threads = 1;
             INFO("combo " << combos << ": " << net.layers() << " connections, delays " << delays << ", "
-                          << snn::engine::to_string(encoding));
-            const Engine engine(net);
+                          << snn::engine::to_string(encoding) << ", weight bits " << weight_bits);
+            const Engine engine(net, snn::engine::kDefaultFixedPointBits, weight_bits);
             const RunResult ev = engine.run(set, o);
             DenseOptions dopt;
             dopt.batch = 2;
@@ -326,7 +327,7 @@ TEST_CASE("random conv nets: event engine == dense im2col baseline == plain refe
             spikes[0] += pops[1];
             spikes[1] += pops.back();
           }
-  CHECK(combos == 32);
+  CHECK(combos == 3 * 32);
   CHECK(spikes[0] > 1000);  // the first conv layer was active
   CHECK(spikes[1] > 100);   // and the output
 }

@@ -88,6 +88,7 @@ TEST_CASE("event engine == dense baseline == plain reference, all option combina
   std::mt19937_64 rng(12345);
   std::vector<std::uint64_t> spikes_per_population(4, 0);
   int combos = 0;
+  for (int weight_bits : {32, 16, 8})
   for (ResetMode reset : {ResetMode::Subtract, ResetMode::Zero})
     for (double beta : {1.0, 0.8})
       for (snn::Step refractory : {0, 2})
@@ -110,7 +111,18 @@ TEST_CASE("event engine == dense baseline == plain reference, all option combina
                               << snn::engine::to_string(encoding) << ", tie-break " << k.tie_break << ", early exit "
                               << early_exit << ", coarse " << k.coarse << ", layers " << layers);
 
-                const Engine engine(net);
+                const Engine engine(net, snn::engine::kDefaultFixedPointBits, weight_bits);
+                INFO("weight bits " << weight_bits);
+                // The tables really are that wide, and every weight fits it.
+                for (std::size_t c = 0; c < net.layers(); ++c) {
+                  const auto& fc = engine.network().connection(c);
+                  REQUIRE(fc.weight_bits == weight_bits);
+                  const std::size_t stored = format == FanOutFormat::Dense ? fc.sources * fc.targets : fc.target_ids.size();
+                  REQUIRE((weight_bits == 8 ? fc.weights8.size() : weight_bits == 16 ? fc.weights16.size() : fc.weights.size()) ==
+                          stored);
+                  const std::int64_t limit = weight_bits == 32 ? (std::int64_t{1} << 24) : (std::int64_t{1} << (weight_bits - 1)) - 1;
+                  for (std::size_t i = 0; i < stored; ++i) REQUIRE(std::abs(std::int64_t{fc.weight(i)}) <= limit);
+                }
                 const RunResult ev = engine.run(set, o);
                 DenseOptions dopt;
                 dopt.batch = 2;  // a full batch and a partial one
@@ -141,7 +153,7 @@ TEST_CASE("event engine == dense baseline == plain reference, all option combina
                 const auto pops = ev.spikes_per_population();
                 for (std::size_t p = 0; p < pops.size(); ++p) spikes_per_population[p] += pops[p];
               }
-  CHECK(combos == 192);
+  CHECK(combos == 3 * 192);
   // The comparison is only meaningful if every layer was active.
   CHECK(spikes_per_population[1] > 1000);
   CHECK(spikes_per_population[2] > 1000);

@@ -501,6 +501,66 @@ TEST_CASE("the vectorised neuron update equals the portable one") {
   CHECK(snn::engine::detail::update_plain_generic<ResetMode::Subtract>(65536, v2.data(), c.data(), 0, 40, s) == 21);
 }
 
+TEST_CASE("fixed point: the quantisation report counts weights rounded to 0 and the largest relative error") {
+  // theta 1, k = 4: unit 1/16. 1.0 -> 16 (exact), 0.01 -> 0 (rounded to 0,
+  // error 0.01), -0.3 -> -5 (-0.3125, error 0.0125), 0 stays 0 (not counted).
+  Network net(4);
+  Matrix m(1, 4, 0.0f);
+  m(0, 0) = 1.0f;
+  m(0, 1) = 0.01f;
+  m(0, 2) = -0.3f;
+  net.add_layer(m, NeuronParams{});
+  const snn::engine::FixedNetwork f(net, 4);
+  const auto& rep = f.report(0);
+  CHECK(rep.bits == 4);
+  CHECK(rep.nonzero == 3);
+  CHECK(rep.zeroed == 1);
+  CHECK(rep.max_abs_weight == 16);
+  CHECK(rep.max_abs_error == Approx(0.0125).margin(1e-7));
+  CHECK(rep.max_relative_error == Approx(0.0125).margin(1e-7));
+  CHECK(rep.large());  // 1 of 3 weights rounded to 0, and 1.25 % > 1 %
+  // At k = 16 the same weights quantise finely: 0.01 -> 655, nothing zeroed.
+  const snn::engine::FixedNetwork fine(net);
+  CHECK(fine.report(0).zeroed == 0);
+  CHECK(fine.report(0).max_relative_error < 1e-5);
+  CHECK_FALSE(fine.report(0).large());
+}
+
+TEST_CASE("fixed point: 16- and 8-bit weights lower k until the largest weight fits the width") {
+  // Largest weight 3 theta: 8 bits need 3 * 2^k <= 127, so k = 5 (96);
+  // 16 bits need 3 * 2^k <= 32767, so k = 13 (24576). theta 1.
+  Network net(3);
+  Matrix m(2, 3, 0.0f);
+  m(0, 0) = 3.0f;
+  m(0, 1) = -0.5f;
+  m(1, 2) = 0.02f;
+  net.add_layer(m, NeuronParams{});
+  const snn::engine::FixedNetwork f8(net, 16, 8), f16(net, 16, 16), f32(net, 16, 32);
+  CHECK(f8.report(0).bits == 5);
+  CHECK(f8.report(0).weight_bits == 8);
+  CHECK(f8.params(1).threshold == 32);
+  CHECK(f8.report(0).max_abs_weight == 96);
+  CHECK(f16.report(0).bits == 13);
+  CHECK(f16.report(0).max_abs_weight == 24576);
+  CHECK(f32.report(0).bits == 16);
+  // The tables hold the narrow type only; weight(i) reads them: dense [sources x targets].
+  const auto& c8 = f8.connection(0);
+  CHECK(c8.weights.empty());
+  REQUIRE(c8.weights8.size() == 6);
+  CHECK(c8.weight(0 * 2 + 0) == 96);  // 3 * 32
+  CHECK(c8.weight(1 * 2 + 0) == -16);  // -0.5 * 32
+  CHECK(c8.weight(2 * 2 + 1) == 1);   // 0.02 * 32 = 0.64 -> 1
+  CHECK(f16.connection(0).weight(2 * 2 + 1) == 164);  // 0.02 * 8192 = 163.84
+  CHECK(f8.bytes() < f16.bytes());
+  CHECK(f16.bytes() < f32.bytes());
+  // A weight >= 2^(bits-1) theta cannot fit even at k = 0.
+  Matrix huge(1, 3, 200.0f);
+  Network net2(3);
+  net2.add_layer(huge, NeuronParams{});
+  CHECK_THROWS_WITH(snn::engine::FixedNetwork(net2, 16, 8), Catch::Contains("8-bit weights"));
+  CHECK_THROWS_WITH(snn::engine::FixedNetwork(net, 16, 12), Catch::Contains("32, 16 or 8"));
+}
+
 TEST_CASE("a part of a sample set keyed by its global ids gives the whole set's results for its samples") {
   // What an MPI rank runs: samples [k, n) with first_id = k must see the
   // input spikes the whole run gives them, so their figures are the same.

@@ -380,6 +380,18 @@ TEST_CASE("snnsim bench runs the event engine and the dense baselines to identic
   CHECK(b["dense"]["macs_per_sample"].get<double>() == (784.0 * 100 + 100.0 * 10) * 50);
   CHECK(b["event"]["adds_per_sample"].get<double>() <= b["event"]["synops_per_sample"].get<double>());
   for (const char* sim : {"event", "dense", "dense_precompute"}) CHECK(b[sim]["seconds"]["median"].get<double>() > 0);
+  // Each table width, the config's (32) first, each identical to the dense
+  // baseline on its own quantised weights; narrower tables take fewer bytes.
+  REQUIRE(b["precisions"].size() == 3);
+  std::vector<int> widths;
+  for (const auto& x : b["precisions"]) {
+    widths.push_back(x["weight_bits"].get<int>());
+    CHECK(x["identical_to_dense"] == true);
+    CHECK(x["seconds"]["median"].get<double>() > 0);
+  }
+  CHECK(widths == std::vector<int>{32, 16, 8});
+  CHECK(b["precisions"][1]["table_bytes"].get<double>() < b["precisions"][0]["table_bytes"].get<double>());
+  CHECK(b["precisions"][2]["table_bytes"].get<double>() < b["precisions"][1]["table_bytes"].get<double>());
 
   // The same 20 samples through `snnsim run`: the same SynOps and accuracy.
   const fs::path out = dir / "run20";
@@ -387,6 +399,45 @@ TEST_CASE("snnsim bench runs the event engine and the dense baselines to identic
   const json r = read_json(out / "results.json");
   CHECK(b["event"]["synops_per_sample"].get<double>() == Approx(r["snn"]["synops_per_sample"].get<double>()));
   CHECK(b["accuracy"].get<double>() == Approx(r["snn"]["accuracy"].get<double>()));
+}
+
+TEST_CASE("coarse fixed point is reported per connection and warned about, 8-bit weights are not") {
+  // simulation.fixed_point_bits = 4 (the new user's report): theta / 16 rounds
+  // most of the tiny net's small weights to 0; the run must say so.
+  const fs::path out = scratch("coarse");
+  // Not --quiet: the summary must carry the warning.
+  const Outcome o = run(fmt::format("run {} --out {} --set 'output.cache=\"{}\"' --limit 20 --set output.plots=false "
+                                    "--set simulation.fixed_point_bits=4",
+                                    kTiny.string(), out.string(), kCache));
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  const json j = read_json(out / "results.json");
+  const auto& conns = j["snn"]["connections"];
+  REQUIRE(conns.size() == 2);
+  const json& q = conns[0]["quantisation"];
+  CHECK(q["fixed_point_bits"] == 4);
+  CHECK(q["weight_bits"] == 32);
+  CHECK(q["nonzero"].get<std::size_t>() > 0);
+  CHECK(q["nonzero"].get<std::size_t>() <= 784u * 100u);
+  CHECK(q["zeroed"].get<std::size_t>() > q["nonzero"].get<std::size_t>() / 10);
+  CHECK(q["max_relative_error"].get<double>() > 0.0);
+  bool warned = false;
+  for (const auto& w : j["warnings"]) warned = warned || w.get<std::string>().find("input->") != std::string::npos;
+  CHECK(warned);
+  CHECK_THAT(o.output, Catch::Contains("warning: connection input->"));
+
+  // 8-bit weights with the default k: scaled to their range, no warning.
+  const fs::path out8 = scratch("eight");
+  REQUIRE(run(fmt::format("run {} {} --limit 20 --set output.plots=false --set simulation.weight_bits=8", kTiny.string(),
+                          common(out8)))
+              .status == 0);
+  const json j8 = read_json(out8 / "results.json");
+  for (const auto& c : j8["snn"]["connections"]) {
+    CHECK(c["quantisation"]["weight_bits"] == 8);
+    CHECK(c["quantisation"]["fixed_point_bits"].get<int>() < 16);
+    CHECK(c["quantisation"]["max_relative_error"].get<double>() <= 0.5 / 63.5);  // largest |w_q| rounds to > 63
+  }
+  CHECK(j8["warnings"].dump().find("quantisation") == std::string::npos);
 }
 
 TEST_CASE("snnsim plot draws runs into PNG and SVG, and names a missing folder") {

@@ -13,8 +13,8 @@
 
 namespace snn::engine {
 
-DenseSimulator::DenseSimulator(const Network& network, int fixed_point_bits)
-    : DenseSimulator(std::make_shared<const FixedNetwork>(network, fixed_point_bits)) {}
+DenseSimulator::DenseSimulator(const Network& network, int fixed_point_bits, int weight_bits)
+    : DenseSimulator(std::make_shared<const FixedNetwork>(network, fixed_point_bits, weight_bits)) {}
 
 DenseSimulator::DenseSimulator(std::shared_ptr<const FixedNetwork> network) : network_(std::move(network)) {
   if (!network_) throw Error("dense simulator: no network given");

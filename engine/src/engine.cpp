@@ -16,7 +16,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <mutex>
+#include <thread>
 
 namespace snn::engine {
 
@@ -30,11 +32,78 @@ constexpr std::size_t kMinPartition = 256;
 // threads write the same cache line of a population's arrays.
 constexpr std::size_t kAlign = 16;
 
+// Latency mode's persistent parallel region: `size - 1` threads started once
+// per Engine::run, waiting at a barrier for the next job, instead of a
+// tbb::parallel_for (task spawn and join, microseconds) per population and
+// step. The caller is member 0. run(job) has every member q call job(q), and
+// returns when all have. Jobs write only their own partition (no locks).
+class Team {
+ public:
+  explicit Team(std::size_t size) : size_(size) {
+    for (std::size_t q = 1; q < size_; ++q) threads_.emplace_back([this, q] { work(q); });
+  }
+  ~Team() {
+    stop_ = true;
+    arrive();  // releases the members waiting for a job; they see stop_ and leave
+    for (auto& t : threads_) t.join();
+  }
+  Team(const Team&) = delete;
+  Team& operator=(const Team&) = delete;
+  std::size_t size() const { return size_; }
+  void run(const std::function<void(std::size_t)>& job) {
+    job_ = &job;
+    arrive();  // start
+    job(0);
+    arrive();  // all done
+  }
+
+ private:
+  void work(std::size_t q) {
+    for (;;) {
+      arrive();
+      if (stop_) return;
+      (*job_)(q);
+      arrive();
+    }
+  }
+  // Barrier of all members (generation count). A member spins a little
+  // (a step's partitions finish within microseconds of each other on free
+  // cores), then sleeps on the generation (futex: C++20 atomic wait) so that on
+  // a shared machine a waiting member does not take the core a busy one needs.
+  // seq_cst on sleepers_ and gen_: either the last arriver sees a sleeper and
+  // notifies, or the sleeper sees the new generation.
+  void arrive() {
+    const unsigned gen = gen_.load();
+    if (count_.fetch_add(1, std::memory_order_acq_rel) + 1 == size_) {
+      count_.store(0, std::memory_order_relaxed);
+      gen_.fetch_add(1);
+      if (sleepers_.load() > 0) gen_.notify_all();
+      return;
+    }
+    for (int spin = 0; spin < kSpins; ++spin)
+      if (gen_.load(std::memory_order_acquire) != gen) return;
+    sleepers_.fetch_add(1);
+    while (gen_.load() == gen) gen_.wait(gen);
+    sleepers_.fetch_sub(1);
+  }
+
+  static constexpr int kSpins = 4000;
+  std::size_t size_;
+  std::vector<std::thread> threads_;
+  std::atomic<std::size_t> count_{0};
+  std::atomic<unsigned> gen_{0};
+  std::atomic<unsigned> sleepers_{0};
+  std::atomic<bool> stop_{false};
+  const std::function<void(std::size_t)>* job_ = nullptr;
+};
+
 // One worker's simulator: the state of one sample at a time.
 class Simulator {
  public:
-  Simulator(const FixedNetwork& net, const RunOptions& options, std::size_t partitions)
-      : net_(net), options_(options), layers_(net.connections()) {
+  // `team` (latency mode; may be null) runs the partitions of a population
+  // step concurrently; `partitions` is its size.
+  Simulator(const FixedNetwork& net, const RunOptions& options, std::size_t partitions, Team* team = nullptr)
+      : net_(net), options_(options), layers_(net.connections()), team_(team) {
     const std::size_t pops = net.populations();
     v_.resize(pops);
     current_.resize(pops);
@@ -150,6 +219,8 @@ class Simulator {
       // Too little work to be worth waking threads: the partitions run
       // one after the other here, with the same results.
       for (std::size_t q = 0; q < parts; ++q) partition_step(p, q, due, constant);
+    } else if (team_ && team_->size() == parts) {
+      team_->run([&](std::size_t q) { partition_step(p, q, due, constant); });
     } else {
       tbb::parallel_for(
           std::size_t{0}, parts, [&](std::size_t q) { partition_step(p, q, due, constant); },
@@ -233,6 +304,7 @@ class Simulator {
   const FixedNetwork& net_;
   const RunOptions& options_;
   std::size_t layers_;
+  Team* team_ = nullptr;
   std::vector<std::vector<Potential>> v_, current_;
   std::vector<std::vector<Potential>> scratch_;  // [pop]: conv targets' HWC scratch (add_conv), zeros between uses
   std::vector<std::vector<Step>> refractory_;
@@ -279,8 +351,8 @@ class Progress {
 
 }  // namespace
 
-Engine::Engine(const Network& network, int fixed_point_bits)
-    : network_(std::make_shared<const FixedNetwork>(network, fixed_point_bits)) {}
+Engine::Engine(const Network& network, int fixed_point_bits, int weight_bits)
+    : network_(std::make_shared<const FixedNetwork>(network, fixed_point_bits, weight_bits)) {}
 
 Engine::Engine(std::shared_ptr<const FixedNetwork> network) : network_(std::move(network)) {
   if (!network_) throw Error("engine: no network given");
@@ -313,7 +385,12 @@ RunResult Engine::run(const SampleSet& samples, const RunOptions& options) const
                         });
     });
   } else {
-    Simulator sim(net, options, static_cast<std::size_t>(threads));
+    // One team for the whole run: its threads persist across samples, steps
+    // and populations (a population narrower than the team falls back to
+    // tbb::parallel_for over its fewer partitions).
+    std::unique_ptr<Team> team;
+    if (threads > 1) team = std::make_unique<Team>(static_cast<std::size_t>(threads));
+    Simulator sim(net, options, static_cast<std::size_t>(threads), team.get());
     arena.execute([&] {
       for (std::size_t i = 0; i < samples.count; ++i) {
         sim.run(samples, i, res);

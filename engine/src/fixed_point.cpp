@@ -77,23 +77,28 @@ std::int64_t max_fan_in_sum(const Connection& conn, const std::vector<FixedWeigh
 // Quantised weights for k bits, or nothing when some target's sum |w_q|
 // reaches kExactSumLimit (then a smaller k is tried).
 // `bias` (the target's, model units, may be empty) is quantised into `bias_q`.
+// With `max_weight` (< 2^24), some |w_q| above it (a narrower weight table) also
+// asks for a smaller k; biases stay int32 and only obey the 2^24 bound.
 std::optional<std::vector<FixedWeight>> quantise(const Connection& conn, const std::vector<Weight>& w,
                                                  const std::vector<Weight>& bias, double theta, int bits,
-                                                 std::int64_t& max_sum, std::vector<Potential>& bias_q) {
+                                                 std::int64_t max_weight, std::int64_t& max_sum,
+                                                 std::vector<Potential>& bias_q) {
   const double scale = std::ldexp(1.0, bits) / theta;
-  auto one = [&](Weight x0, auto& out) {
+  auto one = [&](Weight x0, auto& out, std::int64_t limit) {
     const double x = static_cast<double>(x0) * scale;
     if (std::fabs(x) >= static_cast<double>(kExactSumLimit)) return false;
-    out.push_back(static_cast<FixedWeight>(std::llround(x)));
+    const long long r = std::llround(x);
+    if (std::llabs(r) > limit) return false;
+    out.push_back(static_cast<FixedWeight>(r));
     return true;
   };
   std::vector<FixedWeight> q;
   q.reserve(w.size());
   for (Weight x0 : w)
-    if (!one(x0, q)) return std::nullopt;
+    if (!one(x0, q, max_weight)) return std::nullopt;
   bias_q.clear();
   for (Weight b : bias)
-    if (!one(b, bias_q)) return std::nullopt;
+    if (!one(b, bias_q, kExactSumLimit)) return std::nullopt;
   max_sum = max_fan_in_sum(conn, q, bias_q);
   if (max_sum >= kExactSumLimit) return std::nullopt;
   return q;
@@ -122,9 +127,21 @@ OpCount FixedConnection::dense_macs() const {
   return 0;
 }
 
-FixedNetwork::FixedNetwork(const Network& network, int bits) {
+namespace {
+
+// Narrow copy of 32-bit weights already checked to fit T.
+template <typename T>
+std::vector<T> narrow(const std::vector<FixedWeight>& w) {
+  return std::vector<T>(w.begin(), w.end());
+}
+
+}  // namespace
+
+FixedNetwork::FixedNetwork(const Network& network, int bits, int weight_bits) : weight_bits_(weight_bits) {
   if (bits < 0 || bits > kMaxFixedPointBits)
     throw Error("fixed-point bits must be in 0 .. {}, got {}", kMaxFixedPointBits, bits);
+  if (!valid_weight_bits(weight_bits)) throw Error("weight bits must be 32, 16 or 8, got {}", weight_bits);
+  const std::int64_t max_weight = weight_bits == 32 ? kExactSumLimit : max_weight_of(weight_bits);
   for (const Population& pop : network.populations()) sizes_.push_back(pop.size);
   params_.resize(sizes_.size());
   biases_.resize(sizes_.size());
@@ -139,19 +156,21 @@ FixedNetwork::FixedNetwork(const Network& network, int bits) {
     std::optional<std::vector<FixedWeight>> q;
     const std::vector<Weight> w = stored_weights(conn);
     for (; k >= 0; --k) {
-      q = quantise(conn, w, pop.bias, theta, k, max_sum, biases_[target]);
+      q = quantise(conn, w, pop.bias, theta, k, max_weight, max_sum, biases_[target]);
       if (q) break;
     }
     if (!q)
       throw Error(
           "population {} ('{}'): weights too large for fixed point: even with 0 bits (unit = theta = {}) "
-          "some neuron's sum of |w| over its inputs (and |bias|) reaches 2^24 units",
-          target, pop.name, theta);
+          "some neuron's sum of |w| over its inputs (and |bias|) reaches 2^24 units, or some |w| exceeds {} "
+          "units ({}-bit weights)",
+          target, pop.name, theta, max_weight, weight_bits);
 
     QuantisationReport rep;
     rep.target = target;
     rep.requested_bits = bits;
     rep.bits = k;
+    rep.weight_bits = weight_bits;
     rep.unit = theta / std::ldexp(1.0, k);
     rep.max_fan_in_sum = max_sum;
     double sq = 0.0;
@@ -164,6 +183,8 @@ FixedNetwork::FixedNetwork(const Network& network, int bits) {
       sq += err * err;
       max_w = std::max(max_w, std::fabs(static_cast<double>(x)));
       if (x != 0.0f && (*q)[i] == 0) ++rep.zeroed;
+      rep.nonzero += x != 0.0f;
+      rep.max_abs_weight = std::max<std::int64_t>(rep.max_abs_weight, std::abs(static_cast<std::int64_t>((*q)[i])));
       ++i;
     }
     rep.rms_error = i ? std::sqrt(sq / static_cast<double>(i)) : 0.0;
@@ -189,6 +210,7 @@ FixedNetwork::FixedNetwork(const Network& network, int bits) {
     fc.source = conn.source();
     fc.delay = conn.delay();
     fc.format = conn.format();
+    fc.weight_bits = weight_bits;
     fc.sources = conn.source_size();
     fc.targets = conn.target_size();
     fc.weights = std::move(*q);
@@ -209,6 +231,18 @@ FixedNetwork::FixedNetwork(const Network& network, int bits) {
       }
       fc.col_reach = axis_reach(fc.geometry, false);
     }
+    // Narrow tables replace the 32-bit ones delivery would read (a conv keeps
+    // its int32 kernel, small, for the dense baseline).
+    if (weight_bits != 32) {
+      std::vector<FixedWeight>& src = fc.format == FanOutFormat::Conv ? fc.tap_major : fc.weights;
+      if (fc.format != FanOutFormat::AvgPool) {
+        auto& n16 = fc.format == FanOutFormat::Conv ? fc.tap_major16 : fc.weights16;
+        auto& n8 = fc.format == FanOutFormat::Conv ? fc.tap_major8 : fc.weights8;
+        if (weight_bits == 16) n16 = narrow<std::int16_t>(src);
+        else n8 = narrow<std::int8_t>(src);
+        src = {};
+      }
+    }
     max_delay_ = std::max(max_delay_, fc.delay);
     connections_.push_back(std::move(fc));
   }
@@ -226,7 +260,9 @@ std::vector<float> FixedNetwork::dense_float_weights(std::size_t c) const {
 std::size_t FixedNetwork::bytes() const {
   std::size_t b = 0;
   for (const FixedConnection& fc : connections_)
-    b += (fc.weights.size() + fc.tap_major.size()) * sizeof(FixedWeight) + fc.offsets.size() * sizeof(std::uint64_t) +
+    b += (fc.weights.size() + fc.tap_major.size()) * sizeof(FixedWeight) +
+         (fc.weights16.size() + fc.tap_major16.size()) * sizeof(std::int16_t) + fc.weights8.size() + fc.tap_major8.size() +
+         fc.offsets.size() * sizeof(std::uint64_t) +
          fc.target_ids.size() * sizeof(NeuronId) + fc.fan_out.size() * sizeof(std::uint32_t) +
          (fc.row_reach.size() + fc.col_reach.size()) * sizeof(std::uint32_t);
   return b;

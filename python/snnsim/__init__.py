@@ -65,7 +65,7 @@ def _simulate(self, images, labels=None, **options):
     options: the config's [simulation] keys (docs/config.md), e.g.
         steps=200, threshold=1.0 (or one per spiking population), reset="subtract"|"zero",
         dt_ms=1.0, max_rate_hz=1000.0, clamp_probability=False, encoding="poisson"|"analog",
-        beta=1.0, refractory_steps=0, delays=0, fixed_point_bits=16, weight_cutoff=0.0,
+        beta=1.0, refractory_steps=0, delays=0, fixed_point_bits=16, weight_bits=32 (16, 8), weight_cutoff=0.0,
         tie_break="lowest"|"potential", seed=0, threads=0 (0: all cores), limit=0,
         early_exit="off"|"measure"|"stop", early_exit_margin=5, early_exit_steps=10.
         Defaults are the config's. An unknown or invalid option raises ValueError

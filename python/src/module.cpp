@@ -546,7 +546,7 @@ Result simulate(const Model& model, const py::handle& images, const py::handle& 
   InterruptScope scope;
   try {
     py::gil_scoped_release release;
-    const snn::engine::Engine engine(net, c.simulation.fixed_point_bits);
+    const snn::engine::Engine engine(net, c.simulation.fixed_point_bits, c.simulation.weight_bits);
     res.run = engine.run(samples, ro);
     if (!res.labels.empty()) res.accuracy_curve = res.run.accuracy_curve(res.labels);
     res.synops_curve = res.run.synops_curve();

@@ -68,6 +68,26 @@ std::string first_difference(const engine::RunResult& a, const engine::RunResult
   return "";
 }
 
+// One weight width's event engine: its quantised network, runs and results.
+struct Precision {
+  int bits = 32;
+  std::shared_ptr<const engine::FixedNetwork> fixed;
+  engine::RunResult result;    // the untimed run's
+  std::string differs;         // against the dense baseline on the same quantised weights ("" = identical)
+  Timing time;
+  std::vector<RowAddBound> bound;
+};
+
+// "16/13/12": the fixed-point k each connection used.
+std::string bits_used(const engine::FixedNetwork& f) {
+  std::string out;
+  for (const auto& r : f.reports()) {
+    if (!out.empty()) out += '/';
+    out += fmt::format("{}", r.bits);
+  }
+  return out;
+}
+
 }  // namespace
 
 int bench_command(const std::filesystem::path& path, const CommonOptions& options, const BenchOptions& bench) {
@@ -77,7 +97,17 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   const Network net = build_network(c, normalised_weights(c, ann.weights, p.data.train).weights);
   const double rss_before = peak_rss_mb();
   const bool rss_reset = reset_peak_rss();
-  const auto fixed = std::make_shared<const engine::FixedNetwork>(net, c.simulation.fixed_point_bits);
+  // Every table width, the config's first: its tables are the ones the dense
+  // baselines time and the main table reports.
+  std::vector<Precision> prec;
+  for (int b : {c.simulation.weight_bits, 32, 16, 8})
+    if (std::none_of(prec.begin(), prec.end(), [&](const Precision& x) { return x.bits == b; })) {
+      Precision x;
+      x.bits = b;
+      x.fixed = std::make_shared<const engine::FixedNetwork>(net, c.simulation.fixed_point_bits, b);
+      prec.push_back(std::move(x));
+    }
+  const auto fixed = prec.front().fixed;
   const engine::Engine event(fixed);
   const engine::DenseSimulator dense(fixed);
 
@@ -104,17 +134,21 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   const bool with_chunk = first == FanOutFormat::Dense || first == FanOutFormat::Sparse;
 
   if (!options.quiet)
-    fmt::print(stderr, "bench: {} samples x {} steps, {} threads, {} timed runs of each simulator\n", n, c.simulation.steps, threads,
-               bench.repeat);
+    fmt::print(stderr, "bench: {} samples x {} steps, {} threads, {} timed runs of each simulator, weights of {} bits\n", n,
+               c.simulation.steps, threads, bench.repeat, c.simulation.weight_bits);
   // One untimed event run first (pages in weights and data, sizes buffers); its
   // peak RSS is the event engine's alone, before the dense baseline allocates.
   // Under MPI each simulator shares the samples over the ranks (mpi.h); the
   // times are the slowest rank's, gather included.
-  auto run_event = [&] { return mpi::run_sharded(samples, [&](const engine::SampleSet& s) { return event.run(s, ro); }); };
-  auto run_dense = [&](const engine::DenseOptions& o) {
-    return mpi::run_sharded(samples, [&](const engine::SampleSet& s) { return dense.run(s, ro, o); });
+  auto run_event = [&](const std::shared_ptr<const engine::FixedNetwork>& f) {
+    const engine::Engine e(f);
+    return mpi::run_sharded(samples, [&](const engine::SampleSet& s) { return e.run(s, ro); });
   };
-  const auto ev_result = run_event();
+  auto run_dense = [&](const engine::DenseSimulator& d, const engine::DenseOptions& o) {
+    return mpi::run_sharded(samples, [&](const engine::SampleSet& s) { return d.run(s, ro, o); });
+  };
+  for (auto& x : prec) x.result = run_event(x.fixed);
+  const auto& ev_result = prec.front().result;
   const double rss_event = peak_rss_mb();
   engine::RunResult dn_result, dc_result;
 
@@ -125,7 +159,8 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   ro_stop.early_exit.stop = true;
   ro_off.early_exit.enabled = false;
   engine::RunResult stop_result, off_result;
-  Timing t_event, t_dense, t_chunk, t_stop, t_off;
+  Timing t_dense, t_chunk, t_stop, t_off;
+  Timing& t_event = prec.front().time;
   for (int r = 0; r < bench.repeat; ++r) {
     if (exit_on) {
       stop_result = event.run(samples, ro_stop);
@@ -133,32 +168,43 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
       off_result = event.run(samples, ro_off);
       t_off.seconds.push_back(off_result.seconds);
     }
-    // Alternating, so a slow spell of the shared machine hits all three alike.
+    // Alternating, so a slow spell of the shared machine hits all of them alike.
     // OpenBLAS's threads spin for a while after a GEMM; the pause lets them go
     // idle so they do not steal the event engine's cores.
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    t_event.seconds.push_back(run_event().seconds);
-    auto d = run_dense(per_step);
+    for (auto& x : prec) x.time.seconds.push_back(run_event(x.fixed).seconds);
+    auto d = run_dense(dense, per_step);
     t_dense.seconds.push_back(d.seconds);
     engine::RunResult dc;
     if (with_chunk) {
-      dc = run_dense(chunked);
+      dc = run_dense(dense, chunked);
       t_chunk.seconds.push_back(dc.seconds);
     }
     if (r == 0) {
       dn_result = std::move(d);
       dc_result = std::move(dc);
     }
-    if (!options.quiet)
-      fmt::print(stderr, "  run {}/{}: event {:.3f} s, dense {:.3f} s{}\n", r + 1, bench.repeat, t_event.seconds.back(),
-                 t_dense.seconds.back(), with_chunk ? fmt::format(", dense+precompute {:.3f} s", t_chunk.seconds.back()) : "");
+    if (!options.quiet) {
+      std::string ev;
+      for (const auto& x : prec) ev += fmt::format("event/{} {:.3f} s, ", x.bits, x.time.seconds.back());
+      fmt::print(stderr, "  run {}/{}: {}dense {:.3f} s{}\n", r + 1, bench.repeat, ev, t_dense.seconds.back(),
+                 with_chunk ? fmt::format(", dense+precompute {:.3f} s", t_chunk.seconds.back()) : "");
+    }
   }
 
   const double rss_all = peak_rss_mb();
   const std::string diff_step = first_difference(ev_result, dn_result);
   const std::string diff_chunk = with_chunk ? first_difference(ev_result, dc_result) : "";
-  std::vector<RowAddBound> bound;
-  if (!bench.skip_bound) bound = measure_row_add_bound(fixed->connection(0).targets, threads);
+  prec.front().differs = diff_step.empty() ? diff_chunk : diff_step;
+  // The other widths against the dense baseline on their own quantised weights
+  // (untimed: the dense baseline's time does not depend on the width; the
+  // precompute variant where it applies, which is the faster one).
+  for (std::size_t i = 1; i < prec.size(); ++i)
+    prec[i].differs =
+        first_difference(prec[i].result, run_dense(engine::DenseSimulator(prec[i].fixed), with_chunk ? chunked : per_step));
+  if (!bench.skip_bound)
+    for (auto& x : prec) x.bound = measure_row_add_bound(fixed->connection(0).targets, threads, 0.3, 3, x.bits);
+  const std::vector<RowAddBound>& bound = prec.front().bound;
 
   const double dn = static_cast<double>(n);
   const double synops = static_cast<double>(ev_result.total_synops()) / dn;
@@ -225,11 +271,38 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   else
     line("dense + precompute", fmt::format("skipped: the first connection is {}, the variant is for dense tables only",
                                            to_string(first)));
+
+  // Each table width: the same samples, runs alternating with the others.
+  const double t32 = [&] {
+    for (const auto& x : prec)
+      if (x.bits == 32) return x.time.median();
+    return te;
+  }();
+  out += fmt::format("  weight precision (event engine; dense baseline on the same quantised weights):\n");
+  out += fmt::format("  {:>6} {:>12} {:>10} {:>10} {:>9} {:>9} {:>9} {:>10} {:>14} {:>8}\n", "bits", "k per conn", "tables MB",
+                     "time (s)", "vs 32", "vs dense", "accuracy", "adds/s", "L3 bound", "== dense");
+  for (const auto& x : prec) {
+    const double tx = x.time.median();
+    const double adds = static_cast<double>(x.result.total_work()) / tx;  // its own spikes: widths may differ
+    std::string l3 = "-";
+    for (const auto& b : x.bound)
+      if (b.level == "L3") l3 = fmt::format("{:.3g} G {:.0f} %", b.adds_per_second / 1e9, 100 * adds / b.adds_per_second);
+    out += fmt::format("  {:>6} {:>12} {:>10.2f} {:>10.3f} {:>8.2f}x {:>8.1f}x {:>8.2f}% {:>8.3g} G {:>14} {:>8}\n", x.bits,
+                       bits_used(*x.fixed), static_cast<double>(x.fixed->bytes()) / 1e6, tx, t32 / tx, best_dense / tx,
+                       100 * x.result.accuracy(samples.labels), adds / 1e9, l3, x.differs.empty() ? "yes" : "NO");
+  }
+  for (std::size_t i = 1; i < prec.size(); ++i)  // the config's width's levels are printed above
+    for (const auto& b : prec[i].bound)
+      if (b.level != "L3")
+        line(fmt::format("row-add bound {}, {}-bit ({:.1f} MB)", b.level, prec[i].bits, b.bytes / 1e6),
+             fmt::format("{:.3g} G adds/s; engine at {:.0f} %", b.adds_per_second / 1e9,
+                         100 * static_cast<double>(prec[i].result.total_work()) / prec[i].time.median() / b.adds_per_second));
+  const bool all_same = std::all_of(prec.begin(), prec.end(), [](const Precision& x) { return x.differs.empty(); });
   if (mpi::distributed()) {
     out += fmt::format("  {:<38} {}\n", "MPI ranks", fmt::format("{} x {} threads (peak RSS: rank 0's)", mpi::size(), threads));
     mpi::barrier();  // every rank done before rank 0 reports
   }
-  if (!mpi::is_root()) return diff_step.empty() && diff_chunk.empty() ? 0 : 3;
+  if (!mpi::is_root()) return all_same ? 0 : 3;
   fmt::print("{}", out);
 
   if (!bench.json.empty()) {
@@ -259,9 +332,21 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
     nlohmann::json b = nlohmann::json::array();
     for (const auto& x : bound) b.push_back({{"level", x.level}, {"bytes", x.bytes}, {"adds_per_second", x.adds_per_second}});
     j["row_add_bound"] = b;
+    nlohmann::json pj = nlohmann::json::array();
+    for (const auto& x : prec) {
+      nlohmann::json xb = nlohmann::json::array();
+      for (const auto& y : x.bound) xb.push_back({{"level", y.level}, {"bytes", y.bytes}, {"adds_per_second", y.adds_per_second}});
+      std::vector<int> ks;
+      for (const auto& r : x.fixed->reports()) ks.push_back(r.bits);
+      pj.push_back({{"weight_bits", x.bits}, {"fixed_point_bits", ks}, {"table_bytes", x.fixed->bytes()},
+                    {"seconds", timing(x.time)}, {"accuracy", x.result.accuracy(samples.labels)},
+                    {"speedup_vs_32", t32 / x.time.median()}, {"speedup_vs_best_dense", best_dense / x.time.median()},
+                    {"identical_to_dense", x.differs.empty()}, {"row_add_bound", xb}});
+    }
+    j["precisions"] = pj;
     write_file_atomically(bench.json, j.dump(1) + "\n");
   }
-  return diff_step.empty() && diff_chunk.empty() ? 0 : 3;
+  return all_same ? 0 : 3;
 }
 
 }  // namespace snn::tool

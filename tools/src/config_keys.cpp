@@ -10,6 +10,8 @@
 #include "snn/network/layer_spec.h"
 
 #include <fmt/format.h>
+
+#include <algorithm>
 #include <fmt/ranges.h>
 
 #include <cmath>
@@ -73,14 +75,17 @@ struct Range {
   bool non_empty = false;  ///< strings
   std::string note;        ///< said after the rule: " (0: all)"
   std::string noun;        ///< list elements, in messages: "thresholds"
+  std::vector<double> allowed;  ///< when not empty: the only values allowed
 
   bool contains(double v) const {
+    if (!allowed.empty()) return std::find(allowed.begin(), allowed.end(), v) != allowed.end();
     if (lo && (lo_open ? !(v > *lo) : !(v >= *lo))) return false;
     if (hi && (hi_open ? !(v < *hi) : !(v <= *hi))) return false;
     return true;
   }
   // "must be positive", "must be >= 0", "must be at least 2", "must be in (0, 1]".
   std::string rule() const {
+    if (!allowed.empty()) return "must be one of " + listed(", ");
     if (lo && hi) return fmt::format("must be in {}{}, {}{}", lo_open ? '(' : '[', *lo, *hi, hi_open ? ')' : ']');
     if (lo && *lo == 0) return lo_open ? "must be positive" : "must be >= 0";
     if (lo) return fmt::format("must be at least {}", *lo);
@@ -89,9 +94,15 @@ struct Range {
   // For docs/config.md: "`> 0`", "`[0, 1)`".
   std::string text() const {
     if (non_empty) return "not empty";
+    if (!allowed.empty()) return "`" + listed("`, `") + "`";
     if (lo && hi) return fmt::format("`{}{}, {}{}`", lo_open ? '(' : '[', *lo, *hi, hi_open ? ')' : ']');
     if (lo) return fmt::format("`{} {}`", lo_open ? ">" : ">=", *lo);
     return "";
+  }
+  std::string listed(const char* sep) const {
+    std::string out;
+    for (double a : allowed) out += (out.empty() ? "" : sep) + fmt::format("{}", a);
+    return out;
   }
   // Why `v` is not allowed, or "".
   template <typename T>
@@ -129,6 +140,11 @@ Range within(char open, double lo, double hi, char close) {
   r.hi = hi;
   r.lo_open = open == '(';
   r.hi_open = close == ')';
+  return r;
+}
+Range one_of(std::vector<double> values) {
+  Range r;
+  r.allowed = std::move(values);
   return r;
 }
 Range not_empty() {
@@ -428,6 +444,9 @@ std::vector<ConfigKey> make_keys() {
       value(SNN_KEY(simulation, fixed_point_bits), within('[', 4, 24, ']'),
             "membrane potentials in units of theta / 2^bits (lowered automatically if a neuron's fan-in could overflow; "
             "see docs/design.md)"),
+      value(SNN_KEY(simulation, weight_bits), one_of({32, 16, 8}),
+            "element width of the fan-out tables; 16 or 8 scale each connection's weights by a power of two so its "
+            "largest fits (its fixed-point bits are lowered; see docs/design.md), the quantisation error is reported"),
       value(SNN_KEY(simulation, weight_cutoff), at_least(0), "weights of smaller magnitude are dropped; `> 0` stores sparse fan-out tables"),
       choice(SNN_KEY(simulation, tie_break),
              std::vector<std::pair<std::string, TieBreak>>{{"lowest", TieBreak::Lowest}, {"potential", TieBreak::Potential}},

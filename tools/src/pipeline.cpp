@@ -141,7 +141,7 @@ engine::RunOptions run_options(const Config& c) {
 SnnReport simulate(const Config& c, const WeightSet& weights, const Dataset& test, const CommonOptions& options) {
   const auto& s = c.simulation;
   const Network net = build_network(c, weights);
-  const engine::Engine eng(net, s.fixed_point_bits);
+  const engine::Engine eng(net, s.fixed_point_bits, s.weight_bits);
 
   const std::size_t n = s.limit > 0 ? std::min<std::size_t>(static_cast<std::size_t>(s.limit), test.count) : test.count;
   const auto samples = engine::SampleSet::of(test, 0, n);

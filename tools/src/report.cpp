@@ -474,7 +474,11 @@ std::string results_json(const RunReport& r) {
     connections.push_back({{"name", c.name}, {"kind", c.kind}, {"in", c.in}, {"out", c.out}, {"delay", c.delay}, {"synapses", c.synapses},
                            {"synops_per_sample", c.analog_input ? json(nullptr) : json(c.synops_per_sample)},
                            {"analog_input_macs_per_sample", c.analog_input ? json(c.synops_per_sample) : json(nullptr)},
-                           {"dense_macs_per_sample", c.dense_macs_per_sample}});
+                           {"dense_macs_per_sample", c.dense_macs_per_sample},
+                           {"quantisation",
+                            {{"fixed_point_bits", c.fixed_point_bits}, {"weight_bits", c.weight_bits},
+                             {"max_relative_error", c.max_relative_error}, {"max_abs_error", c.max_abs_error},
+                             {"zeroed", c.zeroed}, {"nonzero", c.nonzero}}}});
   json classes = json::array();
   for (const auto& c : per_class(s))
     classes.push_back({{"label", c.label}, {"samples", c.samples}, {"correct", c.correct}, {"accuracy", c.accuracy()},
@@ -511,7 +515,9 @@ std::string results_json(const RunReport& r) {
       {"predictions", s.predictions},
       {"labels", s.labels},
   };
-  j["warnings"] = r.warnings;
+  json warnings = r.warnings;
+  for (const auto& w : s.quantisation_warnings) warnings.push_back(w);
+  j["warnings"] = warnings;
   j["config"] = config_as_json(r.config_toml);
   // Everything that may differ between two runs of the same config lives here.
   json timings = json::object();
@@ -587,6 +593,10 @@ std::string summary_table(const RunReport& r) {
   for (const auto& c : s.connections)
     row(fmt::format("{} {}", c.analog_input ? "analog MACs/sample" : "SynOps/sample", c.name),
         fmt::format("{:.4g} M ({}; dense {:.4g} M MACs)", c.synops_per_sample / 1e6, c.kind, c.dense_macs_per_sample / 1e6));
+  for (const auto& c : s.connections)
+    row(fmt::format("quantisation {}", c.name),
+        fmt::format("{}-bit weights, unit theta/2^{}: max rel. error {:.2g} %, {} of {} weights rounded to 0", c.weight_bits,
+                    c.fixed_point_bits, 100 * c.max_relative_error, c.zeroed, c.nonzero));
   const double synops = s.synops_per_sample();
   row("SynOps/sample total", fmt::format("{:.4g} M", synops / 1e6));
   row("dense MACs/sample", fmt::format("{:.4g} M", s.dense_macs_per_sample() / 1e6));
@@ -602,6 +612,7 @@ std::string summary_table(const RunReport& r) {
   row("wall time simulation", fmt::format("{:.2f} s on {} thread{} ({:.0f} samples/s)", s.seconds, s.threads,
                                           s.threads == 1 ? "" : "s", s.seconds > 0 ? s.samples / s.seconds : 0.0));
   for (const auto& w : r.warnings) out += fmt::format("  warning: {}\n", w);
+  for (const auto& w : s.quantisation_warnings) out += fmt::format("  warning: {}\n", w);
   return out;
 }
 

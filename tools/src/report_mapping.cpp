@@ -45,11 +45,29 @@ SnnReport snn_report(const Config& c, const Network& net, const engine::SampleSe
   double work_total = 0;
   for (std::size_t l = 0; l < layers; ++l) {
     const auto& conn = net.connection(l);
-    out.connections.push_back({fmt::format("{}->{}", net.population(conn.source()).name, net.population(conn.target()).name),
-                               conn.source_size(), conn.target_size(), static_cast<int>(conn.delay()), conn.synapses(),
-                               static_cast<double>(synops[l]) / static_cast<double>(n),
-                               static_cast<double>(result.dense_macs_per_step[l]) * s.steps,
-                               std::string(to_string(conn.format())), analog && l == 0});
+    ConnectionReport cr{fmt::format("{}->{}", net.population(conn.source()).name, net.population(conn.target()).name),
+                        conn.source_size(), conn.target_size(), static_cast<int>(conn.delay()), conn.synapses(),
+                        static_cast<double>(synops[l]) / static_cast<double>(n),
+                        static_cast<double>(result.dense_macs_per_step[l]) * s.steps};
+    cr.kind = to_string(conn.format());
+    cr.analog_input = analog && l == 0;
+    if (l < result.quantisation.size()) {
+      const engine::QuantisationReport& q = result.quantisation[l];
+      cr.fixed_point_bits = q.bits;
+      cr.weight_bits = q.weight_bits;
+      cr.max_relative_error = q.max_relative_error;
+      cr.max_abs_error = q.max_abs_error;
+      cr.zeroed = q.zeroed;
+      cr.nonzero = q.nonzero;
+      if (q.large())
+        out.quantisation_warnings.push_back(fmt::format(
+            "connection {}: large quantisation error ({}-bit weights, unit theta/2^{}): largest relative weight error "
+            "{:.2g} %, {} of {} non-zero weights ({:.1f} %) rounded to 0; raise simulation.fixed_point_bits or "
+            "simulation.weight_bits",
+            cr.name, q.weight_bits, q.bits, 100 * q.max_relative_error, q.zeroed, q.nonzero,
+            q.nonzero ? 100.0 * static_cast<double>(q.zeroed) / static_cast<double>(q.nonzero) : 0.0));
+    }
+    out.connections.push_back(std::move(cr));
     work_total += static_cast<double>(work[l]);
   }
   out.engine_row_adds_per_sample = work_total / static_cast<double>(n);

@@ -12,7 +12,8 @@ namespace snn::tool {
 
 namespace {
 
-double run_once(const std::vector<std::int32_t>& matrix, std::size_t rows, std::size_t width, int threads,
+template <typename T>
+double run_once(const std::vector<T>& matrix, std::size_t rows, std::size_t width, int threads,
                 double seconds) {
   std::vector<double> rates(static_cast<std::size_t>(threads));
   auto worker = [&](int id) {
@@ -42,9 +43,8 @@ double run_once(const std::vector<std::int32_t>& matrix, std::size_t rows, std::
   return total;
 }
 
-}  // namespace
-
-std::vector<RowAddBound> measure_row_add_bound(std::size_t width, int threads, double seconds, int repeats) {
+template <typename T>
+std::vector<RowAddBound> measure(std::size_t width, int threads, double seconds, int repeats) {
   struct Level {
     const char* name;
     std::size_t bytes;
@@ -54,16 +54,25 @@ std::vector<RowAddBound> measure_row_add_bound(std::size_t width, int threads, d
   std::vector<RowAddBound> out;
   for (const auto& level : levels) {
     const std::size_t rows = std::max<std::size_t>(1, level.bytes / (width * sizeof(std::int32_t)));
-    std::vector<std::int32_t> matrix(rows * width);
+    std::vector<T> matrix(rows * width);
     std::mt19937 rng(42);
-    for (auto& v : matrix) v = static_cast<std::int32_t>(rng() % 2001) - 1000;
+    for (auto& v : matrix) v = static_cast<T>(static_cast<int>(rng() % 201) - 100);
     std::vector<double> samples;
     for (int r = 0; r < repeats; ++r) samples.push_back(run_once(matrix, rows, width, threads, seconds));
     std::sort(samples.begin(), samples.end());
-    out.push_back({level.name, rows, width, static_cast<double>(rows * width * sizeof(std::int32_t)),
-                   samples[samples.size() / 2], threads});
+    out.push_back({level.name, rows, width, static_cast<double>(rows * width * sizeof(T)), samples[samples.size() / 2],
+                   threads, static_cast<int>(8 * sizeof(T))});
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<RowAddBound> measure_row_add_bound(std::size_t width, int threads, double seconds, int repeats,
+                                               int element_bits) {
+  if (element_bits == 8) return measure<std::int8_t>(width, threads, seconds, repeats);
+  if (element_bits == 16) return measure<std::int16_t>(width, threads, seconds, repeats);
+  return measure<std::int32_t>(width, threads, seconds, repeats);
 }
 
 }  // namespace snn::tool

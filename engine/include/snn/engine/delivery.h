@@ -21,21 +21,25 @@ namespace snn::engine {
 /// Adds the slices [lo, hi) of the rows `ids` of a dense fan-out table (row s
 /// at table + s * stride) into `cur`. Four rows per pass: one load and store of
 /// the accumulator per four rows instead of per row. Integer adds, so the
-/// grouping changes nothing in the result.
-inline void add_dense_rows(Potential* __restrict cur, const FixedWeight* __restrict table, std::size_t stride,
-                    std::span<const NeuronId> ids, std::size_t lo, std::size_t hi) {
+/// grouping changes nothing in the result. T is the table's element type
+/// (int32, int16 or int8: simulation.weight_bits); the four-row sum is formed
+/// in int32 (|w| <= 2^23 each, so it cannot overflow) and added to int32.
+template <typename T>
+inline void add_dense_rows(Potential* __restrict cur, const T* __restrict table, std::size_t stride,
+                           std::span<const NeuronId> ids, std::size_t lo, std::size_t hi) {
   const NeuronId* id = ids.data();
   const NeuronId* const end = id + ids.size();
   for (; end - id >= 4; id += 4) {
-    const FixedWeight* __restrict r0 = table + id[0] * stride;
-    const FixedWeight* __restrict r1 = table + id[1] * stride;
-    const FixedWeight* __restrict r2 = table + id[2] * stride;
-    const FixedWeight* __restrict r3 = table + id[3] * stride;
-    for (std::size_t j = lo; j < hi; ++j) cur[j] += (r0[j] + r1[j]) + (r2[j] + r3[j]);
+    const T* __restrict r0 = table + id[0] * stride;
+    const T* __restrict r1 = table + id[1] * stride;
+    const T* __restrict r2 = table + id[2] * stride;
+    const T* __restrict r3 = table + id[3] * stride;
+    for (std::size_t j = lo; j < hi; ++j)
+      cur[j] += (Potential{r0[j]} + Potential{r1[j]}) + (Potential{r2[j]} + Potential{r3[j]});
   }
   for (; id != end; ++id) {
-    const FixedWeight* __restrict r = table + *id * stride;
-    for (std::size_t j = lo; j < hi; ++j) cur[j] += r[j];
+    const T* __restrict r = table + *id * stride;
+    for (std::size_t j = lo; j < hi; ++j) cur[j] += Potential{r[j]};
   }
 }
 
@@ -43,14 +47,15 @@ inline void add_dense_rows(Potential* __restrict cur, const FixedWeight* __restr
 /// `split` (may be null: whole rows, for lo = 0, hi = targets) holds, per
 /// source, parts + 1 offsets where each partition's targets start in its row;
 /// q selects the partition.
+template <typename T>
 inline void add_sparse_rows(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids,
                             const std::uint64_t* split, std::size_t parts, std::size_t q) {
   const NeuronId* __restrict tid = fc.target_ids.data();
-  const FixedWeight* __restrict w = fc.weights.data();
+  const T* __restrict w = fc.table<T>();
   for (NeuronId s : ids) {
     const std::uint64_t b0 = split ? split[s * (parts + 1) + q] : fc.offsets[s];
     const std::uint64_t b1 = split ? split[s * (parts + 1) + q + 1] : fc.offsets[s + 1];
-    for (std::uint64_t e = b0; e < b1; ++e) cur[tid[e]] += w[e];
+    for (std::uint64_t e = b0; e < b1; ++e) cur[tid[e]] += Potential{w[e]};
   }
 }
 
@@ -63,6 +68,7 @@ inline void add_sparse_rows(Potential* __restrict cur, const FixedConnection& fc
 /// one contiguous, vectorisable loop over the tap-major kernel; the targets of
 /// [lo, hi) (CHW ids) are then moved into `cur` and their scratch entries
 /// zeroed again. `scratch` holds `targets` zeros on entry and on return.
+template <typename T>
 inline void add_conv(Potential* __restrict cur, Potential* __restrict scratch, const FixedConnection& fc,
                      std::span<const NeuronId> ids, NeuronId lo, NeuronId hi) {
   if (ids.empty()) return;
@@ -70,7 +76,7 @@ inline void add_conv(Potential* __restrict cur, Potential* __restrict scratch, c
   const std::size_t W = g.input.width, plane = g.input.height * W;
   const std::size_t OW = g.output.width, ohw = g.output.height * OW, oc = g.output.channels;
   const std::size_t kh = g.kernel_h, kw = g.kernel_w;
-  const FixedWeight* __restrict taps = fc.tap_major.data();
+  const T* __restrict taps = fc.table<T>();
   const bool full = lo == 0 && hi == fc.targets;
   for (NeuronId s : ids) {
     const std::size_t c = s / plane, y = s % plane / W, x = s % W;
@@ -81,16 +87,16 @@ inline void add_conv(Potential* __restrict cur, Potential* __restrict scratch, c
       const std::size_t ky = y + g.pad_h - oy * g.stride_h;
       for (std::size_t ox = c0; ox <= c1; ++ox) {
         const std::size_t kx = x + g.pad_w - ox * g.stride_w;
-        const FixedWeight* __restrict w = taps + ((c * kh + ky) * kw + kx) * oc;
+        const T* __restrict w = taps + ((c * kh + ky) * kw + kx) * oc;
         const std::size_t pix = oy * OW + ox;
         Potential* __restrict t = scratch + pix * oc;
         if (full) {
-          for (std::size_t o = 0; o < oc; ++o) t[o] += w[o];
+          for (std::size_t o = 0; o < oc; ++o) t[o] += Potential{w[o]};
         } else {
           // Channels o with lo <= o * ohw + pix < hi.
           const std::size_t o0 = lo > pix ? (lo - pix + ohw - 1) / ohw : 0;
           const std::size_t o1 = std::min(oc, hi > pix ? (hi - pix + ohw - 1) / ohw : 0);
-          for (std::size_t o = o0; o < o1; ++o) t[o] += w[o];
+          for (std::size_t o = o0; o < o1; ++o) t[o] += Potential{w[o]};
         }
       }
     }
@@ -141,13 +147,24 @@ struct TargetRange {
   Potential* scratch = nullptr;
 };
 
-/// Adds the currents of spikes `ids` (sources of `fc`) to `cur` within `range`.
-inline void deliver(Potential* cur, const FixedConnection& fc, std::span<const NeuronId> ids, const TargetRange& range) {
+/// deliver() for a connection whose tables hold T.
+template <typename T>
+inline void deliver_as(Potential* cur, const FixedConnection& fc, std::span<const NeuronId> ids, const TargetRange& range) {
   switch (fc.format) {
-    case FanOutFormat::Dense: add_dense_rows(cur, fc.weights.data(), fc.targets, ids, range.lo, range.hi); return;
-    case FanOutFormat::Sparse: add_sparse_rows(cur, fc, ids, range.split, range.parts, range.q); return;
-    case FanOutFormat::Conv: add_conv(cur, range.scratch, fc, ids, range.lo, range.hi); return;
+    case FanOutFormat::Dense: add_dense_rows(cur, fc.table<T>(), fc.targets, ids, range.lo, range.hi); return;
+    case FanOutFormat::Sparse: add_sparse_rows<T>(cur, fc, ids, range.split, range.parts, range.q); return;
+    case FanOutFormat::Conv: add_conv<T>(cur, range.scratch, fc, ids, range.lo, range.hi); return;
     case FanOutFormat::AvgPool: add_pool(cur, fc, ids, range.lo, range.hi); return;
+  }
+}
+
+/// Adds the currents of spikes `ids` (sources of `fc`) to `cur` within
+/// `range`. One switch on the kind and one on the weight width per call.
+inline void deliver(Potential* cur, const FixedConnection& fc, std::span<const NeuronId> ids, const TargetRange& range) {
+  switch (fc.weight_bits) {
+    case 8: deliver_as<std::int8_t>(cur, fc, ids, range); return;
+    case 16: deliver_as<std::int16_t>(cur, fc, ids, range); return;
+    default: deliver_as<FixedWeight>(cur, fc, ids, range); return;
   }
 }
 

@@ -25,7 +25,8 @@
 // shared read-only (Parallelism::Samples), or one sample at a time with each
 // population's neurons split into contiguous ranges, one per thread, every
 // thread adding each due row's slice for its own targets and updating them
-// (Parallelism::Targets). No locks or atomics inside either inner loop, and
+// (Parallelism::Targets; the threads are a team started once per run and
+// synchronised by a barrier per population step, not a task per step). No locks or atomics inside either inner loop, and
 // results are stored by sample index: identical for every thread count.
 #pragma once
 
@@ -39,8 +40,10 @@ namespace snn::engine {
 
 class Engine {
  public:
-  /// Quantises `network` (fixed_point.h) with `fixed_point_bits` per target population.
-  explicit Engine(const Network& network, int fixed_point_bits = kDefaultFixedPointBits);
+  /// Quantises `network` (fixed_point.h) with `fixed_point_bits` per target
+  /// population into fan-out tables of `weight_bits` (32, 16 or 8) elements.
+  explicit Engine(const Network& network, int fixed_point_bits = kDefaultFixedPointBits,
+                   int weight_bits = kDefaultWeightBits);
   /// Runs on an already quantised network (shared, read-only).
   explicit Engine(std::shared_ptr<const FixedNetwork> network);
 

@@ -26,6 +26,13 @@ namespace snn::engine {
 inline constexpr int kDefaultFixedPointBits = 16;
 /// Largest k accepted (threshold 2^24 stays far below the potential limit).
 inline constexpr int kMaxFixedPointBits = 24;
+/// Weight table element widths (simulation.weight_bits): 32 (int32, the
+/// default), 16 (int16) or 8 (int8). Potentials stay int32 whatever the width.
+inline constexpr int kDefaultWeightBits = 32;
+/// True for the widths the engine stores: 8, 16, 32.
+inline constexpr bool valid_weight_bits(int b) { return b == 8 || b == 16 || b == 32; }
+/// Largest |w_q| a weight of `bits` bits holds (symmetric: -127 .. 127 for 8).
+inline constexpr std::int64_t max_weight_of(int bits) { return (std::int64_t{1} << (bits - 1)) - 1; }
 /// Per-target bound on sum |w| (units) that keeps float32 GEMM sums exact.
 inline constexpr std::int64_t kExactSumLimit = std::int64_t{1} << 24;
 /// Potentials stay within [-kPotentialLimit, kPotentialLimit]; with |current|
@@ -49,16 +56,33 @@ struct FixedNeuronParams {
 struct QuantisationReport {
   PopulationId target = 0;
   int requested_bits = kDefaultFixedPointBits;
-  int bits = kDefaultFixedPointBits;  ///< k actually used (lowered if the 2^24 bound required it)
+  int bits = kDefaultFixedPointBits;  ///< k actually used (lowered if the 2^24 bound or the weight width required it)
+  int weight_bits = kDefaultWeightBits;  ///< element width of the connection's fan-out table: 32, 16 or 8
   double unit = 0.0;                  ///< model units per fixed-point unit: theta / 2^k
   double max_abs_error = 0.0;         ///< max |w - w_q * unit| over synapses, model units (<= unit / 2)
   double rms_error = 0.0;             ///< root mean square of the same, model units
   double max_relative_error = 0.0;    ///< max_abs_error / max |w| (0 if all weights are 0)
   std::size_t zeroed = 0;             ///< non-zero weights that quantised to 0
+  std::size_t nonzero = 0;            ///< non-zero stored weights (zeroed is out of these)
+  std::int64_t max_abs_weight = 0;    ///< max |w_q| (units): fits the weight width
+  /// Large enough to warn about: the largest weight's relative error above
+  /// kWarnRelativeError, or more than kWarnZeroedFraction of the non-zero
+  /// weights rounded to 0 (e.g. simulation.fixed_point_bits = 4).
+  bool large() const;
   std::int64_t max_fan_in_sum = 0;    ///< max over targets of sum |w_q| + |b_q| (units), < 2^24
   std::size_t biases = 0;             ///< neurons of the target with a non-zero quantised bias
   double bias_max_abs_error = 0.0;    ///< max |b - b_q * unit| over the target's biases, model units
 };
+
+/// QuantisationReport::large(): max relative error above 1 % (8-bit weights
+/// scaled to their range stay below 1/128 = 0.8 %) ...
+inline constexpr double kWarnRelativeError = 0.01;
+/// ... or more than 10 % of the non-zero weights rounded to zero.
+inline constexpr double kWarnZeroedFraction = 0.10;
+inline bool QuantisationReport::large() const {
+  return max_relative_error > kWarnRelativeError ||
+         (nonzero > 0 && static_cast<double>(zeroed) > kWarnZeroedFraction * static_cast<double>(nonzero));
+}
 
 /// One connection with integer weights, whichever its kind (`format`):
 ///  - Dense: `weights` is sources x targets, row s contiguous;
@@ -66,6 +90,10 @@ struct QuantisationReport {
 ///  - Conv: `weights` is the kernel [out_channels, in_channels * kh * kw]
 ///    (torch's view(out, -1)), fan-out generated from `geometry`;
 ///  - AvgPool: `weights` holds the one uniform weight, fan-out from `geometry`.
+/// With `weight_bits` 16 or 8, dense and sparse tables are stored only in
+/// `weights16` / `weights8` (same layout; `weights` is then empty), and a conv's
+/// `tap_major` only in `tap_major16` / `tap_major8` (its int32 `weights` kept for
+/// the dense baseline). Read a weight with weight(i); delivery uses table<T>().
 /// Conv and pool hold O(kernel + height + width) memory, independent of
 /// neurons x fan-out. Delivery is in delivery.h.
 struct FixedConnection {
@@ -74,7 +102,10 @@ struct FixedConnection {
   FanOutFormat format = FanOutFormat::Dense;
   std::size_t sources = 0;
   std::size_t targets = 0;
+  int weight_bits = kDefaultWeightBits;  ///< 32, 16 or 8: the element type of the delivery tables
   std::vector<FixedWeight> weights;
+  std::vector<std::int16_t> weights16;   ///< dense/sparse with weight_bits 16
+  std::vector<std::int8_t> weights8;     ///< dense/sparse with weight_bits 8
   std::vector<std::uint64_t> offsets;  ///< sparse only: sources + 1
   std::vector<NeuronId> target_ids;    ///< sparse only
   std::vector<std::uint32_t> fan_out;  ///< sparse only: synapses per source
@@ -82,11 +113,27 @@ struct FixedConnection {
   /// Conv only: the kernel tap-major, [in_channels * kh * kw, out_channels],
   /// so one tap's weights to every output channel are contiguous (delivery).
   std::vector<FixedWeight> tap_major;
+  std::vector<std::int16_t> tap_major16;  ///< conv with weight_bits 16
+  std::vector<std::int8_t> tap_major8;    ///< conv with weight_bits 8
   /// Conv and pool: output positions covered by input row y / column x
   /// (the fan-out of (c, y, x) is their product, times out_channels for conv).
   std::vector<std::uint32_t> row_reach, col_reach;
 
+  /// Dense row s of a 32-bit table (weight_bits == 32 only; else use weight()).
   const FixedWeight* row(std::size_t s) const { return weights.data() + s * targets; }
+  /// Stored weight i (dense: s * targets + t; sparse: CSR entry; conv: kernel), any width.
+  FixedWeight weight(std::size_t i) const {
+    if (format == FanOutFormat::Conv || format == FanOutFormat::AvgPool || weight_bits == 32) return weights[i];
+    return weight_bits == 16 ? FixedWeight{weights16[i]} : FixedWeight{weights8[i]};
+  }
+  /// The delivery table of element type T (dense/sparse: the weights; conv: tap-major kernel).
+  template <typename T>
+  const T* table() const {
+    const bool conv = format == FanOutFormat::Conv;
+    if constexpr (sizeof(T) == 1) return conv ? tap_major8.data() : weights8.data();
+    else if constexpr (sizeof(T) == 2) return conv ? tap_major16.data() : weights16.data();
+    else return conv ? tap_major.data() : weights.data();
+  }
   /// Targets one spike of source s reaches (its SynOps).
   std::size_t fan_out_of(std::size_t s) const {
     switch (format) {
@@ -121,9 +168,14 @@ struct FixedConnection {
 class FixedNetwork {
  public:
   /// Quantises `network` with k = `bits` (0 .. kMaxFixedPointBits) per target
-  /// population, lowered per population where the 2^24 bound needs it.
-  /// Throws snn::Error if even k = 0 breaks the bound (weights >= 2^24 theta).
-  explicit FixedNetwork(const Network& network, int bits = kDefaultFixedPointBits);
+  /// population, lowered per population where the 2^24 bound needs it, or
+  /// where the largest |w_q| would not fit `weight_bits` (32, 16 or 8): the
+  /// connection's scale is then the power of two 2^k / theta that fits its
+  /// largest weight into the width (like a chip's per-connection weight
+  /// exponent), and the target's potentials and threshold use the same unit.
+  /// Throws snn::Error if even k = 0 breaks the bound (weights >= 2^24 theta,
+  /// or >= 2^(weight_bits-1) theta), or on another weight_bits.
+  explicit FixedNetwork(const Network& network, int bits = kDefaultFixedPointBits, int weight_bits = kDefaultWeightBits);
 
   std::size_t populations() const { return sizes_.size(); }
   std::size_t connections() const { return connections_.size(); }
@@ -147,6 +199,8 @@ class FixedNetwork {
   std::vector<float> dense_float_weights(std::size_t c) const;
   /// Bytes held by the weight tables.
   std::size_t bytes() const;
+  /// Element width of the fan-out tables (32, 16 or 8).
+  int weight_bits() const { return weight_bits_; }
 
  private:
   std::vector<std::size_t> sizes_;
@@ -155,16 +209,17 @@ class FixedNetwork {
   std::vector<FixedConnection> connections_;
   std::vector<QuantisationReport> reports_;
   Step max_delay_ = 0;
+  int weight_bits_ = kDefaultWeightBits;
 };
 
 template <typename F>
 void FixedConnection::for_each_target(std::size_t s, F&& f) const {
   switch (format) {
     case FanOutFormat::Dense:
-      for (std::size_t t = 0; t < targets; ++t) f(t, row(s)[t]);
+      for (std::size_t t = 0; t < targets; ++t) f(t, weight(s * targets + t));
       return;
     case FanOutFormat::Sparse:
-      for (std::uint64_t e = offsets[s]; e < offsets[s + 1]; ++e) f(std::size_t{target_ids[e]}, weights[e]);
+      for (std::uint64_t e = offsets[s]; e < offsets[s + 1]; ++e) f(std::size_t{target_ids[e]}, weight(e));
       return;
     case FanOutFormat::Conv:
     case FanOutFormat::AvgPool: {

@@ -81,6 +81,7 @@ struct SimulationConfig {
   int refractory_steps = 0;
   std::vector<int> delays = {0};  ///< one value for every connection, or one per connection, in steps
   int fixed_point_bits = 16;      ///< potentials in units of theta / 2^bits
+  int weight_bits = 32;           ///< fan-out table element width: 32, 16 or 8
   double weight_cutoff = 0.0;     ///< |w| below this is dropped (sparse fan-out tables when > 0)
   TieBreak tie_break = TieBreak::Lowest;
   int limit = 0;                  ///< test samples simulated (0: all)

@@ -36,6 +36,13 @@ struct ConnectionReport {
   double dense_macs_per_sample = 0;  ///< what a dense simulation multiplies per sample: steps x (dense: in x out;
                                      ///< conv: out x in_channels x kh x kw; avgpool: out x kh x kw)
   std::string kind;  ///< the connection's format: "dense", "sparse", "conv", "avgpool"
+  // Quantisation of the connection's weights (engine QuantisationReport).
+  int fixed_point_bits = 16;         ///< k of the target's unit theta / 2^k actually used
+  int weight_bits = 32;              ///< fan-out table element width
+  double max_relative_error = 0;     ///< largest |w - w_q| over the largest |w|
+  double max_abs_error = 0;          ///< largest |w - w_q|, model units
+  std::size_t zeroed = 0;            ///< non-zero weights rounded to 0
+  std::size_t nonzero = 0;           ///< non-zero stored weights
   /// The connection from an analog input (simulation.encoding = "analog"): its
   /// synops_per_sample are multiply-adds of input values (non-zero inputs x
   /// fan-out per step), not spike deliveries, and are left out of the SynOps.
@@ -57,6 +64,10 @@ struct SnnReport {
   /// Rueckauer et al. 2017), counted apart from SynOps. 0 without biases.
   double bias_ops_per_sample = 0;
   std::vector<int> fixed_point_bits;       ///< per spiking population
+  /// Quantisation errors large enough to matter (QuantisationReport::large),
+  /// one per connection: printed with the summary's warnings and in
+  /// results.json's "warnings".
+  std::vector<std::string> quantisation_warnings;
   bool early_exit = false;
   bool early_exit_stopped = false;         ///< samples stopped at their exit (simulation.early_exit = "stop")
   double mean_exit_step = 0;               ///< with early exit: mean step at which samples would stop
