@@ -60,7 +60,7 @@ struct ReferenceResult {
 inline ReferenceResult reference_run(const Network& net, const std::vector<int>& bits, const engine::SampleSet& set,
                                      std::size_t sample, const engine::RunOptions& o) {
   const std::size_t P = net.populations().size();
-  const std::size_t L = net.layers();
+  const std::size_t L = net.connection_count();
   const Step T = o.steps;
   // Quantised [out][in] weights, integer units.
   std::vector<std::vector<std::int64_t>> w(L);

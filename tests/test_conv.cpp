@@ -284,7 +284,7 @@ TEST_CASE("random conv nets: event engine == dense im2col baseline == plain refe
             o.input.seed = rng();
             o.record_spikes = true;
             o.threads = 1;
-            INFO("combo " << combos << ": " << net.layers() << " connections, delays " << delays << ", "
+            INFO("combo " << combos << ": " << net.connection_count() << " connections, delays " << delays << ", "
                           << snn::engine::to_string(encoding) << ", weight bits " << weight_bits);
             const Engine engine(net, snn::engine::kDefaultFixedPointBits, weight_bits);
             const RunResult ev = engine.run(set, o);
@@ -299,7 +299,7 @@ TEST_CASE("random conv nets: event engine == dense im2col baseline == plain refe
             // The reference reads every connection as the naive matrix.
             Network dense_net(net.input_size());
             Shape s = net.population(0).shape;
-            for (std::size_t c = 0, l = 0; c < net.layers(); ++c, ++l) {
+            for (std::size_t c = 0, l = 0; c < net.connection_count(); ++c, ++l) {
               while (!cn.layers[l].spiking()) ++l;
               const auto& conn = net.connection(c);
               const Matrix m = conn.format() == snn::FanOutFormat::Dense
@@ -321,7 +321,7 @@ TEST_CASE("random conv nets: event engine == dense im2col baseline == plain refe
             for (std::size_t i = 0; i < n; ++i) {
               const auto ref = snn::test::reference_run(dense_net, bits, set, i, o);
               REQUIRE(ev.spike_trains[i] == ref.train);
-              for (std::size_t c = 0; c < net.layers(); ++c) REQUIRE(ev.synops[i * net.layers() + c] == ref.synops[c]);
+              for (std::size_t c = 0; c < net.connection_count(); ++c) REQUIRE(ev.synops[i * net.connection_count() + c] == ref.synops[c]);
             }
             const auto pops = ev.spikes_per_population();
             spikes[0] += pops[1];
@@ -426,9 +426,9 @@ TEST_CASE("conv SynOps equal the recorded spikes times the generated fan-out") {
   o.record_spikes = true;
   const RunResult r = Engine(net).run(set, o);
   for (std::size_t i = 0; i < 2; ++i) {
-    std::vector<snn::OpCount> expected(net.layers(), 0);
+    std::vector<snn::OpCount> expected(net.connection_count(), 0);
     for (const auto& e : r.spike_trains[i]) {
-      if (e.population >= net.layers()) continue;
+      if (e.population >= net.connection_count()) continue;
       const auto& c = net.connection(e.population);
       // fan-out counted from the expanded matrix: independent of the generator
       const Matrix m = c.to_matrix();
@@ -436,7 +436,7 @@ TEST_CASE("conv SynOps equal the recorded spikes times the generated fan-out") {
       for (std::size_t t = 0; t < m.rows; ++t) fan += m(t, e.neuron) != 0.0f;
       if (e.step + c.delay() < o.steps) expected[e.population] += fan;
     }
-    for (std::size_t c = 0; c < net.layers(); ++c) CHECK(r.synops[i * net.layers() + c] == expected[c]);
+    for (std::size_t c = 0; c < net.connection_count(); ++c) CHECK(r.synops[i * net.connection_count() + c] == expected[c]);
   }
 }
 
@@ -510,6 +510,6 @@ TEST_CASE("conv networks: shapes that do not fit are errors naming the layer") {
   // The MLP path still builds through from_layers.
   const Network mlp = Network::from_layers(Shape{6, 1, 1}, snn::dense_stack(std::vector<std::size_t>{4, 2}),
                                            {Matrix(4, 6), Matrix(2, 4)}, {p});
-  CHECK(mlp.layers() == 2);
+  CHECK(mlp.connection_count() == 2);
   CHECK(mlp.output_size() == 2);
 }

@@ -114,7 +114,7 @@ TEST_CASE("event engine == dense baseline == plain reference, all option combina
                 const Engine engine(net, snn::engine::kDefaultFixedPointBits, weight_bits);
                 INFO("weight bits " << weight_bits);
                 // The tables really are that wide, and every weight fits it.
-                for (std::size_t c = 0; c < net.layers(); ++c) {
+                for (std::size_t c = 0; c < net.connection_count(); ++c) {
                   const auto& fc = engine.network().connection(c);
                   REQUIRE(fc.weight_bits == weight_bits);
                   const std::size_t stored = format == FanOutFormat::Dense ? fc.sources * fc.targets : fc.target_ids.size();
@@ -148,7 +148,7 @@ TEST_CASE("event engine == dense baseline == plain reference, all option combina
                   REQUIRE(ev.spike_trains[i] == ref.train);
                   for (snn::Step t = 0; t < o.steps; ++t)
                     REQUIRE(ev.prediction_at(i, t) == ref.step_predictions[static_cast<std::size_t>(t)]);
-                  for (std::size_t c = 0; c < net.layers(); ++c) REQUIRE(ev.synops[i * net.layers() + c] == ref.synops[c]);
+                  for (std::size_t c = 0; c < net.connection_count(); ++c) REQUIRE(ev.synops[i * net.connection_count() + c] == ref.synops[c]);
                 }
                 const auto pops = ev.spikes_per_population();
                 for (std::size_t p = 0; p < pops.size(); ++p) spikes_per_population[p] += pops[p];

@@ -413,17 +413,17 @@ TEST_CASE("SynOps equal the recorded spikes times their fan-out") {
     o.threads = 2;
     const RunResult r = Engine(net).run(set, o);
     for (std::size_t i = 0; i < n; ++i) {
-      std::vector<snn::OpCount> expected(net.layers(), 0);
+      std::vector<snn::OpCount> expected(net.connection_count(), 0);
       for (const auto& e : r.spike_trains[i]) {
-        if (e.population >= net.layers()) continue;  // output spikes go nowhere
+        if (e.population >= net.connection_count()) continue;  // output spikes go nowhere
         const auto& c = net.connection(e.population);
         if (e.step + c.delay() < o.steps) expected[e.population] += c.fan_out(e.neuron);
       }
-      for (std::size_t c = 0; c < net.layers(); ++c) CHECK(r.synops[i * net.layers() + c] == expected[c]);
+      for (std::size_t c = 0; c < net.connection_count(); ++c) CHECK(r.synops[i * net.connection_count() + c] == expected[c]);
       // Per step, the same count: a spike at step t through a delay-d connection is delivered at t + d.
       std::vector<snn::OpCount> per_step(static_cast<std::size_t>(o.steps), 0);
       for (const auto& e : r.spike_trains[i]) {
-        if (e.population >= net.layers()) continue;
+        if (e.population >= net.connection_count()) continue;
         const auto& c = net.connection(e.population);
         if (e.step + c.delay() < o.steps) per_step[static_cast<std::size_t>(e.step + c.delay())] += c.fan_out(e.neuron);
       }
@@ -439,8 +439,8 @@ TEST_CASE("SynOps equal the recorded spikes times their fan-out") {
       for (const auto& e : r.spike_trains[i])
         if (e.population == 0 && set.sample(i)[e.neuron] < 128) random_rows += c0.fan_out(e.neuron);
       const snn::OpCount steps_with_constant = always > 0 ? static_cast<snn::OpCount>(o.steps) : 0;
-      CHECK(r.work[i * net.layers()] == random_rows + always + steps_with_constant * c0.target_size());
-      CHECK(r.work[i * net.layers()] < r.synops[i * net.layers()]);
+      CHECK(r.work[i * net.connection_count()] == random_rows + always + steps_with_constant * c0.target_size());
+      CHECK(r.work[i * net.connection_count()] < r.synops[i * net.connection_count()]);
     }
     CHECK(r.dense_macs() == (120 * 1100 + 1100 * 600 + 600 * 10) * static_cast<snn::OpCount>(o.steps) * n);
   }

@@ -101,7 +101,7 @@ TEST_CASE("from_matrices chains layers and names populations") {
   REQUIRE(net.populations().size() == 3);
   CHECK(net.input_size() == 3);
   CHECK(net.output_size() == 2);
-  CHECK(net.layers() == 2);
+  CHECK(net.connection_count() == 2);
   CHECK(net.population(0).name == "input");
   CHECK(net.population(1).name == "hidden");
   CHECK(net.population(2).name == "out");

@@ -18,7 +18,7 @@ DenseSimulator::DenseSimulator(const Network& network, int fixed_point_bits, int
 
 DenseSimulator::DenseSimulator(std::shared_ptr<const FixedNetwork> network) : network_(std::move(network)) {
   if (!network_) throw Error("dense simulator: no network given");
-  for (std::size_t c = 0; c < network_->connections(); ++c) {
+  for (std::size_t c = 0; c < network_->connection_count(); ++c) {
     const FixedConnection& fc = network_->connection(c);
     if (fc.format == FanOutFormat::Conv) {
       // The kernel [out_channels, in_channels * kh * kw]; |w_q| < 2^24: exact floats.
@@ -137,8 +137,8 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
   res.threads = threads;
   openblas_set_num_threads(threads);
 
-  const std::size_t pops = net.populations();
-  const std::size_t L = net.connections();
+  const std::size_t pops = net.population_count();
+  const std::size_t L = net.connection_count();
   const Step steps = options.steps;
   const bool poisson = options.input.encoding == Encoding::Poisson;
   const std::size_t n_in = net.input_size();

@@ -103,8 +103,8 @@ class Simulator {
   // `team` (latency mode; may be null) runs the partitions of a population
   // step concurrently; `partitions` is its size.
   Simulator(const FixedNetwork& net, const RunOptions& options, std::size_t partitions, Team* team = nullptr)
-      : net_(net), options_(options), layers_(net.connections()), team_(team) {
-    const std::size_t pops = net.populations();
+      : net_(net), options_(options), layers_(net.connection_count()), team_(team) {
+    const std::size_t pops = net.population_count();
     v_.resize(pops);
     current_.resize(pops);
     refractory_.resize(pops);
@@ -162,7 +162,7 @@ class Simulator {
     for (; t < options_.steps; ++t) {
       if (options_.check_cancel && t % kCancelCheckSteps == 0) options_.check_cancel();
       input(id, t, rec);
-      for (std::size_t p = 1; p < net_.populations(); ++p) deliver_and_update(id, p, t, rec);
+      for (std::size_t p = 1; p < net_.population_count(); ++p) deliver_and_update(id, p, t, rec);
       if (rec.readout(t, readout_, v_.back().data())) {
         ++t;
         break;
@@ -173,7 +173,7 @@ class Simulator {
 
  private:
   void reset(const std::uint8_t* x, SampleRecorder& rec) {
-    for (std::size_t p = 1; p < net_.populations(); ++p) {
+    for (std::size_t p = 1; p < net_.population_count(); ++p) {
       std::fill(v_[p].begin(), v_[p].end(), 0);
       std::fill(refractory_[p].begin(), refractory_[p].end(), 0);
     }
@@ -240,7 +240,7 @@ class Simulator {
       spikes = spikes_;
     }
     rec.spikes(t, static_cast<PopulationId>(p), spikes);
-    if (p < net_.populations() - 1) {
+    if (p < net_.population_count() - 1) {
       const Step due_at = t + net_.connection(p).delay;
       if (due_at < options_.steps) queue_.push(due_at, p, spikes);
     } else {
@@ -323,9 +323,9 @@ class Simulator {
 };
 
 // Serialised, monotone progress reports from worker threads.
-class Progress {
+class SampleProgress {
  public:
-  Progress(const ProgressCallback& callback, std::size_t total) : callback_(callback), total_(total) {}
+  SampleProgress(const ProgressCallback& callback, std::size_t total) : callback_(callback), total_(total) {}
   void sample_done() {
     done_.fetch_add(1, std::memory_order_relaxed);
     if (!callback_) return;
@@ -366,7 +366,7 @@ RunResult Engine::run(const SampleSet& samples, const RunOptions& options) const
   RunResult res = make_result(net, samples.count, options);
   const int threads = effective_threads(options);
   res.threads = threads;
-  Progress progress(options.progress, samples.count);
+  SampleProgress progress(options.progress, samples.count);
   const auto start = std::chrono::steady_clock::now();
   tbb::task_arena arena(threads);
   if (options.parallelism == Parallelism::Samples) {

@@ -145,7 +145,7 @@ FixedNetwork::FixedNetwork(const Network& network, int bits, int weight_bits) : 
   for (const Population& pop : network.populations()) sizes_.push_back(pop.size);
   params_.resize(sizes_.size());
   biases_.resize(sizes_.size());
-  for (std::size_t c = 0; c < network.layers(); ++c) {
+  for (std::size_t c = 0; c < network.connection_count(); ++c) {
     const Connection& conn = network.connection(c);
     const PopulationId target = conn.target();
     const Population& pop = network.population(target);

@@ -225,8 +225,8 @@ RunResult make_result(const FixedNetwork& net, std::size_t samples, const RunOpt
   RunResult r;
   r.samples = samples;
   r.steps = options.steps;
-  r.populations = net.populations();
-  r.connections = net.connections();
+  r.populations = net.population_count();
+  r.connections = net.connection_count();
   r.classes = net.output_size();
   const auto steps = static_cast<std::size_t>(options.steps);
   r.output_counts.assign(samples * r.classes, 0);
@@ -245,9 +245,9 @@ RunResult make_result(const FixedNetwork& net, std::size_t samples, const RunOpt
   }
   if (options.record_spikes) r.spike_trains.resize(samples);
   r.quantisation = net.reports();
-  for (std::size_t c = 0; c < net.connections(); ++c)
+  for (std::size_t c = 0; c < net.connection_count(); ++c)
     r.dense_macs_per_step.push_back(net.connection(c).dense_macs());
-  for (std::size_t p = 0; p < net.populations(); ++p) r.population_sizes.push_back(net.size(p));
+  for (std::size_t p = 0; p < net.population_count(); ++p) r.population_sizes.push_back(net.size(p));
   return r;
 }
 

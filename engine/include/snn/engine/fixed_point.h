@@ -177,8 +177,8 @@ class FixedNetwork {
   /// or >= 2^(weight_bits-1) theta), or on another weight_bits.
   explicit FixedNetwork(const Network& network, int bits = kDefaultFixedPointBits, int weight_bits = kDefaultWeightBits);
 
-  std::size_t populations() const { return sizes_.size(); }
-  std::size_t connections() const { return connections_.size(); }
+  std::size_t population_count() const { return sizes_.size(); }
+  std::size_t connection_count() const { return connections_.size(); }
   std::size_t size(PopulationId p) const { return sizes_[p]; }
   std::size_t input_size() const { return sizes_.front(); }
   std::size_t output_size() const { return sizes_.back(); }

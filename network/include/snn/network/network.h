@@ -265,8 +265,8 @@ class Network {
   const Connection& connection(std::size_t c) const { return connections_.at(c); }
   std::size_t input_size() const { return populations_.front().size; }
   std::size_t output_size() const { return populations_.back().size; }
-  /// Number of connections (= populations - 1).
-  std::size_t layers() const { return connections_.size(); }
+  /// Number of connections (= populations().size() - 1).
+  std::size_t connection_count() const { return connections_.size(); }
 
  private:
   std::vector<Population> populations_;
