@@ -14,9 +14,9 @@
 #include "snn/network/dataset.h"
 #include "snn/network/network.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <tbb/info.h>
+#include <CLI/CLI.hpp>
 
 #include <sys/resource.h>
 
@@ -42,8 +42,8 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-const std::vector<LayerSpec> kLayers{LayerSpec::conv(12, 5),     LayerSpec::avgpool(2), LayerSpec::conv(64, 5),
-                                     LayerSpec::avgpool(2),      LayerSpec::flatten(),  LayerSpec::dense(10)};
+const std::vector<LayerSpec> kLayers{LayerSpec::conv(12, 5), LayerSpec::avgpool(2), LayerSpec::conv(64, 5),
+                                     LayerSpec::avgpool(2),  LayerSpec::flatten(),  LayerSpec::dense(10)};
 const Shape kInput{1, 28, 28};
 
 Network make_network(const std::vector<Matrix>& base, const std::vector<double>& scales) {
@@ -121,8 +121,8 @@ int main(int argc, char** argv) {
     const Network net = make_network(base, scales);
     fmt::print("network   28x28-12c5-2s-64c5-2s-10o: populations");
     for (const auto& p : net.populations()) fmt::print(" {}", to_string(p.shape));
-    fmt::print("\nweights   RANDOM (U(-1,1) + 0.3) x scales [{:.3g}, {:.3g}, {:.3g}] tuned to {} spikes/neuron/step\n",
-               scales[0], scales[1], scales[2], rate);
+    fmt::print("\nweights   RANDOM (U(-1,1) + 0.3) x scales [{:.3g}, {:.3g}, {:.3g}] tuned to {} spikes/neuron/step\n", scales[0],
+               scales[1], scales[2], rate);
     std::size_t table = 0;
     for (const auto& c : net.connections()) table += c.table_bytes();
     const Engine engine(net);
@@ -139,16 +139,16 @@ int main(int argc, char** argv) {
     const auto spikes = ev.spikes_per_population();
     fmt::print("spikes    per image:");
     for (std::size_t p = 0; p < spikes.size(); ++p) fmt::print(" {:.1f}", static_cast<double>(spikes[p]) / n);
-    fmt::print("\nsynops    per image {:.0f} (dense equivalent MACs {:.0f})\n",
-               static_cast<double>(ev.total_synops()) / n, static_cast<double>(ev.dense_macs()) / n);
-    fmt::print("event     {:.3f} ms per image (median of {}, {} threads), peak RSS so far {:.1f} MB\n", 1e3 * t_ev,
-               runs, ev.threads, peak_rss_mb());
+    fmt::print("\nsynops    per image {:.0f} (dense equivalent MACs {:.0f})\n", static_cast<double>(ev.total_synops()) / n,
+               static_cast<double>(ev.dense_macs()) / n);
+    fmt::print("event     {:.3f} ms per image (median of {}, {} threads), peak RSS so far {:.1f} MB\n", 1e3 * t_ev, runs,
+               ev.threads, peak_rss_mb());
     if (latency) {
       RunOptions lat = opt;
       lat.parallelism = Parallelism::Targets;
       const RunResult lr = engine.run(all, lat);
-      const bool same = lr.output_counts == ev.output_counts && lr.population_spikes == ev.population_spikes &&
-                        lr.synops == ev.synops;
+      const bool same =
+          lr.output_counts == ev.output_counts && lr.population_spikes == ev.population_spikes && lr.synops == ev.synops;
       fmt::print("latency   {:.3f} ms per image (one run, {} threads splitting each population); identical: {}\n",
                  1e3 * lr.seconds / n, lr.threads, same ? "yes" : "NO");
     }
@@ -165,8 +165,7 @@ int main(int argc, char** argv) {
       const double t_de = median(dt) / n;
       const bool same = de.output_counts == ev.output_counts && de.population_spikes == ev.population_spikes &&
                         de.synops == ev.synops && de.step_predictions == ev.step_predictions;
-      fmt::print("dense     {:.3f} ms per image (im2col + sgemm, batch {}, median of {})\n", 1e3 * t_de, batch,
-                 dense_runs);
+      fmt::print("dense     {:.3f} ms per image (im2col + sgemm, batch {}, median of {})\n", 1e3 * t_de, batch, dense_runs);
       fmt::print("ratio     dense / event time {:.2f}x; identical spikes, SynOps and predictions: {}\n", t_de / t_ev,
                  same ? "yes" : "NO");
     }

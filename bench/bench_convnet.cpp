@@ -15,8 +15,8 @@
 #include "snn/network/dataset.h"
 #include "snn/network/weights.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <fstream>
@@ -37,8 +37,8 @@ std::string load_average() {
 
 struct Printer : TrainObserver {
   void on_epoch(const EpochReport& r) override {
-    fmt::print("  epoch {:2}/{}  loss {:.4f}  train accuracy {:6.2f} %  {:6.2f} s\n", r.epoch, r.epochs, r.loss, 100.0 * r.train_accuracy,
-               r.seconds);
+    fmt::print("  epoch {:2}/{}  loss {:.4f}  train accuracy {:6.2f} %  {:6.2f} s\n", r.epoch, r.epochs, r.loss,
+               100.0 * r.train_accuracy, r.seconds);
     std::fflush(stdout);
   }
   void on_warning(const std::string& w) override { fmt::print("  warning: {}\n", w); }
@@ -75,17 +75,18 @@ int main(int argc, char** argv) {
     TrainConfig config;
     config.network.input = Shape{1, splits.train.rows, splits.train.cols};
     config.network.layers = {LayerSpec::conv(12, 5, 1, 0, "conv1"), LayerSpec::avgpool(2, "pool1"),
-                             LayerSpec::conv(64, 5, 1, 0, "conv2"), LayerSpec::avgpool(2, "pool2"), LayerSpec::flatten("flatten"),
-                             LayerSpec::dense(10, "fc")};
+                             LayerSpec::conv(64, 5, 1, 0, "conv2"), LayerSpec::avgpool(2, "pool2"),
+                             LayerSpec::flatten("flatten"),         LayerSpec::dense(10, "fc")};
     config.network.output_relu = output_relu;
     config.network.dropout = dropout;
     config.network.dropout_at = parse_dropout_at(dropout_at);
     config.init = parse_init(init);
     config.epochs = epochs;
     config.blas_threads = threads;
-    fmt::print("bench_convnet: {} ({} train / {} test), init {}, output_relu {}, dropout {} ({}), {} epochs, OpenBLAS threads {}\n",
-               splits.name, splits.train.count, splits.test.count, init, output_relu, dropout, dropout_at, epochs,
-               threads > 0 ? threads : blas_threads());
+    fmt::print(
+        "bench_convnet: {} ({} train / {} test), init {}, output_relu {}, dropout {} ({}), {} epochs, OpenBLAS threads {}\n",
+        splits.name, splits.train.count, splits.test.count, init, output_relu, dropout, dropout_at, epochs,
+        threads > 0 ? threads : blas_threads());
     fmt::print("load average before: {}\n", load_average());
     std::vector<double> times, accuracies;
     TrainResult last;
@@ -101,10 +102,11 @@ int main(int argc, char** argv) {
     std::sort(times.begin(), times.end());
     std::sort(accuracies.begin(), accuracies.end());
     fmt::print("load average after: {}\n", load_average());
-    fmt::print("\nresult: training {:.2f} s (median of {}; min {:.2f}, max {:.2f}), test accuracy median {:.2f} % (min {:.2f}, max "
-               "{:.2f})\n",
-               times[times.size() / 2], repeat, times.front(), times.back(), 100.0 * accuracies[accuracies.size() / 2],
-               100.0 * accuracies.front(), 100.0 * accuracies.back());
+    fmt::print(
+        "\nresult: training {:.2f} s (median of {}; min {:.2f}, max {:.2f}), test accuracy median {:.2f} % (min {:.2f}, max "
+        "{:.2f})\n",
+        times[times.size() / 2], repeat, times.front(), times.back(), 100.0 * accuracies[accuracies.size() / 2],
+        100.0 * accuracies.front(), 100.0 * accuracies.back());
     if (!out.empty()) {
       save_weights(out, to_weight_set(config, last, splits.name, splits.train.count));
       fmt::print("weights written to {}\n", out);

@@ -23,11 +23,11 @@
 #include "snn/network/network.h"
 #include "snn/network/weights.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <tbb/info.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
+#include <CLI/CLI.hpp>
 
 #include <sys/resource.h>
 
@@ -52,10 +52,10 @@ struct Setting {
   const char* name;
   double threshold;
   Step steps;
-  double accuracy;           // fraction
-  double spikes[4];          // per image: input, layer 1, layer 2, output
-  double synops;             // per image
-  double seconds;            // the seed's PyTorch loop over the 1996 test images
+  double accuracy;   // fraction
+  double spikes[4];  // per image: input, layer 1, layer 2, output
+  double synops;     // per image
+  double seconds;    // the seed's PyTorch loop over the 1996 test images
 };
 constexpr Setting kSettings[] = {
     {"none", 4.0, 100, 0.968436873747495, {12477.4, 2617.5, 2143.4, 43.4}, 18135309.5, 33.17},
@@ -106,8 +106,7 @@ std::vector<double> tune_scales(const std::vector<Matrix>& base, const SampleSet
     auto spikes = [&](double s) {
       scales[l] = s;
       const Engine e(make_network(base, scales, setting.threshold));
-      return static_cast<double>(e.run(tuning, opt).spikes_per_population()[l + 1]) /
-             static_cast<double>(tuning.count);
+      return static_cast<double>(e.run(tuning, opt).spikes_per_population()[l + 1]) / static_cast<double>(tuning.count);
     };
     double lo = 1e-5, hi = 10.0;
     for (int it = 0; it < 22; ++it) {
@@ -167,7 +166,8 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 0;
   app.add_option("--data", data, "dataset name (under $SNNSIM_DATA) or directory");
   app.add_option("--weights", weights_dir, "trained weight directory (default: random weights, tuned)");
-  app.add_option("--normalise", normalise, "for unnormalised --weights: data (theta 1, 200 steps), model "
+  app.add_option("--normalise", normalise,
+                 "for unnormalised --weights: data (theta 1, 200 steps), model "
                  "(theta 0.25, 200 steps) or none (theta 4, 100 steps), as the seed")
       ->check(CLI::IsMember({"data", "model", "none"}));
   app.add_option("--samples", samples, "test images to simulate (default: all)");
@@ -201,12 +201,11 @@ int main(int argc, char** argv) {
         conversion::NormaliseOptions no;
         no.method = parse_normalisation(normalise);
         std::optional<Dataset> train;
-        if (no.method == Normalisation::Data)
-          train = read_idx(dir / "train-images-idx3-ubyte", dir / "train-labels-idx1-ubyte");
+        if (no.method == Normalisation::Data) train = read_idx(dir / "train-images-idx3-ubyte", dir / "train-labels-idx1-ubyte");
         conversion::normalise(ws, no, train ? &*train : nullptr);
-        fmt::print("weights   {}: trained (ANN test accuracy {}), {}-normalised here: factors [{:.3f}] ({:.1f} s)\n",
-                   weights_dir, ws.ann_test_accuracy ? fmt::format("{:.2f} %", 100 * *ws.ann_test_accuracy) : "?",
-                   normalise, fmt::join(ws.normalisation.factors, ", "),
+        fmt::print("weights   {}: trained (ANN test accuracy {}), {}-normalised here: factors [{:.3f}] ({:.1f} s)\n", weights_dir,
+                   ws.ann_test_accuracy ? fmt::format("{:.2f} %", 100 * *ws.ann_test_accuracy) : "?", normalise,
+                   fmt::join(ws.normalisation.factors, ", "),
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       } else {
         method = std::string(to_string(ws.normalisation.method));
@@ -232,23 +231,25 @@ int main(int argc, char** argv) {
       const SampleSet tuning = SampleSet::of(test, 0, std::min(tune_samples, test.count));
       const auto t0 = std::chrono::steady_clock::now();
       const std::vector<double> scales = tune_scales(base, tuning, opt, *setting);
-      fmt::print("weights   RANDOM U(-1,1) x per-layer scale [{:.3g}, {:.3g}, {:.3g}] tuned on {} images to the "
-                 "reference's spikes per image ({:.1f} s); accuracy is meaningless with them\n",
-                 scales[0], scales[1], scales[2], tuning.count,
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      fmt::print(
+          "weights   RANDOM U(-1,1) x per-layer scale [{:.3g}, {:.3g}, {:.3g}] tuned on {} images to the "
+          "reference's spikes per image ({:.1f} s); accuracy is meaningless with them\n",
+          scales[0], scales[1], scales[2], tuning.count,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       for (std::size_t i = 0; i < base.size(); ++i) layers.push_back(scaled(base[i], scales[i]));
     }
-    fmt::print("setting   {}-normalised as the seed: theta {}, {} steps, p = {}x\n", setting->name, setting->threshold,
-               opt.steps, opt.input.rate_per_step());
+    fmt::print("setting   {}-normalised as the seed: theta {}, {} steps, p = {}x\n", setting->name, setting->threshold, opt.steps,
+               opt.input.rate_per_step());
     const Network net = Network::from_matrices(layers, {NeuronParams{setting->threshold, ResetMode::Subtract, 1.0, 0}});
     layers.clear();
     layers.shrink_to_fit();
     const Engine engine(net);
     for (const auto& q : engine.network().reports())
-      fmt::print("fixed pt  population {}: k = {} bits, unit {:.3g} theta, max |error| {:.3g} (rms {:.3g}, {:.2g} of "
-                 "the largest weight), max fan-in sum 2^{:.1f} units\n",
-                 q.target, q.bits, q.unit / setting->threshold, q.max_abs_error, q.rms_error, q.max_relative_error,
-                 std::log2(static_cast<double>(std::max<std::int64_t>(q.max_fan_in_sum, 1))));
+      fmt::print(
+          "fixed pt  population {}: k = {} bits, unit {:.3g} theta, max |error| {:.3g} (rms {:.3g}, {:.2g} of "
+          "the largest weight), max fan-in sum 2^{:.1f} units\n",
+          q.target, q.bits, q.unit / setting->threshold, q.max_abs_error, q.rms_error, q.max_relative_error,
+          std::log2(static_cast<double>(std::max<std::int64_t>(q.max_fan_in_sum, 1))));
 
     // Event engine: one warm-up, then `runs` timed runs.
     RunResult ev = engine.run(all, opt);
@@ -278,24 +279,24 @@ int main(int argc, char** argv) {
     } else {
       fmt::print("  accuracy        {:.2f} % (random weights: meaningless)\n", 100 * ev.accuracy(all.labels));
     }
-    fmt::print("  spikes/image    input {:.0f}, layer1 {:.0f}, layer2 {:.0f}, output {:.1f}  (seed: {:.0f}, {:.0f}, "
-               "{:.0f}, {:.1f})\n",
-               pops[0] / n, pops[1] / n, pops[2] / n, pops[3] / n, setting->spikes[0], setting->spikes[1],
-               setting->spikes[2], setting->spikes[3]);
+    fmt::print(
+        "  spikes/image    input {:.0f}, layer1 {:.0f}, layer2 {:.0f}, output {:.1f}  (seed: {:.0f}, {:.0f}, "
+        "{:.0f}, {:.1f})\n",
+        pops[0] / n, pops[1] / n, pops[2] / n, pops[3] / n, setting->spikes[0], setting->spikes[1], setting->spikes[2],
+        setting->spikes[3]);
     const auto per_conn = ev.synops_per_connection();
     const auto work_conn = ev.work_per_connection();
-    fmt::print("  SynOps/image    {:.2f} M (conn 0: {:.2f} M, 1: {:.2f} M, 2: {:.3f} M; seed: {:.1f} M)\n",
-               synops / n / 1e6, per_conn[0] / n / 1e6, per_conn[1] / n / 1e6, per_conn[2] / n / 1e6,
-               setting->synops / 1e6);
+    fmt::print("  SynOps/image    {:.2f} M (conn 0: {:.2f} M, 1: {:.2f} M, 2: {:.3f} M; seed: {:.1f} M)\n", synops / n / 1e6,
+               per_conn[0] / n / 1e6, per_conn[1] / n / 1e6, per_conn[2] / n / 1e6, setting->synops / 1e6);
     fmt::print("  dense MACs/img  {:.1f} M  -> SynOps are {:.2f} % of dense\n", ev.dense_macs() / n / 1e6,
                100.0 * synops / static_cast<double>(ev.dense_macs()));
-    fmt::print("  engine adds/img {:.2f} M (conn 0: {:.2f} M): {:.1f} % of the SynOps\n", work / n / 1e6,
-               work_conn[0] / n / 1e6, 100.0 * work / synops);
+    fmt::print("  engine adds/img {:.2f} M (conn 0: {:.2f} M): {:.1f} % of the SynOps\n", work / n / 1e6, work_conn[0] / n / 1e6,
+               100.0 * work / synops);
     fmt::print("  SynOps/s        {:.2f} G (model count)\n", synops / t_ev / 1e9);
     fmt::print("  engine adds/s   {:.2f} G\n", work / t_ev / 1e9);
     const double seed_s = setting->seconds * n / 1996.0;
-    fmt::print("  vs seed         {:.1f} x faster than the seed's {:.1f} s (target >= 20 x: <= {:.2f} s)\n",
-               seed_s / t_ev, seed_s, seed_s / 20.0);
+    fmt::print("  vs seed         {:.1f} x faster than the seed's {:.1f} s (target >= 20 x: <= {:.2f} s)\n", seed_s / t_ev,
+               seed_s, seed_s / 20.0);
     fmt::print("  peak RSS        {:.1f} MB (data, weights, network, engine state)\n", rss_event);
 
     const double ceiling1 = row_add_rate(engine.network().connection(0), 1, 0.3);
@@ -314,28 +315,26 @@ int main(int argc, char** argv) {
       ex.early_exit.stop = false;
       const RunResult m = engine.run(all, ex);
       double mean_exit = 0.0;
-      for (std::size_t i = 0; i < all.count; ++i)
-        mean_exit += m.exit_step[i] < 0 ? opt.steps : m.exit_step[i] + 1;
+      for (std::size_t i = 0; i < all.count; ++i) mean_exit += m.exit_step[i] < 0 ? opt.steps : m.exit_step[i] + 1;
       std::size_t changed = 0;
       for (std::size_t i = 0; i < all.count; ++i) changed += m.exit_predictions[i] != m.predictions[i];
       ex.early_exit.stop = true;
       const RunResult st = engine.run(all, ex);
-      fmt::print("  early exit      lead >= {} spikes for {} steps: accuracy {:.2f} % (full run {:.2f} %), mean exit "
-                 "after {:.0f} steps, {} predictions differ from the full run's, SynOps {:.2f} M/image ({:.0f} % saved), "
-                 "{:.3f} s\n",
-                 ex.early_exit.margin, ex.early_exit.hold, 100 * m.exit_accuracy(all.labels),
-                 100 * m.accuracy(all.labels), mean_exit / n, changed,
-                 static_cast<double>(m.total_synops_at_exit()) / n / 1e6,
-                 100.0 * (1.0 - static_cast<double>(m.total_synops_at_exit()) / static_cast<double>(m.total_synops())),
-                 st.seconds);
+      fmt::print(
+          "  early exit      lead >= {} spikes for {} steps: accuracy {:.2f} % (full run {:.2f} %), mean exit "
+          "after {:.0f} steps, {} predictions differ from the full run's, SynOps {:.2f} M/image ({:.0f} % saved), "
+          "{:.3f} s\n",
+          ex.early_exit.margin, ex.early_exit.hold, 100 * m.exit_accuracy(all.labels), 100 * m.accuracy(all.labels),
+          mean_exit / n, changed, static_cast<double>(m.total_synops_at_exit()) / n / 1e6,
+          100.0 * (1.0 - static_cast<double>(m.total_synops_at_exit()) / static_cast<double>(m.total_synops())), st.seconds);
     }
 
     if (!skip_latency) {
       RunOptions lat = opt;
       lat.parallelism = Parallelism::Targets;
       const RunResult lr = engine.run(all, lat);
-      fmt::print("  latency mode    {:.3f} s ({:.2f} ms per image, neurons split over {} threads); identical: {}\n",
-                 lr.seconds, 1e3 * lr.seconds / n, lr.threads,
+      fmt::print("  latency mode    {:.3f} s ({:.2f} ms per image, neurons split over {} threads); identical: {}\n", lr.seconds,
+                 1e3 * lr.seconds / n, lr.threads,
                  lr.output_counts == ev.output_counts && lr.population_spikes == ev.population_spikes ? "yes" : "NO");
     }
 
@@ -357,12 +356,12 @@ int main(int argc, char** argv) {
       lat.threads = threads;
       const RunResult many = wide_engine.run(few, lat);
       const auto wp = many.spikes_per_population();
-      fmt::print("\nlatency mode, random 784-{}-{}-10 (spikes/image {:.0f}, {:.0f}, {:.0f}; {:.1f} M adds/image)\n", wide,
-                 wide, static_cast<double>(wp[1]) / few.count, static_cast<double>(wp[2]) / few.count,
+      fmt::print("\nlatency mode, random 784-{}-{}-10 (spikes/image {:.0f}, {:.0f}, {:.0f}; {:.1f} M adds/image)\n", wide, wide,
+                 static_cast<double>(wp[1]) / few.count, static_cast<double>(wp[2]) / few.count,
                  static_cast<double>(wp[3]) / few.count, static_cast<double>(many.total_work()) / few.count / 1e6);
       fmt::print("  per image       {:.2f} ms on 1 thread, {:.2f} ms on {} ({:.2f} x); identical: {}\n",
-                 1e3 * one.seconds / few.count, 1e3 * many.seconds / few.count, many.threads,
-                 one.seconds / many.seconds, one.population_spikes == many.population_spikes ? "yes" : "NO");
+                 1e3 * one.seconds / few.count, 1e3 * many.seconds / few.count, many.threads, one.seconds / many.seconds,
+                 one.population_spikes == many.population_spikes ? "yes" : "NO");
       fmt::print("  peak RSS        {:.1f} MB\n", peak_rss_mb());
     }
 
@@ -381,8 +380,7 @@ int main(int argc, char** argv) {
         const bool same = dr.output_counts == ev.output_counts && dr.population_spikes == ev.population_spikes &&
                           dr.predictions == ev.predictions && dr.synops == ev.synops;
         fmt::print("\ndense baseline{} (batch {}, OpenBLAS sgemm, {} threads, {} run{})\n",
-                   pre ? ", first layer precomputed" : "", dopt.batch, dr.threads, dense_runs,
-                   dense_runs > 1 ? "s" : "");
+                   pre ? ", first layer precomputed" : "", dopt.batch, dr.threads, dense_runs, dense_runs > 1 ? "s" : "");
         fmt::print("  wall time       median {:.3f} s, {:.0f} samples/s, {:.1f} GMAC/s\n", t_de, n / t_de,
                    static_cast<double>(dr.total_work()) / t_de / 1e9);
         fmt::print("  same spikes, counts, predictions, SynOps as the event engine: {}\n", same ? "yes" : "NO");

@@ -13,8 +13,8 @@
 #include "snn/network/dataset.h"
 #include "snn/network/weights.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -43,9 +43,7 @@ Reference load_reference(const fs::path& path) {
     try {
       const auto j = nlohmann::json::parse(in);
       return {j.at("train_seconds").get<double>(), j.at("ann").at("accuracy").get<double>(), path.string()};
-    } catch (const std::exception& e) {
-      throw Error("reference '{}': {}", path.string(), e.what());
-    }
+    } catch (const std::exception& e) { throw Error("reference '{}': {}", path.string(), e.what()); }
   }
   return {55.64943353199999, 0.9694388777555111, "embedded copy of shared/reference/seed_pytorch_mnist10k.json"};
 }
@@ -59,8 +57,8 @@ std::string load_average() {
 
 struct Printer : TrainObserver {
   void on_epoch(const EpochReport& r) override {
-    fmt::print("  epoch {:2}/{}  loss {:.4f}  train accuracy {:6.2f} %  {:6.2f} s\n", r.epoch, r.epochs, r.loss, 100.0 * r.train_accuracy,
-               r.seconds);
+    fmt::print("  epoch {:2}/{}  loss {:.4f}  train accuracy {:6.2f} %  {:6.2f} s\n", r.epoch, r.epochs, r.loss,
+               100.0 * r.train_accuracy, r.seconds);
     std::fflush(stdout);
   }
   void on_warning(const std::string& w) override { fmt::print("  warning: {}\n", w); }
@@ -93,8 +91,8 @@ int main(int argc, char** argv) {
     config.seed = seed;
     config.epochs = epochs;
     config.blas_threads = threads;
-    fmt::print("bench_train: {} ({} train / {} test images), seed {}, {} epochs, OpenBLAS threads {}\n", splits.name, splits.train.count,
-               splits.test.count, seed, epochs, threads > 0 ? threads : blas_threads());
+    fmt::print("bench_train: {} ({} train / {} test images), seed {}, {} epochs, OpenBLAS threads {}\n", splits.name,
+               splits.train.count, splits.test.count, seed, epochs, threads > 0 ? threads : blas_threads());
     fmt::print("load average before: {}\n", load_average());
 
     std::vector<double> times;
@@ -112,8 +110,8 @@ int main(int argc, char** argv) {
     fmt::print("\nresult: training {:.2f} s (median of {}), test accuracy {:.2f} % ({} / {})\n", median, repeat,
                100.0 * last.test->accuracy, last.test->correct, last.test->samples);
     fmt::print("PyTorch reference ({}): {:.2f} s, {:.2f} %\n", ref.source, ref.seconds, 100.0 * ref.accuracy);
-    fmt::print("ratio: time {:.3f} x PyTorch's ({:.2f}x faster), accuracy {:+.2f} points\n", median / ref.seconds, ref.seconds / median,
-               100.0 * (last.test->accuracy - ref.accuracy));
+    fmt::print("ratio: time {:.3f} x PyTorch's ({:.2f}x faster), accuracy {:+.2f} points\n", median / ref.seconds,
+               ref.seconds / median, 100.0 * (last.test->accuracy - ref.accuracy));
     fmt::print("target (>= 96.5 %, <= {:.1f} s): {}\n", ref.seconds,
                last.test->accuracy >= 0.965 && median <= ref.seconds ? "met" : "NOT met");
     if (!out.empty()) {

@@ -50,7 +50,8 @@ void BM_Delivery(benchmark::State& state) {
     benchmark::DoNotOptimize(acc.data());
     benchmark::ClobberMemory();
   }
-  state.counters["adds/s"] = benchmark::Counter(static_cast<double>(ids.size() * kHidden), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["adds/s"] =
+      benchmark::Counter(static_cast<double>(ids.size() * kHidden), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_Delivery)->Arg(1)->Arg(4)->Arg(20)->Arg(128);
 
@@ -99,7 +100,8 @@ void BM_Gemm(benchmark::State& state) {
   for (auto& x : b) x = static_cast<float>(static_cast<int>(rng() % 2001) - 1000);
   for (auto _ : state) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, static_cast<int>(kHidden), static_cast<int>(kInputs), 1.0f,
-                a.data(), static_cast<int>(kInputs), b.data(), static_cast<int>(kHidden), 0.0f, c.data(), static_cast<int>(kHidden));
+                a.data(), static_cast<int>(kInputs), b.data(), static_cast<int>(kHidden), 0.0f, c.data(),
+                static_cast<int>(kHidden));
     benchmark::DoNotOptimize(c.data());
   }
   state.counters["FLOP/s"] = benchmark::Counter(2.0 * m * kInputs * kHidden, benchmark::Counter::kIsIterationInvariantRate);

@@ -75,8 +75,7 @@ inline ReferenceResult reference_run(const Network& net, const std::vector<int>&
   }
   // spiked[p][t][n]
   std::vector<std::vector<std::vector<char>>> spiked(P);
-  for (std::size_t p = 0; p < P; ++p)
-    spiked[p].assign(static_cast<std::size_t>(T), std::vector<char>(net.population(p).size, 0));
+  for (std::size_t p = 0; p < P; ++p) spiked[p].assign(static_cast<std::size_t>(T), std::vector<char>(net.population(p).size, 0));
   std::vector<std::vector<std::int64_t>> v(P), ref(P);
   for (std::size_t p = 1; p < P; ++p) {
     v[p].assign(net.population(p).size, 0);

@@ -5,15 +5,15 @@
 
 #include <catch2/catch.hpp>
 
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
-#include <spawn.h>
 #include <string>
-#include <sys/wait.h>
-#include <poll.h>
-#include <unistd.h>
 #include <vector>
 
 extern char** environ;
@@ -78,8 +78,7 @@ class Child {
   /// killed) or was ended by a signal.
   int finish(double timeout) {
     const auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout));
-    while (read_some(end)) {
-    }
+    while (read_some(end)) {}
     int status = 0;
     for (;;) {
       const pid_t r = ::waitpid(pid_, &status, WNOHANG);

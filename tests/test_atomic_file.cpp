@@ -39,8 +39,6 @@ TEST_CASE("write_file_atomically writes whole files or leaves the old one") {
   try {
     snn::write_file_atomically(dir / "missing" / "x.txt", "x");
     FAIL("expected an error");
-  } catch (const snn::Error& e) {
-    CHECK(std::string(e.what()).find("x.txt") != std::string::npos);
-  }
+  } catch (const snn::Error& e) { CHECK(std::string(e.what()).find("x.txt") != std::string::npos); }
   fs::remove_all(dir);
 }

@@ -13,9 +13,9 @@
 #include "snn/network/npy.h"
 #include "snn/network/weights.h"
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <zlib.h>
+#include <catch2/catch.hpp>
 
 #include <cstdint>
 #include <cstdlib>
@@ -131,7 +131,8 @@ void record(const std::string& id, const std::string& what, const std::vector<st
   const char* table = std::getenv("SNNSIM_ERRORS_TABLE");
   if (!table || !*table) return;
   auto replace_all = [&](const std::string& from, const std::string& to) {
-    for (std::size_t pos = 0; (pos = output.find(from, pos)) != std::string::npos; pos += to.size()) output.replace(pos, from.size(), to);
+    for (std::size_t pos = 0; (pos = output.find(from, pos)) != std::string::npos; pos += to.size())
+      output.replace(pos, from.size(), to);
   };
   replace_all(kRoot.string() + "/", "");
   replace_all(kSource.string() + "/", "");
@@ -163,7 +164,8 @@ void check_case(const std::string& id, const std::string& what, std::vector<std:
   if (!out.empty()) {
     CHECK_FALSE(fs::exists(out));
     if (fs::is_directory(out.parent_path()))
-      for (const auto& e : fs::directory_iterator(out.parent_path())) CHECK(e.path().filename().string().find(".staging-") == std::string::npos);
+      for (const auto& e : fs::directory_iterator(out.parent_path()))
+        CHECK(e.path().filename().string().find(".staging-") == std::string::npos);
   }
   record(id, what, args, o.status, o.output);
 }
@@ -185,7 +187,8 @@ TEST_CASE("bad IDX datasets: a message naming the file, status 1, no output") {
     spit(dir / file, bytes);
     return dir;
   };
-  auto run_case = [&](const std::string& id, const std::string& what, const fs::path& dir, std::initializer_list<std::string> parts) {
+  auto run_case = [&](const std::string& id, const std::string& what, const fs::path& dir,
+                      std::initializer_list<std::string> parts) {
     check_case(id, what, {"run", cfg.string(), "--set", set_dataset(dir)}, 1, parts, out);
   };
   const Bytes images = idx_images(20);
@@ -198,13 +201,14 @@ TEST_CASE("bad IDX datasets: a message naming the file, status 1, no output") {
 
   run_case("D1", "not an IDX file (bad magic)", broken("magic", kTrainImages, "\x89PNG\r\n\x1a\n" + images.substr(8)),
            {"train-images-idx3-ubyte", "bad magic 0x89504e47", "expected 0x00000803", "not an IDX file"});
-  run_case("D2", "a label file where the image file belongs (wrong dimension count)", broken("dims", kTrainImages, idx_labels(20)),
-           {"train-images-idx3-ubyte", "wrong dimension count 1"});
+  run_case("D2", "a label file where the image file belongs (wrong dimension count)",
+           broken("dims", kTrainImages, idx_labels(20)), {"train-images-idx3-ubyte", "wrong dimension count 1"});
   run_case("D3", "truncated header", broken("header", kTrainImages, images.substr(0, 10)),
            {"train-images-idx3-ubyte", "truncated header", "10 bytes"});
   run_case("D4", "truncated data", broken("data", kTrainImages, images.substr(0, images.size() - 100)),
            {"train-images-idx3-ubyte", "truncated data", "20 x 28 x 28"});
-  run_case("D5", "dimensions whose product overflows", broken("overflow", kTrainImages, be32(0x803) + be32(0xffffffff) + be32(0xffffffff) + be32(0xffffffff)),
+  run_case("D5", "dimensions whose product overflows",
+           broken("overflow", kTrainImages, be32(0x803) + be32(0xffffffff) + be32(0xffffffff) + be32(0xffffffff)),
            {"train-images-idx3-ubyte", "4294967295 x 4294967295 x 4294967295 overflow"});
   run_case("D6", "image count differs from label count", broken("count", kTrainLabels, idx_labels(19)),
            {"image count 20", "train-images-idx3-ubyte", "label count 19", "train-labels-idx1-ubyte"});
@@ -246,10 +250,11 @@ TEST_CASE("bad IDX datasets: a message naming the file, status 1, no output") {
            {"train-images-idx3-ubyte", "2 trailing bytes"});
   check_case("D16", "a dataset directory that does not exist", {"run", cfg.string(), "--set", set_dataset(root / "nowhere")}, 1,
              {"nowhere", "does not exist"}, out);
-  check_case("D17", "a dataset name that is not under the data directory", {"run", cfg.string(), "--set", "dataset.name=nosuchset"}, 1,
+  check_case("D17", "a dataset name that is not under the data directory",
+             {"run", cfg.string(), "--set", "dataset.name=nosuchset"}, 1,
              {"dataset 'nosuchset' not found", "tools/fetch-data nosuchset", "SNNSIM_DATA"}, out);
-  check_case("D18", "a dataset path that is a file", {"run", cfg.string(), "--set", set_dataset(root / "valid" / kTrainImages)}, 1,
-             {"train-images-idx3-ubyte", "is not a directory"}, out);
+  check_case("D18", "a dataset path that is a file", {"run", cfg.string(), "--set", set_dataset(root / "valid" / kTrainImages)},
+             1, {"train-images-idx3-ubyte", "is not a directory"}, out);
 }
 
 TEST_CASE("bad weight files and manifests: a message naming the file and key, status 1, no output") {
@@ -259,7 +264,8 @@ TEST_CASE("bad weight files and manifests: a message naming the file and key, st
   const fs::path npy_fixtures = kSource / "tests" / "data" / "npy";
   // A broken copy of a valid 784-100-10 weight set.
   auto weights = [&](const std::string& name) { return valid_weights(root / name); };
-  auto run_case = [&](const std::string& id, const std::string& what, const fs::path& dir, std::initializer_list<std::string> parts) {
+  auto run_case = [&](const std::string& id, const std::string& what, const fs::path& dir,
+                      std::initializer_list<std::string> parts) {
     check_case(id, what, {"run", cfg.string(), "--set", set_weights(dir)}, 1, parts, out);
   };
 
@@ -287,7 +293,8 @@ TEST_CASE("bad weight files and manifests: a message naming the file and key, st
     const fs::path dir = weights("trunc");
     const Bytes b = slurp(dir / "fc1.npy");
     spit(dir / "fc1.npy", b.substr(0, b.size() - 1000));
-    run_case("W4", "truncated .npy data", dir, {"fc1.npy", "truncated .npy data", "shape (100, 784) needs 313600 bytes", "found 312600"});
+    run_case("W4", "truncated .npy data", dir,
+             {"fc1.npy", "truncated .npy data", "shape (100, 784) needs 313600 bytes", "found 312600"});
   }
   {
     const fs::path dir = weights("shape");
@@ -325,7 +332,8 @@ TEST_CASE("bad weight files and manifests: a message naming the file and key, st
   }
   {
     const fs::path dir = weights("chain");
-    spit(dir / "manifest.json", R"({"layers": [{"file": "fc1.npy", "shape": [100, 784]}, {"file": "fc2.npy", "shape": [10, 99]}]})");
+    spit(dir / "manifest.json",
+         R"({"layers": [{"file": "fc1.npy", "shape": [100, 784]}, {"file": "fc2.npy", "shape": [10, 99]}]})");
     run_case("W12", "manifest shapes that do not chain", dir, {"manifest.json", "layers[1].shape", "100 outputs of layer 0"});
   }
   {
@@ -342,7 +350,8 @@ TEST_CASE("bad weight files and manifests: a message naming the file and key, st
   {
     const fs::path dir = weights("escape");
     spit(dir / "manifest.json", R"({"layers": [{"file": "../valid/fc1.npy", "shape": [100, 784]}]})");
-    run_case("W16", "a manifest naming a file outside its directory", dir, {"manifest.json", "../valid/fc1.npy", "plain file name"});
+    run_case("W16", "a manifest naming a file outside its directory", dir,
+             {"manifest.json", "../valid/fc1.npy", "plain file name"});
   }
 }
 
@@ -356,13 +365,15 @@ TEST_CASE("bad configs: a message naming the file, key, line and value, status 1
     spit(p, fmt::format("[dataset]\nname = \"{}\"\n{}", data.string(), text));
     return p.string();
   };
-  auto set_case = [&](const std::string& id, const std::string& what, const std::string& set, std::initializer_list<std::string> parts) {
+  auto set_case = [&](const std::string& id, const std::string& what, const std::string& set,
+                      std::initializer_list<std::string> parts) {
     check_case(id, what, {"run", cfg.string(), "--set", set}, 1, parts, out);
   };
 
   check_case("C1", "TOML syntax error", {"run", bad_config("syntax", "[simulation]\nsteps = = 3\n")}, 1,
              {"syntax.toml: line 4, column", "TOML syntax error"}, out);
-  check_case("C2", "unknown key (with a suggestion)", {"run", bad_config("unknown", "[simulation]\nsteps = 10\nthreshhold = 1\n")}, 1,
+  check_case("C2", "unknown key (with a suggestion)",
+             {"run", bad_config("unknown", "[simulation]\nsteps = 10\nthreshhold = 1\n")}, 1,
              {"unknown.toml: line 5", "'simulation.threshhold' is not a known key; did you mean 'simulation.threshold'?"}, out);
   check_case("C3", "wrong type", {"run", bad_config("type", "[simulation]\nsteps = \"ten\"\n")}, 1,
              {"type.toml: line 4", "'simulation.steps' must be an integer, found a string"}, out);
@@ -372,7 +383,8 @@ TEST_CASE("bad configs: a message naming the file, key, line and value, status 1
   set_case("C7", "dt_ms <= 0", "simulation.dt_ms=0", {"'simulation.dt_ms' = 0 must be positive"});
   check_case("C8", "spike probability above 1 without clamp_probability",
              {"run", bad_config("prob", "[simulation]\nmax_rate_hz = 400\ndt_ms = 5\n")}, 1,
-             {"prob.toml: line 4", "'simulation.max_rate_hz' = 400 Hz with dt_ms = 5", "probability of up to 2", "clamp_probability = true"},
+             {"prob.toml: line 4", "'simulation.max_rate_hz' = 400 Hz with dt_ms = 5", "probability of up to 2",
+              "clamp_probability = true"},
              out);
   set_case("C9", "an integer out of range", "simulation.steps=99999999999", {"'simulation.steps' = 99999999999 is out of range"});
   check_case("C10", "several problems, reported together",
@@ -380,11 +392,13 @@ TEST_CASE("bad configs: a message naming the file, key, line and value, status 1
              {"many.toml has 3 problems", "line 4: 'simulation.steps'", "line 5: 'simulation.beta' = 2 must be in (0, 1]",
               "line 7: 'training.epochs' must be an integer, found a float"},
              out);
-  check_case("C11", "config file missing", {"run", (root / "missing.toml").string()}, 1, {"config", "missing.toml", "does not exist"}, out);
+  check_case("C11", "config file missing", {"run", (root / "missing.toml").string()}, 1,
+             {"config", "missing.toml", "does not exist"}, out);
   fs::create_directories(root / "dir.toml");
   check_case("C12", "config is a directory", {"run", (root / "dir.toml").string()}, 1, {"dir.toml", "is a directory"}, out);
   set_case("C13", "--set without '='", "simulation", {"--set 'simulation': expected key=value"});
-  set_case("C14", "--set of an unknown key", "simulation.stepz=3", {"'simulation.stepz' is not a known key; did you mean 'simulation.steps'?"});
+  set_case("C14", "--set of an unknown key", "simulation.stepz=3",
+           {"'simulation.stepz' is not a known key; did you mean 'simulation.steps'?"});
   set_case("C21", "--set of a bare word that is not a choice", "simulation.reset=Zero",
            {"(--set): 'simulation.reset' = \"Zero\" is not one of: subtract, zero"});
 
@@ -400,7 +414,8 @@ TEST_CASE("bad configs: a message naming the file, key, line and value, status 1
   // A report replaces only what an earlier report there wrote (its
   // report_files.txt); a file of someone else's under a report's name stays.
   spit(root / "precious" / "results.json", "{}");
-  check_case("C18", "output.dir holds a results.json snnsim did not write", {"run", cfg.string(), "--out", (root / "precious").string()}, 1,
+  check_case("C18", "output.dir holds a results.json snnsim did not write",
+             {"run", cfg.string(), "--out", (root / "precious").string()}, 1,
              {"output.dir", "precious", "holds 'results.json', which no earlier snnsim report there wrote"});
   CHECK(slurp(root / "precious" / "results.json") == "{}");
   spit(root / "report" / "report_files.txt", "results.json\n");
@@ -425,15 +440,16 @@ TEST_CASE("bad ConvNet layer lists and weights that do not fit them: the layer a
   const std::string tail = R"(, {kind = "flatten"}, {kind = "dense", outputs = 10})";
   check_case("N1", "a kernel larger than its input",
              {"run", layers_config("kernel", R"({kind = "conv", outputs = 4, kernel = 5}, {kind = "avgpool", kernel = 2},
-                                               {kind = "conv", outputs = 8, kernel = 13})" + tail)},
+                                               {kind = "conv", outputs = 8, kernel = 13})" +
+                                                 tail)},
              1, {"kernel.toml: line 4", "'network.layers' layer 3 'conv 8 13x13' needs at least 13x13 input, gets 12x12"}, out);
   check_case("N2", "a pooling window that does not tile its map",
-             {"run", layers_config("pool", R"({kind = "conv", outputs = 4, kernel = 5}, {kind = "avgpool", kernel = 5})" + tail)}, 1,
-             {"layer 2 'avgpool 5' does not tile its 24x24 input", "is not a multiple of the stride 5"}, out);
+             {"run", layers_config("pool", R"({kind = "conv", outputs = 4, kernel = 5}, {kind = "avgpool", kernel = 5})" + tail)},
+             1, {"layer 2 'avgpool 5' does not tile its 24x24 input", "is not a multiple of the stride 5"}, out);
   check_case("N3", "a zero size", {"run", layers_config("zero", R"({kind = "conv", outputs = 0, kernel = 5})" + tail)}, 1,
              {"'network.layers' layer 1 'conv 0 5x5'"}, out);
-  check_case("N4", "a negative size", {"run", layers_config("negative", R"({kind = "conv", outputs = 4, kernel = -5})" + tail)}, 1,
-             {"'network.layers' layer 1: 'kernel' must be an integer >= 0 or [height, width]"}, out);
+  check_case("N4", "a negative size", {"run", layers_config("negative", R"({kind = "conv", outputs = 4, kernel = -5})" + tail)},
+             1, {"'network.layers' layer 1: 'kernel' must be an integer >= 0 or [height, width]"}, out);
   check_case("N5", "a last layer that does not give dataset.classes outputs",
              {"run", layers_config("classes", R"({kind = "conv", outputs = 4, kernel = 2, stride = 2}, {kind = "flatten"},
                                                 {kind = "dense", outputs = 7})")},
@@ -442,8 +458,10 @@ TEST_CASE("bad ConvNet layer lists and weights that do not fit them: the layer a
   // dense list of other widths.
   const fs::path mlp = valid_weights(root / "mlp");
   check_case("N6", "dense weights for a ConvNet's layer list",
-             {"run", layers_config("convnet", R"({kind = "conv", outputs = 4, kernel = 2, stride = 2})" + tail), "--set", set_weights(mlp)}, 1,
-             {"weights", "take input 784 but network.layers starts with layer 1 'conv 4 2x2 stride 2' on 1x28x28 images"}, out);
+             {"run", layers_config("convnet", R"({kind = "conv", outputs = 4, kernel = 2, stride = 2})" + tail), "--set",
+              set_weights(mlp)},
+             1, {"weights", "take input 784 but network.layers starts with layer 1 'conv 4 2x2 stride 2' on 1x28x28 images"},
+             out);
   check_case("N7", "weights whose layers differ from the layer list",
              {"run", layers_config("widths", R"({kind = "dense", outputs = 50}, {kind = "dense", outputs = 10})"), "--set",
               set_weights(mlp)},
@@ -457,16 +475,19 @@ TEST_CASE("command-line mistakes: one line naming the command and the mistake, s
   check_case("L2", "mistyped command", {"rn", cfg.string()}, 2, {"unknown command 'rn' (did you mean 'run'?)"});
   check_case("L3", "unknown option", {"run", cfg.string(), "--bogus"}, 2, {"snnsim run: error: unexpected argument '--bogus'"});
   check_case("L4", "missing config argument", {"run"}, 2, {"snnsim run: error: config is required"});
-  check_case("L5", "option without its value", {"run", cfg.string(), "--threads"}, 2, {"snnsim run: error: --threads needs a value"});
+  check_case("L5", "option without its value", {"run", cfg.string(), "--threads"}, 2,
+             {"snnsim run: error: --threads needs a value"});
   check_case("L6", "option value of the wrong kind", {"run", cfg.string(), "--threads", "two"}, 2,
              {"--threads: expected a whole number >= 0, found 'two'"});
-  check_case("L7", "negative count", {"run", cfg.string(), "--limit", "-5"}, 2, {"--limit: expected a whole number >= 0, found '-5'"});
+  check_case("L7", "negative count", {"run", cfg.string(), "--limit", "-5"}, 2,
+             {"--limit: expected a whole number >= 0, found '-5'"});
   check_case("L8", "an extra argument", {"run", cfg.string(), "other.toml"}, 2, {"unexpected argument 'other.toml'"});
   check_case("L12", "an option the command cannot honour", {"train", cfg.string(), "--threads", "1"}, 2,
              {"snnsim train: error: --threads", "2 threads"});
   check_case("L13", "--limit on convert", {"convert", cfg.string(), "--limit", "5"}, 2,
              {"snnsim convert: error: --limit", "normalisation.samples"});
-  check_case("L9", "info on something that is not a results file", {"info", cfg.string()}, 1, {"run.toml", "is not a results.json"});
+  check_case("L9", "info on something that is not a results file", {"info", cfg.string()}, 1,
+             {"run.toml", "is not a results.json"});
   spit(root / "bad" / "results.json", R"({"schema": "snnsim-results/1", "snn": [1, 2]})");
   check_case("L10", "info on a results.json with a field of the wrong type", {"info", (root / "bad").string()}, 1,
              {"bad/results.json", "is not a valid snnsim results.json"});
@@ -487,8 +508,8 @@ TEST_CASE("bad imported models (network.model): a message naming the file and bo
     return cfg;
   };
   const fs::path out = root / "out";
-  check_case("M1", "network.model names a file that does not exist", {"run", model_config(root / "missing.onnx", data).string()}, 1,
-             {"missing.onnx"}, out);
+  check_case("M1", "network.model names a file that does not exist", {"run", model_config(root / "missing.onnx", data).string()},
+             1, {"missing.onnx"}, out);
   spit(root / "garbage.onnx", "this is not a protobuf");
   check_case("M2", "network.model is not an ONNX file", {"run", model_config(root / "garbage.onnx", data).string()}, 1,
              {"garbage.onnx"}, out);

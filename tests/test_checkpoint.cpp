@@ -55,7 +55,7 @@ TrainConfig config_for(const fs::path& checkpoint, std::size_t epochs) {
   c.network.layers = {LayerSpec::dense(32, "fc1"), LayerSpec::dense(16, "fc2"), LayerSpec::dense(4, "fc3")};
   c.network.dropout = 0.25f;  // dropout masks depend on the step counter: resuming must restore it
   c.epochs = epochs;
-  c.batch_size = 30;          // 200 samples: the last batch of each epoch is a short one
+  c.batch_size = 30;  // 200 samples: the last batch of each epoch is a short one
   c.seed = 5;
   c.blas_threads = 1;
   c.checkpoint = checkpoint;

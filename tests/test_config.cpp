@@ -18,9 +18,7 @@ namespace {
 std::string error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
   try {
     parse_config(text, "t.toml", overrides);
-  } catch (const snn::Error& e) {
-    return e.what();
-  }
+  } catch (const snn::Error& e) { return e.what(); }
   return "";
 }
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
@@ -86,8 +84,10 @@ TEST_CASE("wrong types and impossible values name the key and the value") {
   CHECK(contains(error_of(base + "beta = 1.5\n"), "(0, 1]"));
   CHECK(contains(error_of(base + "reset = \"to_zero\"\n"), "not one of: subtract, zero"));
   CHECK(contains(error_of(base + "delays = [0, -1, 0]\n"), "delays must be >= 0"));
-  CHECK(contains(error_of("[training]\nepochs = 1.5\n[simulation]\nmax_rate_hz = 100\n"), "'training.epochs' must be an integer, found a float"));
-  CHECK(contains(error_of("[normalisation]\nmethod = \"robst\"\n[simulation]\nmax_rate_hz = 100\n"), "none, model, data, robust"));
+  CHECK(contains(error_of("[training]\nepochs = 1.5\n[simulation]\nmax_rate_hz = 100\n"),
+                 "'training.epochs' must be an integer, found a float"));
+  CHECK(
+      contains(error_of("[normalisation]\nmethod = \"robst\"\n[simulation]\nmax_rate_hz = 100\n"), "none, model, data, robust"));
 }
 
 TEST_CASE("all problems are reported together") {
@@ -116,7 +116,8 @@ TEST_CASE("set overrides apply before validation, in TOML syntax or as bare stri
 }
 
 TEST_CASE("to_toml round-trips a resolved config") {
-  const auto c = parse_config("[simulation]\nmax_rate_hz = 100\nthreshold = [1, 2, 3]\ndelays = 2\n[normalisation]\ninclude_last = false\n", "t.toml");
+  const auto c = parse_config(
+      "[simulation]\nmax_rate_hz = 100\nthreshold = [1, 2, 3]\ndelays = 2\n[normalisation]\ninclude_last = false\n", "t.toml");
   const auto again = parse_config(snn::tool::to_toml(c), "resolved.toml");
   CHECK(again.simulation.threshold == c.simulation.threshold);
   CHECK(again.simulation.delays == c.simulation.delays);
@@ -181,8 +182,10 @@ TEST_CASE("config.resolved.toml holds every key, with numbers as written") {
   std::map<std::string, int> seen;
   std::istringstream in(toml);
   for (std::string line; std::getline(in, line);) {
-    if (line.starts_with("[")) section = line.substr(1, line.size() - 2);
-    else if (const auto eq = line.find(" = "); eq != std::string::npos) ++seen[section + "." + line.substr(0, eq)];
+    if (line.starts_with("["))
+      section = line.substr(1, line.size() - 2);
+    else if (const auto eq = line.find(" = "); eq != std::string::npos)
+      ++seen[section + "." + line.substr(0, eq)];
   }
   for (const auto& key : keys_of(snn::tool::config_keys_markdown())) CHECK(seen[key] == 1);
   CHECK(contains(toml, "percentile = 99.9\n"));
@@ -256,7 +259,8 @@ name = "fc"
   CHECK_FALSE(contains(snn::tool::to_toml(c), "hidden ="));
   CHECK(contains(error_of(lenet, {"network.hidden=[100]"}), "'network.hidden' and network.layers are both given"));
   // An ONNX model is the whole ANN: a layer list beside it contradicts it.
-  CHECK(contains(error_of(lenet, {"network.model=\"m.onnx\""}), "'network.layers' cannot be given with network.model = \"m.onnx\""));
+  CHECK(contains(error_of(lenet, {"network.model=\"m.onnx\""}),
+                 "'network.layers' cannot be given with network.model = \"m.onnx\""));
   const auto again = parse_config(snn::tool::to_toml(c), "resolved.toml");
   CHECK(again.network.layers == c.network.layers);
   CHECK(snn::tool::to_toml(again) == snn::tool::to_toml(c));

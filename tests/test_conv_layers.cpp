@@ -5,9 +5,9 @@
 #include "snn/conversion/layers.h"
 #include "snn/conversion/model.h"
 #include "snn/conversion/normalise.h"
-#include "snn/network/weights.h"
 #include "snn/conversion/trainer.h"
 #include "snn/error.h"
+#include "snn/network/weights.h"
 
 #include <catch2/catch.hpp>
 
@@ -101,7 +101,8 @@ void check_gradients(Layer& layer, const Matrix& x) {
   }
   CHECK(biggest > 0.1);
   // Parameters: re-run forward/backward at x so the gradients belong to it.
-  for (auto [p, g] : {std::pair{layer.parameters(), layer.gradients()}, std::pair{layer.bias_parameters(), layer.bias_gradients()}}) {
+  for (auto [p, g] :
+       {std::pair{layer.parameters(), layer.gradients()}, std::pair{layer.bias_parameters(), layer.bias_gradients()}}) {
     layer.forward(x, y, ctx);
     layer.backward(x, y, r, nullptr);
     const std::vector<float> grad(g.begin(), g.end());
@@ -116,7 +117,8 @@ void check_gradients(Layer& layer, const Matrix& x) {
   }
 }
 
-LayerSpec conv_spec(std::size_t out, std::size_t kh, std::size_t kw, std::size_t sh, std::size_t sw, std::size_t ph, std::size_t pw) {
+LayerSpec conv_spec(std::size_t out, std::size_t kh, std::size_t kw, std::size_t sh, std::size_t sw, std::size_t ph,
+                    std::size_t pw) {
   LayerSpec l = LayerSpec::conv(out, kh, sh, ph);
   l.kernel_w = kw;
   l.stride_w = sw;
@@ -133,11 +135,9 @@ TEST_CASE("conv forward equals a direct convolution for strides, padding and rec
     bool bias;
   };
   const std::vector<Case> cases{
-      {{1, 6, 6}, LayerSpec::conv(2, 3), false},
-      {{3, 7, 5}, conv_spec(4, 3, 2, 2, 1, 1, 0), true},
-      {{2, 8, 8}, conv_spec(3, 2, 3, 2, 1, 0, 1), false},
-      {{2, 5, 5}, conv_spec(2, 5, 5, 1, 1, 2, 2), true},  // 'same' padding
-      {{1, 28, 28}, LayerSpec::conv(12, 5), false},       // the ConvNet's first layer
+      {{1, 6, 6}, LayerSpec::conv(2, 3), false},          {{3, 7, 5}, conv_spec(4, 3, 2, 2, 1, 1, 0), true},
+      {{2, 8, 8}, conv_spec(3, 2, 3, 2, 1, 0, 1), false}, {{2, 5, 5}, conv_spec(2, 5, 5, 1, 1, 2, 2), true},  // 'same' padding
+      {{1, 28, 28}, LayerSpec::conv(12, 5), false},  // the ConvNet's first layer
   };
   std::uint32_t seed = 1;
   for (const Case& c : cases) {
@@ -222,7 +222,8 @@ TEST_CASE("a small ConvNet model's gradients match finite differences of the los
   // would show as a single outlier, not a systematic error.
   NetworkSpec spec;
   spec.input = Shape{1, 6, 6};
-  spec.layers = {LayerSpec::conv(3, 3, 1, 1, "c1"), LayerSpec::avgpool(2, "p1"), LayerSpec::flatten("f"), LayerSpec::dense(4, "fc")};
+  spec.layers = {LayerSpec::conv(3, 3, 1, 1, "c1"), LayerSpec::avgpool(2, "p1"), LayerSpec::flatten("f"),
+                 LayerSpec::dense(4, "fc")};
   spec.output_relu = false;
   spec.dropout = 0.0f;
   spec.bias = true;

@@ -4,16 +4,16 @@
 #include "snn/error.h"
 #include "snn/network/dataset.h"
 
-#include <catch2/catch.hpp>
 #include <zlib.h>
+#include <catch2/catch.hpp>
 
+#include <unistd.h>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -468,8 +468,8 @@ TEST_CASE("load_dataset reads a directory of the four IDX files") {
   }
   SECTION("a path that is not a dataset directory") {
     require_error([&] { snn::load_dataset((root / "nothing-here").string()); }, root / "nothing-here", "does not exist");
-    require_error([&] { snn::load_dataset((dir / "train-images-idx3-ubyte").string()); },
-                  dir / "train-images-idx3-ubyte", "not a directory");
+    require_error([&] { snn::load_dataset((dir / "train-images-idx3-ubyte").string()); }, dir / "train-images-idx3-ubyte",
+                  "not a directory");
     CHECK_THROWS_AS(snn::load_dataset(""), snn::Error);
   }
 }

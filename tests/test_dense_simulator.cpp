@@ -81,7 +81,6 @@ RunOptions options_for(const Combo& k, std::uint64_t seed) {
   return o;
 }
 
-
 }  // namespace
 
 TEST_CASE("event engine == dense baseline == plain reference, all option combinations") {
@@ -89,70 +88,72 @@ TEST_CASE("event engine == dense baseline == plain reference, all option combina
   std::vector<std::uint64_t> spikes_per_population(4, 0);
   int combos = 0;
   for (int weight_bits : {32, 16, 8})
-  for (ResetMode reset : {ResetMode::Subtract, ResetMode::Zero})
-    for (double beta : {1.0, 0.8})
-      for (snn::Step refractory : {0, 2})
-        for (bool delays : {false, true})
-          for (FanOutFormat format : {FanOutFormat::Dense, FanOutFormat::Sparse})
-            for (Encoding encoding : {Encoding::Poisson, Encoding::Analog})
-              for (int early_exit : {0, 1, 2}) {
-                const Combo k{reset,    beta,           refractory, delays, format, encoding,
-                              combos % 2 == 0, early_exit, combos % 3 == 0};
-                ++combos;
-                const std::size_t layers = 2 + combos % 2;
-                const Network net = random_network(rng, k, layers);
-                const std::size_t n = 3;
-                const auto values = snn::test::random_inputs(rng, n, net.input_size());
-                const std::vector<std::uint8_t> labels{0, 1, 2};
-                const snn::engine::SampleSet set{n, net.input_size(), values, labels};
-                const RunOptions o = options_for(k, rng());
-                INFO("combo " << combos << ": reset " << snn::to_string(reset) << ", beta " << beta << ", refractory "
-                              << refractory << ", delays " << delays << ", " << snn::to_string(format) << ", "
-                              << snn::engine::to_string(encoding) << ", tie-break " << k.tie_break << ", early exit "
-                              << early_exit << ", coarse " << k.coarse << ", layers " << layers);
+    for (ResetMode reset : {ResetMode::Subtract, ResetMode::Zero})
+      for (double beta : {1.0, 0.8})
+        for (snn::Step refractory : {0, 2})
+          for (bool delays : {false, true})
+            for (FanOutFormat format : {FanOutFormat::Dense, FanOutFormat::Sparse})
+              for (Encoding encoding : {Encoding::Poisson, Encoding::Analog})
+                for (int early_exit : {0, 1, 2}) {
+                  const Combo k{reset, beta, refractory, delays, format, encoding, combos % 2 == 0, early_exit, combos % 3 == 0};
+                  ++combos;
+                  const std::size_t layers = 2 + combos % 2;
+                  const Network net = random_network(rng, k, layers);
+                  const std::size_t n = 3;
+                  const auto values = snn::test::random_inputs(rng, n, net.input_size());
+                  const std::vector<std::uint8_t> labels{0, 1, 2};
+                  const snn::engine::SampleSet set{n, net.input_size(), values, labels};
+                  const RunOptions o = options_for(k, rng());
+                  INFO("combo " << combos << ": reset " << snn::to_string(reset) << ", beta " << beta << ", refractory "
+                                << refractory << ", delays " << delays << ", " << snn::to_string(format) << ", "
+                                << snn::engine::to_string(encoding) << ", tie-break " << k.tie_break << ", early exit "
+                                << early_exit << ", coarse " << k.coarse << ", layers " << layers);
 
-                const Engine engine(net, snn::engine::kDefaultFixedPointBits, weight_bits);
-                INFO("weight bits " << weight_bits);
-                // The tables really are that wide, and every weight fits it.
-                for (std::size_t c = 0; c < net.connection_count(); ++c) {
-                  const auto& fc = engine.network().connection(c);
-                  REQUIRE(fc.weight_bits == weight_bits);
-                  const std::size_t stored = format == FanOutFormat::Dense ? fc.sources * fc.targets : fc.target_ids.size();
-                  REQUIRE((weight_bits == 8 ? fc.weights8.size() : weight_bits == 16 ? fc.weights16.size() : fc.weights.size()) ==
-                          stored);
-                  const std::int64_t limit = weight_bits == 32 ? (std::int64_t{1} << 24) : (std::int64_t{1} << (weight_bits - 1)) - 1;
-                  for (std::size_t i = 0; i < stored; ++i) REQUIRE(std::abs(std::int64_t{fc.weight(i)}) <= limit);
-                }
-                const RunResult ev = engine.run(set, o);
-                DenseOptions dopt;
-                dopt.batch = 2;  // a full batch and a partial one
-                dopt.precompute_first_layer = combos % 2 == 1;
-                dopt.precompute_max_bytes = 1;  // forces chunks of one step: exercises chunk refills
-                if (combos % 4 == 1) dopt.precompute_max_bytes = std::size_t{1} << 20;
-                const RunResult de = DenseSimulator(engine.shared_network()).run(set, o, dopt);
-                snn::test::require_same_run(ev, de, false);
-
-                std::vector<int> bits;
-                for (const auto& r : engine.network().reports()) bits.push_back(r.bits);
-                for (std::size_t i = 0; i < n; ++i) {
-                  const auto ref = snn::test::reference_run(net, bits, set, i, o);
-                  if (early_exit == 1) {
-                    // The reference runs to the end: the engine's train is its prefix up to the exit.
-                    const snn::Step last = ev.exit_step[i] < 0 ? o.steps : ev.exit_step[i];
-                    std::vector<snn::engine::SpikeEvent> prefix;
-                    for (const auto& e : ref.train)
-                      if (e.step <= last) prefix.push_back(e);
-                    REQUIRE(ev.spike_trains[i] == prefix);
-                    continue;
+                  const Engine engine(net, snn::engine::kDefaultFixedPointBits, weight_bits);
+                  INFO("weight bits " << weight_bits);
+                  // The tables really are that wide, and every weight fits it.
+                  for (std::size_t c = 0; c < net.connection_count(); ++c) {
+                    const auto& fc = engine.network().connection(c);
+                    REQUIRE(fc.weight_bits == weight_bits);
+                    const std::size_t stored = format == FanOutFormat::Dense ? fc.sources * fc.targets : fc.target_ids.size();
+                    REQUIRE((weight_bits == 8    ? fc.weights8.size()
+                             : weight_bits == 16 ? fc.weights16.size()
+                                                 : fc.weights.size()) == stored);
+                    const std::int64_t limit =
+                        weight_bits == 32 ? (std::int64_t{1} << 24) : (std::int64_t{1} << (weight_bits - 1)) - 1;
+                    for (std::size_t i = 0; i < stored; ++i) REQUIRE(std::abs(std::int64_t{fc.weight(i)}) <= limit);
                   }
-                  REQUIRE(ev.spike_trains[i] == ref.train);
-                  for (snn::Step t = 0; t < o.steps; ++t)
-                    REQUIRE(ev.prediction_at(i, t) == ref.step_predictions[static_cast<std::size_t>(t)]);
-                  for (std::size_t c = 0; c < net.connection_count(); ++c) REQUIRE(ev.synops[i * net.connection_count() + c] == ref.synops[c]);
+                  const RunResult ev = engine.run(set, o);
+                  DenseOptions dopt;
+                  dopt.batch = 2;  // a full batch and a partial one
+                  dopt.precompute_first_layer = combos % 2 == 1;
+                  dopt.precompute_max_bytes = 1;  // forces chunks of one step: exercises chunk refills
+                  if (combos % 4 == 1) dopt.precompute_max_bytes = std::size_t{1} << 20;
+                  const RunResult de = DenseSimulator(engine.shared_network()).run(set, o, dopt);
+                  snn::test::require_same_run(ev, de, false);
+
+                  std::vector<int> bits;
+                  for (const auto& r : engine.network().reports()) bits.push_back(r.bits);
+                  for (std::size_t i = 0; i < n; ++i) {
+                    const auto ref = snn::test::reference_run(net, bits, set, i, o);
+                    if (early_exit == 1) {
+                      // The reference runs to the end: the engine's train is its prefix up to the exit.
+                      const snn::Step last = ev.exit_step[i] < 0 ? o.steps : ev.exit_step[i];
+                      std::vector<snn::engine::SpikeEvent> prefix;
+                      for (const auto& e : ref.train)
+                        if (e.step <= last) prefix.push_back(e);
+                      REQUIRE(ev.spike_trains[i] == prefix);
+                      continue;
+                    }
+                    REQUIRE(ev.spike_trains[i] == ref.train);
+                    for (snn::Step t = 0; t < o.steps; ++t)
+                      REQUIRE(ev.prediction_at(i, t) == ref.step_predictions[static_cast<std::size_t>(t)]);
+                    for (std::size_t c = 0; c < net.connection_count(); ++c)
+                      REQUIRE(ev.synops[i * net.connection_count() + c] == ref.synops[c]);
+                  }
+                  const auto pops = ev.spikes_per_population();
+                  for (std::size_t p = 0; p < pops.size(); ++p) spikes_per_population[p] += pops[p];
                 }
-                const auto pops = ev.spikes_per_population();
-                for (std::size_t p = 0; p < pops.size(); ++p) spikes_per_population[p] += pops[p];
-              }
   CHECK(combos == 3 * 192);
   // The comparison is only meaningful if every layer was active.
   CHECK(spikes_per_population[1] > 1000);

@@ -5,8 +5,8 @@
 // epoch to weights bit-identical to an uninterrupted training's.
 #include "snnsim_process.h"
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 
 #include <csignal>
 #include <filesystem>
@@ -52,7 +52,8 @@ fs::path cache_entry(const fs::path& cache) {
 
 std::vector<std::string> args(std::vector<std::string> a, const fs::path& out, const fs::path& cache,
                               const std::vector<std::string>& sets) {
-  a.insert(a.end(), {"--out", out.string(), "--set", fmt::format("output.cache=\"{}\"", cache.string()), "--set", "output.plots=false"});
+  a.insert(a.end(),
+           {"--out", out.string(), "--set", fmt::format("output.cache=\"{}\"", cache.string()), "--set", "output.plots=false"});
   for (const auto& s : sets) a.insert(a.end(), {"--set", s});
   return a;
 }
@@ -74,8 +75,8 @@ TEST_CASE("SIGINT during training stops within 2 s, writes nothing that looks va
   INFO(child.output());
   CHECK(status == 130);
   CHECK(child.seconds_since_signal() < 2.0);
-  CHECK_THAT(child.output(), Catch::Contains("snnsim: error: interrupted during training epoch") &&
-                                 Catch::Contains("--resume to continue"));
+  CHECK_THAT(child.output(),
+             Catch::Contains("snnsim: error: interrupted during training epoch") && Catch::Contains("--resume to continue"));
   // No results, no staging directory beside them, and a cache entry that is
   // not a weight set: only the checkpoint.
   CHECK_FALSE(fs::exists(out));
@@ -122,8 +123,8 @@ TEST_CASE("SIGINT or SIGTERM during the simulation stops within 2 s and keeps th
     INFO(child.output());
     CHECK(status == 128 + sig);
     CHECK(child.seconds_since_signal() < 2.0);
-    CHECK_THAT(child.output(), Catch::Contains("snnsim: error: interrupted during the simulation") &&
-                                   Catch::Contains("no results were written"));
+    CHECK_THAT(child.output(),
+               Catch::Contains("snnsim: error: interrupted during the simulation") && Catch::Contains("no results were written"));
     CHECK(slurp(out / "results.json") == results);
     CHECK(names_in(root) == std::vector<std::string>{"cache", "out"});  // no staging directory left
   }

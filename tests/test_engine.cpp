@@ -10,9 +10,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <span>
 #include <numeric>
 #include <random>
+#include <span>
 
 using snn::ConnectionSpec;
 using snn::FanOutFormat;
@@ -250,7 +250,7 @@ TEST_CASE("fixed point: k = 16 by default, lowered when a target's sum |w| reach
   // 100.45 theta (theta = 2) * 2^k < 2^24  <=>  k <= 17.35 ... with theta 2: 200.9 / 2 * 2^16 < 2^24 holds
   CHECK(rep.bits == 16);
   CHECK(f.params(1).threshold == 65536);
-  CHECK(f.connection(0).row(0)[0] == 9830);   // 0.3 / 2 * 65536 = 9830.4
+  CHECK(f.connection(0).row(0)[0] == 9830);     // 0.3 / 2 * 65536 = 9830.4
   CHECK(f.connection(0).row(0)[1] == 6553600);  // 200 / 2 * 65536
   CHECK(rep.max_fan_in_sum == 6553600 + 3 * 9830);
   CHECK(rep.max_abs_error <= rep.unit / 2);
@@ -359,7 +359,6 @@ Network threaded_network(FanOutFormat format, std::mt19937_64& rng) {
   return net;
 }
 
-
 }  // namespace
 
 TEST_CASE("identical results for 1 and 2 threads, both parallel modes, and across runs") {
@@ -427,7 +426,9 @@ TEST_CASE("SynOps equal the recorded spikes times their fan-out") {
         const auto& c = net.connection(e.population);
         if (e.step + c.delay() < o.steps) per_step[static_cast<std::size_t>(e.step + c.delay())] += c.fan_out(e.neuron);
       }
-      for (Step t = 0; t < o.steps; ++t) CHECK(r.step_synops[i * static_cast<std::size_t>(o.steps) + static_cast<std::size_t>(t)] == per_step[static_cast<std::size_t>(t)]);
+      for (Step t = 0; t < o.steps; ++t)
+        CHECK(r.step_synops[i * static_cast<std::size_t>(o.steps) + static_cast<std::size_t>(t)] ==
+              per_step[static_cast<std::size_t>(t)]);
 
       // The engine's own work on connection 0: rows of the inputs that spike at
       // random (p < 1), plus one precomputed row per step and, once, the rows
@@ -547,9 +548,9 @@ TEST_CASE("fixed point: 16- and 8-bit weights lower k until the largest weight f
   const auto& c8 = f8.connection(0);
   CHECK(c8.weights.empty());
   REQUIRE(c8.weights8.size() == 6);
-  CHECK(c8.weight(0 * 2 + 0) == 96);  // 3 * 32
-  CHECK(c8.weight(1 * 2 + 0) == -16);  // -0.5 * 32
-  CHECK(c8.weight(2 * 2 + 1) == 1);   // 0.02 * 32 = 0.64 -> 1
+  CHECK(c8.weight(0 * 2 + 0) == 96);                  // 3 * 32
+  CHECK(c8.weight(1 * 2 + 0) == -16);                 // -0.5 * 32
+  CHECK(c8.weight(2 * 2 + 1) == 1);                   // 0.02 * 32 = 0.64 -> 1
   CHECK(f16.connection(0).weight(2 * 2 + 1) == 164);  // 0.02 * 8192 = 163.84
   CHECK(f8.bytes() < f16.bytes());
   CHECK(f16.bytes() < f32.bytes());

@@ -47,9 +47,7 @@ std::size_t replay(const std::string& target, Target&& one) {
 
 }  // namespace
 
-TEST_CASE("the IDX fuzz corpus replays without a crash or a broken invariant") {
-  CHECK(replay("idx", snn::fuzz::idx_one) >= 5);
-}
+TEST_CASE("the IDX fuzz corpus replays without a crash or a broken invariant") { CHECK(replay("idx", snn::fuzz::idx_one) >= 5); }
 
 TEST_CASE("the .npy and manifest fuzz corpus replays without a crash or a broken invariant") {
   CHECK(replay("npy", snn::fuzz::npy_one) >= 5);

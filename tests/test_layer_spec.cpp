@@ -16,9 +16,7 @@ namespace {
 std::string error_of(const Shape& input, const std::vector<LayerSpec>& layers) {
   try {
     snn::infer_shapes(input, layers);
-  } catch (const snn::Error& e) {
-    return e.what();
-  }
+  } catch (const snn::Error& e) { return e.what(); }
   return "(no error)";
 }
 
@@ -27,7 +25,7 @@ std::string error_of(const Shape& input, const std::vector<LayerSpec>& layers) {
 TEST_CASE("layer_spec: the paper's ConvNet has the shapes worked out by hand", "[layer_spec]") {
   // 28x28 -> conv 12 5x5: 24x24 -> pool 2: 12x12 -> conv 64 5x5: 8x8 -> pool 2: 4x4 -> 1024 -> 10.
   const std::vector<LayerSpec> layers{LayerSpec::conv(12, 5), LayerSpec::avgpool(2), LayerSpec::conv(64, 5),
-                                      LayerSpec::avgpool(2), LayerSpec::flatten(), LayerSpec::dense(10)};
+                                      LayerSpec::avgpool(2),  LayerSpec::flatten(),  LayerSpec::dense(10)};
   const auto shapes = snn::infer_shapes(Shape{1, 28, 28}, layers);
   REQUIRE(shapes.size() == 6);
   CHECK(shapes[0] == Shape{12, 24, 24});

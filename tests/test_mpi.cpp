@@ -6,16 +6,16 @@
 
 #include "snnsim_process.h"
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <sys/wait.h>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <sys/wait.h>
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -32,9 +32,10 @@ constexpr int kJobTimeout = 240;
 std::string mpirun(int ranks) {
   // Loopback only: shared memory between the ranks of this machine, no network
   // interface; as root (containers, CI) mpirun must be told that is fine.
-  return fmt::format("{} --oversubscribe --allow-run-as-root --timeout {} --mca btl self,vader "
-                     "--mca btl_vader_single_copy_mechanism none --mca oob_tcp_if_include lo -np {}",
-                     SNNSIM_MPIEXEC, kJobTimeout, ranks);
+  return fmt::format(
+      "{} --oversubscribe --allow-run-as-root --timeout {} --mca btl self,vader "
+      "--mca btl_vader_single_copy_mechanism none --mca oob_tcp_if_include lo -np {}",
+      SNNSIM_MPIEXEC, kJobTimeout, ranks);
 }
 
 bool can_run_mpi() {
@@ -145,9 +146,10 @@ TEST_CASE("mpirun with 2 and 3 ranks writes the one-process results.json, data a
       for (int threads : {1, 2}) {
         INFO(ranks << " ranks x " << threads << " threads");
         const fs::path out = scratch(fmt::format("{}-r{}-t{}", norm, ranks, threads));
-        const Outcome o = snnsim(mpirun(ranks), "run", out, fmt::format("--set 'normalisation.method=\"{}\"' "
-                                                                        "--set normalisation.samples=1200 --threads {}",
-                                                                        norm, threads));
+        const Outcome o = snnsim(mpirun(ranks), "run", out,
+                                 fmt::format("--set 'normalisation.method=\"{}\"' "
+                                             "--set normalisation.samples=1200 --threads {}",
+                                             norm, threads));
         INFO(o.output);
         REQUIRE(o.status == 0);
         CHECK(comparable(out) == expected);
@@ -182,9 +184,10 @@ TEST_CASE("mpirun simulate and bench agree with one process") {
   // bench: every simulator's gathered result equals the others' (exit 0), and
   // the JSON says how many ranks ran.
   const fs::path bench_json = scratch("bench.json");
-  const Outcome d = shell(fmt::format("{} {} bench {} --quiet --set 'output.cache=\"{}\"' --samples 30 --repeat 1 --no-bound "
-                                      "--threads 1 --json {}",
-                                      mpirun(2), snn::test::kSnnsim.string(), kTiny.string(), kCache, bench_json.string()));
+  const Outcome d =
+      shell(fmt::format("{} {} bench {} --quiet --set 'output.cache=\"{}\"' --samples 30 --repeat 1 --no-bound "
+                        "--threads 1 --json {}",
+                        mpirun(2), snn::test::kSnnsim.string(), kTiny.string(), kCache, bench_json.string()));
   INFO(d.output);
   REQUIRE(d.status == 0);
   CHECK(d.output.find("event == dense per step") != std::string::npos);
@@ -217,9 +220,10 @@ TEST_CASE("a failure on a non-zero rank stops every rank, exits non-zero and pub
   // Rank 2 of 3 fails (SNNSIM_MPI_FAIL_RANK: a test hook in the sharded run)
   // while ranks 0 and 1 go on to wait for its results.
   const fs::path out = scratch("fail");
-  const Outcome o = shell(fmt::format("SNNSIM_MPI_FAIL_RANK=2 {} -x SNNSIM_MPI_FAIL_RANK {} run {} --quiet --out {} "
-                                      "--set 'output.cache=\"{}\"' --threads 1",
-                                      mpirun(3), snn::test::kSnnsim.string(), kTiny.string(), out.string(), kCache));
+  const Outcome o =
+      shell(fmt::format("SNNSIM_MPI_FAIL_RANK=2 {} -x SNNSIM_MPI_FAIL_RANK {} run {} --quiet --out {} "
+                        "--set 'output.cache=\"{}\"' --threads 1",
+                        mpirun(3), snn::test::kSnnsim.string(), kTiny.string(), out.string(), kCache));
   INFO(o.output);
   CHECK(o.status != 0);
   CHECK(o.output.find("snnsim: error (rank 2 of 3): ") != std::string::npos);
@@ -245,9 +249,10 @@ TEST_CASE("SIGTERM to mpirun stops every rank with a non-zero exit and publishes
   const fs::path out = scratch("sigterm");
   // Long enough to be mid-simulation when the signal comes: every test image
   // for 10000 steps (some 5 s per rank).
-  std::vector<std::string> args{"-c", fmt::format("exec {} {} run {} --out {} --set 'output.cache=\"{}\"' --set simulation.limit=0 "
-                                                  "--set simulation.steps=10000 --set simulation.checkpoints=[] --threads 1",
-                                                  mpirun(2), snn::test::kSnnsim.string(), kTiny.string(), out.string(), kCache)};
+  std::vector<std::string> args{"-c",
+                                fmt::format("exec {} {} run {} --out {} --set 'output.cache=\"{}\"' --set simulation.limit=0 "
+                                            "--set simulation.steps=10000 --set simulation.checkpoints=[] --threads 1",
+                                            mpirun(2), snn::test::kSnnsim.string(), kTiny.string(), out.string(), kCache)};
   snn::test::Child job(args, "/bin/sh");
   REQUIRE(job.wait_for("simulating", 120));
   job.signal(SIGTERM);

@@ -19,17 +19,19 @@ namespace {
 // [out = 2, in = 3], torch layout: row r = incoming weights of output r.
 Matrix small_matrix() {
   Matrix m(2, 3);
-  m(0, 0) = 0.5f;  m(0, 1) = 0.0f;   m(0, 2) = -0.25f;
-  m(1, 0) = 0.01f; m(1, 1) = -2.0f;  m(1, 2) = 0.75f;
+  m(0, 0) = 0.5f;
+  m(0, 1) = 0.0f;
+  m(0, 2) = -0.25f;
+  m(1, 0) = 0.01f;
+  m(1, 1) = -2.0f;
+  m(1, 2) = 0.75f;
   return m;
 }
 
 std::string message_of(const std::function<void()>& f) {
   try {
     f();
-  } catch (const snn::Error& e) {
-    return e.what();
-  }
+  } catch (const snn::Error& e) { return e.what(); }
   return "<no error>";
 }
 
@@ -60,16 +62,13 @@ TEST_CASE("sparse fan-out drops zeros and weights below the cut-off, rows sorted
     REQUIRE(sp.offsets.size() == 4);
     // source 0 -> targets 0 (0.5), 1 (0.01); source 1 -> target 1 (-2); source 2 -> 0 (-0.25), 1 (0.75)
     CHECK(std::vector<std::uint64_t>(sp.offsets.begin(), sp.offsets.end()) == std::vector<std::uint64_t>{0, 2, 3, 5});
-    CHECK(std::vector<snn::NeuronId>(sp.target_ids.begin(), sp.target_ids.end()) ==
-          std::vector<snn::NeuronId>{0, 1, 1, 0, 1});
-    CHECK(std::vector<float>(sp.weights.begin(), sp.weights.end()) ==
-          std::vector<float>{0.5f, 0.01f, -2.0f, -0.25f, 0.75f});
+    CHECK(std::vector<snn::NeuronId>(sp.target_ids.begin(), sp.target_ids.end()) == std::vector<snn::NeuronId>{0, 1, 1, 0, 1});
+    CHECK(std::vector<float>(sp.weights.begin(), sp.weights.end()) == std::vector<float>{0.5f, 0.01f, -2.0f, -0.25f, 0.75f});
   }
   SECTION("cut-off 0.25 drops |w| < 0.25 but keeps |w| == 0.25") {
     const snn::SparseFanOut sp = snn::make_sparse_fan_out(m, 0.25);
     CHECK(std::vector<std::uint64_t>(sp.offsets.begin(), sp.offsets.end()) == std::vector<std::uint64_t>{0, 1, 2, 4});
-    CHECK(std::vector<snn::NeuronId>(sp.target_ids.begin(), sp.target_ids.end()) ==
-          std::vector<snn::NeuronId>{0, 1, 0, 1});
+    CHECK(std::vector<snn::NeuronId>(sp.target_ids.begin(), sp.target_ids.end()) == std::vector<snn::NeuronId>{0, 1, 0, 1});
   }
 }
 
@@ -96,8 +95,7 @@ TEST_CASE("connections convert back to the [out, in] matrix") {
 }
 
 TEST_CASE("from_matrices chains layers and names populations") {
-  const Network net = Network::from_matrices({Matrix(4, 3), Matrix(2, 4)}, {NeuronParams{}},
-                                             {}, {"hidden", "out"});
+  const Network net = Network::from_matrices({Matrix(4, 3), Matrix(2, 4)}, {NeuronParams{}}, {}, {"hidden", "out"});
   REQUIRE(net.populations().size() == 3);
   CHECK(net.input_size() == 3);
   CHECK(net.output_size() == 2);
@@ -131,8 +129,7 @@ TEST_CASE("invalid networks are rejected with the value named") {
   SECTION("beta must be in (0, 1]") {
     NeuronParams p;
     p.beta = 0.0;
-    CHECK(message_of([&] { Network(3).add_layer(Matrix(2, 3), p); }).find("beta must be in (0, 1], got 0") !=
-          std::string::npos);
+    CHECK(message_of([&] { Network(3).add_layer(Matrix(2, 3), p); }).find("beta must be in (0, 1], got 0") != std::string::npos);
     p.beta = 1.5;
     CHECK(message_of([&] { Network(3).add_layer(Matrix(2, 3), p); }).find("got 1.5") != std::string::npos);
     p.beta = 1.0;
@@ -143,8 +140,9 @@ TEST_CASE("invalid networks are rejected with the value named") {
     p.refractory = -1;
     CHECK(message_of([&] { Network(3).add_layer(Matrix(2, 3), p); }).find("refractory period must be >= 0 steps, got -1") !=
           std::string::npos);
-    CHECK(message_of([&] { Network(3).add_layer(Matrix(2, 3), ok, ConnectionSpec{FanOutFormat::Dense, 0.0, -2}); })
-              .find("delay must be >= 0 steps, got -2") != std::string::npos);
+    CHECK(message_of([&] {
+            Network(3).add_layer(Matrix(2, 3), ok, ConnectionSpec{FanOutFormat::Dense, 0.0, -2});
+          }).find("delay must be >= 0 steps, got -2") != std::string::npos);
   }
   SECTION("weights must be finite; the entry is named") {
     Matrix m(2, 3);
@@ -153,8 +151,7 @@ TEST_CASE("invalid networks are rejected with the value named") {
   }
   SECTION("cut-off needs the sparse format and must be >= 0") {
     CHECK_THROWS_AS(Network(3).add_layer(Matrix(2, 3), ok, ConnectionSpec{FanOutFormat::Dense, 0.5, 0}), snn::Error);
-    CHECK_THROWS_AS(Network(3).add_layer(Matrix(2, 3), ok, ConnectionSpec{FanOutFormat::Sparse, -0.5, 0}),
-                    snn::Error);
+    CHECK_THROWS_AS(Network(3).add_layer(Matrix(2, 3), ok, ConnectionSpec{FanOutFormat::Sparse, -0.5, 0}), snn::Error);
   }
   SECTION("empty populations and inconsistent matrices") {
     CHECK_THROWS_AS(Network(0), snn::Error);
@@ -178,8 +175,8 @@ TEST_CASE("enum names parse back") {
 TEST_CASE("from_layers: one population per spiking layer with its CHW shape, flatten makes none") {
   const std::vector<snn::LayerSpec> layers{snn::LayerSpec::conv(4, 3, 1, 1), snn::LayerSpec::avgpool(2),
                                            snn::LayerSpec::flatten(), snn::LayerSpec::dense(3)};
-  const Network net = Network::from_layers(snn::Shape{2, 6, 6}, layers, {Matrix(4, 2 * 9), Matrix(3, 4 * 3 * 3)},
-                                           {NeuronParams{}});
+  const Network net =
+      Network::from_layers(snn::Shape{2, 6, 6}, layers, {Matrix(4, 2 * 9), Matrix(3, 4 * 3 * 3)}, {NeuronParams{}});
   REQUIRE(net.populations().size() == 4);
   CHECK(net.population(0).shape == snn::Shape{2, 6, 6});
   CHECK(net.population(1).shape == snn::Shape{4, 6, 6});
@@ -192,13 +189,12 @@ TEST_CASE("from_layers: one population per spiking layer with its CHW shape, fla
   CHECK_THROWS_AS(net.connection(0).dense(), snn::Error);
 
   // Biases per population, checked against its size and naming the layer.
-  const Network with_bias = Network::from_layers(snn::Shape{2, 6, 6}, layers, {Matrix(4, 18), Matrix(3, 36)},
-                                                 {NeuronParams{}}, {}, {{}, {}, {0.5f, -0.25f, 0.0f}});
+  const Network with_bias = Network::from_layers(snn::Shape{2, 6, 6}, layers, {Matrix(4, 18), Matrix(3, 36)}, {NeuronParams{}},
+                                                 {}, {{}, {}, {0.5f, -0.25f, 0.0f}});
   CHECK(with_bias.population(1).bias.empty());
   CHECK(with_bias.population(3).bias == std::vector<snn::Weight>{0.5f, -0.25f, 0.0f});
   try {
-    Network::from_layers(snn::Shape{2, 6, 6}, layers, {Matrix(4, 18), Matrix(3, 36)}, {NeuronParams{}}, {},
-                         {{}, {}, {0.5f}});
+    Network::from_layers(snn::Shape{2, 6, 6}, layers, {Matrix(4, 18), Matrix(3, 36)}, {NeuronParams{}}, {}, {{}, {}, {0.5f}});
     FAIL("no error");
   } catch (const snn::Error& e) {
     CHECK(std::string(e.what()).find("layer 4 'dense 3'") != std::string::npos);

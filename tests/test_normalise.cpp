@@ -207,7 +207,8 @@ namespace {
 WeightSet tiny_convnet(bool bias) {
   WeightSet w;
   w.input = Shape{1, 3, 3};
-  w.architecture = {LayerSpec::conv(1, 2, 1, 0, "c"), LayerSpec::avgpool(2, "p"), LayerSpec::flatten("f"), LayerSpec::dense(2, "d")};
+  w.architecture = {LayerSpec::conv(1, 2, 1, 0, "c"), LayerSpec::avgpool(2, "p"), LayerSpec::flatten("f"),
+                    LayerSpec::dense(2, "d")};
   w.layers = {mat(1, 4, {1.0f, -1.0f, 0.5f, 2.0f}), mat(2, 1, {2.0f, -1.0f})};
   w.names = {"c", "d"};
   if (bias) w.biases = {{0.5f}, {1.0f, -3.0f}};

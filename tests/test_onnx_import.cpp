@@ -13,12 +13,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <iterator>
-#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <random>
 #include <string>
@@ -80,9 +80,7 @@ const fs::path kFixtures = fs::path(SNNSIM_SOURCE_DIR) / "tests" / "data" / "onn
                 for (std::size_t kx = 0; kx < l.kernel_w; ++kx) {
                   const auto iy = static_cast<long>(r * l.stride_h + ky) - static_cast<long>(l.pad_h);
                   const auto ix = static_cast<long>(c * l.stride_w + kx) - static_cast<long>(l.pad_w);
-                  if (iy < 0 || ix < 0 || iy >= static_cast<long>(in.height) || ix >= static_cast<long>(in.width)) {
-                    continue;
-                  }
+                  if (iy < 0 || ix < 0 || iy >= static_cast<long>(in.height) || ix >= static_cast<long>(in.width)) { continue; }
                   const float v = x[(ci * in.height + static_cast<std::size_t>(iy)) * in.width + static_cast<std::size_t>(ix)];
                   const double weight =
                       conv ? m.weights[w_index](o, (ci * l.kernel_h + ky) * l.kernel_w + kx) : 1.0 / (l.kernel_h * l.kernel_w);
@@ -146,9 +144,7 @@ TEST_CASE("Without ONNX support import_onnx names the file and the missing optio
   try {
     import_onnx(kFixtures / "mlp.onnx");
     FAIL("no error");
-  } catch (const snn::Error& e) {
-    CHECK_THAT(e.what(), Catch::Contains("mlp.onnx") && Catch::Contains("SNNSIM_ONNX"));
-  }
+  } catch (const snn::Error& e) { CHECK_THAT(e.what(), Catch::Contains("mlp.onnx") && Catch::Contains("SNNSIM_ONNX")); }
 }
 
 #else
@@ -261,9 +257,7 @@ class GraphBuilder {
 std::string import_error(const fs::path& path) {
   try {
     import_onnx(path);
-  } catch (const snn::Error& e) {
-    return e.what();
-  }
+  } catch (const snn::Error& e) { return e.what(); }
   FAIL("no error importing " << path);
   return {};
 }
@@ -289,8 +283,7 @@ TEST_CASE("PyTorch MLP: Sub/Div normalisation and BatchNorm1d folded, outputs eq
 
 TEST_CASE("PyTorch ConvNet: Mul/Add input scaling, Pad and Softmax dropped, outputs equal torch's", "[onnx]") {
   const OnnxModel m = import_onnx(kFixtures / "convnet.onnx");
-  CHECK(describe_all(m) ==
-        std::vector<std::string>{"conv 4 5x5", "avgpool 2", "conv 8 5x5", "avgpool 2", "flatten", "dense 10"});
+  CHECK(describe_all(m) == std::vector<std::string>{"conv 4 5x5", "avgpool 2", "conv 8 5x5", "avgpool 2", "flatten", "dense 10"});
   CHECK(m.shapes.back() == Shape{10, 1, 1});
   CHECK(m.shapes[3] == Shape{8, 4, 4});
   CHECK(m.parameters() == (4 * 25 + 4) + (8 * 4 * 25 + 8) + (128 * 10 + 10));
@@ -298,14 +291,14 @@ TEST_CASE("PyTorch ConvNet: Mul/Add input scaling, Pad and Softmax dropped, outp
   INFO("max |snnsim - torch| = " << diff);
   CHECK(diff <= 1e-4);
   const std::string table = snn::conversion::describe(m);
-  CHECK_THAT(table, Catch::Contains("conv 4 5x5") && Catch::Contains("total parameters 2202") &&
-                        Catch::Contains("/10/Softmax") && Catch::Contains("input 1x28x28"));
+  CHECK_THAT(table, Catch::Contains("conv 4 5x5") && Catch::Contains("total parameters 2202") && Catch::Contains("/10/Softmax") &&
+                        Catch::Contains("input 1x28x28"));
 }
 
 TEST_CASE("PyTorch strided, padded ConvNet with a bias-free MatMul: outputs equal torch's", "[onnx]") {
   const OnnxModel m = import_onnx(kFixtures / "strided.onnx");
-  CHECK(describe_all(m) == std::vector<std::string>{"conv 6 4x4 stride 2 pad 1", "conv 8 4x4 stride 2 pad 1",
-                                                    "flatten", "dense 10"});
+  CHECK(describe_all(m) ==
+        std::vector<std::string>{"conv 6 4x4 stride 2 pad 1", "conv 8 4x4 stride 2 pad 1", "flatten", "dense 10"});
   CHECK(m.shapes[1] == Shape{8, 7, 7});
   CHECK(m.biases[2].empty());
   const double diff = max_diff_against_torch(m, "strided");
@@ -336,8 +329,8 @@ TEST_CASE("The imported fixtures' ANN accuracy on mnist10k equals torch's", "[on
     }
     const double accuracy = static_cast<double>(correct) / static_cast<double>(test.count);
     const double expected = torch[name]["test_accuracy"];
-    std::printf("%s: snnsim ANN %.2f %% (%zu / %zu), torch %.2f %%\n", name.c_str(), 100 * accuracy, correct,
-                test.count, 100 * expected);
+    std::printf("%s: snnsim ANN %.2f %% (%zu / %zu), torch %.2f %%\n", name.c_str(), 100 * accuracy, correct, test.count,
+                100 * expected);
     CHECK(std::abs(accuracy - expected) <= 0.001);
   }
 }
@@ -372,11 +365,9 @@ TEST_CASE("Conv followed by BatchNormalization folds into the conv's weights and
   const auto b = g.random("b", {3});
   auto& conv = g.node("Conv", "conv", {w, b});
   GraphBuilder::ints(conv, "pads", {1, 1, 1, 1});
-  const std::vector<float> gamma{1.5f, -0.5f, 0.8f}, beta{0.1f, 0.2f, -0.3f}, mean{0.05f, -0.1f, 0.2f},
-      var{0.5f, 2.0f, 0.1f};
+  const std::vector<float> gamma{1.5f, -0.5f, 0.8f}, beta{0.1f, 0.2f, -0.3f}, mean{0.05f, -0.1f, 0.2f}, var{0.5f, 2.0f, 0.1f};
   auto& bn = g.node("BatchNormalization", "bn",
-                    {g.init("gamma", {3}, gamma), g.init("beta", {3}, beta), g.init("mean", {3}, mean),
-                     g.init("var", {3}, var)});
+                    {g.init("gamma", {3}, gamma), g.init("beta", {3}, beta), g.init("mean", {3}, mean), g.init("var", {3}, var)});
   GraphBuilder::real(bn, "epsilon", 1e-3f);
   g.node("Relu", "relu");
   const OnnxModel m = import_onnx(g.save("conv_bn.onnx"));
@@ -401,8 +392,8 @@ TEST_CASE("Conv followed by BatchNormalization folds into the conv's weights and
 
 TEST_CASE("Gemm's transB, alpha, beta and broadcast C become dense weights and bias", "[onnx]") {
   GraphBuilder g({1, 5});
-  const std::vector<float> bm{0.1f, -0.2f, 0.3f, 0.4f,  0.5f,  -0.6f, 0.7f, 0.8f, 0.9f, 1.0f,
-                              -1.1f, 1.2f, 1.3f, 1.4f, -1.5f, 1.6f,  1.7f, 1.8f, 1.9f, 2.0f};
+  const std::vector<float> bm{0.1f,  -0.2f, 0.3f, 0.4f, 0.5f,  -0.6f, 0.7f, 0.8f, 0.9f, 1.0f,
+                              -1.1f, 1.2f,  1.3f, 1.4f, -1.5f, 1.6f,  1.7f, 1.8f, 1.9f, 2.0f};
   const std::vector<float> cm{0.25f, -0.5f, 0.75f, 1.0f};
   auto& gemm = g.node("Gemm", "gemm", {g.init("B", {5, 4}, bm), g.init("C", {1, 4}, cm)});
   GraphBuilder::real(gemm, "alpha", 0.5f);
@@ -429,8 +420,7 @@ TEST_CASE("MatMul then Add becomes a dense layer with a bias", "[onnx]") {
   CHECK(m.nodes[1].action == "folded into layer 1 (bias)");
 }
 
-TEST_CASE("Per-channel input normalisation folds into an unpadded first Conv, and is refused before a padded one",
-          "[onnx]") {
+TEST_CASE("Per-channel input normalisation folds into an unpadded first Conv, and is refused before a padded one", "[onnx]") {
   for (const bool padded : {false, true}) {
     GraphBuilder g({1, 2, 5, 5});
     g.node("Sub", "sub", {g.init("mean", {1, 2, 1, 1}, {0.2f, 0.6f})});
@@ -449,9 +439,7 @@ TEST_CASE("Per-channel input normalisation folds into an unpadded first Conv, an
     const OnnxModel raw = with_raw(m, {raw_w}, {{}});
     const std::vector<float> x = sample(50, 3);
     std::vector<float> normalised = x;
-    for (std::size_t i = 0; i < x.size(); ++i) {
-      normalised[i] = i < 25 ? (x[i] - 0.2f) / 0.5f : (x[i] - 0.6f) / 0.25f;
-    }
+    for (std::size_t i = 0; i < x.size(); ++i) { normalised[i] = i < 25 ? (x[i] - 0.2f) / 0.5f : (x[i] - 0.6f) / 0.25f; }
     const std::vector<float> expected = reference_forward(raw, normalised);
     const std::vector<float> got = reference_forward(m, x);
     for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == Approx(expected[i]).margin(1e-5));
@@ -488,8 +476,8 @@ TEST_CASE("Opsets 9 and 18 are read (Pad, Reshape, Dropout, Identity), 8 and 19 
     g.node("Gemm", "fc", {g.random("w2", {8, 3})});
     const fs::path path = g.save(fmt::format("opset{}.onnx", opset));
     if (opset == 8 || opset == 19) {
-      CHECK_THAT(import_error(path), Catch::Contains(fmt::format("opset {}", opset)) &&
-                                         Catch::Contains(path.filename().string()));
+      CHECK_THAT(import_error(path),
+                 Catch::Contains(fmt::format("opset {}", opset)) && Catch::Contains(path.filename().string()));
       continue;
     }
     const OnnxModel m = import_onnx(path);
@@ -564,16 +552,19 @@ TEST_CASE("Conv variants snnsim cannot run are refused naming the node", "[onnx]
 
 TEST_CASE("Misplaced layers are refused naming the node", "[onnx]") {
   using Catch::Contains;
-  CHECK_THAT(refusal("no_relu.onnx", [](GraphBuilder& g) { g.node("Conv", "c2", {g.random("w2", {2, 2, 3, 3})});
-                                                           g.node("Conv", "c3", {g.random("w3", {2, 2, 1, 1})}); }),
-             Contains("node 'c3' (Conv)") && Contains("no Relu between"));
-  CHECK_THAT(refusal("bn_after_relu.onnx",
+  CHECK_THAT(refusal("no_relu.onnx",
                      [](GraphBuilder& g) {
-                       g.node("BatchNormalization", "bn",
-                              {g.init("s", {2}, {1, 1}), g.init("b", {2}, {0, 0}), g.init("m", {2}, {0, 0}),
-                               g.init("v", {2}, {1, 1})});
+                       g.node("Conv", "c2", {g.random("w2", {2, 2, 3, 3})});
+                       g.node("Conv", "c3", {g.random("w3", {2, 2, 1, 1})});
                      }),
-             Contains("node 'bn' (BatchNormalization)") && Contains("before the ReLU"));
+             Contains("node 'c3' (Conv)") && Contains("no Relu between"));
+  CHECK_THAT(
+      refusal("bn_after_relu.onnx",
+              [](GraphBuilder& g) {
+                g.node("BatchNormalization", "bn",
+                       {g.init("s", {2}, {1, 1}), g.init("b", {2}, {0, 0}), g.init("m", {2}, {0, 0}), g.init("v", {2}, {1, 1})});
+              }),
+      Contains("node 'bn' (BatchNormalization)") && Contains("before the ReLU"));
   CHECK_THAT(refusal("pool_before_relu.onnx",
                      [](GraphBuilder& g) {
                        g.node("Conv", "c2", {g.random("w2", {2, 2, 1, 1})});
@@ -641,8 +632,8 @@ TEST_CASE("Graphs that are not a chain, dynamic shapes and external data are ref
   dim->set_dim_param("height");
   g.node("Conv", "conv", {g.random("w", {2, 1, 3, 3})});
   const fs::path path = g.save("dynamic_input.onnx");
-  CHECK_THAT(import_error(path), Contains("dynamic_input.onnx") && Contains("input 'x'") &&
-                                     Contains("dynamic height axis ('height')"));
+  CHECK_THAT(import_error(path),
+             Contains("dynamic_input.onnx") && Contains("input 'x'") && Contains("dynamic height axis ('height')"));
   // A dynamic batch axis (Keras/tf2onnx always writes one) is fine.
   GraphBuilder batch({1, 1, 28, 28});
   batch.graph().mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(0)->set_dim_param("N");
@@ -674,8 +665,7 @@ TEST_CASE("Missing, garbage, empty and truncated files are errors naming the fil
   }
 }
 
-TEST_CASE("Load times of paper-size models (12c5-2s-64c5-2s-10o and 784-1200-1200-10) are printed",
-          "[onnx]") {
+TEST_CASE("Load times of paper-size models (12c5-2s-64c5-2s-10o and 784-1200-1200-10) are printed", "[onnx]") {
   GraphBuilder g({1, 1, 28, 28});
   g.node("Conv", "conv1", {g.random("w1", {12, 1, 5, 5})});
   g.node("Relu", "relu1");

@@ -6,16 +6,16 @@
 #include "snn/network/npy.h"
 #include "snn/network/weights.h"
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <sys/wait.h>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <sys/wait.h>
 #include <vector>
 
 namespace fs = std::filesystem;
@@ -223,12 +223,14 @@ TEST_CASE("network.model - conflicting keys, a missing file and a model that doe
     CHECK_THAT(o.output, Catch::Contains("nothing to train"));
   }
   {
-    const Outcome o = run(fmt::format("run {} {} --set dataset.classes=12", model_config(dir, "convnet").string(), flags(dir / "out")));
+    const Outcome o =
+        run(fmt::format("run {} {} --set dataset.classes=12", model_config(dir, "convnet").string(), flags(dir / "out")));
     CHECK(o.status != 0);
     CHECK_THAT(o.output, Catch::Contains("10 outputs") && Catch::Contains("dataset.classes = 12"));
   }
   {
-    const Outcome o = run(fmt::format("run {} {} --set network.hidden=[10]", model_config(dir, "mlp").string(), flags(dir / "out")));
+    const Outcome o =
+        run(fmt::format("run {} {} --set network.hidden=[10]", model_config(dir, "mlp").string(), flags(dir / "out")));
     CHECK(o.status != 0);
     CHECK_THAT(o.output, Catch::Contains("'network.hidden'") && Catch::Contains("network.model"));
   }

@@ -56,9 +56,9 @@ fs::path results_dir(const std::string& name) {
 
 TEST_CASE("steps_to_fraction finds the first step at or above the fraction of the final accuracy") {
   auto r = small_report();
-  CHECK(r.snn.steps_to_fraction(0.99) == 3);    // 0.99 * 0.75 = 0.7425, first reached at step 3
-  CHECK(r.snn.steps_to_fraction(0.5) == 2);     // 0.375 -> step 2 (0.5)
-  CHECK(r.snn.steps_to_fraction(0.3) == 1);     // 0.225 -> step 1 (0.25)
+  CHECK(r.snn.steps_to_fraction(0.99) == 3);  // 0.99 * 0.75 = 0.7425, first reached at step 3
+  CHECK(r.snn.steps_to_fraction(0.5) == 2);   // 0.375 -> step 2 (0.5)
+  CHECK(r.snn.steps_to_fraction(0.3) == 1);   // 0.225 -> step 1 (0.25)
   CHECK(r.snn.synops_per_sample() == 100);
   CHECK(r.snn.dense_macs_per_sample() == 24);
 }
@@ -131,8 +131,8 @@ TEST_CASE("write_report writes every file whole, results.json last") {
   std::getline(csv, first);
   CHECK(first == "1,5,0.250000,10.0");
   if (snn::tool::have_gnuplot()) {
-    for (const char* png : {"accuracy_vs_time.png", "accuracy_vs_synops.png", "synops_vs_time.png", "firing_rates.png",
-                            "confusion_matrix.png"})
+    for (const char* png :
+         {"accuracy_vs_time.png", "accuracy_vs_synops.png", "synops_vs_time.png", "firing_rates.png", "confusion_matrix.png"})
       CHECK_THAT(read_text(dir / png), Catch::StartsWith("\x89PNG"));
     snn::tool::plot_accuracy({dir / "results.json", dir / "results.json"}, dir / "compare.png");
     CHECK(fs::file_size(dir / "compare.png") > 1000);
@@ -172,7 +172,8 @@ TEST_CASE("per-class accuracy, the confusion matrix and the never-spiked count, 
   j = nlohmann::json::parse(snn::tool::results_json(r));
   CHECK(j["snn"]["never_spiked"] == 2);
   CHECK(j["snn"]["confusion_matrix"][0] == nlohmann::json{1, 0, 0, 1});
-  CHECK(j["snn"]["per_class"][0] == nlohmann::json{{"label", 0}, {"samples", 2}, {"correct", 1}, {"accuracy", 0.5}, {"never_spiked", 1}});
+  CHECK(j["snn"]["per_class"][0] ==
+        nlohmann::json{{"label", 0}, {"samples", 2}, {"correct", 1}, {"accuracy", 0.5}, {"never_spiked", 1}});
 
   const fs::path dir = (fs::path(SNNSIM_BINARY_DIR) / "test_tmp") / "snnsim_test_report_classes";
   fs::remove_all(dir);
@@ -239,7 +240,8 @@ TEST_CASE("snnsim plot: a missing folder or an unknown extension is named, with 
     FAIL("no error");
   } catch (const snn::Error& e) {
     const std::string m = e.what();
-    CHECK_THAT(m, Catch::Contains(missing.string()) && Catch::Contains("'" + missing.parent_path().string() + "' does not exist"));
+    CHECK_THAT(m,
+               Catch::Contains(missing.string()) && Catch::Contains("'" + missing.parent_path().string() + "' does not exist"));
     CHECK_THAT(m, !Catch::Contains(".tmp") && !Catch::Contains(".dat"));
   }
   CHECK_THROWS_WITH(snn::tool::plot_accuracy({results}, dir / "cmp.jpg"),

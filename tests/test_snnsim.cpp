@@ -6,10 +6,11 @@
 #include "snn/network/dataset.h"
 #include "snn/network/weights.h"
 
-#include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <sys/wait.h>
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -17,7 +18,6 @@
 #include <fstream>
 #include <iterator>
 #include <tuple>
-#include <sys/wait.h>
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -151,7 +151,8 @@ TEST_CASE("snnsim run on the tiny config writes results that add up") {
   std::size_t ann_correct = 0;
   for (std::size_t i = 0; i < samples; ++i) {
     const auto logits = forward(ann.layers, data.test.image(i), false).back();
-    ann_correct += static_cast<std::size_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()) == data.test.labels[i];
+    ann_correct +=
+        static_cast<std::size_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()) == data.test.labels[i];
   }
   const double ann_accuracy = j["ann"]["accuracy"].get<double>();
   CHECK(std::abs(ann_accuracy * samples - static_cast<double>(ann_correct)) <= 1.0);
@@ -272,7 +273,8 @@ TEST_CASE("config mistakes exit non-zero, name the key and line, and write nothi
 TEST_CASE("snnsim --help lists the commands and --version answers") {
   const Outcome help = run("--help");
   CHECK(help.status == 0);
-  for (const char* cmd : {"run", "train", "convert", "simulate", "bench", "info", "plot"}) CHECK_THAT(help.output, Catch::Contains(cmd));
+  for (const char* cmd : {"run", "train", "convert", "simulate", "bench", "info", "plot"})
+    CHECK_THAT(help.output, Catch::Contains(cmd));
   const Outcome version = run("--version");
   CHECK(version.status == 0);
   CHECK_THAT(version.output, Catch::StartsWith("snnsim "));
@@ -304,8 +306,9 @@ TEST_CASE("train honours --limit and says where the weight cache is, from any wo
   fs::create_directories(dir);
   // A relative cache from another working directory: a new cache, so it
   // trains, and says so with the absolute path it trains into.
-  const std::string cmd = fmt::format("cd {} && {} train {} --limit 300 --set training.epochs=1 --set 'output.cache=\"rel_cache\"' 2>&1",
-                                      dir.string(), kSnnsim.string(), kTiny.string());
+  const std::string cmd =
+      fmt::format("cd {} && {} train {} --limit 300 --set training.epochs=1 --set 'output.cache=\"rel_cache\"' 2>&1",
+                  dir.string(), kSnnsim.string(), kTiny.string());
   FILE* pipe = ::popen(cmd.c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string output;
@@ -349,8 +352,8 @@ TEST_CASE("snnsim info net.onnx prints the layer table it understood, or names t
   const Outcome convnet = run("info " + (fixtures / "convnet.onnx").string());
 #if SNNSIM_HAS_ONNX
   CHECK(convnet.status == 0);
-  CHECK_THAT(convnet.output, Catch::Contains("input 1x28x28") && Catch::Contains("conv 4 5x5") &&
-                                 Catch::Contains("8x4x4") && Catch::Contains("total parameters 2202"));
+  CHECK_THAT(convnet.output, Catch::Contains("input 1x28x28") && Catch::Contains("conv 4 5x5") && Catch::Contains("8x4x4") &&
+                                 Catch::Contains("total parameters 2202"));
   const fs::path garbage = scratch("onnx") / "garbage.onnx";
   std::ofstream(garbage) << "not a model";
   const Outcome broken = run("info " + garbage.string());
@@ -406,9 +409,10 @@ TEST_CASE("coarse fixed point is reported per connection and warned about, 8-bit
   // most of the tiny net's small weights to 0; the run must say so.
   const fs::path out = scratch("coarse");
   // Not --quiet: the summary must carry the warning.
-  const Outcome o = run(fmt::format("run {} --out {} --set 'output.cache=\"{}\"' --limit 20 --set output.plots=false "
-                                    "--set simulation.fixed_point_bits=4",
-                                    kTiny.string(), out.string(), kCache));
+  const Outcome o =
+      run(fmt::format("run {} --out {} --set 'output.cache=\"{}\"' --limit 20 --set output.plots=false "
+                      "--set simulation.fixed_point_bits=4",
+                      kTiny.string(), out.string(), kCache));
   INFO(o.output);
   REQUIRE(o.status == 0);
   const json j = read_json(out / "results.json");
@@ -559,7 +563,8 @@ TEST_CASE("a run keeps a user's files in output.dir and replaces only its own") 
 TEST_CASE("simulate and run refuse weights that do not fit the dataset with the same message") {
   const fs::path dir = scratch("misfit");
   for (const auto& [name, rows, cols, message] :
-       {std::tuple<std::string, std::size_t, std::size_t, std::string>{"five_outputs", 5, 784, "have 5 outputs but dataset.classes = 10"},
+       {std::tuple<std::string, std::size_t, std::size_t, std::string>{"five_outputs", 5, 784,
+                                                                       "have 5 outputs but dataset.classes = 10"},
         {"wide_input", 10, 500, "take 500 inputs but dataset 'mnist10k' has images of 784 pixels"}}) {
     snn::WeightSet w;
     w.layers.emplace_back(rows, cols, 0.01f);
@@ -609,8 +614,9 @@ TEST_CASE("simulate reports the ANN accuracy on the samples simulated") {
 // and a config note is printed once, not again under the summary.
 TEST_CASE("a run reports its training samples and never-spiked counts, and says each note once") {
   const fs::path out = scratch("details");
-  const Outcome o = run(fmt::format("run {} --out {} --set 'output.cache=\"{}\"' --limit 30 --set training.limit=300 --set output.plots=false",
-                                    kTiny.string(), out.string(), kCache));
+  const Outcome o =
+      run(fmt::format("run {} --out {} --set 'output.cache=\"{}\"' --limit 30 --set training.limit=300 --set output.plots=false",
+                      kTiny.string(), out.string(), kCache));
   INFO(o.output);
   REQUIRE(o.status == 0);
   const json j = read_json(out / "results.json");
@@ -639,9 +645,10 @@ TEST_CASE("early exit stop gives what measure predicts, and bench shows the time
   std::vector<json> runs;
   for (const char* mode : {"measure", "stop"}) {
     const fs::path out = scratch(std::string("exit_") + mode);
-    const Outcome o = run(fmt::format("run {} {} --limit 60 --set output.plots=false --set simulation.early_exit={} "
-                                      "--set simulation.early_exit_margin=2 --set simulation.early_exit_steps=3",
-                                      kTiny.string(), common(out), mode));
+    const Outcome o =
+        run(fmt::format("run {} {} --limit 60 --set output.plots=false --set simulation.early_exit={} "
+                        "--set simulation.early_exit_margin=2 --set simulation.early_exit_steps=3",
+                        kTiny.string(), common(out), mode));
     INFO(o.output);
     REQUIRE(o.status == 0);
     runs.push_back(read_json(out / "results.json")["snn"]);
@@ -657,10 +664,11 @@ TEST_CASE("early exit stop gives what measure predicts, and bench shows the time
 
   const fs::path json_file = scratch("exit_bench") / "bench.json";
   fs::create_directories(json_file.parent_path());
-  const Outcome b = run(fmt::format("bench {} --quiet --set 'output.cache=\"{}\"' --samples 20 --repeat 1 --no-bound --json {} "
-                                    "--set simulation.early_exit=stop --set simulation.early_exit_margin=2 "
-                                    "--set simulation.early_exit_steps=3",
-                                    kTiny.string(), kCache, json_file.string()));
+  const Outcome b =
+      run(fmt::format("bench {} --quiet --set 'output.cache=\"{}\"' --samples 20 --repeat 1 --no-bound --json {} "
+                      "--set simulation.early_exit=stop --set simulation.early_exit_margin=2 "
+                      "--set simulation.early_exit_steps=3",
+                      kTiny.string(), kCache, json_file.string()));
   INFO(b.output);
   REQUIRE(b.status == 0);
   CHECK_THAT(b.output, Catch::Contains("early exit (stop): wall time") && Catch::Contains("% saved"));
@@ -675,8 +683,8 @@ TEST_CASE("early exit stop gives what measure predicts, and bench shows the time
 // from the dataset: non-zero pixels x 100 hidden neurons x 50 steps.
 TEST_CASE("with analog input the first layer's multiply-adds are not counted as SynOps") {
   const fs::path out = scratch("analog");
-  const Outcome o = run(fmt::format("run {} {} --limit 20 --set output.plots=false --set simulation.encoding=analog",
-                                    kTiny.string(), common(out)));
+  const Outcome o = run(
+      fmt::format("run {} {} --limit 20 --set output.plots=false --set simulation.encoding=analog", kTiny.string(), common(out)));
   INFO(o.output);
   REQUIRE(o.status == 0);
   const json s = read_json(out / "results.json")["snn"];
@@ -709,8 +717,8 @@ TEST_CASE("training over an interrupted training's checkpoint says it discards i
   const Outcome o = run(cmd);
   INFO(o.output);
   CHECK(o.status == 0);
-  CHECK_THAT(o.output, Catch::Contains((entry / "training.ckpt").string()) && Catch::Contains("discards") &&
-                           Catch::Contains("--resume"));
+  CHECK_THAT(o.output,
+             Catch::Contains((entry / "training.ckpt").string()) && Catch::Contains("discards") && Catch::Contains("--resume"));
   CHECK(fs::exists(entry / "manifest.json"));
 }
 
@@ -829,8 +837,8 @@ TEST_CASE("snnsim run on a small ConvNet writes results that add up") {
   CHECK(s["accuracy"].get<double>() >= ann_accuracy - 0.1);
 
   // The resolved config reads back (no network.hidden beside network.layers).
-  const Outcome again = run(fmt::format("run {} {} --set output.plots=false", (out / "config.resolved.toml").string(),
-                                        common(dir / "again")));
+  const Outcome again =
+      run(fmt::format("run {} {} --set output.plots=false", (out / "config.resolved.toml").string(), common(dir / "again")));
   INFO(again.output);
   REQUIRE(again.status == 0);
   CHECK(read_json(dir / "again" / "results.json")["snn"]["predictions"] == s["predictions"]);
@@ -882,8 +890,9 @@ TEST_CASE("ConvNet config mistakes name the layer and the shapes") {
   CHECK_THAT(error_of(R"({kind = "conv", outputs = -4, kernel = 5}, {kind = "flatten"}, {kind = "dense", outputs = 10})"),
              Contains("layer 1"));
   // Wrong number of outputs at the end.
-  CHECK_THAT(error_of(R"({kind = "conv", outputs = 4, kernel = 2, stride = 2}, {kind = "flatten"}, {kind = "dense", outputs = 7})"),
-             Contains("ends in 7 outputs"));
+  CHECK_THAT(
+      error_of(R"({kind = "conv", outputs = 4, kernel = 2, stride = 2}, {kind = "flatten"}, {kind = "dense", outputs = 7})"),
+      Contains("ends in 7 outputs"));
   // network.hidden beside network.layers.
   {
     std::string text = kTinyConv;
@@ -911,8 +920,8 @@ TEST_CASE("weights that do not fit network.layers are refused, naming the layer"
   std::string eight = kTinyConv;
   eight.replace(eight.find("outputs = 8"), 11, "outputs = 16");
   const fs::path eight_config = write_config(dir, "eight.toml", eight);
-  const Outcome o = run(fmt::format("run {} {} --set 'network.weights=\"{}\"'", eight_config.string(), common(dir / "bad"),
-                                    conv_weights));
+  const Outcome o =
+      run(fmt::format("run {} {} --set 'network.weights=\"{}\"'", eight_config.string(), common(dir / "bad"), conv_weights));
   INFO(o.output);
   CHECK(o.status == 1);
   CHECK_THAT(o.output, Catch::Contains("layer 1 is 'conv 16 2x2 stride 2' in the config but 'conv 8 2x2 stride 2'"));
@@ -921,8 +930,8 @@ TEST_CASE("weights that do not fit network.layers are refused, naming the layer"
   // The MLP's weights (tiny.toml's 784-100-10) do not fit a ConvNet's layers.
   const fs::path mlp = dir / "mlp";
   REQUIRE(run(fmt::format("convert {} {}", kTiny.string(), common(mlp))).status == 0);
-  const Outcome m = run(fmt::format("run {} {} --set 'network.weights=\"{}\"'", config.string(), common(dir / "bad2"),
-                                    (mlp / "weights").string()));
+  const Outcome m = run(
+      fmt::format("run {} {} --set 'network.weights=\"{}\"'", config.string(), common(dir / "bad2"), (mlp / "weights").string()));
   INFO(m.output);
   CHECK(m.status == 1);
   CHECK_THAT(m.output, Catch::Contains("take input 784") && Catch::Contains("layer 1 'conv 8 2x2 stride 2'"));

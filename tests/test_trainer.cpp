@@ -182,7 +182,8 @@ TEST_CASE("softmax cross-entropy: value by hand, gradient by finite differences"
     Matrix p = big, m = big;
     p.data[i] += kStep;
     m.data[i] -= kStep;
-    const double numeric = (softmax_cross_entropy(p, lab, nullptr).loss - softmax_cross_entropy(m, lab, nullptr).loss) / (2.0 * kStep);
+    const double numeric =
+        (softmax_cross_entropy(p, lab, nullptr).loss - softmax_cross_entropy(m, lab, nullptr).loss) / (2.0 * kStep);
     CHECK(std::abs(numeric - d.data[i]) <= kTolerance / 10);  // no GEMM rounding here: tighter
     largest = std::max(largest, std::abs(numeric));
   }
@@ -350,7 +351,8 @@ TEST_CASE("training learns a synthetic task and reports progress") {
   CHECK(rec.epochs[1].loss < rec.epochs[0].loss);
   CHECK(rec.epochs[1].seconds >= rec.epochs[0].seconds);
   REQUIRE(rec.test.has_value());
-  INFO("predicted per class: " << ::Catch::Detail::stringify(rec.test->predicted) << " epoch losses " << rec.epochs[0].loss << " " << rec.epochs[1].loss << " train acc " << rec.epochs[1].train_accuracy);
+  INFO("predicted per class: " << ::Catch::Detail::stringify(rec.test->predicted) << " epoch losses " << rec.epochs[0].loss << " "
+                               << rec.epochs[1].loss << " train acc " << rec.epochs[1].train_accuracy);
   CHECK(rec.test->accuracy > 0.95);
   CHECK(rec.test->never_predicted.empty());
   // evaluate() agrees with what train() reported, and counts every sample once.

@@ -23,7 +23,8 @@ fs::path fresh_dir(const std::string& name) {
 
 snn::Matrix ramp(std::size_t rows, std::size_t cols, float scale) {
   snn::Matrix m(rows, cols);
-  for (std::size_t i = 0; i < m.data.size(); ++i) m.data[i] = scale * (static_cast<float>(i % 7) - 3.0f) + 1.0e-7f * static_cast<float>(i);
+  for (std::size_t i = 0; i < m.data.size(); ++i)
+    m.data[i] = scale * (static_cast<float>(i % 7) - 3.0f) + 1.0e-7f * static_cast<float>(i);
   return m;
 }
 
@@ -50,7 +51,8 @@ snn::WeightSet sample_set() {
   t.output_relu = false;
   t.seconds = 12.345678901234567;
   t.blas_threads = 2;
-  t.machine = snn::MachineRecord{"AMD EPYC (AuthenticAMD family 26 model 2 stepping 1)", "Haswell", "OpenBLAS 0.3.21 Haswell", ""};
+  t.machine =
+      snn::MachineRecord{"AMD EPYC (AuthenticAMD family 26 model 2 stepping 1)", "Haswell", "OpenBLAS 0.3.21 Haswell", ""};
   w.training = t;
   return w;
 }
@@ -227,7 +229,7 @@ TEST_CASE("an overwrite that fails halfway leaves no manifest, never a mix of ol
   fs::create_directories(dir / "layer2.npy" / "blocker");
   require_error([&] { snn::save_weights(dir, other); }, {(dir / "layer2.npy").string()});
   CHECK(snn::read_npy(dir / "layer0.npy") == other.layers[0]);  // the new layers were written...
-  CHECK_FALSE(fs::exists(dir / "manifest.json"));                // ...but nothing claims they form a set
+  CHECK_FALSE(fs::exists(dir / "manifest.json"));               // ...but nothing claims they form a set
   require_error([&] { snn::load_weights(dir); }, {(dir / "manifest.json").string()});
 }
 
@@ -237,8 +239,8 @@ namespace {
 snn::WeightSet conv_set(bool with_bias) {
   snn::WeightSet w;
   w.input = snn::Shape{2, 6, 6};
-  w.architecture = {snn::LayerSpec::conv(3, 3, 1, 1, "conv1"), snn::LayerSpec::avgpool(2, "pool1"), snn::LayerSpec::flatten("flat"),
-                    snn::LayerSpec::dense(4, "fc")};
+  w.architecture = {snn::LayerSpec::conv(3, 3, 1, 1, "conv1"), snn::LayerSpec::avgpool(2, "pool1"),
+                    snn::LayerSpec::flatten("flat"), snn::LayerSpec::dense(4, "fc")};
   w.layers = {ramp(3, 18, 0.01f), ramp(4, 27, 0.02f)};
   w.names = {"conv1", "fc"};
   if (with_bias) w.biases = {{0.5f, -0.25f, 1.0f}, {}};
@@ -291,7 +293,8 @@ TEST_CASE("a hand-written conv manifest loads without shapes, and mistakes name 
   write_text(man, R"({"input": [2, 6, 6], "layers": [{"kind": "maxpool", "kernel": 2}, )" + rest + "]}");
   require_error([&] { snn::load_weights(dir); }, {man.string(), "layers[0].kind", "not supported"});
   // Pooling that does not tile its input.
-  write_text(man, R"({"input": [2, 6, 6], "layers": [)" + conv + R"(, {"kind": "avgpool", "kernel": 4}, {"kind": "flatten"}, {"file": "fc.npy"}]})");
+  write_text(man, R"({"input": [2, 6, 6], "layers": [)" + conv +
+                      R"(, {"kind": "avgpool", "kernel": 4}, {"kind": "flatten"}, {"file": "fc.npy"}]})");
   require_error([&] { snn::load_weights(dir); }, {man.string(), "layers[1]", "avgpool 4", "does not tile"});
 }
 

@@ -1,21 +1,20 @@
 // snnsim command line: CLI11 parses, the sub-command functions (snn::tool) do
 // the work, and this is the one place that catches snn::Error.
 #include "snn/error.h"
+#include "snn/tool/bench.h"
 #include "snn/tool/commands.h"
 #include "snn/tool/config.h"
 #include "snn/tool/interrupt.h"
-#include "snn/tool/bench.h"
 #include "snn/tool/mpi.h"
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <fmt/ranges.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <functional>
-
 
 namespace {
 
@@ -33,9 +32,7 @@ CLI::Validator count_at_least(long long least) {
         long long v = least - 1;
         try {
           v = std::stoll(text, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
+        } catch (const std::exception&) { used = 0; }
         if (used != text.size() || text.empty() || v < least || v > 1'000'000'000)
           return fmt::format("expected a whole number >= {}, found '{}'", least, text);
         return "";
@@ -46,9 +43,7 @@ CLI::Validator count_at_least(long long least) {
 // An option a command takes but must not honour: refused with `why` instead of
 // silently ignored. Hidden from the command's --help.
 void refuse(CLI::App* cmd, const char* name, std::string why) {
-  cmd->add_option(name, [name = std::string(name), why](const CLI::results_t&) -> bool {
-       throw CLI::ValidationError(name, why);
-     })
+  cmd->add_option(name, [name = std::string(name), why](const CLI::results_t&) -> bool { throw CLI::ValidationError(name, why); })
       ->group("");
 }
 
@@ -59,8 +54,7 @@ void add_common(CLI::App* cmd, snn::tool::CommonOptions& o) {
   const std::string name = cmd->get_name();
   const bool simulates = name == "run" || name == "simulate" || name == "bench";
   const bool trains = name == "run" || name == "train" || name == "convert" || name == "bench";
-  cmd->add_option("--set", o.set, "Override a config key, e.g. --set simulation.steps=100 (repeatable)")
-      ->allow_extra_args(false);
+  cmd->add_option("--set", o.set, "Override a config key, e.g. --set simulation.steps=100 (repeatable)")->allow_extra_args(false);
   if (simulates) {
     cmd->add_option("--threads", o.threads, "Worker threads (default: all cores; results do not depend on it)")
         ->check(count_at_least(0));
@@ -69,16 +63,19 @@ void add_common(CLI::App* cmd, snn::tool::CommonOptions& o) {
   } else {
     refuse(cmd, "--threads",
            fmt::format("snnsim {} runs OpenBLAS on 2 threads whatever --threads says, so the weights do not depend "
-                       "on it; --threads is for run, simulate and bench", name));
-    refuse(cmd, "--seed", "--seed sets the input spike trains' seed, which snnsim " + name +
-                              " does not use; --training-seed seeds the training");
+                       "on it; --threads is for run, simulate and bench",
+                       name));
+    refuse(
+        cmd, "--seed",
+        "--seed sets the input spike trains' seed, which snnsim " + name + " does not use; --training-seed seeds the training");
   }
   if (name == "train")
     cmd->add_option("--limit", o.training_limit, "Train on only the first N training samples (training.limit)")
         ->check(count_at_least(0));
   if (name == "convert")
-    refuse(cmd, "--limit", "snnsim convert simulates no samples; --set normalisation.samples=N limits the samples "
-                           "data normalisation uses");
+    refuse(cmd, "--limit",
+           "snnsim convert simulates no samples; --set normalisation.samples=N limits the samples "
+           "data normalisation uses");
   if (trains) cmd->add_option("--training-seed", o.training_seed, "Seed of the ANN's training (training.seed)");
   cmd->add_option("--out", o.out, "Output directory (default: output.dir of the config)");
   cmd->add_flag("-q,--quiet", o.quiet, "No progress bars and no summary table");
@@ -126,9 +123,10 @@ int main(int argc, char** argv) {
   // Before anything else: MPI_Init may consume its own arguments. Without
   // mpirun (or without SNNSIM_MPI) this does nothing.
   const snn::tool::mpi::Session mpi_session(argc, argv);
-  CLI::App app{"snnsim: event-driven simulation of spiking networks converted from ReLU networks.\n"
-               "Run a config end to end with `snnsim run configs/default.toml`; see README.md.",
-               "snnsim"};
+  CLI::App app{
+      "snnsim: event-driven simulation of spiking networks converted from ReLU networks.\n"
+      "Run a config end to end with `snnsim run configs/default.toml`; see README.md.",
+      "snnsim"};
   app.set_version_flag("--version", std::string("snnsim ") + SNNSIM_VERSION);
   app.require_subcommand(0, 1);
   app.fallthrough(false);
@@ -138,15 +136,17 @@ int main(int argc, char** argv) {
   std::string config_path;
 
   // The config-driven commands share one option set.
-  auto config_command = [&](const char* name, const char* help, int (*fn)(const std::filesystem::path&, const snn::tool::CommonOptions&)) {
+  auto config_command = [&](const char* name, const char* help,
+                            int (*fn)(const std::filesystem::path&, const snn::tool::CommonOptions&)) {
     auto* cmd = app.add_subcommand(name, help);
     cmd->add_option("config", config_path, "TOML config (see docs/config.md)")->required();
     add_common(cmd, common);
     cmd->callback([&, fn] { action = [&, fn] { return fn(config_path, common); }; });
     return cmd;
   };
-  auto* run = config_command("run", "Run a config end to end: dataset, ANN (trained or cached), normalisation, simulation, report",
-                             snn::tool::run_command);
+  auto* run =
+      config_command("run", "Run a config end to end: dataset, ANN (trained or cached), normalisation, simulation, report",
+                     snn::tool::run_command);
   run->add_flag("--retrain", common.retrain, "Train the ANN again even if cached weights exist");
   run->add_flag("--resume", common.resume, "Continue an interrupted training from its last completed epoch");
   auto* train = config_command("train", "Train the ANN of a config (or reuse the cache) and print its test accuracy",
@@ -172,8 +172,10 @@ int main(int argc, char** argv) {
   bench->callback([&] { action = [&] { return snn::tool::bench_command(config_path, common, bench_options); }; });
 
   std::string info_path;
-  auto* info = app.add_subcommand("info", "Describe a dataset, a weight directory/manifest, an ONNX model (.onnx) or a results.json");
-  info->add_option("path", info_path, "Dataset name or directory, weight directory, manifest.json, model.onnx or results.json")->required();
+  auto* info =
+      app.add_subcommand("info", "Describe a dataset, a weight directory/manifest, an ONNX model (.onnx) or a results.json");
+  info->add_option("path", info_path, "Dataset name or directory, weight directory, manifest.json, model.onnx or results.json")
+      ->required();
   info->callback([&] { action = [&] { return snn::tool::info_command(info_path); }; });
 
   auto* keys = app.add_subcommand("keys", "Print every config key with its type, default, allowed values and meaning (Markdown)");
@@ -217,15 +219,15 @@ int main(int argc, char** argv) {
       const auto parsed = app.get_subcommands();
       const std::string name = parsed.empty() ? "" : parsed.front()->get_name();
       if (name != "run" && name != "simulate" && name != "bench")
-        throw snn::Error("snnsim {} runs in one process; under mpirun only run, simulate and bench share their work "
-                         "over the ranks", name);
+        throw snn::Error(
+            "snnsim {} runs in one process; under mpirun only run, simulate and bench share their work "
+            "over the ranks",
+            name);
       // One rank draws progress and prints the summary, so the log reads as one run's.
       if (!mpi::is_root()) common.quiet = true;
     }
     return action();
   } catch (const snn::Error& e) {
     return fail(e.what(), snn::tool::interrupted() ? 128 + snn::tool::interrupt_signal() : 1);
-  } catch (const std::exception& e) {
-    return fail(e.what(), kInternalError);
-  }
+  } catch (const std::exception& e) { return fail(e.what(), kInternalError); }
 }

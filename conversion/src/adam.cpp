@@ -9,8 +9,8 @@
 namespace snn::conversion {
 
 Adam::Adam(const AdamConfig& config, const std::vector<std::size_t>& sizes) : config_(config) {
-  if (!(config.learning_rate > 0.0f) || !(config.beta1 >= 0.0f && config.beta1 < 1.0f) || !(config.beta2 >= 0.0f && config.beta2 < 1.0f) ||
-      !(config.epsilon >= 0.0f))
+  if (!(config.learning_rate > 0.0f) || !(config.beta1 >= 0.0f && config.beta1 < 1.0f) ||
+      !(config.beta2 >= 0.0f && config.beta2 < 1.0f) || !(config.epsilon >= 0.0f))
     throw Error("invalid Adam settings: lr {} (> 0), beta1 {} and beta2 {} (in [0, 1)), eps {} (>= 0)", config.learning_rate,
                 config.beta1, config.beta2, config.epsilon);
   for (std::size_t n : sizes) {
@@ -48,7 +48,8 @@ void Adam::step(const std::vector<std::span<float>>& params, const std::vector<s
   for (std::size_t k = 0; k < params.size(); ++k) {
     const std::size_t n = m_[k].size();
     if (params[k].size() != n || grads[k].size() != n)
-      throw Error("Adam::step: tensor {} has {} parameters and {} gradients, the state {}", k, params[k].size(), grads[k].size(), n);
+      throw Error("Adam::step: tensor {} has {} parameters and {} gradients, the state {}", k, params[k].size(), grads[k].size(),
+                  n);
     total += n;
   }
   // Updates elements [begin, end) of the concatenation of all tensors. Each

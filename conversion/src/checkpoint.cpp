@@ -67,8 +67,8 @@ class CheckpointReader {
   }
   void take(void* dst, std::size_t n, const char* what) {
     if (n > remaining())
-      throw Error("'{}': truncated checkpoint: {} needs {} bytes at offset {}, the file has {} left", file_.string(), what, n, pos_,
-                  remaining());
+      throw Error("'{}': truncated checkpoint: {} needs {} bytes at offset {}, the file has {} left", file_.string(), what, n,
+                  pos_, remaining());
     if (n) std::memcpy(dst, bytes_.data() + pos_, n);
     pos_ += n;
   }
@@ -157,7 +157,8 @@ TrainCheckpoint load_checkpoint(const fs::path& file) {
   const auto reports = r.value<std::uint64_t>("report count");
   if (reports != c.epochs_done)
     throw Error("'{}': inconsistent checkpoint: {} epoch reports for {} completed epochs", file.string(), reports, c.epochs_done);
-  if (reports > r.remaining() / (3 * sizeof(double))) throw Error("'{}': truncated checkpoint: {} epoch reports", file.string(), reports);
+  if (reports > r.remaining() / (3 * sizeof(double)))
+    throw Error("'{}': truncated checkpoint: {} epoch reports", file.string(), reports);
   for (std::uint64_t e = 0; e < reports; ++e) {
     EpochReport rep;
     rep.epoch = static_cast<std::size_t>(e + 1);

@@ -64,7 +64,8 @@ void ConvLayer::im2col(const Matrix& x) {
 
 void ConvLayer::forward(const Matrix& x, Matrix& y, const ForwardContext&) {
   if (x.cols != in_.size())
-    throw Error("conv layer '{}' takes {} = {} inputs per sample, the batch has {}", describe(spec_), to_string(in_), in_.size(), x.cols);
+    throw Error("conv layer '{}' takes {} = {} inputs per sample, the batch has {}", describe(spec_), to_string(in_), in_.size(),
+                x.cols);
   const std::size_t positions = out_.height * out_.width;
   const std::size_t oc = spec_.outputs;
   im2col(x);
@@ -137,13 +138,15 @@ void ConvLayer::backward(const Matrix& x, const Matrix&, const Matrix& dy, Matri
 
 // ---- average pooling ----
 
-AvgPoolLayer::AvgPoolLayer(const LayerSpec& spec, const Shape& input) : spec_(spec), in_(input), out_(snn::output_shape(spec, input, 1)) {
+AvgPoolLayer::AvgPoolLayer(const LayerSpec& spec, const Shape& input)
+    : spec_(spec), in_(input), out_(snn::output_shape(spec, input, 1)) {
   if (spec.kind != LayerKind::AvgPool) throw Error("average-pool layer built from a '{}' spec", describe(spec));
 }
 
 void AvgPoolLayer::forward(const Matrix& x, Matrix& y, const ForwardContext&) {
   if (x.cols != in_.size())
-    throw Error("layer '{}' takes {} = {} inputs per sample, the batch has {}", describe(spec_), to_string(in_), in_.size(), x.cols);
+    throw Error("layer '{}' takes {} = {} inputs per sample, the batch has {}", describe(spec_), to_string(in_), in_.size(),
+                x.cols);
   reshape(y, x.rows, out_.size());
   const std::size_t kh = spec_.kernel_h, kw = spec_.kernel_w;
   const float scale = 1.0f / static_cast<float>(kh * kw);

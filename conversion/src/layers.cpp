@@ -14,8 +14,8 @@
 
 namespace snn::conversion {
 
-void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
-           const float* b, float beta, float* c) {
+void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a, const float* b,
+           float beta, float* c) {
   if (m == 0 || n == 0) return;
   const auto i = [](std::size_t v) { return static_cast<blasint>(v); };
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, i(m), i(n), i(k), alpha, a,

@@ -38,7 +38,8 @@ NetworkSpec spec_for(const std::vector<Matrix>& weights, bool output_relu, float
   NetworkSpec spec;
   spec.input = Shape{weights.front().cols, 1, 1};
   spec.layers.clear();
-  for (std::size_t i = 0; i < weights.size(); ++i) spec.layers.push_back(LayerSpec::dense(weights[i].rows, fmt::format("layer{}", i)));
+  for (std::size_t i = 0; i < weights.size(); ++i)
+    spec.layers.push_back(LayerSpec::dense(weights[i].rows, fmt::format("layer{}", i)));
   spec.output_relu = output_relu;
   spec.dropout = dropout;
   return spec;
@@ -102,7 +103,8 @@ Model::Model(const NetworkSpec& spec, std::vector<Matrix> weights, std::vector<s
   if (weights.size() != weight_count)
     throw Error("network spec has {} dense/conv layers but {} weight matrices were given", weight_count, weights.size());
   if (!biases.empty() && biases.size() != weight_count)
-    throw Error("{} bias vectors were given for {} dense/conv layers (expected none or one per layer)", biases.size(), weight_count);
+    throw Error("{} bias vectors were given for {} dense/conv layers (expected none or one per layer)", biases.size(),
+                weight_count);
   std::size_t last_weighted = 0;
   for (std::size_t l = 0; l < spec.layers.size(); ++l)
     if (spec.layers[l].has_weights()) last_weighted = l;
@@ -119,7 +121,8 @@ Model::Model(const NetworkSpec& spec, std::vector<Matrix> weights, std::vector<s
       const std::size_t cols = ls.kind == LayerKind::Dense ? ws[1] : ws[1] * ws[2] * ws[3];
       const std::string name = ls.name.empty() ? fmt::format("layer{}", l) : ls.name;
       if (w.rows != ws[0] || w.cols != cols)
-        throw Error("layer {} ('{}', {}): expected weights [{}, {}], found [{}, {}]", l, name, describe(ls), ws[0], cols, w.rows, w.cols);
+        throw Error("layer {} ('{}', {}): expected weights [{}, {}], found [{}, {}]", l, name, describe(ls), ws[0], cols, w.rows,
+                    w.cols);
       std::unique_ptr<Layer> layer;
       if (ls.kind == LayerKind::Dense)
         layer = std::make_unique<DenseLayer>(std::move(w), std::move(b));

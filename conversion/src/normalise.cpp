@@ -21,12 +21,14 @@ void scale(Matrix& m, double divisor) {
   for (float& w : m.data) w = static_cast<float>(static_cast<double>(w) / divisor);
 }
 
-std::vector<double> apply_lambdas(std::vector<Matrix>& layers, const std::vector<double>& lambdas, bool include_last, const char* what) {
+std::vector<double> apply_lambdas(std::vector<Matrix>& layers, const std::vector<double>& lambdas, bool include_last,
+                                  const char* what) {
   const std::size_t n = layers_to_scale(layers, include_last);
   if (lambdas.size() < n) throw Error("{} normalisation: {} per-layer values for {} layers to scale", what, lambdas.size(), n);
   for (std::size_t l = 0; l < n; ++l)
     if (!(lambdas[l] > 0.0) || !std::isfinite(lambdas[l]))
-      throw Error("{} normalisation: layer {} has scale {} (expected a finite value > 0: is the layer never active?)", what, l, lambdas[l]);
+      throw Error("{} normalisation: layer {} has scale {} (expected a finite value > 0: is the layer never active?)", what, l,
+                  lambdas[l]);
   std::vector<double> factors;
   double previous = 1.0;
   for (std::size_t l = 0; l < n; ++l) {
@@ -61,7 +63,8 @@ std::vector<double> normalise_model(std::vector<Matrix>& layers, bool include_la
 
 std::vector<double> normalise_data(std::vector<Matrix>& layers, const std::vector<double>& max_activations, bool include_last) {
   const std::size_t n = layers_to_scale(layers, include_last);
-  if (max_activations.size() < n) throw Error("data normalisation: {} activation maxima for {} layers to scale", max_activations.size(), n);
+  if (max_activations.size() < n)
+    throw Error("data normalisation: {} activation maxima for {} layers to scale", max_activations.size(), n);
   std::vector<double> lambdas;
   for (std::size_t l = 0; l < n; ++l) {
     double max_weight = 0.0;
@@ -85,8 +88,10 @@ std::vector<double> max_activations(const std::vector<Matrix>& layers, const Dat
   return {maxima.begin(), maxima.end()};
 }
 
-std::vector<double> activation_percentiles(const std::vector<Matrix>& layers, const Dataset& data, double percentile, std::size_t samples) {
-  if (!(percentile > 0.0 && percentile <= 100.0)) throw Error("robust normalisation: percentile {} is not in (0, 100]", percentile);
+std::vector<double> activation_percentiles(const std::vector<Matrix>& layers, const Dataset& data, double percentile,
+                                           std::size_t samples) {
+  if (!(percentile > 0.0 && percentile <= 100.0))
+    throw Error("robust normalisation: percentile {} is not in (0, 100]", percentile);
   std::vector<PercentileHistogram> hist(layers.size());
   for_each_activation(layers, data, samples, [&](std::size_t l, const Matrix& a) { hist[l].add(a.data.data(), a.data.size()); });
   return percentiles_of(hist, percentile);
@@ -110,8 +115,10 @@ std::vector<long> spiking_weight_index(const WeightSet& w) {
   std::vector<long> out;
   long k = 0;
   for (const LayerSpec& l : w.layer_specs()) {
-    if (l.has_weights()) out.push_back(k++);
-    else if (l.spiking()) out.push_back(-1);
+    if (l.has_weights())
+      out.push_back(k++);
+    else if (l.spiking())
+      out.push_back(-1);
   }
   if (out.empty() || static_cast<std::size_t>(k) != w.layers.size())
     throw Error("normalisation: the architecture has {} dense/conv layers for {} weight matrices", k, w.layers.size());
@@ -134,7 +141,8 @@ void scale_bias(std::vector<float>* b, double divisor) {
 std::vector<double> apply_lambdas(WeightSet& w, const std::vector<double>& lambdas, bool include_last, const char* what) {
   const std::vector<long> index = spiking_weight_index(w);
   const std::size_t n = include_last ? index.size() : index.size() - 1;
-  if (lambdas.size() < n) throw Error("{} normalisation: {} per-layer values for {} spiking layers to scale", what, lambdas.size(), n);
+  if (lambdas.size() < n)
+    throw Error("{} normalisation: {} per-layer values for {} spiking layers to scale", what, lambdas.size(), n);
   std::vector<double> factors;
   double previous = 1.0;
   for (std::size_t s = 0; s < index.size(); ++s) {
@@ -149,8 +157,8 @@ std::vector<double> apply_lambdas(WeightSet& w, const std::vector<double>& lambd
     }
     const double lambda = lambdas[s];
     if (!(lambda > 0.0) || !std::isfinite(lambda))
-      throw Error("{} normalisation: spiking layer {} has scale {} (expected a finite value > 0: is the layer never active?)", what, s,
-                  lambda);
+      throw Error("{} normalisation: spiking layer {} has scale {} (expected a finite value > 0: is the layer never active?)",
+                  what, s, lambda);
     const double applied = lambda / previous;
     scale(w.layers[static_cast<std::size_t>(k)], applied);
     scale_bias(bias_of(w, k), lambda);
@@ -200,7 +208,8 @@ std::vector<double> normalise_model(WeightSet& w, bool include_last) {
 std::vector<double> normalise_data(WeightSet& w, const std::vector<double>& max_activations, bool include_last) {
   const std::vector<long> index = spiking_weight_index(w);
   const std::size_t n = include_last ? index.size() : index.size() - 1;
-  if (max_activations.size() < n) throw Error("data normalisation: {} activation maxima for {} spiking layers to scale", max_activations.size(), n);
+  if (max_activations.size() < n)
+    throw Error("data normalisation: {} activation maxima for {} spiking layers to scale", max_activations.size(), n);
   std::vector<double> lambdas(index.size(), 0.0);
   for (std::size_t s = 0; s < n; ++s) {
     if (index[s] < 0) continue;
@@ -227,7 +236,8 @@ std::vector<double> max_activations(const WeightSet& w, const Dataset& data, std
 }
 
 std::vector<double> activation_percentiles(const WeightSet& w, const Dataset& data, double percentile, std::size_t samples) {
-  if (!(percentile > 0.0 && percentile <= 100.0)) throw Error("robust normalisation: percentile {} is not in (0, 100]", percentile);
+  if (!(percentile > 0.0 && percentile <= 100.0))
+    throw Error("robust normalisation: percentile {} is not in (0, 100]", percentile);
   std::vector<PercentileHistogram> hist(spiking_weight_index(w).size());
   for_each_activation(w, data, samples, [&](std::size_t l, const Matrix& a) { hist.at(l).add(a.data.data(), a.data.size()); });
   std::vector<double> out;
@@ -241,19 +251,23 @@ std::vector<double> activation_percentiles(const WeightSet& w, const Dataset& da
 std::vector<double> max_activations_in(const WeightSet& w, const Dataset& data, std::size_t first, std::size_t count) {
   // Sized up front: a shard may hold no image at all.
   std::vector<float> maxima(spiking_weight_index(w).size(), 0.0f);
-  for_each_activation_in(w, data, first, count, [&](std::size_t l, const Matrix& a) {
-    float m = maxima.at(l);
-    for (float v : a.data) m = std::max(m, v);
-    maxima[l] = m;
-  }, kActivationBatch);
+  for_each_activation_in(
+      w, data, first, count,
+      [&](std::size_t l, const Matrix& a) {
+        float m = maxima.at(l);
+        for (float v : a.data) m = std::max(m, v);
+        maxima[l] = m;
+      },
+      kActivationBatch);
   return {maxima.begin(), maxima.end()};
 }
 
 std::vector<PercentileHistogram> activation_histograms_in(const WeightSet& w, const Dataset& data, std::size_t first,
                                                           std::size_t count) {
   std::vector<PercentileHistogram> hist(spiking_weight_index(w).size());
-  for_each_activation_in(w, data, first, count,
-                         [&](std::size_t l, const Matrix& a) { hist.at(l).add(a.data.data(), a.data.size()); }, kActivationBatch);
+  for_each_activation_in(
+      w, data, first, count, [&](std::size_t l, const Matrix& a) { hist.at(l).add(a.data.data(), a.data.size()); },
+      kActivationBatch);
   return hist;
 }
 
@@ -267,7 +281,8 @@ PercentileHistogram::PercentileHistogram() : bins_(kBins, 0) {}
 
 void PercentileHistogram::add(float value) {
   if (value == 0.0f) return;
-  if (!(value > 0.0f) || !std::isfinite(value)) throw Error("percentile histogram: value {} is not a finite non-negative number", value);
+  if (!(value > 0.0f) || !std::isfinite(value))
+    throw Error("percentile histogram: value {} is not a finite non-negative number", value);
   // For positive floats the bit pattern orders like the value, so its top bits
   // are a bin index that preserves order.
   ++bins_[std::bit_cast<std::uint32_t>(value) >> kShift];
@@ -315,15 +330,13 @@ PercentileHistogram PercentileHistogram::from_bins(std::vector<std::uint64_t> bi
 
 void normalise(WeightSet& weights, const NormaliseOptions& options, const Dataset* train) {
   if (weights.normalisation.method != Normalisation::None)
-    throw Error("the weights are already normalised ({}); start from the unnormalised set", to_string(weights.normalisation.method));
+    throw Error("the weights are already normalised ({}); start from the unnormalised set",
+                to_string(weights.normalisation.method));
   NormalisationRecord record;
   record.method = options.method;
   switch (options.method) {
-    case Normalisation::None:
-      return;
-    case Normalisation::Model:
-      record.factors = normalise_model(weights, options.include_last.value_or(false));
-      break;
+    case Normalisation::None: return;
+    case Normalisation::Model: record.factors = normalise_model(weights, options.include_last.value_or(false)); break;
     case Normalisation::Data:
     case Normalisation::Robust: {
       if (!train) throw Error("{} normalisation needs the training set", to_string(options.method));
@@ -333,7 +346,8 @@ void normalise(WeightSet& weights, const NormaliseOptions& options, const Datase
         record.factors = normalise_data(weights, max_activations(weights, *train, options.samples), last);
       } else {
         record.percentile = options.percentile;
-        record.factors = normalise_robust(weights, activation_percentiles(weights, *train, options.percentile, options.samples), last);
+        record.factors =
+            normalise_robust(weights, activation_percentiles(weights, *train, options.percentile, options.samples), last);
       }
       break;
     }
@@ -343,7 +357,8 @@ void normalise(WeightSet& weights, const NormaliseOptions& options, const Datase
 
 void normalise_with(WeightSet& weights, const NormaliseOptions& options, std::size_t samples, const std::vector<double>& scales) {
   if (weights.normalisation.method != Normalisation::None)
-    throw Error("the weights are already normalised ({}); start from the unnormalised set", to_string(weights.normalisation.method));
+    throw Error("the weights are already normalised ({}); start from the unnormalised set",
+                to_string(weights.normalisation.method));
   if (options.method != Normalisation::Data && options.method != Normalisation::Robust)
     throw Error("normalise_with: {} normalisation takes no activation statistics", to_string(options.method));
   NormalisationRecord record;

@@ -54,8 +54,7 @@ std::string describe(const OnnxModel& model) {
   std::string out = fmt::format("ONNX model {} (opset {}{})\n", model.file.string(), model.opset,
                                 model.producer.empty() ? "" : ", " + model.producer);
   out += fmt::format("input {}\n", to_string(model.input));
-  out += fmt::format("{:>3}  {:<10} {:<28} {:<10} {:>10}  {}\n", "#", "layer", "kind", "output", "parameters",
-                     "bias");
+  out += fmt::format("{:>3}  {:<10} {:<28} {:<10} {:>10}  {}\n", "#", "layer", "kind", "output", "parameters", "bias");
   for (std::size_t i = 0; i < model.layers.size(); ++i) {
     const LayerSpec& layer = model.layers[i];
     std::string bias = "-";
@@ -63,8 +62,8 @@ std::string describe(const OnnxModel& model) {
     out += fmt::format("{:>3}  {:<10} {:<28} {:<10} {:>10}  {}\n", i + 1, layer.name, snn::describe(layer),
                        to_string(model.shapes[i]), model.parameters(i), bias);
   }
-  out += fmt::format("total parameters {}; ReLU after the last layer: {}\n", model.parameters(),
-                     model.output_relu ? "yes" : "no");
+  out +=
+      fmt::format("total parameters {}; ReLU after the last layer: {}\n", model.parameters(), model.output_relu ? "yes" : "no");
   out += "ONNX nodes:\n";
   for (const OnnxNodeInfo& node : model.nodes) {
     out += fmt::format("  {:<28} {:<20} {}\n", node.name, node.op_type, node.action);
@@ -108,8 +107,8 @@ struct ConstSource {
 template <typename T>
 std::vector<double> raw_values(const std::string& raw, std::size_t count, const std::string& name) {
   if (raw.size() != count * sizeof(T)) {
-    throw Error("tensor '{}' holds {} bytes of data, its shape needs {} (truncated or corrupt model)", name,
-                raw.size(), count * sizeof(T));
+    throw Error("tensor '{}' holds {} bytes of data, its shape needs {} (truncated or corrupt model)", name, raw.size(),
+                count * sizeof(T));
   }
   std::vector<double> out(count);
   for (std::size_t i = 0; i < count; ++i) {
@@ -123,8 +122,7 @@ std::vector<double> raw_values(const std::string& raw, std::size_t count, const 
 template <typename Field>
 std::vector<double> field_values(const Field& field, std::size_t count, const std::string& name) {
   if (static_cast<std::size_t>(field.size()) != count) {
-    throw Error("tensor '{}' holds {} values, its shape needs {} (truncated or corrupt model)", name, field.size(),
-                count);
+    throw Error("tensor '{}' holds {} values, its shape needs {} (truncated or corrupt model)", name, field.size(), count);
   }
   return std::vector<double>(field.begin(), field.end());
 }
@@ -154,20 +152,17 @@ Tensor decode(const onnx::TensorProto& t) {
       out.values = raw ? raw_values<float>(t.raw_data(), count, t.name()) : field_values(t.float_data(), count, t.name());
       break;
     case onnx::TensorProto::DOUBLE:
-      out.values =
-          raw ? raw_values<double>(t.raw_data(), count, t.name()) : field_values(t.double_data(), count, t.name());
+      out.values = raw ? raw_values<double>(t.raw_data(), count, t.name()) : field_values(t.double_data(), count, t.name());
       break;
     case onnx::TensorProto::INT64:
-      out.values = raw ? raw_values<std::int64_t>(t.raw_data(), count, t.name())
-                       : field_values(t.int64_data(), count, t.name());
+      out.values = raw ? raw_values<std::int64_t>(t.raw_data(), count, t.name()) : field_values(t.int64_data(), count, t.name());
       break;
     case onnx::TensorProto::INT32:
-      out.values = raw ? raw_values<std::int32_t>(t.raw_data(), count, t.name())
-                       : field_values(t.int32_data(), count, t.name());
+      out.values = raw ? raw_values<std::int32_t>(t.raw_data(), count, t.name()) : field_values(t.int32_data(), count, t.name());
       break;
     default:
-      throw Error("tensor '{}' has ONNX data type {} (snnsim reads float32, float64, int32 and int64 tensors)",
-                  t.name(), t.data_type());
+      throw Error("tensor '{}' has ONNX data type {} (snnsim reads float32, float64, int32 and int64 tensors)", t.name(),
+                  t.data_type());
   }
   for (std::size_t i = 0; i < out.values.size(); ++i) {
     if (!std::isfinite(out.values[i])) throw Error("tensor '{}' holds a non-finite value at index {}", t.name(), i);
@@ -199,8 +194,7 @@ std::string attr_string(const onnx::NodeProto& node, std::string_view name, std:
   const auto* a = find_attr(node, name);
   return a ? a->s() : fallback;
 }
-std::vector<std::int64_t> attr_ints(const onnx::NodeProto& node, std::string_view name,
-                                    std::vector<std::int64_t> fallback) {
+std::vector<std::int64_t> attr_ints(const onnx::NodeProto& node, std::string_view name, std::vector<std::int64_t> fallback) {
   const auto* a = find_attr(node, name);
   if (!a) return fallback;
   return {a->ints().begin(), a->ints().end()};
@@ -208,10 +202,10 @@ std::vector<std::int64_t> attr_ints(const onnx::NodeProto& node, std::string_vie
 
 // Refusals of whole operator kinds, with what to do instead.
 std::string refusal(const std::string& op) {
-  static const std::vector<std::string> kNotRelu{"Sigmoid", "Tanh",  "Gelu",     "Erf",      "Elu",
-                                                 "Selu",    "Celu",  "LeakyRelu", "PRelu",   "Softplus",
-                                                 "Softsign", "HardSigmoid", "HardSwish", "Mish", "Clip",
-                                                 "ThresholdedRelu", "Exp", "Log", "Sqrt", "Pow", "Abs"};
+  static const std::vector<std::string> kNotRelu{
+      "Sigmoid", "Tanh",     "Gelu",     "Erf",         "Elu",       "Selu", "Celu", "LeakyRelu",
+      "PRelu",   "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Mish", "Clip", "ThresholdedRelu",
+      "Exp",     "Log",      "Sqrt",     "Pow",         "Abs"};
   if (op == "MaxPool" || op == "GlobalMaxPool") {
     return "max pooling has no rate-coded spiking equivalent in snnsim: use AveragePool (torch.nn.AvgPool2d, "
            "keras AveragePooling2D) and retrain, or replace the pool by a strided Conv";
@@ -253,9 +247,7 @@ class Importer {
   std::string process(const onnx::NodeProto& node, std::size_t index, const std::string& current);
 
   Tensor constant(const onnx::NodeProto& node, int input) const;
-  bool has_input(const onnx::NodeProto& node, int input) const {
-    return node.input_size() > input && !node.input(input).empty();
-  }
+  bool has_input(const onnx::NodeProto& node, int input) const { return node.input_size() > input && !node.input(input).empty(); }
   std::vector<double> broadcast(const Tensor& c) const;
 
   void gemm(const onnx::NodeProto& node);
@@ -282,11 +274,11 @@ class Importer {
   std::map<std::string, ConstSource> constants_;
   std::vector<std::int64_t> dims_;  // the activation's ONNX dims without the batch axis
   Phase phase_ = Phase::Input;
-  std::string action_;                   // what the node being processed did, for nodes
+  std::string action_;                       // what the node being processed did, for nodes
   std::vector<double> in_scale_, in_shift_;  // input normalisation, per element of dims_ at the first layer
   bool in_affine_ = false;
   std::map<LayerKind, std::size_t> kind_count_;
-  bool last_node_ = false;  // the node being processed writes the graph's output
+  bool last_node_ = false;          // the node being processed writes the graph's output
   std::size_t weighted_layer_ = 0;  // index into out_.layers of the last dense/conv layer
 };
 
@@ -297,8 +289,8 @@ OnnxModel Importer::run() {
   }
   collect_constants();
   walk(read_input());
-  if (out_.layers.empty() || std::none_of(out_.layers.begin(), out_.layers.end(),
-                                          [](const LayerSpec& l) { return l.has_weights(); })) {
+  if (out_.layers.empty() ||
+      std::none_of(out_.layers.begin(), out_.layers.end(), [](const LayerSpec& l) { return l.has_weights(); })) {
     throw Error("the graph has no Conv, Gemm or MatMul layer: nothing to convert");
   }
   out_.output_relu = phase_ == Phase::Rectified;
@@ -316,8 +308,8 @@ void Importer::read_opset() {
   }
   if (!found) throw Error("the model declares no ONNX (default-domain) opset (a truncated or non-ONNX file?)");
   if (out_.opset < kMinOpset || out_.opset > kMaxOpset) {
-    throw Error("opset {} is outside the supported {} to {}: re-export with, e.g., opset_version=13", out_.opset,
-                kMinOpset, kMaxOpset);
+    throw Error("opset {} is outside the supported {} to {}: re-export with, e.g., opset_version=13", out_.opset, kMinOpset,
+                kMaxOpset);
   }
 }
 
@@ -354,8 +346,7 @@ std::string Importer::read_input() {
   if (inputs.size() != 1) {
     std::vector<std::string> names;
     for (const auto* in : inputs) names.push_back("'" + in->name() + "'");
-    throw Error("the graph has {} inputs ({}); snnsim converts networks with exactly one", inputs.size(),
-                fmt::join(names, ", "));
+    throw Error("the graph has {} inputs ({}); snnsim converts networks with exactly one", inputs.size(), fmt::join(names, ", "));
   }
   const auto& in = *inputs.front();
   if (!in.type().has_tensor_type() || in.type().tensor_type().elem_type() != onnx::TensorProto::FLOAT) {
@@ -364,8 +355,8 @@ std::string Importer::read_input() {
   const auto& shape = in.type().tensor_type().shape();
   const int rank = shape.dim_size();
   if (rank != 2 && rank != 4) {
-    throw Error("the input '{}' has rank {}; snnsim takes [batch, features] or [batch, channels, height, width]",
-                in.name(), rank);
+    throw Error("the input '{}' has rank {}; snnsim takes [batch, features] or [batch, channels, height, width]", in.name(),
+                rank);
   }
   static const char* kAxis[] = {"batch", "channels", "height", "width"};
   for (int axis = 1; axis < rank; ++axis) {
@@ -377,8 +368,7 @@ std::string Importer::read_input() {
           in.name(), rank == 2 ? "feature" : kAxis[axis], d.dim_param());
     }
     if (d.dim_value() > (std::int64_t{1} << 20)) {
-      throw Error("the input '{}' has a {} axis of {}: too large", in.name(), rank == 2 ? "feature" : kAxis[axis],
-                  d.dim_value());
+      throw Error("the input '{}' has a {} axis of {}: too large", in.name(), rank == 2 ? "feature" : kAxis[axis], d.dim_value());
     }
     dims_.push_back(d.dim_value());
   }
@@ -413,8 +403,7 @@ void Importer::walk(std::string current) {
   while (current != output) {
     const auto it = consumers.find(current);
     if (it == consumers.end()) {
-      throw Error("tensor '{}' is used by no node and is not the graph's output '{}': the graph is not a chain",
-                  current, output);
+      throw Error("tensor '{}' is used by no node and is not the graph's output '{}': the graph is not a chain", current, output);
     }
     const std::vector<std::size_t>& users = it->second;
     if (users.size() > 1) {
@@ -439,9 +428,7 @@ void Importer::walk(std::string current) {
     const std::size_t layers_before = out_.layers.size();
     try {
       current = process(node, index, current);
-    } catch (const Error& e) {
-      throw Error("node '{}' ({}): {}", out_.nodes[index].name, node.op_type(), e.what());
-    }
+    } catch (const Error& e) { throw Error("node '{}' ({}): {}", out_.nodes[index].name, node.op_type(), e.what()); }
     out_.nodes[index].action = action_;
     if (out_.layers.size() > layers_before) {
       out_.nodes[index].layer = out_.layers.size() - 1;
@@ -511,9 +498,10 @@ Tensor Importer::constant(const onnx::NodeProto& node, int input) const {
   const std::string& name = node.input(input);
   const auto it = constants_.find(name);
   if (it == constants_.end()) {
-    throw Error("its input {} '{}' is not a constant (an initializer or Constant node); snnsim needs constant "
-                "weights and a single activation path",
-                input + 1, name);
+    throw Error(
+        "its input {} '{}' is not a constant (an initializer or Constant node); snnsim needs constant "
+        "weights and a single activation path",
+        input + 1, name);
   }
   Tensor t = it->second.tensor ? decode(*it->second.tensor) : it->second.inline_value;
   std::size_t count = 1;
@@ -530,14 +518,12 @@ std::vector<double> Importer::broadcast(const Tensor& c) const {
   std::vector<std::int64_t> target{1};
   target.insert(target.end(), dims_.begin(), dims_.end());
   if (c.dims.size() > target.size()) {
-    throw Error("its constant of shape {} has more axes than the activation {}", shape_text(c.dims),
-                shape_text(target));
+    throw Error("its constant of shape {} has more axes than the activation {}", shape_text(c.dims), shape_text(target));
   }
   const std::size_t offset = target.size() - c.dims.size();
   for (std::size_t a = 0; a < c.dims.size(); ++a) {
     if (c.dims[a] != 1 && c.dims[a] != target[a + offset]) {
-      throw Error("its constant of shape {} does not broadcast onto the activation {}", shape_text(c.dims),
-                  shape_text(target));
+      throw Error("its constant of shape {} does not broadcast onto the activation {}", shape_text(c.dims), shape_text(target));
     }
   }
   const std::size_t n = current_size();
@@ -568,8 +554,7 @@ std::size_t Importer::current_size() const {
 
 Shape Importer::current_shape() const {
   if (dims_.size() == 1) return Shape{static_cast<std::size_t>(dims_[0]), 1, 1};
-  return Shape{static_cast<std::size_t>(dims_[0]), static_cast<std::size_t>(dims_[1]),
-               static_cast<std::size_t>(dims_[2])};
+  return Shape{static_cast<std::size_t>(dims_[0]), static_cast<std::size_t>(dims_[1]), static_cast<std::size_t>(dims_[2])};
 }
 
 void Importer::add_layer(LayerSpec spec) {
@@ -587,8 +572,7 @@ void Importer::add_layer(LayerSpec spec) {
     dims_ = {static_cast<std::int64_t>(shape.channels), static_cast<std::int64_t>(shape.height),
              static_cast<std::int64_t>(shape.width)};
   }
-  action_ = fmt::format("layer {}: {} '{}' -> {}", out_.layers.size() + 1, snn::describe(spec), spec.name,
-                        to_string(shape));
+  action_ = fmt::format("layer {}: {} '{}' -> {}", out_.layers.size() + 1, snn::describe(spec), spec.name, to_string(shape));
   out_.layers.push_back(std::move(spec));
 }
 
@@ -672,8 +656,7 @@ void Importer::fold_output(const std::vector<double>& scale, const std::vector<d
     const double s = scale[c * plane], t = shift[c * plane];
     for (std::size_t p = 1; p < plane; ++p) {
       if (scale[c * plane + p] != s || shift[c * plane + p] != t) {
-        throw Error("its constant varies across the positions of channel {}; it folds into a Conv only per channel",
-                    c);
+        throw Error("its constant varies across the positions of channel {}; it folds into a Conv only per channel", c);
       }
     }
     for (std::size_t k = 0; k < w.cols; ++k) w(c, k) = static_cast<float>(w(c, k) * s);
@@ -692,8 +675,8 @@ void Importer::gemm(const onnx::NodeProto& node) {
   const auto k = static_cast<std::size_t>(trans_b ? b.dims[1] : b.dims[0]);
   const auto n = static_cast<std::size_t>(trans_b ? b.dims[0] : b.dims[1]);
   if (k != current_size()) {
-    throw Error("its weight {} (transB = {}) takes {} inputs, the activation has {}", shape_text(b.dims),
-                trans_b ? 1 : 0, k, current_size());
+    throw Error("its weight {} (transB = {}) takes {} inputs, the activation has {}", shape_text(b.dims), trans_b ? 1 : 0, k,
+                current_size());
   }
   Matrix w(n, k);
   for (std::size_t o = 0; o < n; ++o) {
@@ -729,8 +712,7 @@ void Importer::conv(const onnx::NodeProto& node) {
   if (dims_.size() != 3) throw Error("it needs a channels x height x width input, gets a flat vector");
   const Tensor w = constant(node, 1);
   if (w.dims.size() != 4) {
-    throw Error("its weight has shape {}; snnsim converts 2-D convolutions only ([out, in, kh, kw])",
-                shape_text(w.dims));
+    throw Error("its weight has shape {}; snnsim converts 2-D convolutions only ([out, in, kh, kw])", shape_text(w.dims));
   }
   if (std::any_of(w.dims.begin(), w.dims.end(), [](std::int64_t d) { return d <= 0; })) {
     throw Error("its weight has an empty shape {}", shape_text(w.dims));
@@ -745,8 +727,7 @@ void Importer::conv(const onnx::NodeProto& node) {
     if (d != 1) throw Error("dilation {} is not supported (dilation 1 only)", d);
   }
   if (w.dims[1] != dims_[0]) {
-    throw Error("its weight {} expects {} input channels, the activation has {}", shape_text(w.dims), w.dims[1],
-                dims_[0]);
+    throw Error("its weight {} expects {} input channels, the activation has {}", shape_text(w.dims), w.dims[1], dims_[0]);
   }
   const auto kernel = attr_ints(node, "kernel_shape", {w.dims[2], w.dims[3]});
   if (kernel.size() != 2 || kernel[0] != w.dims[2] || kernel[1] != w.dims[3]) {
@@ -770,8 +751,7 @@ void Importer::conv(const onnx::NodeProto& node) {
     throw Error("strides {} or pads {} are not 2-D", shape_text(strides), shape_text(pads));
   }
   if (pads[0] != pads[2] || pads[1] != pads[3]) {
-    throw Error("asymmetric pads {} (top, left, bottom, right) are not supported; pad equally on both sides",
-                shape_text(pads));
+    throw Error("asymmetric pads {} (top, left, bottom, right) are not supported; pad equally on both sides", shape_text(pads));
   }
   LayerSpec spec;
   spec.kind = LayerKind::Conv;
@@ -878,15 +858,12 @@ void Importer::elementwise(const onnx::NodeProto& node, const std::string& curre
 
 void Importer::relu() {
   switch (phase_) {
-    case Phase::Input:
-      throw Error("a Relu on the input, before any Conv/Gemm, has no spiking equivalent; remove it");
+    case Phase::Input: throw Error("a Relu on the input, before any Conv/Gemm, has no spiking equivalent; remove it");
     case Phase::Linear:
       phase_ = Phase::Rectified;
       action_ = fmt::format("ReLU of layer {} (the spiking neurons)", weighted_layer_ + 1);
       return;
-    case Phase::Rectified:
-      action_ = "dropped (already rectified)";
-      return;
+    case Phase::Rectified: action_ = "dropped (already rectified)"; return;
   }
 }
 
@@ -899,8 +876,9 @@ void Importer::average_pool(const onnx::NodeProto& node, bool global) {
         weighted_layer_ + 1, out_.layers[weighted_layer_].name);
   }
   if (in_affine_) {
-    throw Error("it comes between the input normalisation and the first Conv/Gemm; the normalisation must come "
-                "directly before that layer to be folded into it");
+    throw Error(
+        "it comes between the input normalisation and the first Conv/Gemm; the normalisation must come "
+        "directly before that layer to be folded into it");
   }
   LayerSpec spec;
   spec.kind = LayerKind::AvgPool;
@@ -910,8 +888,7 @@ void Importer::average_pool(const onnx::NodeProto& node, bool global) {
   } else {
     const auto kernel = attr_ints(node, "kernel_shape", {});
     const auto strides = attr_ints(node, "strides", {1, 1});
-    if (kernel.size() != 2 || strides.size() != 2 || kernel[0] < 1 || kernel[1] < 1 || strides[0] < 1 ||
-        strides[1] < 1) {
+    if (kernel.size() != 2 || strides.size() != 2 || kernel[0] < 1 || kernel[1] < 1 || strides[0] < 1 || strides[1] < 1) {
       throw Error("kernel_shape {} or strides {} are not 2-D", shape_text(kernel), shape_text(strides));
     }
     for (std::int64_t p : attr_ints(node, "pads", {})) {
@@ -942,8 +919,7 @@ void Importer::flatten(const onnx::NodeProto& node, bool reshape) {
     const bool features_ok = v.size() == 2 && (v[1] == size || (v[1] == -1 && v[0] != -1));
     if (!batch_ok || !features_ok) {
       std::vector<std::int64_t> target(v.begin(), v.end());
-      throw Error("Reshape to {} is not supported: only to [batch, {}] (a flatten)", shape_text(target),
-                  current_size());
+      throw Error("Reshape to {} is not supported: only to [batch, {}] (a flatten)", shape_text(target), current_size());
     }
   } else {
     const std::int64_t axis = attr_int(node, "axis", 1);
@@ -989,16 +965,13 @@ OnnxModel import_onnx(const std::filesystem::path& file) {
                 file.string());
   }
   if (!model.has_graph() || model.graph().node_size() == 0) {
-    throw Error("'{}' is not an ONNX model: it holds no graph nodes (garbage, truncated or not an ONNX file)",
-                file.string());
+    throw Error("'{}' is not an ONNX model: it holds no graph nodes (garbage, truncated or not an ONNX file)", file.string());
   }
   try {
     OnnxModel result = Importer(model).run();
     result.file = file;
     return result;
-  } catch (const Error& e) {
-    throw Error("ONNX model '{}': {}", file.string(), e.what());
-  }
+  } catch (const Error& e) { throw Error("ONNX model '{}': {}", file.string(), e.what()); }
 }
 
 #endif

@@ -8,8 +8,8 @@
 #include <chrono>
 #include <numeric>
 #include <optional>
-#include <system_error>
 #include <string>
+#include <system_error>
 
 namespace snn::conversion {
 
@@ -28,10 +28,11 @@ double seconds_since(Clock::time_point start) { return std::chrono::duration<dou
 void check_data(const Dataset& data, const Shape& input, std::size_t classes, const char* what) {
   const std::size_t inputs = input.size();
   if (data.image_size() != inputs)
-    throw Error("{} set: images have {} pixels ({} x {}), the network takes {} inputs", what, data.image_size(), data.rows, data.cols,
-                inputs);
+    throw Error("{} set: images have {} pixels ({} x {}), the network takes {} inputs", what, data.image_size(), data.rows,
+                data.cols, inputs);
   if (!input.flat() && (input.channels != 1 || input.height != data.rows || input.width != data.cols))
-    throw Error("{} set: images are {} x {} (one channel), the network's input is {}", what, data.rows, data.cols, to_string(input));
+    throw Error("{} set: images are {} x {} (one channel), the network's input is {}", what, data.rows, data.cols,
+                to_string(input));
   if (data.pixels.size() != data.count * data.image_size() || data.labels.size() != data.count)
     throw Error("{} set: {} samples but {} pixel bytes and {} labels", what, data.count, data.pixels.size(), data.labels.size());
   for (std::size_t i = 0; i < data.count; ++i)
@@ -39,7 +40,9 @@ void check_data(const Dataset& data, const Shape& input, std::size_t classes, co
       throw Error("{} set: sample {} has label {}, the network has only {} outputs", what, i, data.labels[i], classes);
 }
 
-std::size_t count_or_all(std::size_t samples, const Dataset& data) { return samples == 0 ? data.count : std::min(samples, data.count); }
+std::size_t count_or_all(std::size_t samples, const Dataset& data) {
+  return samples == 0 ? data.count : std::min(samples, data.count);
+}
 
 std::vector<std::uint32_t> identity_order(std::size_t n) {
   std::vector<std::uint32_t> order(n);
@@ -49,7 +52,8 @@ std::vector<std::uint32_t> identity_order(std::size_t n) {
 
 }  // namespace
 
-void gather_batch(const Dataset& data, const std::vector<std::uint32_t>& order, std::size_t first, std::size_t count, Matrix& batch) {
+void gather_batch(const Dataset& data, const std::vector<std::uint32_t>& order, std::size_t first, std::size_t count,
+                  Matrix& batch) {
   const std::size_t size = data.image_size();
   reshape(batch, count, size);
   for (std::size_t r = 0; r < count; ++r) {
@@ -67,7 +71,8 @@ TrainResult train(const TrainConfig& config, const Dataset& train_set, const Dat
   check_data(train_set, spec.input, classes, "training");
   if (test_set) check_data(*test_set, spec.input, classes, "test");
   if (!config.checkpoint.empty() && spec.bias)
-    throw Error("training: checkpoints of networks with biases are not supported yet (train without a checkpoint, or without bias)");
+    throw Error(
+        "training: checkpoints of networks with biases are not supported yet (train without a checkpoint, or without bias)");
   const std::size_t n = count_or_all(config.train_samples, train_set);
   if (n == 0) throw Error("training: the training set is empty");
 
@@ -90,9 +95,10 @@ TrainResult train(const TrainConfig& config, const Dataset& train_set, const Dat
   if (checkpointing && config.resume && fs::exists(config.checkpoint, ec)) {
     resumed = load_checkpoint(config.checkpoint);
     if (resumed->fingerprint != fingerprint)
-      throw Error("cannot resume from '{}': it is the checkpoint of a different training (network, training settings, seed, data "
-                  "or OpenBLAS threads differ); remove it to train from the start",
-                  config.checkpoint.string());
+      throw Error(
+          "cannot resume from '{}': it is the checkpoint of a different training (network, training settings, seed, data "
+          "or OpenBLAS threads differ); remove it to train from the start",
+          config.checkpoint.string());
     if (resumed->epochs_done > config.epochs)
       throw Error("cannot resume from '{}': it holds {} completed epochs, more than the {} asked for", config.checkpoint.string(),
                   resumed->epochs_done, config.epochs);
@@ -201,8 +207,10 @@ Evaluation evaluate(const std::vector<Matrix>& weights, const Dataset& data, boo
   return evaluate(model, data, samples, batch_size);
 }
 
-Evaluation evaluate(const WeightSet& weights, const Dataset& data, bool output_relu, std::size_t samples, std::size_t batch_size) {
-  Model model(spec_for(weights, output_relu), weights.layers, weights.has_bias() ? weights.biases : std::vector<std::vector<float>>{});
+Evaluation evaluate(const WeightSet& weights, const Dataset& data, bool output_relu, std::size_t samples,
+                    std::size_t batch_size) {
+  Model model(spec_for(weights, output_relu), weights.layers,
+              weights.has_bias() ? weights.biases : std::vector<std::vector<float>>{});
   return evaluate(model, data, samples, batch_size);
 }
 
@@ -237,8 +245,8 @@ std::vector<std::string> prediction_warnings(const Evaluation& eval, bool output
   // One line for all of them: a dead output usually comes with others.
   const auto& c = eval.never_predicted;
   if (c.empty()) return {};
-  return {fmt::format("{} {} never predicted on the {} evaluated samples{}",
-                      c.size() == 1 ? "class" : "classes", fmt::join(c, ", "), eval.samples,
+  return {fmt::format("{} {} never predicted on the {} evaluated samples{}", c.size() == 1 ? "class" : "classes",
+                      fmt::join(c, ", "), eval.samples,
                       output_relu ? fmt::format(": {} output unit{} may be dead (with output_relu a logit that is never "
                                                 "positive gets no gradient); consider training with output_relu = false",
                                                 c.size() == 1 ? "its" : "their", c.size() == 1 ? "" : "s")
@@ -286,7 +294,8 @@ void for_each_activation_in(const WeightSet& weights, const Dataset& data, std::
   visit_activations(model, data, first, first + std::min(count, data.count - first), visit, batch_size);
 }
 
-WeightSet to_weight_set(const TrainConfig& config, const TrainResult& result, const std::string& dataset_name, std::size_t train_samples) {
+WeightSet to_weight_set(const TrainConfig& config, const TrainResult& result, const std::string& dataset_name,
+                        std::size_t train_samples) {
   WeightSet w;
   w.layers = result.weights;
   w.biases = result.biases;
@@ -303,8 +312,10 @@ WeightSet to_weight_set(const TrainConfig& config, const TrainResult& result, co
     std::size_t k = 0;
     for (std::size_t i = 0; i < spec.layers.size(); ++i) {
       LayerSpec& l = w.architecture[i];
-      if (l.has_weights()) l.name = w.names[k++];
-      else if (l.name.empty()) l.name = fmt::format("layer{}", i);
+      if (l.has_weights())
+        l.name = w.names[k++];
+      else if (l.name.empty())
+        l.name = fmt::format("layer{}", i);
     }
   }
   if (result.test) w.ann_test_accuracy = result.test->accuracy;

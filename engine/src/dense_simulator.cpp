@@ -35,9 +35,8 @@ namespace {
 
 // C[m x n] = A[m x k] * B[k x n], row-major floats.
 void gemm(std::size_t m, std::size_t n, std::size_t k, const float* a, const float* b, float* c) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
-              static_cast<int>(k), 1.0f, a, static_cast<int>(k), b, static_cast<int>(n), 0.0f, c,
-              static_cast<int>(n));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), 1.0f, a,
+              static_cast<int>(k), b, static_cast<int>(n), 0.0f, c, static_cast<int>(n));
 }
 
 // im2col of nb samples' CHW spike maps `in` (nb x input.size()), transposed
@@ -92,9 +91,7 @@ void DenseSimulator::currents(std::size_t c, std::size_t nb, const float* in, st
   const std::size_t n_tgt = fc.targets;
   switch (fc.format) {
     case FanOutFormat::Dense:
-    case FanOutFormat::Sparse:
-      gemm(nb, n_tgt, fc.sources, in, weights_[c].data(), current.data());
-      return;
+    case FanOutFormat::Sparse: gemm(nb, n_tgt, fc.sources, in, weights_[c].data(), current.data()); return;
     case FanOutFormat::Conv: {
       const WindowGeometry& g = fc.geometry;
       const std::size_t ohw = g.output.height * g.output.width, oc = g.output.channels;
@@ -169,15 +166,14 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
   std::vector<Potential> current_int;
   SpikeList spikes;
   std::vector<NeuronId> chunk_ids, random_spikes;
-  std::vector<Potential> analog;  // B x n1 constant current (analog input)
+  std::vector<Potential> analog;          // B x n1 constant current (analog input)
   std::vector<OpCount> analog_ops(B, 0);  // per sample: SynOps of the analog input per step
 
   // Precompute variant: connection 0's currents for steps [chunk_first, chunk_first + chunk_steps).
   std::size_t chunk_steps = 0;
   Step chunk_first = 0, chunk_end = 0;
   std::vector<float> chunk_in, chunk_out;
-  const bool first_is_table = net.connection(0).format == FanOutFormat::Dense ||
-                              net.connection(0).format == FanOutFormat::Sparse;
+  const bool first_is_table = net.connection(0).format == FanOutFormat::Dense || net.connection(0).format == FanOutFormat::Sparse;
   std::vector<float> col, col_out;  // im2col scratch
   if (dense.precompute_first_layer && poisson && first_is_table) {
     const std::size_t per_step = B * (n_in + n1) * sizeof(float);
@@ -192,8 +188,8 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
     random_spikes.clear();
     random_input_spikes(batch.inputs[b], options.input.seed, sid, t, random_spikes);
     ids.clear();
-    std::merge(batch.inputs[b].always.begin(), batch.inputs[b].always.end(), random_spikes.begin(),
-               random_spikes.end(), std::back_inserter(ids));
+    std::merge(batch.inputs[b].always.begin(), batch.inputs[b].always.end(), random_spikes.begin(), random_spikes.end(),
+               std::back_inserter(ids));
     if (!row) return;
     std::fill(row, row + n_in, 0.0f);
     for (NeuronId i : ids) row[i] = 1.0f;
@@ -237,16 +233,14 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
       std::vector<double> xb(nb * n_in), w0(weights_[0].begin(), weights_[0].end()), out(nb * n1);
       for (std::size_t b = 0; b < nb; ++b)
         for (std::size_t i = 0; i < n_in; ++i) xb[b * n_in + i] = samples.sample(first + b)[i];
-      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(nb), static_cast<int>(n1),
-                  static_cast<int>(n_in), 1.0, xb.data(), static_cast<int>(n_in), w0.data(), static_cast<int>(n1),
-                  0.0, out.data(), static_cast<int>(n1));
+      cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(nb), static_cast<int>(n1), static_cast<int>(n_in),
+                  1.0, xb.data(), static_cast<int>(n_in), w0.data(), static_cast<int>(n1), 0.0, out.data(), static_cast<int>(n1));
       analog.resize(nb * n1);
       for (std::size_t k = 0; k < nb * n1; ++k)
         analog[k] = static_cast<Potential>(round_div_255(static_cast<std::int64_t>(out[k])));
       for (std::size_t b = 0; b < nb; ++b) {
         OpCount nonzero = 0;
-        for (std::size_t i = 0; i < n_in; ++i)
-          nonzero += samples.sample(first + b)[i] != 0 ? net.connection(0).fan_out_of(i) : 0;
+        for (std::size_t i = 0; i < n_in; ++i) nonzero += samples.sample(first + b)[i] != 0 ? net.connection(0).fan_out_of(i) : 0;
         res.work[(first + b) * L] += static_cast<OpCount>(n_in) * n1;  // the dgemm's MACs
         analog_ops[b] = nonzero;
       }
@@ -341,8 +335,7 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
         if (!batch.active[b]) continue;
         res.steps_simulated[first + b] = t + 1;
         SampleRecorder rec(res, options, first + b);
-        if (rec.readout(t, batch.readouts[b], batch.v[pops - 1].data() + b * net.output_size()))
-          batch.active[b] = false;
+        if (rec.readout(t, batch.readouts[b], batch.v[pops - 1].data() + b * net.output_size())) batch.active[b] = false;
       }
     };
 

@@ -13,12 +13,11 @@ namespace snn::engine {
 SampleSet SampleSet::of(const Dataset& data, std::size_t first, std::size_t n) {
   if (first > data.count) throw Error("samples from {}: the dataset has only {} samples", first, data.count);
   if (n == 0) n = data.count - first;
-  if (first + n > data.count)
-    throw Error("samples {} .. {}: the dataset has only {} samples", first, first + n - 1, data.count);
+  if (first + n > data.count) throw Error("samples {} .. {}: the dataset has only {} samples", first, first + n - 1, data.count);
   const std::size_t size = data.image_size();
   if (data.pixels.size() < data.count * size || data.labels.size() < data.count)
-    throw Error("dataset holds {} pixel bytes and {} labels for {} samples of {} bytes", data.pixels.size(),
-                data.labels.size(), data.count, size);
+    throw Error("dataset holds {} pixel bytes and {} labels for {} samples of {} bytes", data.pixels.size(), data.labels.size(),
+                data.count, size);
   SampleSet s;
   s.count = n;
   s.size = size;
@@ -45,8 +44,7 @@ Encoding parse_encoding(std::string_view text) {
 void validate(const InputOptions& options) {
   if (!std::isfinite(options.max_rate) || options.max_rate <= 0.0)
     throw Error("input max_rate must be finite and > 0 Hz, got {}", options.max_rate);
-  if (!std::isfinite(options.dt) || options.dt <= 0.0)
-    throw Error("input dt must be finite and > 0 s, got {}", options.dt);
+  if (!std::isfinite(options.dt) || options.dt <= 0.0) throw Error("input dt must be finite and > 0 s, got {}", options.dt);
 }
 
 std::array<std::uint32_t, 4> philox4x32(std::array<std::uint32_t, 4> c, std::array<std::uint32_t, 2> k) {
@@ -165,8 +163,7 @@ void random_input_spikes(const PreparedInput& input, std::uint64_t seed, SampleI
       std::copy(src, src + (nb - g), ids);
       src = ids;
     }
-    philox16(src, static_cast<std::uint32_t>(step), sample, seed, w + g, w + padded + g, w + 2 * padded + g,
-             w + 3 * padded + g);
+    philox16(src, static_cast<std::uint32_t>(step), sample, seed, w + g, w + padded + g, w + 2 * padded + g, w + 3 * padded + g);
   }
 #else
   for (std::size_t g = 0; g < nb; ++g) {

@@ -139,8 +139,7 @@ class Simulator {
         const NeuronId* first = fc.target_ids.data() + fc.offsets[s];
         const NeuronId* last = fc.target_ids.data() + fc.offsets[s + 1];
         for (std::size_t q = 0; q <= parts; ++q)
-          split[s * (parts + 1) + q] =
-              fc.offsets[s] + static_cast<std::uint64_t>(std::lower_bound(first, last, b[q]) - first);
+          split[s * (parts + 1) + q] = fc.offsets[s] + static_cast<std::uint64_t>(std::lower_bound(first, last, b[q]) - first);
       }
     }
     scratch_.resize(pops);
@@ -223,8 +222,7 @@ class Simulator {
       team_->run([&](std::size_t q) { partition_step(p, q, due, constant); });
     } else {
       tbb::parallel_for(
-          std::size_t{0}, parts, [&](std::size_t q) { partition_step(p, q, due, constant); },
-          tbb::static_partitioner());
+          std::size_t{0}, parts, [&](std::size_t q) { partition_step(p, q, due, constant); }, tbb::static_partitioner());
     }
     queue_.pop(t, c);
     for (std::size_t q = 0; q < parts; ++q)
@@ -293,8 +291,7 @@ class Simulator {
     if (!bias.empty())
       for (NeuronId j = lo; j < hi; ++j) cur[j] += bias[j];
     const std::size_t parts = bounds_[p].size() - 1;
-    deliver(cur, fc, due,
-            TargetRange{lo, hi, splits_[c].empty() ? nullptr : splits_[c].data(), parts, q, scratch_[p].data()});
+    deliver(cur, fc, due, TargetRange{lo, hi, splits_[c].empty() ? nullptr : splits_[c].data(), parts, q, scratch_[p].data()});
     auto& spikes = part_spikes_[p][q];
     spikes.clear();
     bad_[q] = update_neurons(net_.params(static_cast<PopulationId>(p)), v_[p].data(),
@@ -373,16 +370,15 @@ RunResult Engine::run(const SampleSet& samples, const RunOptions& options) const
     // One simulator per arena slot, created by the thread that first uses it.
     std::vector<std::unique_ptr<Simulator>> sims(static_cast<std::size_t>(arena.max_concurrency()));
     arena.execute([&] {
-      tbb::parallel_for(tbb::blocked_range<std::size_t>(0, samples.count, 1),
-                        [&](const tbb::blocked_range<std::size_t>& range) {
-                          const auto slot = static_cast<std::size_t>(tbb::this_task_arena::current_thread_index());
-                          auto& sim = sims.at(slot);
-                          if (!sim) sim = std::make_unique<Simulator>(net, options, 1);
-                          for (std::size_t i = range.begin(); i != range.end(); ++i) {
-                            sim->run(samples, i, res);
-                            progress.sample_done();
-                          }
-                        });
+      tbb::parallel_for(tbb::blocked_range<std::size_t>(0, samples.count, 1), [&](const tbb::blocked_range<std::size_t>& range) {
+        const auto slot = static_cast<std::size_t>(tbb::this_task_arena::current_thread_index());
+        auto& sim = sims.at(slot);
+        if (!sim) sim = std::make_unique<Simulator>(net, options, 1);
+        for (std::size_t i = range.begin(); i != range.end(); ++i) {
+          sim->run(samples, i, res);
+          progress.sample_done();
+        }
+      });
     });
   } else {
     // One team for the whole run: its threads persist across samples, steps

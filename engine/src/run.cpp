@@ -27,11 +27,10 @@ Parallelism parse_parallelism(std::string_view text) {
 
 void validate(const SampleSet& samples, const FixedNetwork& net) {
   if (samples.size != net.input_size())
-    throw Error("samples have {} values each, the network's input population has {} neurons", samples.size,
-                net.input_size());
+    throw Error("samples have {} values each, the network's input population has {} neurons", samples.size, net.input_size());
   if (samples.values.size() != samples.count * samples.size)
-    throw Error("sample set holds {} values, {} samples of {} need {}", samples.values.size(), samples.count,
-                samples.size, samples.count * samples.size);
+    throw Error("sample set holds {} values, {} samples of {} need {}", samples.values.size(), samples.count, samples.size,
+                samples.count * samples.size);
   if (samples.count > std::numeric_limits<SampleId>::max() ||
       samples.first_id > std::numeric_limits<SampleId>::max() - samples.count)
     throw Error("samples {} .. {} exceed the 32-bit sample ids", samples.first_id, samples.first_id + samples.count);
@@ -50,8 +49,7 @@ void validate(const RunOptions& options) {
   validate(options.input);
   if (options.early_exit.enabled) {
     if (options.early_exit.margin < 1) throw Error("early exit margin must be >= 1 spike, got 0");
-    if (options.early_exit.hold < 1)
-      throw Error("early exit hold must be >= 1 step, got {}", options.early_exit.hold);
+    if (options.early_exit.hold < 1) throw Error("early exit hold must be >= 1 step, got {}", options.early_exit.hold);
   }
 }
 
@@ -65,8 +63,7 @@ std::vector<T> column_sums(const std::vector<T>& a, std::size_t rows, std::size_
   return out;
 }
 
-double fraction_correct(const std::vector<std::uint16_t>& predicted, std::span<const std::uint8_t> labels,
-                        std::size_t samples) {
+double fraction_correct(const std::vector<std::uint16_t>& predicted, std::span<const std::uint8_t> labels, std::size_t samples) {
   if (labels.size() != samples) throw Error("accuracy: {} labels for {} samples", labels.size(), samples);
   if (samples == 0) return 0.0;
   std::size_t correct = 0;
@@ -97,9 +94,7 @@ double RunResult::firing_rate(PopulationId p) const {
          (static_cast<double>(simulated) * static_cast<double>(population_sizes[p]));
 }
 
-double RunResult::accuracy(std::span<const std::uint8_t> labels) const {
-  return fraction_correct(predictions, labels, samples);
-}
+double RunResult::accuracy(std::span<const std::uint8_t> labels) const { return fraction_correct(predictions, labels, samples); }
 
 std::vector<double> RunResult::accuracy_curve(std::span<const std::uint8_t> labels) const {
   if (labels.size() != samples) throw Error("accuracy curve: {} labels for {} samples", labels.size(), samples);
@@ -169,7 +164,9 @@ bool Readout::exit_now() {
 }
 
 SampleRecorder::SampleRecorder(RunResult& result, const RunOptions& options, std::size_t sample)
-    : res_(result), options_(options), sample_(sample),
+    : res_(result),
+      options_(options),
+      sample_(sample),
       pop_spikes_(result.population_spikes.data() + sample * result.populations),
       synops_(result.synops.data() + sample * result.connections),
       work_(result.work.data() + sample * result.connections),
@@ -182,9 +179,7 @@ void SampleRecorder::spikes(Step t, PopulationId p, std::span<const NeuronId> id
     for (NeuronId j : ids) res_.spike_trains[sample_].push_back({t, p, j});
 }
 
-OpCount SampleRecorder::spent() const {
-  return std::accumulate(synops_, synops_ + res_.connections, OpCount{0});
-}
+OpCount SampleRecorder::spent() const { return std::accumulate(synops_, synops_ + res_.connections, OpCount{0}); }
 
 bool SampleRecorder::readout(Step t, Readout& readout, const Potential* output_potentials) {
   const std::uint16_t pred = readout.predict(output_potentials);
@@ -220,8 +215,7 @@ void throw_potential_out_of_range(const FixedNetwork& net, std::size_t sample, s
 
 RunResult make_result(const FixedNetwork& net, std::size_t samples, const RunOptions& options) {
   if (net.output_size() > 65536)
-    throw Error("output population of {} neurons: predictions are stored as 16-bit classes (at most 65536)",
-                net.output_size());
+    throw Error("output population of {} neurons: predictions are stored as 16-bit classes (at most 65536)", net.output_size());
   RunResult r;
   r.samples = samples;
   r.steps = options.steps;
@@ -245,8 +239,7 @@ RunResult make_result(const FixedNetwork& net, std::size_t samples, const RunOpt
   }
   if (options.record_spikes) r.spike_trains.resize(samples);
   r.quantisation = net.reports();
-  for (std::size_t c = 0; c < net.connection_count(); ++c)
-    r.dense_macs_per_step.push_back(net.connection(c).dense_macs());
+  for (std::size_t c = 0; c < net.connection_count(); ++c) r.dense_macs_per_step.push_back(net.connection(c).dense_macs());
   for (std::size_t p = 0; p < net.population_count(); ++p) r.population_sizes.push_back(net.size(p));
   return r;
 }

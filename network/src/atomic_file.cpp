@@ -2,10 +2,10 @@
 
 #include "snn/error.h"
 
+#include <unistd.h>
 #include <fstream>
 #include <random>
 #include <system_error>
-#include <unistd.h>
 
 namespace snn {
 
@@ -36,7 +36,8 @@ void write_file_atomically(const fs::path& path, const std::function<void(std::o
 }
 
 void write_file_atomically(const fs::path& path, std::string_view content) {
-  write_file_atomically(path, [&](std::ostream& out) { out.write(content.data(), static_cast<std::streamsize>(content.size())); });
+  write_file_atomically(path,
+                        [&](std::ostream& out) { out.write(content.data(), static_cast<std::streamsize>(content.size())); });
 }
 
 }  // namespace snn

@@ -45,8 +45,7 @@ class ByteSource {
 
 class RawSource final : public ByteSource {
  public:
-  RawSource(std::ifstream in, const fs::path& path, std::uint64_t size)
-      : in_(std::move(in)), path_(path), size_(size) {}
+  RawSource(std::ifstream in, const fs::path& path, std::uint64_t size) : in_(std::move(in)), path_(path), size_(size) {}
 
   std::size_t read(std::uint8_t* dst, std::size_t n) override {
     in_.read(reinterpret_cast<char*>(dst), static_cast<std::streamsize>(n));
@@ -102,8 +101,7 @@ class GzipSource final : public ByteSource {
         after_member_ = false;
       } else if (ret == Z_DATA_ERROR || ret == Z_NEED_DICT || ret == Z_STREAM_ERROR) {
         if (after_member_) {
-          throw Error("corrupt gzip {}: bytes after the end of the gzip stream are not another gzip member",
-                      quoted(path_));
+          throw Error("corrupt gzip {}: bytes after the end of the gzip stream are not another gzip member", quoted(path_));
         }
         throw Error("corrupt gzip {}: {}", quoted(path_), zs_.msg ? zs_.msg : "invalid compressed data");
       } else if (ret == Z_MEM_ERROR) {
@@ -160,14 +158,13 @@ std::unique_ptr<ByteSource> open_source(const fs::path& path) {
   if (!in) throw Error("cannot read {}: {}", quoted(path), std::strerror(errno));
   std::array<char, 2> head{};
   in.read(head.data(), 2);
-  const bool gzip_magic = in.gcount() == 2 && static_cast<std::uint8_t>(head[0]) == 0x1f &&
-                          static_cast<std::uint8_t>(head[1]) == 0x8b;
+  const bool gzip_magic =
+      in.gcount() == 2 && static_cast<std::uint8_t>(head[0]) == 0x1f && static_cast<std::uint8_t>(head[1]) == 0x8b;
   in.clear();
   in.seekg(0);
   if (gzip_magic) return std::make_unique<GzipSource>(std::move(in), path);
   if (has_gz_suffix(path)) {
-    throw Error("corrupt gzip {}: the name ends in .gz but the file does not start with the gzip magic 1f 8b",
-                quoted(path));
+    throw Error("corrupt gzip {}: the name ends in .gz but the file does not start with the gzip magic 1f 8b", quoted(path));
   }
   return std::make_unique<RawSource>(std::move(in), path, size);
 }
@@ -195,16 +192,15 @@ IdxArray read_idx_file(const fs::path& path, std::uint32_t ndims, const char* ki
   if (got_magic == 0) throw Error("cannot read {}: empty file{}", quoted(path), after);
   const std::size_t header_size = 4 + 4 * std::size_t{ndims};
   if (got_magic < 4) {
-    throw Error("cannot read {}: truncated header: the file holds {} bytes{}, an {} file's header needs {}",
-                quoted(path), got_magic, after, kind, header_size);
+    throw Error("cannot read {}: truncated header: the file holds {} bytes{}, an {} file's header needs {}", quoted(path),
+                got_magic, after, kind, header_size);
   }
   const std::uint32_t magic = big_endian32(magic_bytes.data());
   if (magic_bytes[0] != 0 || magic_bytes[1] != 0 || magic_bytes[2] != kTypeUnsignedByte) {
-    throw Error("cannot read {}: bad magic 0x{:08x}, expected 0x{:08x} for an {} file{}", quoted(path), magic,
-                expected_magic, kind,
-                magic_bytes[0] == 0 && magic_bytes[1] == 0
-                    ? fmt::format(" (element type 0x{:02x} is not unsigned byte)", magic_bytes[2])
-                    : std::string(" (not an IDX file)"));
+    throw Error(
+        "cannot read {}: bad magic 0x{:08x}, expected 0x{:08x} for an {} file{}", quoted(path), magic, expected_magic, kind,
+        magic_bytes[0] == 0 && magic_bytes[1] == 0 ? fmt::format(" (element type 0x{:02x} is not unsigned byte)", magic_bytes[2])
+                                                   : std::string(" (not an IDX file)"));
   }
   if (magic_bytes[3] != ndims) {
     throw Error("cannot read {}: bad magic 0x{:08x}: wrong dimension count {}, an {} file has {} dimensions (magic 0x{:08x})",
@@ -214,8 +210,8 @@ IdxArray read_idx_file(const fs::path& path, std::uint32_t ndims, const char* ki
   std::vector<std::uint8_t> dim_bytes(4 * std::size_t{ndims});
   const std::size_t got_dims = source->read(dim_bytes.data(), dim_bytes.size());
   if (got_dims < dim_bytes.size()) {
-    throw Error("cannot read {}: truncated header: the file holds {} bytes{}, an {} file's header needs {}",
-                quoted(path), 4 + got_dims, after, kind, header_size);
+    throw Error("cannot read {}: truncated header: the file holds {} bytes{}, an {} file's header needs {}", quoted(path),
+                4 + got_dims, after, kind, header_size);
   }
   IdxArray array;
   std::string shape;
@@ -229,8 +225,7 @@ IdxArray read_idx_file(const fs::path& path, std::uint32_t ndims, const char* ki
   for (const std::uint32_t dim : array.dims) {
     if (__builtin_mul_overflow(elements, std::size_t{dim}, &elements) ||
         elements > std::numeric_limits<std::size_t>::max() - header_size) {
-      throw Error("cannot read {}: dimensions {} overflow: their product does not fit in a memory size", quoted(path),
-                  shape);
+      throw Error("cannot read {}: dimensions {} overflow: their product does not fit in a memory size", quoted(path), shape);
     }
   }
   for (std::uint32_t d = 0; d < ndims; ++d) {
@@ -241,8 +236,9 @@ IdxArray read_idx_file(const fs::path& path, std::uint32_t ndims, const char* ki
   if (raw) {
     const std::uint64_t expected = header_size + elements;
     if (file_size < expected) {
-      throw Error("cannot read {}: truncated data: the header says {} ({} bytes of data), the file holds {} after the {}-byte header",
-                  quoted(path), shape, elements, file_size - header_size, header_size);
+      throw Error(
+          "cannot read {}: truncated data: the header says {} ({} bytes of data), the file holds {} after the {}-byte header",
+          quoted(path), shape, elements, file_size - header_size, header_size);
     }
     if (file_size > expected) {
       throw Error("cannot read {}: {} trailing bytes after the {} bytes the header announces ({})", quoted(path),
@@ -280,8 +276,8 @@ IdxArray read_idx_file(const fs::path& path, std::uint32_t ndims, const char* ki
   return array;
 }
 
-const std::array<const char*, 4> kSplitFiles = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                                                "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+const std::array<const char*, 4> kSplitFiles = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                                                "t10k-labels-idx1-ubyte"};
 
 }  // namespace
 
@@ -343,8 +339,9 @@ DatasetSplits load_dataset(const std::string& name_or_path, std::size_t num_clas
   const fs::file_status status = fs::status(dir, ec);
   if (status.type() == fs::file_type::not_found) {
     if (by_name) {
-      throw Error("dataset '{}' not found: {} does not exist (run tools/fetch-data {}, or set SNNSIM_DATA to the directory holding it)",
-                  name_or_path, quoted(dir), name_or_path);
+      throw Error(
+          "dataset '{}' not found: {} does not exist (run tools/fetch-data {}, or set SNNSIM_DATA to the directory holding it)",
+          name_or_path, quoted(dir), name_or_path);
     }
     throw Error("dataset directory {} does not exist", quoted(dir));
   }

@@ -23,13 +23,13 @@ std::string window_text(std::size_t h, std::size_t w) { return fmt::format("{}x{
 // One spatial axis of a conv or pool window: the output length, or an error
 // naming the axis. Exact tiling is required so that no input row is silently
 // dropped.
-std::size_t window_axis(const LayerSpec& layer, std::size_t index, std::size_t in, std::size_t kernel,
-                        std::size_t stride, std::size_t pad, const Shape& input) {
+std::size_t window_axis(const LayerSpec& layer, std::size_t index, std::size_t in, std::size_t kernel, std::size_t stride,
+                        std::size_t pad, const Shape& input) {
   const std::size_t padded = in + 2 * pad;
   if (kernel > padded) {
     throw Error("layer {} '{}' needs at least {} input{}, gets {}x{}", index, describe(layer),
-                window_text(layer.kernel_h, layer.kernel_w), pad ? fmt::format(" (with padding {})", pad) : "",
-                input.height, input.width);
+                window_text(layer.kernel_h, layer.kernel_w), pad ? fmt::format(" (with padding {})", pad) : "", input.height,
+                input.width);
   }
   if ((padded - kernel) % stride != 0) {
     throw Error(
@@ -79,8 +79,7 @@ LayerSpec LayerSpec::dense(std::size_t neurons, std::string name) {
   return s;
 }
 
-LayerSpec LayerSpec::conv(std::size_t channels, std::size_t kernel, std::size_t stride, std::size_t padding,
-                          std::string name) {
+LayerSpec LayerSpec::conv(std::size_t channels, std::size_t kernel, std::size_t stride, std::size_t padding, std::string name) {
   LayerSpec s;
   s.kind = LayerKind::Conv;
   s.outputs = channels;
@@ -117,25 +116,22 @@ std::string describe(const LayerSpec& layer) {
       out += fmt::format(" stride {}", layer.stride_h);
     }
     if (with_pad && (layer.pad_h || layer.pad_w)) {
-      out += layer.pad_h == layer.pad_w ? fmt::format(" pad {}", layer.pad_h)
-                                        : fmt::format(" pad {}x{}", layer.pad_h, layer.pad_w);
+      out +=
+          layer.pad_h == layer.pad_w ? fmt::format(" pad {}", layer.pad_h) : fmt::format(" pad {}x{}", layer.pad_h, layer.pad_w);
     }
     return out;
   };
   switch (layer.kind) {
-    case LayerKind::Dense:
-      return fmt::format("dense {}", layer.outputs);
+    case LayerKind::Dense: return fmt::format("dense {}", layer.outputs);
     case LayerKind::Conv:
-      return fmt::format("conv {} {}{}", layer.outputs, window_text(layer.kernel_h, layer.kernel_w),
-                         stride_pad(true));
+      return fmt::format("conv {} {}{}", layer.outputs, window_text(layer.kernel_h, layer.kernel_w), stride_pad(true));
     case LayerKind::AvgPool: {
-      const bool square_default = layer.kernel_h == layer.kernel_w && layer.stride_h == layer.kernel_h &&
-                                  layer.stride_w == layer.kernel_w;
+      const bool square_default =
+          layer.kernel_h == layer.kernel_w && layer.stride_h == layer.kernel_h && layer.stride_w == layer.kernel_w;
       if (square_default) return fmt::format("avgpool {}", layer.kernel_h);
       return fmt::format("avgpool {}{}", window_text(layer.kernel_h, layer.kernel_w), stride_pad(false));
     }
-    case LayerKind::Flatten:
-      return "flatten";
+    case LayerKind::Flatten: return "flatten";
   }
   return "?";
 }
@@ -145,11 +141,9 @@ Shape output_shape(const LayerSpec& layer, const Shape& input, std::size_t index
     case LayerKind::Dense:
       if (layer.outputs == 0) throw Error("layer {} '{}': a dense layer needs at least 1 neuron", index, describe(layer));
       return Shape{layer.outputs, 1, 1};
-    case LayerKind::Flatten:
-      return Shape{input.size(), 1, 1};
+    case LayerKind::Flatten: return Shape{input.size(), 1, 1};
     case LayerKind::Conv:
-    case LayerKind::AvgPool:
-      break;
+    case LayerKind::AvgPool: break;
   }
   const bool conv = layer.kind == LayerKind::Conv;
   if (conv && layer.outputs == 0) {
@@ -157,9 +151,10 @@ Shape output_shape(const LayerSpec& layer, const Shape& input, std::size_t index
   }
   check_window(layer, index);
   if (input.flat() && (layer.kernel_h > 1 || layer.kernel_w > 1)) {
-    throw Error("layer {} '{}' needs a channels x height x width input, gets a flat vector of {} (put it before "
-                "the first dense or flatten layer)",
-                index, describe(layer), input.channels);
+    throw Error(
+        "layer {} '{}' needs a channels x height x width input, gets a flat vector of {} (put it before "
+        "the first dense or flatten layer)",
+        index, describe(layer), input.channels);
   }
   if (!conv && (layer.pad_h || layer.pad_w)) {
     throw Error("layer {} '{}': average pooling takes no padding", index, describe(layer));
@@ -184,13 +179,10 @@ std::vector<Shape> infer_shapes(const Shape& input, std::span<const LayerSpec> l
 
 std::vector<std::size_t> weight_shape(const LayerSpec& layer, const Shape& input) {
   switch (layer.kind) {
-    case LayerKind::Dense:
-      return {layer.outputs, input.size()};
-    case LayerKind::Conv:
-      return {layer.outputs, input.channels, layer.kernel_h, layer.kernel_w};
+    case LayerKind::Dense: return {layer.outputs, input.size()};
+    case LayerKind::Conv: return {layer.outputs, input.channels, layer.kernel_h, layer.kernel_w};
     case LayerKind::AvgPool:
-    case LayerKind::Flatten:
-      return {};
+    case LayerKind::Flatten: return {};
   }
   return {};
 }

@@ -43,8 +43,7 @@ void validate_neuron_params(const NeuronParams& params, std::string_view what) {
     throw Error("{}: threshold must be finite and > 0, got {}", what, params.threshold);
   if (!std::isfinite(params.beta) || params.beta <= 0.0 || params.beta > 1.0)
     throw Error("{}: beta must be in (0, 1], got {}", what, params.beta);
-  if (params.refractory < 0)
-    throw Error("{}: refractory period must be >= 0 steps, got {}", what, params.refractory);
+  if (params.refractory < 0) throw Error("{}: refractory period must be >= 0 steps, got {}", what, params.refractory);
 }
 
 namespace {
@@ -53,12 +52,11 @@ void validate_matrix(const Matrix& weights, std::string_view what) {
   if (weights.rows == 0 || weights.cols == 0)
     throw Error("{}: weight matrix is empty ({} x {})", what, weights.rows, weights.cols);
   if (weights.data.size() != weights.rows * weights.cols)
-    throw Error("{}: weight matrix holds {} values, shape {} x {} needs {}", what, weights.data.size(),
-                weights.rows, weights.cols, weights.rows * weights.cols);
+    throw Error("{}: weight matrix holds {} values, shape {} x {} needs {}", what, weights.data.size(), weights.rows,
+                weights.cols, weights.rows * weights.cols);
   for (std::size_t r = 0; r < weights.rows; ++r)
     for (std::size_t c = 0; c < weights.cols; ++c)
-      if (!std::isfinite(weights(r, c)))
-        throw Error("{}: weight [{}, {}] is not finite ({})", what, r, c, weights(r, c));
+      if (!std::isfinite(weights(r, c))) throw Error("{}: weight [{}, {}] is not finite ({})", what, r, c, weights(r, c));
 }
 
 }  // namespace
@@ -82,8 +80,7 @@ DenseFanOut make_dense_fan_out(const Matrix& weights) {
 
 SparseFanOut make_sparse_fan_out(const Matrix& weights, double cutoff) {
   validate_matrix(weights, "sparse fan-out");
-  if (!std::isfinite(cutoff) || cutoff < 0.0)
-    throw Error("sparse fan-out: cutoff must be finite and >= 0, got {}", cutoff);
+  if (!std::isfinite(cutoff) || cutoff < 0.0) throw Error("sparse fan-out: cutoff must be finite and >= 0, got {}", cutoff);
   auto kept = [cutoff](float w) { return w != 0.0f && std::fabs(static_cast<double>(w)) >= cutoff; };
   SparseFanOut table;
   table.sources = weights.cols;
@@ -112,10 +109,8 @@ SparseFanOut make_sparse_fan_out(const Matrix& weights, double cutoff) {
   return table;
 }
 
-Connection::Connection(PopulationId source, std::size_t source_size, std::size_t target_size, Step delay,
-                       FanOutTable table)
-    : source_(source), source_size_(source_size), target_size_(target_size), delay_(delay),
-      table_(std::move(table)) {
+Connection::Connection(PopulationId source, std::size_t source_size, std::size_t target_size, Step delay, FanOutTable table)
+    : source_(source), source_size_(source_size), target_size_(target_size), delay_(delay), table_(std::move(table)) {
   if (delay < 0) throw Error("connection {} -> {}: delay must be >= 0 steps, got {}", source, source + 1, delay);
   const auto [s, t] = std::visit(
       [](const auto& tab) {
@@ -126,20 +121,17 @@ Connection::Connection(PopulationId source, std::size_t source_size, std::size_t
       },
       table_);
   if (s != source_size || t != target_size)
-    throw Error("connection {} -> {}: fan-out table is {} x {}, populations are {} -> {}", source, source + 1, s,
-                t, source_size, target_size);
+    throw Error("connection {} -> {}: fan-out table is {} x {}, populations are {} -> {}", source, source + 1, s, t, source_size,
+                target_size);
 }
 
 // Connection::format() is the variant's index: the two must list the kinds in
 // the same order.
-static_assert(std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(FanOutFormat::Dense), FanOutTable>,
-                             DenseFanOut> &&
-              std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(FanOutFormat::Sparse), FanOutTable>,
-                             SparseFanOut> &&
-              std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(FanOutFormat::Conv), FanOutTable>,
-                             ConvFanOut> &&
-              std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(FanOutFormat::AvgPool), FanOutTable>,
-                             PoolFanOut>);
+static_assert(
+    std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(FanOutFormat::Dense), FanOutTable>, DenseFanOut> &&
+    std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(FanOutFormat::Sparse), FanOutTable>, SparseFanOut> &&
+    std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(FanOutFormat::Conv), FanOutTable>, ConvFanOut> &&
+    std::is_same_v<std::variant_alternative_t<static_cast<std::size_t>(FanOutFormat::AvgPool), FanOutTable>, PoolFanOut>);
 
 namespace {
 
@@ -177,8 +169,8 @@ std::size_t WindowGeometry::positions_of(std::size_t y, std::size_t x) const {
 std::size_t Connection::fan_out(std::size_t source) const {
   if (const auto* d = std::get_if<DenseFanOut>(&table_)) return d->targets;
   if (const auto* sp = std::get_if<SparseFanOut>(&table_)) return sp->row_size(source);
-  const WindowGeometry& g = std::holds_alternative<ConvFanOut>(table_) ? std::get<ConvFanOut>(table_).geometry
-                                                                        : std::get<PoolFanOut>(table_).geometry;
+  const WindowGeometry& g =
+      std::holds_alternative<ConvFanOut>(table_) ? std::get<ConvFanOut>(table_).geometry : std::get<PoolFanOut>(table_).geometry;
   const std::size_t plane = g.input.height * g.input.width;
   const std::size_t pos = source % plane;
   const std::size_t n = g.positions_of(pos / g.input.width, pos % g.input.width);
@@ -198,12 +190,15 @@ std::size_t Connection::table_bytes() const {
   return std::visit(
       [](const auto& t) -> std::size_t {
         using T = std::decay_t<decltype(t)>;
-        if constexpr (std::is_same_v<T, DenseFanOut>) return t.weights.size() * sizeof(Weight);
+        if constexpr (std::is_same_v<T, DenseFanOut>)
+          return t.weights.size() * sizeof(Weight);
         else if constexpr (std::is_same_v<T, SparseFanOut>)
           return t.offsets.size() * sizeof(std::uint64_t) + t.target_ids.size() * sizeof(NeuronId) +
                  t.weights.size() * sizeof(Weight);
-        else if constexpr (std::is_same_v<T, ConvFanOut>) return t.weights.data.size() * sizeof(float);
-        else return sizeof(Weight);
+        else if constexpr (std::is_same_v<T, ConvFanOut>)
+          return t.weights.data.size() * sizeof(float);
+        else
+          return sizeof(Weight);
       },
       table_);
 }
@@ -232,12 +227,11 @@ Matrix Connection::to_matrix() const {
               for (std::size_t kx = 0; kx < kw; ++kx) {
                 const auto y = static_cast<long>(oy * g.stride_h + ky) - static_cast<long>(g.pad_h);
                 const auto x = static_cast<long>(ox * g.stride_w + kx) - static_cast<long>(g.pad_w);
-                if (y < 0 || x < 0 || y >= static_cast<long>(g.input.height) || x >= static_cast<long>(g.input.width))
-                  continue;
-                const std::size_t s = (c * g.input.height + static_cast<std::size_t>(y)) * g.input.width +
-                                      static_cast<std::size_t>(x);
-                m(t, s) = conv ? std::get<ConvFanOut>(table_).weights(o, (c * kh + ky) * kw + kx)
-                               : std::get<PoolFanOut>(table_).weight;
+                if (y < 0 || x < 0 || y >= static_cast<long>(g.input.height) || x >= static_cast<long>(g.input.width)) continue;
+                const std::size_t s =
+                    (c * g.input.height + static_cast<std::size_t>(y)) * g.input.width + static_cast<std::size_t>(x);
+                m(t, s) =
+                    conv ? std::get<ConvFanOut>(table_).weights(o, (c * kh + ky) * kw + kx) : std::get<PoolFanOut>(table_).weight;
               }
           }
         }
@@ -263,26 +257,21 @@ WindowGeometry window_geometry(const LayerSpec& layer, const Shape& input, const
 }  // namespace
 
 ConvFanOut make_conv_fan_out(const LayerSpec& layer, const Shape& input, const Matrix& weights, std::size_t index) {
-  if (layer.kind != LayerKind::Conv)
-    throw Error("layer {} '{}' is not a convolution", index, describe(layer));
+  if (layer.kind != LayerKind::Conv) throw Error("layer {} '{}' is not a convolution", index, describe(layer));
   const Shape out = output_shape(layer, input, index);
   const auto ws = weight_shape(layer, input);
   const std::size_t cols = ws[1] * ws[2] * ws[3];
   if (weights.rows != ws[0] || weights.cols != cols)
-    throw Error("layer {} '{}': kernel is [{}, {}], a {} input needs [{}, {}] ({} x {}x{}x{} as view(out, -1))",
-                index, describe(layer), weights.rows, weights.cols, to_string(input), ws[0], cols, ws[0], ws[1],
-                ws[2], ws[3]);
+    throw Error("layer {} '{}': kernel is [{}, {}], a {} input needs [{}, {}] ({} x {}x{}x{} as view(out, -1))", index,
+                describe(layer), weights.rows, weights.cols, to_string(input), ws[0], cols, ws[0], ws[1], ws[2], ws[3]);
   try {
     validate_matrix(weights, "kernel");
-  } catch (const Error& e) {
-    throw Error("layer {} '{}': {}", index, describe(layer), e.what());
-  }
+  } catch (const Error& e) { throw Error("layer {} '{}': {}", index, describe(layer), e.what()); }
   return ConvFanOut{window_geometry(layer, input, out), weights};
 }
 
 PoolFanOut make_pool_fan_out(const LayerSpec& layer, const Shape& input, double scale, std::size_t index) {
-  if (layer.kind != LayerKind::AvgPool)
-    throw Error("layer {} '{}' is not an average pooling", index, describe(layer));
+  if (layer.kind != LayerKind::AvgPool) throw Error("layer {} '{}' is not an average pooling", index, describe(layer));
   const Shape out = output_shape(layer, input, index);
   if (!std::isfinite(scale) || scale <= 0.0)
     throw Error("layer {} '{}': pool scale must be finite and > 0, got {}", index, describe(layer), scale);
@@ -301,19 +290,17 @@ Network::Network(const Shape& input, std::string input_name) : Network(input.siz
   populations_.front().shape = input;
 }
 
-PopulationId Network::add_layer(const Matrix& weights, const NeuronParams& params, const ConnectionSpec& spec,
-                                std::string name) {
+PopulationId Network::add_layer(const Matrix& weights, const NeuronParams& params, const ConnectionSpec& spec, std::string name) {
   const auto p = static_cast<PopulationId>(populations_.size());
   if (name.empty()) name = fmt::format("layer{}", p);
   const std::string what = fmt::format("population {} ('{}')", p, name);
   validate_neuron_params(params, what);
   const std::size_t source_size = populations_.back().size;
   if (weights.cols != source_size)
-    throw Error("{}: weight matrix is [{} out, {} in] but the previous population '{}' has {} neurons", what,
-                weights.rows, weights.cols, populations_.back().name, source_size);
+    throw Error("{}: weight matrix is [{} out, {} in] but the previous population '{}' has {} neurons", what, weights.rows,
+                weights.cols, populations_.back().name, source_size);
   if (weights.rows == 0) throw Error("{}: weight matrix has 0 rows (no neurons)", what);
-  if (weights.rows > std::size_t{1} << 31)
-    throw Error("{}: {} neurons exceed the 2^31 neuron ids", what, weights.rows);
+  if (weights.rows > std::size_t{1} << 31) throw Error("{}: {} neurons exceed the 2^31 neuron ids", what, weights.rows);
   if (spec.delay < 0) throw Error("{}: connection delay must be >= 0 steps, got {}", what, spec.delay);
   if (!std::isfinite(spec.cutoff) || spec.cutoff < 0.0)
     throw Error("{}: connection cutoff must be finite and >= 0, got {}", what, spec.cutoff);
@@ -325,9 +312,7 @@ PopulationId Network::add_layer(const Matrix& weights, const NeuronParams& param
       table = make_dense_fan_out(weights);
     else
       table = make_sparse_fan_out(weights, spec.cutoff);
-  } catch (const Error& e) {
-    throw Error("{}: {}", what, e.what());
-  }
+  } catch (const Error& e) { throw Error("{}: {}", what, e.what()); }
   connections_.emplace_back(p - 1, source_size, weights.rows, spec.delay, std::move(table));
   populations_.push_back(Population{std::move(name), weights.rows, params, Shape{weights.rows, 1, 1}, {}});
   return p;
@@ -341,8 +326,7 @@ Network Network::from_matrices(const std::vector<Matrix>& layers, const std::vec
     throw Error("network: {} neuron parameter sets for {} layers (give 1 or {})", params.size(), n, n);
   if (specs.size() > 1 && specs.size() != n)
     throw Error("network: {} connection specs for {} layers (give 0, 1 or {})", specs.size(), n, n);
-  if (!names.empty() && names.size() != n)
-    throw Error("network: {} layer names for {} layers", names.size(), n);
+  if (!names.empty() && names.size() != n) throw Error("network: {} layer names for {} layers", names.size(), n);
   Network net(layers.front().cols);
   for (std::size_t i = 0; i < n; ++i) {
     const NeuronParams& p = params.size() == 1 ? params.front() : params[i];
@@ -371,8 +355,7 @@ std::string window_layer_what(PopulationId p, std::string& name, const LayerSpec
 
 void Network::set_bias(PopulationId p, std::vector<Weight> bias) {
   if (p == 0 || p >= populations_.size())
-    throw Error("bias: population {} does not exist or is the input (populations 1 .. {})", p,
-                populations_.size() - 1);
+    throw Error("bias: population {} does not exist or is the input (populations 1 .. {})", p, populations_.size() - 1);
   Population& pop = populations_[p];
   if (!bias.empty() && bias.size() != pop.size)
     throw Error("population {} ('{}'): {} biases for {} neurons", p, pop.name, bias.size(), pop.size);
@@ -389,9 +372,7 @@ PopulationId Network::add_conv(const LayerSpec& layer, const Matrix& weights, co
   ConvFanOut table;
   try {
     table = make_conv_fan_out(layer, populations_.back().shape, weights, p);
-  } catch (const Error& e) {
-    throw Error("{}: {}", what, e.what());
-  }
+  } catch (const Error& e) { throw Error("{}: {}", what, e.what()); }
   const Shape out = table.geometry.output;
   if (out.size() > std::size_t{1} << 31) throw Error("{}: {} neurons exceed the 2^31 neuron ids", what, out.size());
   connections_.emplace_back(p - 1, populations_.back().size, out.size(), spec.delay, std::move(table));
@@ -399,25 +380,21 @@ PopulationId Network::add_conv(const LayerSpec& layer, const Matrix& weights, co
   return p;
 }
 
-PopulationId Network::add_pool(const LayerSpec& layer, const NeuronParams& params, const ConnectionSpec& spec,
-                               std::string name) {
+PopulationId Network::add_pool(const LayerSpec& layer, const NeuronParams& params, const ConnectionSpec& spec, std::string name) {
   const auto p = static_cast<PopulationId>(populations_.size());
   const std::string what = window_layer_what(p, name, layer, params, spec);
   PoolFanOut table;
   try {
     table = make_pool_fan_out(layer, populations_.back().shape, spec.pool_scale, p);
-  } catch (const Error& e) {
-    throw Error("{}: {}", what, e.what());
-  }
+  } catch (const Error& e) { throw Error("{}: {}", what, e.what()); }
   const Shape out = table.geometry.output;
   connections_.emplace_back(p - 1, populations_.back().size, out.size(), spec.delay, std::move(table));
   populations_.push_back(Population{std::move(name), out.size(), params, out, {}});
   return p;
 }
 
-Network Network::from_layers(const Shape& input, const std::vector<LayerSpec>& layers,
-                             const std::vector<Matrix>& weights, const std::vector<NeuronParams>& params,
-                             const std::vector<ConnectionSpec>& specs,
+Network Network::from_layers(const Shape& input, const std::vector<LayerSpec>& layers, const std::vector<Matrix>& weights,
+                             const std::vector<NeuronParams>& params, const std::vector<ConnectionSpec>& specs,
                              const std::vector<std::vector<Weight>>& biases) {
   const std::vector<Shape> shapes = infer_shapes(input, layers);  // throws naming the layer at fault
   std::size_t spiking = 0, weighted = 0;
@@ -429,8 +406,7 @@ Network Network::from_layers(const Shape& input, const std::vector<LayerSpec>& l
   if (weights.size() != weighted)
     throw Error("network: {} weight matrices for {} dense or conv layers", weights.size(), weighted);
   if (params.size() != 1 && params.size() != spiking)
-    throw Error("network: {} neuron parameter sets for {} spiking layers (give 1 or {})", params.size(), spiking,
-                spiking);
+    throw Error("network: {} neuron parameter sets for {} spiking layers (give 1 or {})", params.size(), spiking, spiking);
   if (specs.size() > 1 && specs.size() != spiking)
     throw Error("network: {} connection specs for {} connections (give 0, 1 or {})", specs.size(), spiking, spiking);
   if (!biases.empty() && biases.size() != spiking)
@@ -454,8 +430,8 @@ Network Network::from_layers(const Shape& input, const std::vector<LayerSpec>& l
       const Matrix& m = weights[w++];
       const std::size_t cols = l.kind == LayerKind::Conv ? ws[1] * ws[2] * ws[3] : ws[1];
       if (m.rows != ws[0] || m.cols != cols)
-        throw Error("{}: weight matrix {} is [{}, {}], the layer on a {} input needs [{}, {}]", what, w - 1, m.rows,
-                    m.cols, to_string(in), ws[0], cols);
+        throw Error("{}: weight matrix {} is [{}, {}], the layer on a {} input needs [{}, {}]", what, w - 1, m.rows, m.cols,
+                    to_string(in), ws[0], cols);
     }
     try {
       if (l.kind == LayerKind::Dense) {
@@ -474,9 +450,7 @@ Network Network::from_layers(const Shape& input, const std::vector<LayerSpec>& l
           net.add_pool(l, np, cs, l.name);
       }
       if (!biases.empty()) net.set_bias(static_cast<PopulationId>(pop + 1), biases[pop]);
-    } catch (const Error& e) {
-      throw Error("{}: {}", what, e.what());
-    }
+    } catch (const Error& e) { throw Error("{}: {}", what, e.what()); }
     in = shapes[i];
     ++pop;
   }

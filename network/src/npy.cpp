@@ -35,8 +35,10 @@ constexpr std::size_t kMaxHeader = 1u << 20;
 std::string escape(std::string_view bytes) {
   std::string out;
   for (unsigned char c : bytes) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') out += static_cast<char>(c);
-    else out += fmt::format("\\x{:02x}", c);
+    if (c >= 0x20 && c < 0x7f && c != '\\')
+      out += static_cast<char>(c);
+    else
+      out += fmt::format("\\x{:02x}", c);
   }
   return out;
 }
@@ -95,7 +97,8 @@ class DictParser {
   char peek() const { return pos_ < text_.size() ? text_[pos_] : '\0'; }
   std::string found() const { return pos_ < text_.size() ? fmt::format("'{}'", escape(text_.substr(pos_, 1))) : "end of header"; }
   void skip_space() {
-    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r')) ++pos_;
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' || text_[pos_] == '\n' || text_[pos_] == '\r'))
+      ++pos_;
   }
   void expect(char c) {
     skip_space();
@@ -183,7 +186,8 @@ Header read_header(const fs::path& path, std::istream& in, std::uintmax_t file_s
   if (got < kMagic.size() || std::string_view(prelude.data(), kMagic.size()) != kMagic)
     throw Error("'{}': not a .npy file: expected magic '\\x93NUMPY', found '{}'", path.string(),
                 escape(std::string_view(prelude.data(), std::min(got, kMagic.size()))));
-  if (got < kPreludeV1) throw Error("'{}': truncated .npy file: {} bytes, the prelude alone needs {}", path.string(), file_size, kPreludeV1);
+  if (got < kPreludeV1)
+    throw Error("'{}': truncated .npy file: {} bytes, the prelude alone needs {}", path.string(), file_size, kPreludeV1);
   const auto major = static_cast<unsigned char>(prelude[6]);
   const auto minor = static_cast<unsigned char>(prelude[7]);
   std::size_t header_len = 0;
@@ -195,7 +199,8 @@ Header read_header(const fs::path& path, std::istream& in, std::uintmax_t file_s
   } else if (major == 2 && minor == 0) {
     prelude_len = kPreludeV2;
     in.read(prelude.data() + kPreludeV1, 2);
-    if (in.gcount() != 2) throw Error("'{}': truncated .npy file: {} bytes, a version 2.0 prelude needs {}", path.string(), file_size, kPreludeV2);
+    if (in.gcount() != 2)
+      throw Error("'{}': truncated .npy file: {} bytes, a version 2.0 prelude needs {}", path.string(), file_size, kPreludeV2);
     header_len = byte(8) | (byte(9) << 8) | (byte(10) << 16) | (byte(11) << 24);
   } else {
     throw Error("'{}': unsupported .npy version: expected 1.0 or 2.0, found {}.{}", path.string(), major, minor);
@@ -214,10 +219,15 @@ Header read_header(const fs::path& path, std::istream& in, std::uintmax_t file_s
   const DictParser::Value* fortran = nullptr;
   const DictParser::Value* shape = nullptr;
   for (const auto& [key, value] : entries) {
-    if (key == "descr") descr = &value;
-    else if (key == "fortran_order") fortran = &value;
-    else if (key == "shape") shape = &value;
-    else throw Error("'{}': unexpected key '{}' in the .npy header: expected only 'descr', 'fortran_order', 'shape'", path.string(), key);
+    if (key == "descr")
+      descr = &value;
+    else if (key == "fortran_order")
+      fortran = &value;
+    else if (key == "shape")
+      shape = &value;
+    else
+      throw Error("'{}': unexpected key '{}' in the .npy header: expected only 'descr', 'fortran_order', 'shape'", path.string(),
+                  key);
   }
   if (!descr) throw Error("'{}': .npy header lacks the key 'descr'", path.string());
   if (!fortran) throw Error("'{}': .npy header lacks the key 'fortran_order'", path.string());
@@ -225,12 +235,14 @@ Header read_header(const fs::path& path, std::istream& in, std::uintmax_t file_s
   if (descr->kind != DictParser::Value::Kind::String)
     throw Error("'{}': .npy 'descr': expected a dtype string, found {}", path.string(), descr->source);
   if (descr->str != "<f4")
-    throw Error("'{}': wrong dtype: expected '<f4' (little-endian float32), found '{}'{}", path.string(), descr->str, describe_dtype(descr->str));
+    throw Error("'{}': wrong dtype: expected '<f4' (little-endian float32), found '{}'{}", path.string(), descr->str,
+                describe_dtype(descr->str));
   if (fortran->kind != DictParser::Value::Kind::Bool)
     throw Error("'{}': .npy 'fortran_order': expected True or False, found {}", path.string(), fortran->source);
   if (fortran->boolean)
-    throw Error("'{}': wrong memory order: expected fortran_order False (C order), found True (save numpy.ascontiguousarray(array))",
-                path.string());
+    throw Error(
+        "'{}': wrong memory order: expected fortran_order False (C order), found True (save numpy.ascontiguousarray(array))",
+        path.string());
   if (shape->kind != DictParser::Value::Kind::Tuple)
     throw Error("'{}': .npy 'shape': expected a tuple, found {}", path.string(), shape->source);
   if (max_dims == 0 && shape->tuple.size() != 2)
@@ -253,10 +265,11 @@ Header read_header(const fs::path& path, std::istream& in, std::uintmax_t file_s
   const std::uint64_t expected = static_cast<std::uint64_t>(h.rows) * h.cols * sizeof(float);
   const std::uint64_t present = file_size - h.data_offset;
   if (present < expected)
-    throw Error("'{}': truncated .npy data: shape {} needs {} bytes of float32, found {}", path.string(), shape->source, expected, present);
+    throw Error("'{}': truncated .npy data: shape {} needs {} bytes of float32, found {}", path.string(), shape->source, expected,
+                present);
   if (present > expected)
-    throw Error("'{}': trailing data in .npy file: shape {} needs {} bytes of float32, found {} ({} extra)", path.string(), shape->source,
-                expected, present, present - expected);
+    throw Error("'{}': trailing data in .npy file: shape {} needs {} bytes of float32, found {} ({} extra)", path.string(),
+                shape->source, expected, present, present - expected);
   return h;
 }
 
@@ -310,7 +323,8 @@ void write_npy_array(const fs::path& path, const std::vector<std::size_t>& shape
   std::size_t n = 1;
   for (std::size_t d : shape) n *= d;
   if (shape.empty() || n != data.size())
-    throw Error("cannot write '{}': shape of {} dimensions needs {} values, holds {}", path.string(), shape.size(), n, data.size());
+    throw Error("cannot write '{}': shape of {} dimensions needs {} values, holds {}", path.string(), shape.size(), n,
+                data.size());
   write_file_atomically(path, npy_bytes(shape, data));
 }
 

@@ -62,8 +62,8 @@ void validate_layers(const std::vector<Matrix>& layers, std::string_view what) {
     if (m.data.size() != m.rows * m.cols)
       throw Error("{}: layer {} says [{}, {}] but holds {} values", what, i, m.rows, m.cols, m.data.size());
     if (i > 0 && m.cols != layers[i - 1].rows)
-      throw Error("{}: layer {} takes {} inputs but layer {} has {} outputs (shapes must chain: [out, in])", what, i, m.cols, i - 1,
-                  layers[i - 1].rows);
+      throw Error("{}: layer {} takes {} inputs but layer {} has {} outputs (shapes must chain: [out, in])", what, i, m.cols,
+                  i - 1, layers[i - 1].rows);
     for (std::size_t k = 0; k < m.data.size(); ++k)
       if (!std::isfinite(m.data[k]))
         throw Error("{}: layer {} has a non-finite weight {} at [{}, {}]", what, i, m.data[k], k / m.cols, k % m.cols);
@@ -74,9 +74,10 @@ namespace {
 
 // Plain names only: a manifest must not make us read or write outside its directory.
 void check_file_name(const std::string& name, const std::string& where) {
-  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos || name.find('\\') != std::string::npos ||
-      name == kManifestFile)
-    throw Error("{}: file name '{}' must be a plain file name inside the weight directory (not '{}')", where, name, kManifestFile);
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+      name.find('\\') != std::string::npos || name == kManifestFile)
+    throw Error("{}: file name '{}' must be a plain file name inside the weight directory (not '{}')", where, name,
+                kManifestFile);
 }
 
 void fill_defaults(WeightSet& w) {
@@ -126,9 +127,7 @@ void check_architecture(const WeightSet& w, const std::string& what) {
   std::vector<Shape> shapes;
   try {
     shapes = infer_shapes(w.input_shape(), specs);
-  } catch (const Error& e) {
-    throw Error("{}: input {}: {}", what, to_string(w.input_shape()), e.what());
-  }
+  } catch (const Error& e) { throw Error("{}: input {}: {}", what, to_string(w.input_shape()), e.what()); }
   std::size_t k = 0;
   Shape in = w.input_shape();
   for (std::size_t i = 0; i < specs.size(); ++i) {
@@ -140,8 +139,8 @@ void check_architecture(const WeightSet& w, const std::string& what) {
       for (std::size_t d = 1; d < ws.size(); ++d) cols *= ws[d];
       const Matrix& m = w.layers[k];
       if (m.rows != ws[0] || m.cols != cols)
-        throw Error("{}: layer {} '{}' ({}) on input {} needs weights {} (stored as [{}, {}]), found [{}, {}]", what, i, specs[i].name,
-                    describe(specs[i]), to_string(in), shape_text(ws), ws[0], cols, m.rows, m.cols);
+        throw Error("{}: layer {} '{}' ({}) on input {} needs weights {} (stored as [{}, {}]), found [{}, {}]", what, i,
+                    specs[i].name, describe(specs[i]), to_string(in), shape_text(ws), ws[0], cols, m.rows, m.cols);
       if (k < w.biases.size() && !w.biases[k].empty() && w.biases[k].size() != ws[0])
         throw Error("{}: layer {} '{}' has a bias of {} values, expected {}", what, i, specs[i].name, w.biases[k].size(), ws[0]);
       ++k;
@@ -151,7 +150,8 @@ void check_architecture(const WeightSet& w, const std::string& what) {
   if (k != w.layers.size())
     throw Error("{}: the architecture has {} dense/conv layers but there are {} weight matrices", what, k, w.layers.size());
   if (!w.biases.empty() && w.biases.size() != w.layers.size())
-    throw Error("{}: {} bias vectors for {} weight layers (expected none or one per layer)", what, w.biases.size(), w.layers.size());
+    throw Error("{}: {} bias vectors for {} weight layers (expected none or one per layer)", what, w.biases.size(),
+                w.layers.size());
   for (const auto& b : w.biases)
     for (float v : b)
       if (!std::isfinite(v)) throw Error("{}: non-finite bias value {}", what, v);
@@ -179,7 +179,8 @@ void check_record(const WeightSet& w, const std::string& where) {
                 w.architecture.empty() ? "layers" : "spiking layers");
   for (std::size_t i = 0; i < w.normalisation.factors.size(); ++i) {
     const double f = w.normalisation.factors[i];
-    if (!std::isfinite(f) || f <= 0.0) throw Error("{}: normalisation factor {} is {}, expected a finite number > 0", where, i, f);
+    if (!std::isfinite(f) || f <= 0.0)
+      throw Error("{}: normalisation factor {} is {}, expected a finite number > 0", where, i, f);
   }
   if (w.normalisation.method == Normalisation::None && !w.normalisation.factors.empty())
     throw Error("{}: normalisation method 'none' with {} factors", where, w.normalisation.factors.size());
@@ -268,14 +269,18 @@ json to_json(const WeightSet& w) {
   if (w.seed) j["seed"] = *w.seed;
   if (w.training) {
     const TrainingRecord& t = *w.training;
-    j["training"] = {{"dataset", t.dataset},         {"train_samples", t.train_samples}, {"epochs", t.epochs},
-                     {"batch_size", t.batch_size},   {"optimiser", t.optimiser},         {"learning_rate", t.learning_rate},
-                     {"beta1", t.beta1},             {"beta2", t.beta2},                 {"epsilon", t.epsilon},
-                     {"dropout", t.dropout},         {"init_range", t.init_range},       {"output_relu", t.output_relu},
-                     {"seconds", t.seconds},         {"blas_threads", t.blas_threads}};
+    j["training"] = {{"dataset", t.dataset},       {"train_samples", t.train_samples},
+                     {"epochs", t.epochs},         {"batch_size", t.batch_size},
+                     {"optimiser", t.optimiser},   {"learning_rate", t.learning_rate},
+                     {"beta1", t.beta1},           {"beta2", t.beta2},
+                     {"epsilon", t.epsilon},       {"dropout", t.dropout},
+                     {"init_range", t.init_range}, {"output_relu", t.output_relu},
+                     {"seconds", t.seconds},       {"blas_threads", t.blas_threads}};
     if (t.machine)
-      j["training"]["machine"] = {{"cpu", t.machine->cpu}, {"blas_core", t.machine->blas_core},
-                                  {"blas_config", t.machine->blas_config}, {"blas_coretype", t.machine->blas_coretype}};
+      j["training"]["machine"] = {{"cpu", t.machine->cpu},
+                                  {"blas_core", t.machine->blas_core},
+                                  {"blas_config", t.machine->blas_config},
+                                  {"blas_coretype", t.machine->blas_coretype}};
     if (!t.init.empty()) j["training"]["init"] = t.init;
   }
   return j;
@@ -284,8 +289,8 @@ json to_json(const WeightSet& w) {
 TrainingRecord training_from_json(const ManifestReader& r, const json& j) {
   if (!j.is_object()) r.fail("training", fmt::format("expected an object, found {}", j.dump()));
   r.only_keys(j, "training",
-              {"dataset", "train_samples", "epochs", "batch_size", "optimiser", "learning_rate", "beta1", "beta2", "epsilon", "dropout",
-               "init", "init_range", "output_relu", "seconds", "blas_threads", "machine"});
+              {"dataset", "train_samples", "epochs", "batch_size", "optimiser", "learning_rate", "beta1", "beta2", "epsilon",
+               "dropout", "init", "init_range", "output_relu", "seconds", "blas_threads", "machine"});
   TrainingRecord t;
   const auto num = [&](const char* key, double& out) {
     if (j.contains(key)) out = r.number(j[key], fmt::format("training.{}", key));
@@ -332,7 +337,8 @@ void validate_weight_set(const WeightSet& weights, std::string_view what) {
   check_architecture(w, where);
   for (std::size_t i = 0; i < w.layers.size(); ++i)
     for (std::size_t v = 0; v < w.layers[i].data.size(); ++v)
-      if (!std::isfinite(w.layers[i].data[v])) throw Error("{}: layer {} has a non-finite weight {}", where, i, w.layers[i].data[v]);
+      if (!std::isfinite(w.layers[i].data[v]))
+        throw Error("{}: layer {} has a non-finite weight {}", where, i, w.layers[i].data[v]);
 }
 
 void save_weights(const fs::path& dir, const WeightSet& weights) {
@@ -344,7 +350,8 @@ void save_weights(const fs::path& dir, const WeightSet& weights) {
   check_architecture(w, where);
   for (std::size_t i = 0; i < w.layers.size(); ++i)
     for (std::size_t v = 0; v < w.layers[i].data.size(); ++v)
-      if (!std::isfinite(w.layers[i].data[v])) throw Error("{}: layer {} has a non-finite weight {}", where, i, w.layers[i].data[v]);
+      if (!std::isfinite(w.layers[i].data[v]))
+        throw Error("{}: layer {} has a non-finite weight {}", where, i, w.layers[i].data[v]);
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error("{}: cannot create the directory: {}", where, ec.message());
@@ -429,12 +436,11 @@ WeightSet load_weights(const fs::path& dir_or_manifest) {
     if (l.contains("kind")) {
       const std::string kind = r.string(l["kind"], key + ".kind");
       if (kind == "maxpool" || kind == "max_pool" || kind == "batchnorm")
-        r.fail(key + ".kind", fmt::format("\"{}\" is not supported (snnsim converts dense, conv, avgpool and flatten layers)", kind));
+        r.fail(key + ".kind",
+               fmt::format("\"{}\" is not supported (snnsim converts dense, conv, avgpool and flatten layers)", kind));
       try {
         spec.kind = parse_layer_kind(kind);
-      } catch (const Error& e) {
-        r.fail(key + ".kind", fmt::format("\"{}\": {}", kind, e.what()));
-      }
+      } catch (const Error& e) { r.fail(key + ".kind", fmt::format("\"{}\": {}", kind, e.what())); }
     }
     dense_only = dense_only && spec.kind == LayerKind::Dense;
     const bool weighted = spec.has_weights();
@@ -481,8 +487,9 @@ WeightSet load_weights(const fs::path& dir_or_manifest) {
         // Old manifests: a chain of dense layers is checked before any file is read.
         if (spec.kind == LayerKind::Dense && !declared.empty() && dense_only && declared.back().size() == 2 &&
             shape[1] != declared.back()[0])
-          r.fail(key + ".shape", fmt::format("layer {} must take the {} outputs of layer {} as input: expected [{}, {}] with in = {}, found {}",
-                                             i, declared.back()[0], i - 1, shape[0], declared.back()[0], shape[1], sh.dump()));
+          r.fail(key + ".shape",
+                 fmt::format("layer {} must take the {} outputs of layer {} as input: expected [{}, {}] with in = {}, found {}",
+                             i, declared.back()[0], i - 1, shape[0], declared.back()[0], shape[1], sh.dump()));
       }
       bias_files.push_back(l.contains("bias") ? r.string(l["bias"], key + ".bias") : std::string{});
       if (!bias_files.back().empty()) check_file_name(bias_files.back(), fmt::format("'{}': {}.bias", manifest.string(), key));
@@ -512,7 +519,8 @@ WeightSet load_weights(const fs::path& dir_or_manifest) {
     } else if (spec.kind == LayerKind::Dense && !shape.empty()) {
       spec.outputs = shape[0];
     }
-    spec.name = l.contains("name") ? r.string(l["name"], key + ".name") : fmt::format("layer{}", weighted ? w.files.size() - 1 : i);
+    spec.name =
+        l.contains("name") ? r.string(l["name"], key + ".name") : fmt::format("layer{}", weighted ? w.files.size() - 1 : i);
     if (weighted) w.names.push_back(spec.name);
     specs.push_back(spec);
   }
@@ -524,12 +532,11 @@ WeightSet load_weights(const fs::path& dir_or_manifest) {
     if (n.contains("method")) {
       try {
         w.normalisation.method = parse_normalisation(r.string(n["method"], "normalisation.method"));
-      } catch (const Error& e) {
-        r.fail("normalisation.method", e.what());
-      }
+      } catch (const Error& e) { r.fail("normalisation.method", e.what()); }
     }
     if (n.contains("factors")) {
-      if (!n["factors"].is_array()) r.fail("normalisation.factors", fmt::format("expected a list of numbers, found {}", n["factors"].dump()));
+      if (!n["factors"].is_array())
+        r.fail("normalisation.factors", fmt::format("expected a list of numbers, found {}", n["factors"].dump()));
       for (std::size_t i = 0; i < n["factors"].size(); ++i)
         w.normalisation.factors.push_back(r.number(n["factors"][i], fmt::format("normalisation.factors[{}]", i)));
     }
@@ -558,8 +565,9 @@ WeightSet load_weights(const fs::path& dir_or_manifest) {
       const NpyArray a = read_npy_array(file, 4);
       const std::size_t rank = spec.kind == LayerKind::Dense ? 2 : 4;
       if (a.shape.size() != rank)
-        throw Error("'{}' (layer {} '{}', {}): expected a {}-D array {}, found shape {}", file.string(), i, spec.name, to_string(spec.kind),
-                    rank, rank == 2 ? "[out, in]" : "[out, in_channels, kh, kw] (torch.nn.Conv2d.weight)", tuple_text(a.shape));
+        throw Error("'{}' (layer {} '{}', {}): expected a {}-D array {}, found shape {}", file.string(), i, spec.name,
+                    to_string(spec.kind), rank, rank == 2 ? "[out, in]" : "[out, in_channels, kh, kw] (torch.nn.Conv2d.weight)",
+                    tuple_text(a.shape));
       if (!declared[k].empty() && a.shape != declared[k])
         throw Error("'{}': shape does not match the manifest '{}' (layer {} '{}'): expected {}, found {}{}", file.string(),
                     manifest.string(), i, spec.name, shape_text(declared[k]), shape_text(a.shape),
@@ -571,31 +579,34 @@ WeightSet load_weights(const fs::path& dir_or_manifest) {
         spec.outputs = a.shape[0];
         if (a.shape[1] != cur.size()) {
           const bool transposed = a.shape[0] == cur.size();
-          throw Error("'{}' (layer {} '{}'): expected [out, {}] (the layer's input is {}), found {}{}", file.string(), i, spec.name,
-                      cur.size(), to_string(cur), shape_text(a.shape),
-                      transposed ? ": it looks transposed ([in, out]); torch.nn.Linear.weight is [out, in], save weight, not weight.T" : "");
+          throw Error("'{}' (layer {} '{}'): expected [out, {}] (the layer's input is {}), found {}{}", file.string(), i,
+                      spec.name, cur.size(), to_string(cur), shape_text(a.shape),
+                      transposed
+                          ? ": it looks transposed ([in, out]); torch.nn.Linear.weight is [out, in], save weight, not weight.T"
+                          : "");
         }
       } else {
         spec.outputs = a.shape[0];
         spec.kernel_h = a.shape[2];
         spec.kernel_w = a.shape[3];
         if (a.shape[1] != cur.channels)
-          throw Error("'{}' (layer {} '{}', {}): expected {} input channels (the layer's input is {}), found shape {}", file.string(), i,
-                      spec.name, describe(spec), cur.channels, to_string(cur), shape_text(a.shape));
+          throw Error("'{}' (layer {} '{}', {}): expected {} input channels (the layer's input is {}), found shape {}",
+                      file.string(), i, spec.name, describe(spec), cur.channels, to_string(cur), shape_text(a.shape));
       }
       Matrix m(a.shape[0], a.data.size() / a.shape[0]);
       m.data = a.data;
       for (std::size_t v = 0; v < m.data.size(); ++v)
         if (!std::isfinite(m.data[v]))
-          throw Error("'{}': non-finite weight {} at [{}, {}]: expected finite float32 values", file.string(), m.data[v], v / m.cols,
-                      v % m.cols);
+          throw Error("'{}': non-finite weight {} at [{}, {}]: expected finite float32 values", file.string(), m.data[v],
+                      v / m.cols, v % m.cols);
       w.layers.push_back(std::move(m));
       std::vector<float> bias;
       if (!bias_files[k].empty()) {
         const fs::path bf = dir / bias_files[k];
         const NpyArray b = read_npy_array(bf, 1);
         if (b.shape[0] != spec.outputs)
-          throw Error("'{}' (bias of layer {} '{}'): expected [{}], found {}", bf.string(), i, spec.name, spec.outputs, shape_text(b.shape));
+          throw Error("'{}' (bias of layer {} '{}'): expected [{}], found {}", bf.string(), i, spec.name, spec.outputs,
+                      shape_text(b.shape));
         for (float v : b.data)
           if (!std::isfinite(v)) throw Error("'{}': non-finite bias value {}", bf.string(), v);
         bias = b.data;
@@ -606,9 +617,7 @@ WeightSet load_weights(const fs::path& dir_or_manifest) {
     }
     try {
       cur = output_shape(spec, cur, i + 1);
-    } catch (const Error& e) {
-      r.fail(key, e.what());
-    }
+    } catch (const Error& e) { r.fail(key, e.what()); }
   }
   if (any_bias) w.biases = std::move(biases);
   if (!dense_only) w.architecture = std::move(specs);

@@ -115,7 +115,7 @@ std::string shape_text(const py::array& a) {
 struct Images {
   std::size_t count = 0;
   std::size_t size = 0;
-  py::array keep;                     // the caller's uint8 array, kept alive
+  py::array keep;                       // the caller's uint8 array, kept alive
   std::vector<std::uint8_t> converted;  // float32 input, as bytes
   std::span<const std::uint8_t> bytes;
 };
@@ -128,19 +128,20 @@ Images images_of(const py::handle& obj, std::size_t input_size) {
   const bool u8 = a.dtype().is(py::dtype::of<std::uint8_t>());
   const bool f32 = a.dtype().is(py::dtype::of<float>());
   if (!u8 && !f32)
-    throw py::value_error(fmt::format("images have dtype {}; snnsim takes uint8 (0..255) or float32 in [0, 1] "
-                                      "(e.g. images.astype(numpy.float32))",
-                                      dtype_name(a)));
+    throw py::value_error(
+        fmt::format("images have dtype {}; snnsim takes uint8 (0..255) or float32 in [0, 1] "
+                    "(e.g. images.astype(numpy.float32))",
+                    dtype_name(a)));
   if (a.ndim() < 1 || a.shape(0) == 0) throw py::value_error(fmt::format("images have shape {}: no samples", shape_text(a)));
   if (!(a.flags() & py::array::c_style))
-    throw py::value_error(fmt::format("images (shape {}) are not C-contiguous; pass numpy.ascontiguousarray(images)",
-                                      shape_text(a)));
+    throw py::value_error(
+        fmt::format("images (shape {}) are not C-contiguous; pass numpy.ascontiguousarray(images)", shape_text(a)));
   Images im;
   im.count = static_cast<std::size_t>(a.shape(0));
   im.size = a.ndim() == 1 ? 1 : static_cast<std::size_t>(a.size()) / im.count;
   if (im.size != input_size)
-    throw py::value_error(fmt::format("images have shape {}: {} values per sample, but the network has {} inputs",
-                                      shape_text(a), im.size, input_size));
+    throw py::value_error(fmt::format("images have shape {}: {} values per sample, but the network has {} inputs", shape_text(a),
+                                      im.size, input_size));
   if (u8) {
     im.keep = a;
     im.bytes = {static_cast<const std::uint8_t*>(a.data()), im.count * im.size};
@@ -151,8 +152,8 @@ Images images_of(const py::handle& obj, std::size_t input_size) {
   im.converted.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     if (!(x[i] >= 0.0f && x[i] <= 1.0f))
-      throw py::value_error(fmt::format("images: sample {} value {} is {}; float32 images must lie in [0, 1]", i / im.size,
-                                        i % im.size, x[i]));
+      throw py::value_error(
+          fmt::format("images: sample {} value {} is {}; float32 images must lie in [0, 1]", i / im.size, i % im.size, x[i]));
     im.converted[i] = static_cast<std::uint8_t>(std::lround(x[i] * 255.0f));
   }
   im.bytes = im.converted;
@@ -196,13 +197,15 @@ snn::Matrix matrix_of(const py::handle& obj, std::size_t layer, bool conv = fals
   if (raw.dtype().kind() != 'f')
     throw py::value_error(fmt::format("layer {}: weight has dtype {}; weights must be floating point", layer, dtype_name(raw)));
   if (!conv && raw.ndim() != 2)
-    throw py::value_error(fmt::format("layer {}: weight has shape {}; a dense layer's weight is 2-D [out, in] "
-                                      "(torch.nn.Linear.weight)",
-                                      layer, shape_text(raw)));
+    throw py::value_error(
+        fmt::format("layer {}: weight has shape {}; a dense layer's weight is 2-D [out, in] "
+                    "(torch.nn.Linear.weight)",
+                    layer, shape_text(raw)));
   if (conv && raw.ndim() != 4 && raw.ndim() != 2)
-    throw py::value_error(fmt::format("layer {}: weight has shape {}; a conv layer's weight is 4-D [out, in_channels, kh, kw] "
-                                      "(torch.nn.Conv2d.weight)",
-                                      layer, shape_text(raw)));
+    throw py::value_error(
+        fmt::format("layer {}: weight has shape {}; a conv layer's weight is 4-D [out, in_channels, kh, kw] "
+                    "(torch.nn.Conv2d.weight)",
+                    layer, shape_text(raw)));
   if (raw.ndim() == 4 && kernel) *kernel = {static_cast<std::size_t>(raw.shape(2)), static_cast<std::size_t>(raw.shape(3))};
   auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(raw);
   const auto rows = static_cast<std::size_t>(a.shape(0));
@@ -210,8 +213,8 @@ snn::Matrix matrix_of(const py::handle& obj, std::size_t layer, bool conv = fals
   std::copy(a.data(), a.data() + a.size(), m.data.begin());
   for (std::size_t i = 0; i < m.data.size(); ++i)
     if (!std::isfinite(m.data[i]))
-      throw py::value_error(fmt::format("layer {}: weight[{}, {}] is {}; weights must be finite", layer, i / m.cols,
-                                        i % m.cols, m.data[i]));
+      throw py::value_error(
+          fmt::format("layer {}: weight[{}, {}] is {}; weights must be finite", layer, i / m.cols, i % m.cols, m.data[i]));
   return m;
 }
 
@@ -239,7 +242,8 @@ std::vector<float> bias_of(const py::handle& obj, std::size_t layer, std::size_t
     throw py::value_error(fmt::format("layer {}: bias must be a 1-D array of {} values", layer, out));
   std::vector<float> v(b.data(), b.data() + out);
   for (std::size_t i = 0; i < out; ++i)
-    if (!std::isfinite(v[i])) throw py::value_error(fmt::format("layer {}: bias[{}] is {}; biases must be finite", layer, i, v[i]));
+    if (!std::isfinite(v[i]))
+      throw py::value_error(fmt::format("layer {}: bias[{}] is {}; biases must be finite", layer, i, v[i]));
   return v;
 }
 
@@ -251,9 +255,7 @@ snn::Shape shape_of(const py::handle& obj) {
   } else {
     try {
       v = obj.cast<std::vector<long long>>();
-    } catch (const py::cast_error&) {
-      throw py::value_error("input must be an integer (features) or (channels, height, width)");
-    }
+    } catch (const py::cast_error&) { throw py::value_error("input must be an integer (features) or (channels, height, width)"); }
   }
   if (v.size() == 1) v = {v[0], 1, 1};
   if (v.size() != 3 || v[0] < 1 || v[1] < 1 || v[2] < 1)
@@ -287,9 +289,10 @@ class Model {
         const auto key = py::str(kv.first).cast<std::string>();
         static const char* known[] = {"kind", "weight", "bias", "name", "kernel", "stride", "padding"};
         if (std::find(std::begin(known), std::end(known), key) == std::end(known))
-          throw py::value_error(fmt::format("layer {}: unknown key '{}' (known: kind, weight, bias, name; conv: stride, "
-                                            "padding; avgpool: kernel, stride)",
-                                            at, key));
+          throw py::value_error(
+              fmt::format("layer {}: unknown key '{}' (known: kind, weight, bias, name; conv: stride, "
+                          "padding; avgpool: kernel, stride)",
+                          at, key));
       }
       const snn::LayerKind k = snn::parse_layer_kind(kind);  // a misspelt kind gets the list of kinds
       const std::string name = d.contains("name") && !d["name"].is_none() ? py::str(d["name"]).cast<std::string>() : "";
@@ -298,10 +301,11 @@ class Model {
         continue;
       }
       if (k == snn::LayerKind::AvgPool) {
-        if (!d.contains("kernel")) throw py::value_error(fmt::format("layer {}: an avgpool layer needs 'kernel' (its window)", at));
+        if (!d.contains("kernel"))
+          throw py::value_error(fmt::format("layer {}: an avgpool layer needs 'kernel' (its window)", at));
         const auto [kh, kw] = pair_of(d["kernel"], at, "kernel", 1);
-        const auto [sh, sw] = d.contains("stride") && !d["stride"].is_none() ? pair_of(d["stride"], at, "stride", 1)
-                                                                             : std::pair{kh, kw};
+        const auto [sh, sw] =
+            d.contains("stride") && !d["stride"].is_none() ? pair_of(d["stride"], at, "stride", 1) : std::pair{kh, kw};
         snn::LayerSpec l = snn::LayerSpec::avgpool(kh, name);
         l.kernel_w = kw;
         l.stride_h = sh;
@@ -312,8 +316,8 @@ class Model {
       }
       const bool conv = k == snn::LayerKind::Conv;
       if (!d.contains("weight"))
-        throw py::value_error(fmt::format("layer {}: a {} layer needs 'weight' ({})", at, kind,
-                                          conv ? "[out, in_channels, kh, kw]" : "[out, in]"));
+        throw py::value_error(
+            fmt::format("layer {}: a {} layer needs 'weight' ({})", at, kind, conv ? "[out, in_channels, kh, kw]" : "[out, in]"));
       std::pair<std::size_t, std::size_t> kernel{0, 0};
       snn::Matrix m = matrix_of(d["weight"], at, conv, &kernel);
       snn::LayerSpec l = snn::LayerSpec::dense(m.rows, name);
@@ -327,8 +331,10 @@ class Model {
         }
         if (kernel.first == 0)
           throw py::value_error(fmt::format("layer {}: a flat conv weight [out, in_channels * kh * kw] needs 'kernel'", at));
-        const auto [sh, sw] = d.contains("stride") ? pair_of(d["stride"], at, "stride", 1) : std::pair<std::size_t, std::size_t>{1, 1};
-        const auto [ph, pw] = d.contains("padding") ? pair_of(d["padding"], at, "padding", 0) : std::pair<std::size_t, std::size_t>{0, 0};
+        const auto [sh, sw] =
+            d.contains("stride") ? pair_of(d["stride"], at, "stride", 1) : std::pair<std::size_t, std::size_t>{1, 1};
+        const auto [ph, pw] =
+            d.contains("padding") ? pair_of(d["padding"], at, "padding", 0) : std::pair<std::size_t, std::size_t>{0, 0};
         l = snn::LayerSpec::conv(m.rows, kernel.first, sh, ph, name);
         l.kernel_w = kernel.second;
         l.stride_w = sw;
@@ -363,8 +369,7 @@ class Model {
   }
 
   static Model load(const fs::path& path) {
-    if (!fs::exists(path))
-      file_not_found(fmt::format("weight directory '{}' does not exist", path.string()));
+    if (!fs::exists(path)) file_not_found(fmt::format("weight directory '{}' does not exist", path.string()));
     return Model(snn::load_weights(path));
   }
 
@@ -551,17 +556,14 @@ Result simulate(const Model& model, const py::handle& images, const py::handle& 
     if (!res.labels.empty()) res.accuracy_curve = res.run.accuracy_curve(res.labels);
     res.synops_curve = res.run.synops_curve();
     for (auto& v : res.synops_curve) v /= static_cast<double>(n);
-  } catch (const Interrupted& e) {
-    raise_interrupt(e.message);
-  }
+  } catch (const Interrupted& e) { raise_interrupt(e.message); }
   return res;
 }
 
 std::string run_config(const fs::path& config, const std::vector<std::string>& set, std::optional<int> threads,
-                       std::optional<int> limit, std::optional<std::uint64_t> seed, std::optional<std::string> out,
-                       bool quiet, bool retrain, bool write) {
-  if (!fs::exists(config))
-    file_not_found(fmt::format("config '{}' does not exist", config.string()));
+                       std::optional<int> limit, std::optional<std::uint64_t> seed, std::optional<std::string> out, bool quiet,
+                       bool retrain, bool write) {
+  if (!fs::exists(config)) file_not_found(fmt::format("config '{}' does not exist", config.string()));
   snn::tool::CommonOptions o;
   o.set = set;
   o.threads = threads;
@@ -583,8 +585,7 @@ std::string run_config(const fs::path& config, const std::vector<std::string>& s
 py::dict load_dataset(const std::string& name, std::size_t classes) {
   const fs::path dir = snn::resolve_dataset(name);
   if (!fs::is_directory(dir))
-    file_not_found(fmt::format("dataset '{}': no directory '{}' (tools/fetch-data gets the named ones)", name,
-                               dir.string()));
+    file_not_found(fmt::format("dataset '{}': no directory '{}' (tools/fetch-data gets the named ones)", name, dir.string()));
   auto splits = std::make_shared<snn::DatasetSplits>();
   {
     py::gil_scoped_release release;
@@ -643,14 +644,15 @@ et al. 2017). The weights are copied (the engine builds its own tables).
           "biases", [](py::object self) { return self.cast<const Model&>().biases(self); },
           "One per dense/conv layer: a read-only float32 array [out] (divided by the normalisation factors up to it), or None.")
       .def_property_readonly("input_shape", &Model::input_shape, "One sample's input (channels, height, width); flat: (n, 1, 1).")
-      .def_property_readonly("output_relu", &Model::output_relu,
-                             "Whether the ANN applies ReLU to its outputs (an ONNX model's own; True otherwise); evaluate's default.")
+      .def_property_readonly(
+          "output_relu", &Model::output_relu,
+          "Whether the ANN applies ReLU to its outputs (an ONNX model's own; True otherwise); evaluate's default.")
       .def_property_readonly(
           "names", [](const Model& self) { return self.weight_set().names; }, "Layer names.")
       .def_property_readonly("normalisation", &Model::normalisation,
                              "How the weights were scaled: {'method', 'factors', 'samples', 'percentile'}.")
-      .def("_normalise", &Model::normalise, py::arg("method"), py::arg("images"), py::arg("samples"),
-           py::arg("percentile"), py::arg("include_last"))
+      .def("_normalise", &Model::normalise, py::arg("method"), py::arg("images"), py::arg("samples"), py::arg("percentile"),
+           py::arg("include_last"))
       .def("evaluate", &Model::evaluate, py::arg("images"), py::arg("labels"), py::arg("output_relu") = py::none(),
            "The ANN's accuracy (fraction) on images (as simulate takes them) and labels: argmax of the network's "
            "outputs, biases included (output_relu: ReLU on the logits; None: the model's own, see output_relu).")
@@ -661,7 +663,6 @@ et al. 2017). The weights are copied (the engine builds its own tables).
         for (std::size_t i = 0; i < s.size(); ++i) t += fmt::format("{}{}", i ? "-" : "", s[i]);
         return fmt::format("snnsim.Model({}, normalisation='{}')", t, snn::to_string(self.weight_set().normalisation.method));
       });
-
 }
 
 void bind_result(py::module_& m) {
@@ -682,82 +683,106 @@ synops_per_connection[c] (mean per sample), seconds, threads.
 )doc")
       .def_property_readonly("samples", [](const Result& r) { return r.run.samples; })
       .def_property_readonly("steps", [](const Result& r) { return r.run.steps; })
-      .def_property_readonly("threads", [](const Result& r) { return r.run.threads; }, "Threads the engine used.")
-      .def_property_readonly("seconds", [](const Result& r) { return r.run.seconds; }, "Wall time of the engine run.")
+      .def_property_readonly(
+          "threads", [](const Result& r) { return r.run.threads; }, "Threads the engine used.")
+      .def_property_readonly(
+          "seconds", [](const Result& r) { return r.run.seconds; }, "Wall time of the engine run.")
       .def_property_readonly("population_names", [](const Result& r) { return r.names; })
       .def_property_readonly("population_sizes", [](const Result& r) { return r.run.population_sizes; })
-      .def_property_readonly("predictions", [](py::object self) {
-        const auto& r = self.cast<const Result&>();
-        return view(r.run.predictions.data(), {static_cast<py::ssize_t>(r.run.samples)}, self);
-      })
-      .def_property_readonly("step_predictions", [](py::object self) {
-        const auto& r = self.cast<const Result&>();
-        return view(r.run.step_predictions.data(), {static_cast<py::ssize_t>(r.run.samples), r.run.steps}, self);
-      })
-      .def_property_readonly("output_counts", [](py::object self) {
-        const auto& r = self.cast<const Result&>();
-        return view(r.run.output_counts.data(),
-                    {static_cast<py::ssize_t>(r.run.samples), static_cast<py::ssize_t>(r.run.classes)}, self);
-      })
-      .def_property_readonly("spike_counts", [](py::object self) {
-        const auto& r = self.cast<const Result&>();
-        return view(r.run.population_spikes.data(),
-                    {static_cast<py::ssize_t>(r.run.samples), static_cast<py::ssize_t>(r.run.populations)}, self);
-      })
-      .def_property_readonly("synops", [](py::object self) {
-        const auto& r = self.cast<const Result&>();
-        return view(r.run.synops.data(),
-                    {static_cast<py::ssize_t>(r.run.samples), static_cast<py::ssize_t>(r.run.connections)}, self);
-      })
-      .def_property_readonly("work", [](py::object self) {
-        const auto& r = self.cast<const Result&>();
-        return view(r.run.work.data(),
-                    {static_cast<py::ssize_t>(r.run.samples), static_cast<py::ssize_t>(r.run.connections)}, self);
-      })
-      .def_property_readonly("step_synops", [](py::object self) {
-        const auto& r = self.cast<const Result&>();
-        return view(r.run.step_synops.data(), {static_cast<py::ssize_t>(r.run.samples), r.run.steps}, self);
-      })
-      .def_property_readonly("labels", [](py::object self) -> py::object {
-        const auto& r = self.cast<const Result&>();
-        if (r.labels.empty()) return py::none();
-        return view(r.labels.data(), {static_cast<py::ssize_t>(r.labels.size())}, self);
-      })
-      .def_property_readonly("accuracy_curve", [](py::object self) -> py::object {
-        const auto& r = self.cast<const Result&>();
-        if (r.accuracy_curve.empty()) return py::none();
-        return view(r.accuracy_curve.data(), {static_cast<py::ssize_t>(r.accuracy_curve.size())}, self);
-      })
-      .def_property_readonly("accuracy", [](const Result& r) -> py::object {
-        if (r.accuracy_curve.empty()) return py::none();
-        return py::float_(r.accuracy_curve.back());
-      }, "Final accuracy (fraction), None without labels.")
-      .def_property_readonly("synops_curve", [](py::object self) {
-        const auto& r = self.cast<const Result&>();
-        return view(r.synops_curve.data(), {static_cast<py::ssize_t>(r.synops_curve.size())}, self);
-      })
-      .def_property_readonly("synops_per_connection", [](const Result& r) {
-        std::vector<double> v;
-        for (auto s : r.run.synops_per_connection()) v.push_back(static_cast<double>(s) / static_cast<double>(r.run.samples));
-        return py::array_t<double>(static_cast<py::ssize_t>(v.size()), v.data());
-      })
-      .def_property_readonly("bias_ops", [](py::object self) {
-        const auto& r = self.cast<const Result&>();
-        return view(r.run.bias_ops.data(), {static_cast<py::ssize_t>(r.run.samples)}, self);
-      }, "Bias additions per sample (one per neuron with a non-zero bias per step), apart from SynOps (uint64).")
-      .def_property_readonly("bias_ops_per_sample", [](const Result& r) {
-        return static_cast<double>(r.run.total_bias_ops()) / static_cast<double>(r.run.samples);
-      })
-      .def_property_readonly("synops_per_sample", [](const Result& r) {
-        return static_cast<double>(r.run.total_synops()) / static_cast<double>(r.run.samples);
-      })
+      .def_property_readonly("predictions",
+                             [](py::object self) {
+                               const auto& r = self.cast<const Result&>();
+                               return view(r.run.predictions.data(), {static_cast<py::ssize_t>(r.run.samples)}, self);
+                             })
+      .def_property_readonly(
+          "step_predictions",
+          [](py::object self) {
+            const auto& r = self.cast<const Result&>();
+            return view(r.run.step_predictions.data(), {static_cast<py::ssize_t>(r.run.samples), r.run.steps}, self);
+          })
+      .def_property_readonly("output_counts",
+                             [](py::object self) {
+                               const auto& r = self.cast<const Result&>();
+                               return view(r.run.output_counts.data(),
+                                           {static_cast<py::ssize_t>(r.run.samples), static_cast<py::ssize_t>(r.run.classes)},
+                                           self);
+                             })
+      .def_property_readonly("spike_counts",
+                             [](py::object self) {
+                               const auto& r = self.cast<const Result&>();
+                               return view(r.run.population_spikes.data(),
+                                           {static_cast<py::ssize_t>(r.run.samples), static_cast<py::ssize_t>(r.run.populations)},
+                                           self);
+                             })
+      .def_property_readonly("synops",
+                             [](py::object self) {
+                               const auto& r = self.cast<const Result&>();
+                               return view(r.run.synops.data(),
+                                           {static_cast<py::ssize_t>(r.run.samples), static_cast<py::ssize_t>(r.run.connections)},
+                                           self);
+                             })
+      .def_property_readonly("work",
+                             [](py::object self) {
+                               const auto& r = self.cast<const Result&>();
+                               return view(r.run.work.data(),
+                                           {static_cast<py::ssize_t>(r.run.samples), static_cast<py::ssize_t>(r.run.connections)},
+                                           self);
+                             })
+      .def_property_readonly(
+          "step_synops",
+          [](py::object self) {
+            const auto& r = self.cast<const Result&>();
+            return view(r.run.step_synops.data(), {static_cast<py::ssize_t>(r.run.samples), r.run.steps}, self);
+          })
+      .def_property_readonly("labels",
+                             [](py::object self) -> py::object {
+                               const auto& r = self.cast<const Result&>();
+                               if (r.labels.empty()) return py::none();
+                               return view(r.labels.data(), {static_cast<py::ssize_t>(r.labels.size())}, self);
+                             })
+      .def_property_readonly("accuracy_curve",
+                             [](py::object self) -> py::object {
+                               const auto& r = self.cast<const Result&>();
+                               if (r.accuracy_curve.empty()) return py::none();
+                               return view(r.accuracy_curve.data(), {static_cast<py::ssize_t>(r.accuracy_curve.size())}, self);
+                             })
+      .def_property_readonly(
+          "accuracy",
+          [](const Result& r) -> py::object {
+            if (r.accuracy_curve.empty()) return py::none();
+            return py::float_(r.accuracy_curve.back());
+          },
+          "Final accuracy (fraction), None without labels.")
+      .def_property_readonly("synops_curve",
+                             [](py::object self) {
+                               const auto& r = self.cast<const Result&>();
+                               return view(r.synops_curve.data(), {static_cast<py::ssize_t>(r.synops_curve.size())}, self);
+                             })
+      .def_property_readonly("synops_per_connection",
+                             [](const Result& r) {
+                               std::vector<double> v;
+                               for (auto s : r.run.synops_per_connection())
+                                 v.push_back(static_cast<double>(s) / static_cast<double>(r.run.samples));
+                               return py::array_t<double>(static_cast<py::ssize_t>(v.size()), v.data());
+                             })
+      .def_property_readonly(
+          "bias_ops",
+          [](py::object self) {
+            const auto& r = self.cast<const Result&>();
+            return view(r.run.bias_ops.data(), {static_cast<py::ssize_t>(r.run.samples)}, self);
+          },
+          "Bias additions per sample (one per neuron with a non-zero bias per step), apart from SynOps (uint64).")
+      .def_property_readonly(
+          "bias_ops_per_sample",
+          [](const Result& r) { return static_cast<double>(r.run.total_bias_ops()) / static_cast<double>(r.run.samples); })
+      .def_property_readonly(
+          "synops_per_sample",
+          [](const Result& r) { return static_cast<double>(r.run.total_synops()) / static_cast<double>(r.run.samples); })
       .def("__repr__", [](const Result& r) {
-        return fmt::format("snnsim.Result({} samples x {} steps{}, {:.4g} SynOps/sample, {:.3f} s)", r.run.samples,
-                           r.run.steps,
+        return fmt::format("snnsim.Result({} samples x {} steps{}, {:.4g} SynOps/sample, {:.3f} s)", r.run.samples, r.run.steps,
                            r.accuracy_curve.empty() ? std::string() : fmt::format(", accuracy {:.4f}", r.accuracy_curve.back()),
                            static_cast<double>(r.run.total_synops()) / static_cast<double>(r.run.samples), r.run.seconds);
       });
-
 }
 
 }  // namespace
@@ -769,9 +794,7 @@ PYBIND11_MODULE(_snnsim, m) {
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
-    } catch (const snn::Error& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
-    }
+    } catch (const snn::Error& e) { PyErr_SetString(PyExc_ValueError, e.what()); }
   });
 
   bind_model(m);

@@ -16,6 +16,7 @@
 
 #include <zlib.h>
 
+#include <unistd.h>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -27,7 +28,6 @@
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <unistd.h>
 #include <vector>
 
 namespace snn::fuzz {
@@ -106,8 +106,7 @@ inline void idx_one(const std::uint8_t* data, std::size_t size) {
     // Raw files must be exactly header + data: nothing may be silently ignored.
     if (!(flags & 1) && images.size() != 16 + d.pixels.size()) broken("raw image file size != header + data");
     if (!(flags & 2) && labels.size() != 8 + d.labels.size()) broken("raw label file size != header + data");
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
   fs::remove(image_path);
   fs::remove(label_path);
 }
@@ -121,8 +120,7 @@ inline void npy_file_one(std::string_view bytes) {
   try {
     shape = read_npy_shape(path);
     shape_ok = true;
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
   try {
     const Matrix m = read_npy(path);
     if (!shape_ok) broken("read_npy accepted what read_npy_shape rejected");
@@ -174,8 +172,7 @@ inline void manifest_one(std::string_view bytes) {
       for (float v : m.data)
         if (!std::isfinite(v)) broken("a non-finite weight was accepted");
     }
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
 }
 
 /// .npy reader and manifest loader in one target: byte 0 even -> the rest is
@@ -199,8 +196,7 @@ inline void config_one(const std::uint8_t* data, std::size_t size) {
     const std::string printed = tool::to_toml(config);
     const auto again = tool::parse_config(printed, "resolved.toml");
     if (tool::to_toml(again) != printed) broken("to_toml(parse(to_toml(c))) != to_toml(c)");
-  } catch (const Error&) {
-  }
+  } catch (const Error&) {}
 }
 
 }  // namespace snn::fuzz

@@ -7,18 +7,18 @@
 #include "snn/tool/interrupt.h"
 #include "snn/tool/mpi.h"
 #include "snn/tool/pipeline.h"
-#include "snn/tool/weight_cache.h"
 #include "snn/tool/row_add_bound.h"
+#include "snn/tool/weight_cache.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/resource.h>
 #include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <string>
 #include <thread>
-#include <sys/resource.h>
 
 namespace snn::tool {
 
@@ -72,8 +72,8 @@ std::string first_difference(const engine::RunResult& a, const engine::RunResult
 struct Precision {
   int bits = 32;
   std::shared_ptr<const engine::FixedNetwork> fixed;
-  engine::RunResult result;    // the untimed run's
-  std::string differs;         // against the dense baseline on the same quantised weights ("" = identical)
+  engine::RunResult result;  // the untimed run's
+  std::string differs;       // against the dense baseline on the same quantised weights ("" = identical)
   Timing time;
   std::vector<RowAddBound> bound;
 };
@@ -115,9 +115,12 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   // --limit (or simulation.limit) wins; otherwise --samples, so that the dense
   // baseline's six timed runs keep the whole bench near a minute.
   std::size_t n = test.count;
-  if (options.limit && *options.limit > 0) n = static_cast<std::size_t>(*options.limit);
-  else if (bench.samples > 0) n = static_cast<std::size_t>(bench.samples);
-  else if (c.simulation.limit > 0) n = static_cast<std::size_t>(c.simulation.limit);
+  if (options.limit && *options.limit > 0)
+    n = static_cast<std::size_t>(*options.limit);
+  else if (bench.samples > 0)
+    n = static_cast<std::size_t>(bench.samples);
+  else if (c.simulation.limit > 0)
+    n = static_cast<std::size_t>(c.simulation.limit);
   n = std::min(n, test.count);
   const auto samples = engine::SampleSet::of(test, 0, n);
   engine::RunOptions ro = run_options(c);
@@ -231,7 +234,8 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
        with_chunk ? fmt::format("{:.0f}", dn / t_chunk.median()) : na);
   trio("ops/sample (SynOps | MACs)", fmt::format("{:.4g} M", synops / 1e6), fmt::format("{:.4g} M", macs / 1e6),
        with_chunk ? fmt::format("{:.4g} M", macs / 1e6) : na);
-  trio("ops/s (SynOps | MAC)", fmt::format("{:.3g} G", synops * dn / te / 1e9), fmt::format("{:.3g} G", macs * dn / t_dense.median() / 1e9),
+  trio("ops/s (SynOps | MAC)", fmt::format("{:.3g} G", synops * dn / te / 1e9),
+       fmt::format("{:.3g} G", macs * dn / t_dense.median() / 1e9),
        with_chunk ? fmt::format("{:.3g} G", macs * dn / t_chunk.median() / 1e9) : na);
   line("speed-up, event vs best dense", fmt::format("{:.2f}x", best_dense / te));
   line("speed-up, event vs dense per step", fmt::format("{:.2f}x", t_dense.median() / te));
@@ -240,7 +244,8 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   for (std::size_t l = 0; l < per_conn.size(); ++l) {
     const auto& conn = net.connection(l);
     const double dense_l = static_cast<double>(ev_result.dense_macs_per_step[l]) * c.simulation.steps;
-    line(fmt::format("  {}->{} ({})", net.population(conn.source()).name, net.population(conn.target()).name, to_string(conn.format())),
+    line(fmt::format("  {}->{} ({})", net.population(conn.source()).name, net.population(conn.target()).name,
+                     to_string(conn.format())),
          fmt::format("{:.4g} M SynOps vs {:.4g} M MACs ({:.1f}x)", per_conn[l] / dn / 1e6, dense_l / 1e6,
                      per_conn[l] > 0 ? dense_l * dn / per_conn[l] : 0.0));
   }
@@ -250,14 +255,16 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
     line(fmt::format("row-add bound {} ({:.1f} MB)", b.level, b.bytes / 1e6),
          fmt::format("{:.3g} G adds/s; engine at {:.0f} % (SynOps {:.0f} %)", b.adds_per_second / 1e9,
                      100 * work * dn / te / b.adds_per_second, 100 * synops * dn / te / b.adds_per_second));
-  line("peak RSS before simulating", fmt::format("{:.1f} MB (training, normalisation{})", rss_before,
-                                                 rss_reset ? "; reset before the simulators" : "; could not reset: below include it"));
+  line("peak RSS before simulating",
+       fmt::format("{:.1f} MB (training, normalisation{})", rss_before,
+                   rss_reset ? "; reset before the simulators" : "; could not reset: below include it"));
   double mean_steps = 0;
   if (exit_on) {
     for (auto st : stop_result.steps_simulated) mean_steps += static_cast<double>(st);
     mean_steps /= dn;
-    line("early exit (stop): wall time (median)", fmt::format("{:.3f} s, without early exit {:.3f} s: {:.0f} % saved", t_stop.median(),
-                                                              t_off.median(), 100 * (1 - t_stop.median() / t_off.median())));
+    line("early exit (stop): wall time (median)",
+         fmt::format("{:.3f} s, without early exit {:.3f} s: {:.0f} % saved", t_stop.median(), t_off.median(),
+                     100 * (1 - t_stop.median() / t_off.median())));
     line("early exit (stop): steps/sample, accuracy",
          fmt::format("{:.1f} of {}, {:.2f} % (without early exit {:.2f} %)", mean_steps, c.simulation.steps,
                      stop_result.accuracy(samples.labels) * 100, off_result.accuracy(samples.labels) * 100));
@@ -267,10 +274,11 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   line("SNN accuracy", fmt::format("{:.2f} %", accuracy * 100));
   line("event == dense per step", diff_step.empty() ? "yes: every spike count and prediction" : "NO: " + diff_step + " differ");
   if (with_chunk)
-    line("event == dense + precompute", diff_chunk.empty() ? "yes: every spike count and prediction" : "NO: " + diff_chunk + " differ");
+    line("event == dense + precompute",
+         diff_chunk.empty() ? "yes: every spike count and prediction" : "NO: " + diff_chunk + " differ");
   else
-    line("dense + precompute", fmt::format("skipped: the first connection is {}, the variant is for dense tables only",
-                                           to_string(first)));
+    line("dense + precompute",
+         fmt::format("skipped: the first connection is {}, the variant is for dense tables only", to_string(first)));
 
   // Each table width: the same samples, runs alternating with the others.
   const double t32 = [&] {
@@ -314,34 +322,48 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
     j["ranks"] = mpi::size();
     j["repeat"] = bench.repeat;
     j["accuracy"] = accuracy;
-    auto timing = [](const Timing& t) { return nlohmann::json{{"median", t.median()}, {"min", t.min()}, {"max", t.max()}, {"runs", t.seconds}}; };
-    j["event"] = {{"seconds", timing(t_event)}, {"synops_per_sample", synops}, {"adds_per_sample", work}, {"peak_rss_mb", rss_event}};
+    auto timing = [](const Timing& t) {
+      return nlohmann::json{{"median", t.median()}, {"min", t.min()}, {"max", t.max()}, {"runs", t.seconds}};
+    };
+    j["event"] = {
+        {"seconds", timing(t_event)}, {"synops_per_sample", synops}, {"adds_per_sample", work}, {"peak_rss_mb", rss_event}};
     j["dense"] = {{"seconds", timing(t_dense)}, {"macs_per_sample", macs}, {"batch", per_step.batch}};
-    if (with_chunk) j["dense_precompute"] = {{"seconds", timing(t_chunk)}, {"macs_per_sample", macs}};
-    else j["dense_precompute"] = nullptr;
+    if (with_chunk)
+      j["dense_precompute"] = {{"seconds", timing(t_chunk)}, {"macs_per_sample", macs}};
+    else
+      j["dense_precompute"] = nullptr;
     j["speedup_vs_best_dense"] = best_dense / te;
     if (exit_on)
-      j["early_exit"] = {{"stop_seconds", timing(t_stop)}, {"no_exit_seconds", timing(t_off)},
-                         {"time_saved", 1 - t_stop.median() / t_off.median()}, {"mean_steps_simulated", mean_steps},
+      j["early_exit"] = {{"stop_seconds", timing(t_stop)},
+                         {"no_exit_seconds", timing(t_off)},
+                         {"time_saved", 1 - t_stop.median() / t_off.median()},
+                         {"mean_steps_simulated", mean_steps},
                          {"accuracy", stop_result.accuracy(samples.labels)},
                          {"no_exit_accuracy", off_result.accuracy(samples.labels)}};
     j["peak_rss_mb"] = rss_all;
     j["peak_rss_before_simulating_mb"] = rss_before;
     j["peak_rss_reset"] = rss_reset;
-    j["identical"] = {{"dense", diff_step.empty()}, {"dense_precompute", with_chunk ? nlohmann::json(diff_chunk.empty()) : nlohmann::json(nullptr)}};
+    j["identical"] = {{"dense", diff_step.empty()},
+                      {"dense_precompute", with_chunk ? nlohmann::json(diff_chunk.empty()) : nlohmann::json(nullptr)}};
     nlohmann::json b = nlohmann::json::array();
     for (const auto& x : bound) b.push_back({{"level", x.level}, {"bytes", x.bytes}, {"adds_per_second", x.adds_per_second}});
     j["row_add_bound"] = b;
     nlohmann::json pj = nlohmann::json::array();
     for (const auto& x : prec) {
       nlohmann::json xb = nlohmann::json::array();
-      for (const auto& y : x.bound) xb.push_back({{"level", y.level}, {"bytes", y.bytes}, {"adds_per_second", y.adds_per_second}});
+      for (const auto& y : x.bound)
+        xb.push_back({{"level", y.level}, {"bytes", y.bytes}, {"adds_per_second", y.adds_per_second}});
       std::vector<int> ks;
       for (const auto& r : x.fixed->reports()) ks.push_back(r.bits);
-      pj.push_back({{"weight_bits", x.bits}, {"fixed_point_bits", ks}, {"table_bytes", x.fixed->bytes()},
-                    {"seconds", timing(x.time)}, {"accuracy", x.result.accuracy(samples.labels)},
-                    {"speedup_vs_32", t32 / x.time.median()}, {"speedup_vs_best_dense", best_dense / x.time.median()},
-                    {"identical_to_dense", x.differs.empty()}, {"row_add_bound", xb}});
+      pj.push_back({{"weight_bits", x.bits},
+                    {"fixed_point_bits", ks},
+                    {"table_bytes", x.fixed->bytes()},
+                    {"seconds", timing(x.time)},
+                    {"accuracy", x.result.accuracy(samples.labels)},
+                    {"speedup_vs_32", t32 / x.time.median()},
+                    {"speedup_vs_best_dense", best_dense / x.time.median()},
+                    {"identical_to_dense", x.differs.empty()},
+                    {"row_add_bound", xb}});
     }
     j["precisions"] = pj;
     write_file_atomically(bench.json, j.dump(1) + "\n");

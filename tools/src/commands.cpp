@@ -139,9 +139,10 @@ int simulate_command(const fs::path& path, const CommonOptions& options) {
   const auto start = Clock::now();
   const Prepared p = prepare(path, options, true);
   if (p.config.network.weights.empty() && p.config.network.model.empty())
-    throw Error("{}: snnsim simulate needs network.weights (a converted weight directory, e.g. from snnsim convert) or "
-                "network.model (an ONNX file)",
-                path.string());
+    throw Error(
+        "{}: snnsim simulate needs network.weights (a converted weight directory, e.g. from snnsim convert) or "
+        "network.model (an ONNX file)",
+        path.string());
   RunReport r = base_report("simulate", p);
   // Through ann_weights, as run loads network.weights or network.model: the
   // same checks against the dataset, with the same messages.

@@ -79,9 +79,10 @@ void check_together(Config& c, KeyReader& r) {
     const double scale = c.probability_scale();
     if (scale > 1.0) {
       if (s.clamp_probability)
-        c.warnings.push_back(fmt::format(
-            "spike probability p = min(1, {:g} x): pixels above {:.3g} spike at every step (max_rate_hz * dt = {:g} Hz * {:g} ms)",
-            scale, 1.0 / scale, s.max_rate_hz, s.dt_ms));
+        c.warnings.push_back(
+            fmt::format("spike probability p = min(1, {:g} x): pixels above {:.3g} spike at every step (max_rate_hz * dt = {:g} "
+                        "Hz * {:g} ms)",
+                        scale, 1.0 / scale, s.max_rate_hz, s.dt_ms));
       else
         bad("simulation.max_rate_hz",
             fmt::format("= {:g} Hz with dt_ms = {:g} gives a spike probability of up to {:g} per step, above 1; lower the rate "
@@ -162,7 +163,10 @@ std::string did_you_mean(const std::string& key, const std::vector<std::string>&
   std::size_t best_d = std::numeric_limits<std::size_t>::max();
   for (const auto& k : known) {
     const std::size_t d = distance(key, k);
-    if (d < best_d) { best_d = d; best = k; }
+    if (d < best_d) {
+      best_d = d;
+      best = k;
+    }
   }
   // Accept up to a third of the key's last component's length in edits.
   const auto dot = key.rfind('.');

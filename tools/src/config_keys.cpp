@@ -11,8 +11,8 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <fmt/ranges.h>
+#include <algorithm>
 
 #include <cmath>
 #include <optional>
@@ -33,10 +33,7 @@ std::string toml_value(double d) {
   return s;
 }
 template <typename Int>
-  requires std::is_integral_v<Int>
-std::string toml_value(Int i) {
-  return fmt::format("{}", i);
-}
+requires std::is_integral_v<Int> std::string toml_value(Int i) { return fmt::format("{}", i); }
 template <typename T>
 std::string toml_value(const std::vector<T>& v) {
   std::vector<std::string> items;
@@ -59,12 +56,18 @@ struct Vector<std::vector<T>> : std::true_type {};
 
 template <typename T>
 std::string type_text() {
-  if constexpr (Optional<T>::value) return type_text<typename T::value_type>();
-  else if constexpr (std::is_same_v<T, bool>) return "boolean";
-  else if constexpr (std::is_integral_v<T>) return "integer";
-  else if constexpr (std::is_floating_point_v<T>) return "number";
-  else if constexpr (std::is_same_v<T, std::string>) return "string";
-  else return "list of " + type_text<typename T::value_type>() + "s";
+  if constexpr (Optional<T>::value)
+    return type_text<typename T::value_type>();
+  else if constexpr (std::is_same_v<T, bool>)
+    return "boolean";
+  else if constexpr (std::is_integral_v<T>)
+    return "integer";
+  else if constexpr (std::is_floating_point_v<T>)
+    return "number";
+  else if constexpr (std::is_same_v<T, std::string>)
+    return "string";
+  else
+    return "list of " + type_text<typename T::value_type>() + "s";
 }
 
 // ---- allowed values --------------------------------------------------------
@@ -72,9 +75,9 @@ std::string type_text() {
 struct Range {
   std::optional<double> lo, hi;
   bool lo_open = false, hi_open = false;
-  bool non_empty = false;  ///< strings
-  std::string note;        ///< said after the rule: " (0: all)"
-  std::string noun;        ///< list elements, in messages: "thresholds"
+  bool non_empty = false;       ///< strings
+  std::string note;             ///< said after the rule: " (0: all)"
+  std::string noun;             ///< list elements, in messages: "thresholds"
   std::vector<double> allowed;  ///< when not empty: the only values allowed
 
   bool contains(double v) const {
@@ -157,7 +160,8 @@ Range not_empty() {
 
 // A key named after its field, so the two cannot disagree:
 // SNN_KEY(simulation, steps) is "simulation.steps" and c.simulation.steps.
-#define SNN_KEY(section, field) #section "." #field, [](auto& c) -> auto& { return c.section.field; }
+#define SNN_KEY(section, field) \
+#section "." #field, [](auto& c) -> auto& { return c.section.field; }
 
 // A plain value (bool, integer, number, string, optional one, list of them).
 // `one_for_all` lists may be given as one value, meaning the same for all.
@@ -204,9 +208,10 @@ ConfigKey early_exit_was_boolean(ConfigKey k) {
   k.read = [read = k.read, name = k.name](KeyReader& r, Config& c) {
     const toml::node* n = r.find(name);
     if (n && n->is_boolean()) {
-      r.error(name, n, fmt::format("= {} is no longer a boolean: give \"measure\" (what true did: run to the end and report "
-                                   "both the full and the early-exit figures), \"stop\" (samples stop at their exit) or \"off\"",
-                                   n->value<bool>().value_or(false)));
+      r.error(name, n,
+              fmt::format("= {} is no longer a boolean: give \"measure\" (what true did: run to the end and report "
+                          "both the full and the early-exit figures), \"stop\" (samples stop at their exit) or \"off\"",
+                          n->value<bool>().value_or(false)));
       return false;
     }
     return read(r, c);
@@ -254,9 +259,7 @@ std::string read_layer(const toml::table& t, LayerSpec& layer) {
   if (!kind) return "needs kind = \"dense\", \"conv\", \"avgpool\" or \"flatten\"";
   try {
     layer.kind = parse_layer_kind(*kind);
-  } catch (const Error& e) {
-    return e.what();
-  }
+  } catch (const Error& e) { return e.what(); }
   auto pair = [&](const char* key, std::size_t& h, std::size_t& w) -> std::string {
     const toml::node* n = t.get(key);
     if (!n) return "";
@@ -298,8 +301,8 @@ std::string read_layer(const toml::table& t, LayerSpec& layer) {
 
 std::string print_layer(const LayerSpec& l) {
   return fmt::format("{{kind = {}, outputs = {}, kernel = [{}, {}], stride = [{}, {}], padding = [{}, {}], name = {}}}",
-                     toml_string(std::string(to_string(l.kind))), l.outputs, l.kernel_h, l.kernel_w, l.stride_h,
-                     l.stride_w, l.pad_h, l.pad_w, toml_string(l.name));
+                     toml_string(std::string(to_string(l.kind))), l.outputs, l.kernel_h, l.kernel_w, l.stride_h, l.stride_w,
+                     l.pad_h, l.pad_w, toml_string(l.name));
 }
 
 // The input shape network.layers is checked against: both datasets' images.
@@ -310,9 +313,10 @@ ConfigKey layers_key() {
   k.name = "network.layers";
   k.type = "list of tables";
   k.default_text = "`[]`";
-  k.help = "the architecture layer by layer (conv nets): `{kind = \"conv\", outputs = 12, kernel = 5}`, `avgpool` "
-           "(`kernel`, `stride`), `flatten`, `dense` (`outputs`); checked against 1x28x28 images and "
-           "`dataset.classes`; when given it replaces `network.hidden`";
+  k.help =
+      "the architecture layer by layer (conv nets): `{kind = \"conv\", outputs = 12, kernel = 5}`, `avgpool` "
+      "(`kernel`, `stride`), `flatten`, `dense` (`outputs`); checked against 1x28x28 images and "
+      "`dataset.classes`; when given it replaces `network.hidden`";
   k.read = [name = k.name](KeyReader& r, Config& c) {
     const toml::node* n = r.find(name);
     if (!n) return false;
@@ -335,8 +339,8 @@ ConfigKey layers_key() {
       const auto shapes = infer_shapes(kImageShape, layers);
       if (shapes.back().size() != static_cast<std::size_t>(c.dataset.classes))
         r.error(name, n,
-                fmt::format("ends in {} outputs ({}), but dataset.classes = {}", shapes.back().size(),
-                            to_string(shapes.back()), c.dataset.classes));
+                fmt::format("ends in {} outputs ({}), but dataset.classes = {}", shapes.back().size(), to_string(shapes.back()),
+                            c.dataset.classes));
     } catch (const Error& e) {
       r.error(name, n, e.what());
       return false;
@@ -374,7 +378,8 @@ std::vector<ConfigKey> make_keys() {
              };
            }),
       layers_key(),
-      value(SNN_KEY(network, weights), any(), "a weight directory (or its `manifest.json`, docs/weights.md) to load instead of training; empty: train"),
+      value(SNN_KEY(network, weights), any(),
+            "a weight directory (or its `manifest.json`, docs/weights.md) to load instead of training; empty: train"),
       value(SNN_KEY(network, model), any(),
             "an ONNX file (docs/models.md) to import instead of training: its layers, weights and biases are the ANN "
             "(not with `network.weights`, `network.hidden`, `network.layers` or `[training]`); empty: none"),
@@ -433,8 +438,8 @@ std::vector<ConfigKey> make_keys() {
       value(SNN_KEY(simulation, clamp_probability), any(),
             "allow `max_rate * dt > 1` (pixels above `1/(max_rate*dt)` then spike every step); without it that is an "
             "error"),
-      value(SNN_KEY(simulation, threshold), positive("thresholds"), "one value, or one per spiking population (hidden..., output)",
-            true),
+      value(SNN_KEY(simulation, threshold), positive("thresholds"),
+            "one value, or one per spiking population (hidden..., output)", true),
       choice(SNN_KEY(simulation, reset),
              std::vector<std::pair<std::string, ResetMode>>{{"subtract", ResetMode::Subtract}, {"zero", ResetMode::Zero}},
              "`subtract`: v -= theta (snntorch's default), `zero`: Diehl et al.'s code"),
@@ -447,7 +452,8 @@ std::vector<ConfigKey> make_keys() {
       value(SNN_KEY(simulation, weight_bits), one_of({32, 16, 8}),
             "element width of the fan-out tables; 16 or 8 scale each connection's weights by a power of two so its "
             "largest fits (its fixed-point bits are lowered; see docs/design.md), the quantisation error is reported"),
-      value(SNN_KEY(simulation, weight_cutoff), at_least(0), "weights of smaller magnitude are dropped; `> 0` stores sparse fan-out tables"),
+      value(SNN_KEY(simulation, weight_cutoff), at_least(0),
+            "weights of smaller magnitude are dropped; `> 0` stores sparse fan-out tables"),
       choice(SNN_KEY(simulation, tie_break),
              std::vector<std::pair<std::string, TieBreak>>{{"lowest", TieBreak::Lowest}, {"potential", TieBreak::Potential}},
              "equal output spike counts: `lowest` class (as torch's argmax; no spikes = class 0, as the seed) or highest "
@@ -459,12 +465,13 @@ std::vector<ConfigKey> make_keys() {
       value(SNN_KEY(simulation, checkpoints), positive("checkpoints"),
             "steps at which accuracy is tabulated (the last step is always added; default ones beyond `steps` are "
             "dropped)"),
-      early_exit_was_boolean(choice(SNN_KEY(simulation, early_exit),
-             std::vector<std::pair<std::string, EarlyExitMode>>{
-                 {"off", EarlyExitMode::Off}, {"measure", EarlyExitMode::Measure}, {"stop", EarlyExitMode::Stop}},
-             "exit once one output leads by `early_exit_margin` spikes for `early_exit_steps` steps: `stop` ends the "
-             "sample there (saves time and SynOps; the figures are the stopped run's), `measure` runs to the end and "
-             "reports both the full and the early-exit figures, `off`")),
+      early_exit_was_boolean(
+          choice(SNN_KEY(simulation, early_exit),
+                 std::vector<std::pair<std::string, EarlyExitMode>>{
+                     {"off", EarlyExitMode::Off}, {"measure", EarlyExitMode::Measure}, {"stop", EarlyExitMode::Stop}},
+                 "exit once one output leads by `early_exit_margin` spikes for `early_exit_steps` steps: `stop` ends the "
+                 "sample there (saves time and SynOps; the figures are the stopped run's), `measure` runs to the end and "
+                 "reports both the full and the early-exit figures, `off`")),
       value(SNN_KEY(simulation, early_exit_margin), at_least(1), "lead in output spikes"),
       value(SNN_KEY(simulation, early_exit_steps), at_least(1), "consecutive steps the lead must hold"),
       value(SNN_KEY(simulation, batch_size), positive(), "batch of the dense time-stepped baseline (`snnsim bench`)"),

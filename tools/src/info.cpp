@@ -26,9 +26,7 @@ int info_results(const fs::path& file) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("'{}' is not valid JSON: {}", file.string(), e.what());
-  }
+  } catch (const nlohmann::json::exception& e) { throw Error("'{}' is not valid JSON: {}", file.string(), e.what()); }
   try {
     return print_results(file, j);
   } catch (const nlohmann::json::exception& e) {
@@ -47,7 +45,8 @@ int print_results(const fs::path& file, const nlohmann::json& j) {
   // Older results have no weights.source; an imported model's file is weights.model.
   if (j.contains("weights") && j.at("weights").is_object()) {
     const auto& w = j.at("weights");
-    if (w.contains("model") && w.at("model").is_string()) fmt::print("  model                {}\n", w.at("model").get<std::string>());
+    if (w.contains("model") && w.at("model").is_string())
+      fmt::print("  model                {}\n", w.at("model").get<std::string>());
   }
   fmt::print("  normalisation        {}\n", j.at("normalisation").value("method", "?"));
   fmt::print("  SNN accuracy         {:.2f} % after {} steps of {:g} ms, {} samples\n", s.value("accuracy", 0.0) * 100,
@@ -119,9 +118,10 @@ int info_command(const fs::path& path) {
     if (fs::exists(path / kManifestFile)) return info_weights(path);
   }
   if (fs::is_regular_file(path, ec))
-    throw Error("'{}' is not a results.json or a weight manifest (snnsim info takes a results.json or output directory, "
-                "a weight directory or its manifest.json, or a dataset name or directory)",
-                path.string());
+    throw Error(
+        "'{}' is not a results.json or a weight manifest (snnsim info takes a results.json or output directory, "
+        "a weight directory or its manifest.json, or a dataset name or directory)",
+        path.string());
   // Anything else is taken as a dataset name or directory; its error says what is missing.
   return info_dataset(path.string());
 }

@@ -2,9 +2,9 @@
 
 #include "snn/error.h"
 
+#include <unistd.h>
 #include <atomic>
 #include <csignal>
-#include <unistd.h>
 
 namespace snn::tool {
 

@@ -23,9 +23,12 @@ inline std::string toml_string(const std::string& s) {
   std::string out = "\"";
   for (const char ch : s) {
     const auto u = static_cast<unsigned char>(ch);
-    if (ch == '"' || ch == '\\') out += {'\\', ch};
-    else if (u < 0x20 || u == 0x7f) out += fmt::format("\\u{:04x}", u);
-    else out += ch;
+    if (ch == '"' || ch == '\\')
+      out += {'\\', ch};
+    else if (u < 0x20 || u == 0x7f)
+      out += fmt::format("\\u{:04x}", u);
+    else
+      out += ch;
   }
   return out + "\"";
 }
@@ -50,8 +53,7 @@ class KeyReader {
 
   const toml::node* find(const std::string& key) {
     known_.insert(key);
-    for (auto pos = key.find('.'); pos != std::string::npos; pos = key.find('.', pos + 1))
-      known_.insert(key.substr(0, pos));
+    for (auto pos = key.find('.'); pos != std::string::npos; pos = key.find('.', pos + 1)) known_.insert(key.substr(0, pos));
     return root_.at_path(key).node();
   }
 
@@ -63,13 +65,16 @@ class KeyReader {
   bool get(const std::string& key, bool& out) {
     const toml::node* n = find(key);
     if (!n) return false;
-    if (auto v = n->value_exact<bool>()) { out = *v; return true; }
+    if (auto v = n->value_exact<bool>()) {
+      out = *v;
+      return true;
+    }
     error(key, n, fmt::format("must be true or false, found {}", type_name(*n)));
     return false;
   }
 
   template <typename Int>
-    requires std::is_integral_v<Int>
+  requires std::is_integral_v<Int>
   bool get(const std::string& key, Int& out) {
     const toml::node* n = find(key);
     if (!n) return false;
@@ -90,8 +95,14 @@ class KeyReader {
   bool get(const std::string& key, double& out) {
     const toml::node* n = find(key);
     if (!n) return false;
-    if (auto v = n->value_exact<double>()) { out = *v; return true; }
-    if (auto v = n->value_exact<std::int64_t>()) { out = static_cast<double>(*v); return true; }
+    if (auto v = n->value_exact<double>()) {
+      out = *v;
+      return true;
+    }
+    if (auto v = n->value_exact<std::int64_t>()) {
+      out = static_cast<double>(*v);
+      return true;
+    }
     error(key, n, fmt::format("must be a number, found {}", type_name(*n)));
     return false;
   }
@@ -99,7 +110,10 @@ class KeyReader {
   bool get(const std::string& key, std::string& out) {
     const toml::node* n = find(key);
     if (!n) return false;
-    if (auto v = n->value_exact<std::string>()) { out = *v; return true; }
+    if (auto v = n->value_exact<std::string>()) {
+      out = *v;
+      return true;
+    }
     error(key, n, fmt::format("must be a string, found {}", type_name(*n)));
     return false;
   }
@@ -118,8 +132,14 @@ class KeyReader {
           return true;
         }
       } else {
-        if (auto v = item.value_exact<double>()) { values.push_back(*v); return true; }
-        if (auto v = item.value_exact<std::int64_t>()) { values.push_back(static_cast<double>(*v)); return true; }
+        if (auto v = item.value_exact<double>()) {
+          values.push_back(*v);
+          return true;
+        }
+        if (auto v = item.value_exact<std::int64_t>()) {
+          values.push_back(static_cast<double>(*v));
+          return true;
+        }
       }
       return false;
     };

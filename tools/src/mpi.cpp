@@ -76,8 +76,7 @@ int as_int(std::size_t n, const char* what) {
 // Every rank's `mine` (its samples' rows of `per_sample` values, in sample
 // order) into `all`, rows placed by global sample index.
 template <class T>
-void gather_rows(const std::vector<T>& mine, std::vector<T>& all, std::size_t total, std::size_t per_sample,
-                 const char* what) {
+void gather_rows(const std::vector<T>& mine, std::vector<T>& all, std::size_t total, std::size_t per_sample, const char* what) {
   const int n = size();
   std::vector<int> counts(static_cast<std::size_t>(n)), offsets(static_cast<std::size_t>(n));
   for (int r = 0; r < n; ++r) {
@@ -89,8 +88,8 @@ void gather_rows(const std::vector<T>& mine, std::vector<T>& all, std::size_t to
   if (mine.size() != expected)
     throw Error("MPI: {} holds {} values on this rank, expected {}{}", what, mine.size(), expected, where());
   all.assign(total * per_sample, T{});
-  check(MPI_Allgatherv(mine.data(), counts[static_cast<std::size_t>(rank())], MPI_BYTE, all.data(), counts.data(),
-                       offsets.data(), MPI_BYTE, MPI_COMM_WORLD),
+  check(MPI_Allgatherv(mine.data(), counts[static_cast<std::size_t>(rank())], MPI_BYTE, all.data(), counts.data(), offsets.data(),
+                       MPI_BYTE, MPI_COMM_WORLD),
         what);
 }
 #endif
@@ -112,8 +111,10 @@ Session::Session([[maybe_unused]] int& argc, [[maybe_unused]] char**& argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &g_size);
 #else
   if (several_ranks_launched()) {
-    std::fputs("snnsim: error: started as one of several MPI ranks, but this snnsim was built without MPI "
-               "(SNNSIM_MPI=OFF); rebuild with libopenmpi-dev installed, or run it without mpirun\n", stderr);
+    std::fputs(
+        "snnsim: error: started as one of several MPI ranks, but this snnsim was built without MPI "
+        "(SNNSIM_MPI=OFF); rebuild with libopenmpi-dev installed, or run it without mpirun\n",
+        stderr);
     std::exit(1);
   }
 #endif
@@ -228,8 +229,7 @@ void normalise(WeightSet& weights, const conversion::NormaliseOptions& options, 
     for (auto& h : hist) {
       std::vector<std::uint64_t> bins = h.bins();
       float max = h.max();
-      check(MPI_Allreduce(MPI_IN_PLACE, bins.data(), as_int(bins.size(), "histogram"), MPI_UINT64_T, MPI_SUM,
-                          MPI_COMM_WORLD),
+      check(MPI_Allreduce(MPI_IN_PLACE, bins.data(), as_int(bins.size(), "histogram"), MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD),
             "activation histogram");
       check(MPI_Allreduce(MPI_IN_PLACE, &max, 1, MPI_FLOAT, MPI_MAX, MPI_COMM_WORLD), "activation maximum");
       h = conversion::PercentileHistogram::from_bins(std::move(bins), max);

@@ -8,9 +8,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <algorithm>
 #include <fstream>
 #include <random>
 #include <set>
@@ -33,9 +33,8 @@ fs::path output_path(const std::string& dir) {
 // Every name write_report may write (keep in step with it: a name missing
 // here would be refused as someone else's file on the next run).
 std::vector<std::string> report_file_names() {
-  return {"results.json",         "config.resolved.toml", "accuracy_vs_time.csv", "populations.csv",
-          "per_class.csv",        "accuracy_vs_time.png", "accuracy_vs_synops.png", "synops_vs_time.png",
-          "firing_rates.png",     "confusion_matrix.png"};
+  return {"results.json",         "config.resolved.toml",   "accuracy_vs_time.csv", "populations.csv",  "per_class.csv",
+          "accuracy_vs_time.png", "accuracy_vs_synops.png", "synops_vs_time.png",   "firing_rates.png", "confusion_matrix.png"};
 }
 
 // The files an earlier report in `out` wrote: those its kReportListFile
@@ -88,9 +87,10 @@ void check_output_writable(const Config& c, bool replaces_report) {
       const fs::file_status f = fs::symlink_status(out / name, ec);
       if (f.type() == fs::file_type::not_found) continue;
       if (f.type() != fs::file_type::regular || !earlier.count(name))
-        throw Error("output.dir '{}' holds '{}', which no earlier snnsim report there wrote ({} does not list it); the report "
-                    "would overwrite it, so snnsim will not: choose another output.dir (--out) or move '{}' out of it",
-                    c.output.dir, name, kReportListFile, name);
+        throw Error(
+            "output.dir '{}' holds '{}', which no earlier snnsim report there wrote ({} does not list it); the report "
+            "would overwrite it, so snnsim will not: choose another output.dir (--out) or move '{}' out of it",
+            c.output.dir, name, kReportListFile, name);
     }
   }
   const fs::path dir = out.parent_path();

@@ -76,8 +76,7 @@ Network build_network(const Config& c, const WeightSet& weights) {
   std::size_t populations = 0;
   for (const LayerSpec& l : specs) populations += l.spiking();
   if (s.threshold.size() != 1 && s.threshold.size() != populations)
-    throw Error("simulation.threshold has {} values but the network has {} spiking populations", s.threshold.size(),
-                populations);
+    throw Error("simulation.threshold has {} values but the network has {} spiking populations", s.threshold.size(), populations);
   if (s.delays.size() != 1 && s.delays.size() != populations)
     throw Error("simulation.delays has {} values but the network has {} connections", s.delays.size(), populations);
   // Normalisation factors are per spiking layer; a pool layer's factor scales
@@ -151,8 +150,7 @@ SnnReport simulate(const Config& c, const WeightSet& weights, const Dataset& tes
   std::atomic<std::size_t> samples_done{0};
   const auto stop_if_interrupted = [&] {
     if (interrupted())
-      throw Error("interrupted during the simulation ({} of {} samples done); no results were written",
-                  samples_done.load(), n);
+      throw Error("interrupted during the simulation ({} of {} samples done); no results were written", samples_done.load(), n);
   };
   ro.progress = [&](std::size_t done, std::size_t) {
     samples_done = done;

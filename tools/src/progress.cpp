@@ -2,9 +2,9 @@
 
 #include <fmt/core.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <cstdio>
-#include <unistd.h>
 
 namespace snn::tool {
 
@@ -13,8 +13,12 @@ using Clock = std::chrono::steady_clock;
 bool Progress::interactive() { return ::isatty(STDERR_FILENO) == 1; }
 
 Progress::Progress(std::string label, std::size_t total, bool quiet)
-    : label_(std::move(label)), total_(std::max<std::size_t>(total, 1)), quiet_(quiet), tty_(interactive()),
-      start_(Clock::now()), last_draw_(start_) {}
+    : label_(std::move(label)),
+      total_(std::max<std::size_t>(total, 1)),
+      quiet_(quiet),
+      tty_(interactive()),
+      start_(Clock::now()),
+      last_draw_(start_) {}
 
 Progress::~Progress() { finish(); }
 

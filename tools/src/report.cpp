@@ -6,9 +6,11 @@
 #include "snn/network/atomic_file.h"
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <toml++/toml.h>
+#include <nlohmann/json.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -19,8 +21,6 @@
 #include <map>
 #include <numeric>
 #include <sstream>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <utility>
 
 namespace snn::tool {
@@ -129,7 +129,8 @@ std::string csv_per_class(const SnnReport& s) {
   for (std::size_t p = 0; p < matrix.size(); ++p) out += fmt::format(",predicted_{}", p);
   out += "\n";
   for (const auto& c : per_class(s)) {
-    out += fmt::format("{},{},{},{:.6f},{}", c.label, c.samples, c.correct, c.accuracy(), c.silent ? fmt::format("{}", *c.silent) : "");
+    out += fmt::format("{},{},{},{:.6f},{}", c.label, c.samples, c.correct, c.accuracy(),
+                       c.silent ? fmt::format("{}", *c.silent) : "");
     for (auto n : matrix[c.label]) out += fmt::format(",{}", n);
     out += "\n";
   }
@@ -148,9 +149,12 @@ std::string csv_populations(const SnnReport& s) {
 std::string quoted(const std::string& text) {
   std::string out = "'";
   for (char c : text) {
-    if (c == '\'') out += "''";
-    else if (c == '\n' || c == '\r') out += ' ';
-    else out += c;
+    if (c == '\'')
+      out += "''";
+    else if (c == '\n' || c == '\r')
+      out += ' ';
+    else
+      out += c;
   }
   return out + "'";
 }
@@ -172,7 +176,8 @@ std::string run_gnuplot(const std::string& script) {
   std::ifstream err_file(err_path);
   std::string line, last_error;
   while (std::getline(err_file, line))
-    if (line.find("rror") != std::string::npos || line.find("line ") != std::string::npos || last_error.empty()) last_error = line;
+    if (line.find("rror") != std::string::npos || line.find("line ") != std::string::npos || last_error.empty())
+      last_error = line;
   ::unlink(err_path);
   if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0) return "";
   return last_error.empty() ? "gnuplot failed" : last_error;
@@ -218,8 +223,7 @@ std::string terminal_for(const fs::path& out, int width, int height) {
 void draw(const fs::path& out, int width, int height, const std::string& body) {
   const fs::path dir = out.parent_path().empty() ? fs::path(".") : out.parent_path();
   std::error_code ec;
-  if (!fs::is_directory(dir, ec))
-    throw Error("cannot write '{}': the directory '{}' does not exist", out.string(), dir.string());
+  if (!fs::is_directory(dir, ec)) throw Error("cannot write '{}': the directory '{}' does not exist", out.string(), dir.string());
   if (::access(dir.c_str(), W_OK) != 0)
     throw Error("cannot write '{}': the directory '{}' is not writable", out.string(), dir.string());
   const std::string terminal = terminal_for(out, width, height);
@@ -251,7 +255,7 @@ struct Series {
 
 // An x axis of the accuracy figures: which datablock column, how labelled.
 struct Axis {
-  int column;         ///< 1: time (ms), 2: SynOps per sample
+  int column;  ///< 1: time (ms), 2: SynOps per sample
   std::string label;
   std::string format;  ///< gnuplot tic format ("" = default)
 };
@@ -278,8 +282,9 @@ std::string ann_lines(const std::vector<Series>& runs) {
     if (s.ann && std::none_of(distinct.begin(), distinct.end(), [&](double a) { return std::abs(a - *s.ann) < 1e-12; }))
       distinct.push_back(*s.ann);
   std::string out;
-  if (distinct.size() == 1) return fmt::format(", {:.6f} with lines lc rgb 'black' dt 2 lw 1.5 title {}", distinct[0] * 100,
-                                               quoted(fmt::format("ANN: {}", pct(distinct[0]))));
+  if (distinct.size() == 1)
+    return fmt::format(", {:.6f} with lines lc rgb 'black' dt 2 lw 1.5 title {}", distinct[0] * 100,
+                       quoted(fmt::format("ANN: {}", pct(distinct[0]))));
   for (std::size_t r = 0; r < runs.size(); ++r)
     if (runs[r].ann)
       out += fmt::format(", {:.6f} with lines lc {} dt 2 lw 1.5 title {}", *runs[r].ann * 100, r + 1,
@@ -330,7 +335,8 @@ std::string accuracy_column(const std::vector<Series>& runs, const Axis& axis, d
   lines += ann_lines(runs);
   const Zoom z = zoom_of(runs, axis.column);
   std::string out = fmt::format(
-      "set origin {},0.36\nset size {},0.58\nset logscale x\nset xrange [*:*]\nset autoscale xfix\nset yrange [0:100]\nset xlabel {} offset 0,0.5\n"
+      "set origin {},0.36\nset size {},0.58\nset logscale x\nset xrange [*:*]\nset autoscale xfix\nset yrange [0:100]\nset "
+      "xlabel {} offset 0,0.5\n"
       "set ylabel 'accuracy (%)'\nset format x {}\nset key bottom right opaque box\nset title 'whole run (log scale)'\n"
       "plot {}{}\n",
       origin, width, quoted(axis.label), quoted(axis.format.empty() ? "% h" : axis.format), lines, extra);
@@ -382,32 +388,37 @@ std::string confusion_figure(const SnnReport& s) {
   const auto silent = s.silent_samples();
   const std::string title =
       fmt::format("Confusion matrix after {} steps: {} of {} samples right ({}){}", s.steps,
-                  std::accumulate(classes.begin(), classes.end(), std::size_t{0}, [](std::size_t a, const ClassReport& c) { return a + c.correct; }),
+                  std::accumulate(classes.begin(), classes.end(), std::size_t{0},
+                                  [](std::size_t a, const ClassReport& c) { return a + c.correct; }),
                   s.samples, pct(s.accuracy()), silent ? fmt::format(", {} never spiked at the output", *silent) : "");
   return cells + "EOD\n" + diag + "EOD\n" + off + "EOD\n" +
-         fmt::format("set title {}\nunset grid\nunset key\nset xrange [-0.5:{}]\nset yrange [{}:-0.5]\n"
-                     "set xtics 1 scale 0\nset ytics ({}) scale 0\nset xlabel 'predicted class'\n"
-                     "set ylabel 'label (per-class accuracy)'\nset cbrange [0:1]\nset cblabel 'fraction of the label''s samples'\n"
-                     "set palette defined (0 '#ffffff', 0.02 '#fee6ce', 0.1 '#fdae6b', 0.5 '#e6550d', 1 '#7f2704')\n"
-                     "plot $cm using 1:2:3 with image, $diag using 1:2:3 with labels tc rgb 'white', "
-                     "$off using 1:2:3 with labels tc rgb 'black'\n",
-                     quoted(title), k - 0.5, k - 0.5, tics);
+         fmt::format(
+             "set title {}\nunset grid\nunset key\nset xrange [-0.5:{}]\nset yrange [{}:-0.5]\n"
+             "set xtics 1 scale 0\nset ytics ({}) scale 0\nset xlabel 'predicted class'\n"
+             "set ylabel 'label (per-class accuracy)'\nset cbrange [0:1]\nset cblabel 'fraction of the label''s samples'\n"
+             "set palette defined (0 '#ffffff', 0.02 '#fee6ce', 0.1 '#fdae6b', 0.5 '#e6550d', 1 '#7f2704')\n"
+             "plot $cm using 1:2:3 with image, $diag using 1:2:3 with labels tc rgb 'white', "
+             "$off using 1:2:3 with labels tc rgb 'black'\n",
+             quoted(title), k - 0.5, k - 0.5, tics);
 }
 
 void draw_report_plots(const RunReport& r, const fs::path& dir, std::vector<fs::path>& written) {
   const SnnReport& s = r.snn;
   const std::vector<Series> runs{series_of(r)};
   const fs::path acc = dir / "accuracy_vs_time.png";
-  draw(acc, 900, 760, accuracy_figure(runs, {kTimeAxis}, fmt::format("Accuracy against simulated time ({} samples, steps of {:g} ms)", s.samples, s.dt_ms)));
+  draw(acc, 900, 760,
+       accuracy_figure(runs, {kTimeAxis},
+                       fmt::format("Accuracy against simulated time ({} samples, steps of {:g} ms)", s.samples, s.dt_ms)));
   written.push_back(acc);
   if (s.synops_curve.size() == s.accuracy_curve.size()) {
     // The ANN's cost for comparison: one dense pass, in x out MACs per connection.
     const double ann_macs = s.steps > 0 ? s.dense_macs_per_sample() / s.steps : 0.0;
     const std::string extra =
-        ann_macs > 0 ? fmt::format(", $annmacs using 1:2 with lines lc rgb '#555555' dt 3 title {}",
-                                   quoted(fmt::format("one ANN pass: {} MACs", ann_macs >= 1e6 ? fmt::format("{:.3g} M", ann_macs / 1e6)
-                                                                                               : fmt::format("{:.3g} k", ann_macs / 1e3))))
-                     : "";
+        ann_macs > 0
+            ? fmt::format(", $annmacs using 1:2 with lines lc rgb '#555555' dt 3 title {}",
+                          quoted(fmt::format("one ANN pass: {} MACs", ann_macs >= 1e6 ? fmt::format("{:.3g} M", ann_macs / 1e6)
+                                                                                      : fmt::format("{:.3g} k", ann_macs / 1e3))))
+            : "";
     const fs::path syn_acc = dir / "accuracy_vs_synops.png";
     draw(syn_acc, 900, 760,
          fmt::format("$annmacs << EOD\n{0:g} 0\n{0:g} 100\nEOD\n", ann_macs) +
@@ -428,8 +439,9 @@ void draw_report_plots(const RunReport& r, const fs::path& dir, std::vector<fs::
   for (const auto& p : s.populations) data += fmt::format("\"{}\" {:g}\n", p.name, p.rate_hz);
   const fs::path rates = dir / "firing_rates.png";
   draw(rates, 900, 560,
-       data + "EOD\nset title 'Mean firing rate per population'\nset style fill solid 0.6\nset boxwidth 0.6\n"
-              "set ylabel 'rate (Hz)'\nset yrange [0:*]\nunset key\nplot $p using 0:2:xtic(1) with boxes\n");
+       data +
+           "EOD\nset title 'Mean firing rate per population'\nset style fill solid 0.6\nset boxwidth 0.6\n"
+           "set ylabel 'rate (Hz)'\nset yrange [0:*]\nunset key\nplot $p using 0:2:xtic(1) with boxes\n");
   written.push_back(rates);
   if (!s.labels.empty() && s.labels.size() == s.predictions.size()) {
     const fs::path cm = dir / "confusion_matrix.png";
@@ -468,20 +480,32 @@ std::string results_json(const RunReport& r) {
       checkpoints.push_back({{"step", cp}, {"time_ms", cp * s.dt_ms}, {"accuracy", s.accuracy_curve[cp - 1]}});
   json populations = json::array();
   for (const auto& p : s.populations)
-    populations.push_back({{"name", p.name}, {"neurons", p.neurons}, {"spikes_per_sample", p.spikes_per_sample}, {"rate_hz", p.rate_hz}});
+    populations.push_back(
+        {{"name", p.name}, {"neurons", p.neurons}, {"spikes_per_sample", p.spikes_per_sample}, {"rate_hz", p.rate_hz}});
   json connections = json::array();
   for (const auto& c : s.connections)
-    connections.push_back({{"name", c.name}, {"kind", c.kind}, {"in", c.in}, {"out", c.out}, {"delay", c.delay}, {"synapses", c.synapses},
+    connections.push_back({{"name", c.name},
+                           {"kind", c.kind},
+                           {"in", c.in},
+                           {"out", c.out},
+                           {"delay", c.delay},
+                           {"synapses", c.synapses},
                            {"synops_per_sample", c.analog_input ? json(nullptr) : json(c.synops_per_sample)},
                            {"analog_input_macs_per_sample", c.analog_input ? json(c.synops_per_sample) : json(nullptr)},
                            {"dense_macs_per_sample", c.dense_macs_per_sample},
                            {"quantisation",
-                            {{"fixed_point_bits", c.fixed_point_bits}, {"weight_bits", c.weight_bits},
-                             {"max_relative_error", c.max_relative_error}, {"max_abs_error", c.max_abs_error},
-                             {"zeroed", c.zeroed}, {"nonzero", c.nonzero}}}});
+                            {{"fixed_point_bits", c.fixed_point_bits},
+                             {"weight_bits", c.weight_bits},
+                             {"max_relative_error", c.max_relative_error},
+                             {"max_abs_error", c.max_abs_error},
+                             {"zeroed", c.zeroed},
+                             {"nonzero", c.nonzero}}}});
   json classes = json::array();
   for (const auto& c : per_class(s))
-    classes.push_back({{"label", c.label}, {"samples", c.samples}, {"correct", c.correct}, {"accuracy", c.accuracy()},
+    classes.push_back({{"label", c.label},
+                       {"samples", c.samples},
+                       {"correct", c.correct},
+                       {"accuracy", c.accuracy()},
                        {"never_spiked", c.silent ? json(*c.silent) : json(nullptr)}});
   const auto silent = s.silent_samples();
   const double synops = s.synops_per_sample();
@@ -501,10 +525,14 @@ std::string results_json(const RunReport& r) {
       {"engine_row_adds_per_sample", s.engine_row_adds_per_sample},
       {"bias_ops_per_sample", s.bias_ops_per_sample},
       {"fixed_point_bits", s.fixed_point_bits},
-      {"early_exit", {{"enabled", s.early_exit},
-                      {"mode", !s.early_exit ? "off" : s.early_exit_stopped ? "stop" : "measure"},
-                      {"mean_exit_step", when_exit(s.mean_exit_step)},
-                      {"accuracy", when_exit(s.exit_accuracy)}, {"synops_per_sample", when_exit(s.synops_at_exit_per_sample)}}},
+      {"early_exit",
+       {{"enabled", s.early_exit},
+        {"mode", !s.early_exit          ? "off"
+                 : s.early_exit_stopped ? "stop"
+                                        : "measure"},
+        {"mean_exit_step", when_exit(s.mean_exit_step)},
+        {"accuracy", when_exit(s.exit_accuracy)},
+        {"synops_per_sample", when_exit(s.synops_at_exit_per_sample)}}},
       {"populations", populations},
       {"connections", connections},
       {"never_spiked", silent ? json(*silent) : json(nullptr)},
@@ -562,9 +590,9 @@ std::string summary_table(const RunReport& r) {
   out += fmt::format("snnsim {} on {} ({} test samples)\n", r.command, r.dataset, s.samples);
   if (r.weights_kind == "onnx") row("model", r.weights);
   if (r.ann_accuracy) row("ANN accuracy", pct(*r.ann_accuracy));
-  row("normalisation", r.normalisation_factors.empty() ? r.normalisation
-                                                       : fmt::format("{} (factors {:.4g})", r.normalisation,
-                                                                     fmt::join(r.normalisation_factors, ", ")));
+  row("normalisation", r.normalisation_factors.empty()
+                           ? r.normalisation
+                           : fmt::format("{} (factors {:.4g})", r.normalisation, fmt::join(r.normalisation_factors, ", ")));
   row("SNN accuracy", fmt::format("{} after {} steps ({:g} ms)", pct(s.accuracy()), s.steps, s.steps * s.dt_ms));
   for (int cp : r.checkpoints)
     if (cp >= 1 && static_cast<std::size_t>(cp) <= s.accuracy_curve.size())
@@ -578,8 +606,9 @@ std::string summary_table(const RunReport& r) {
       row("early exit: SynOps/sample", fmt::format("{:.4g} M (samples stopped; early_exit = \"measure\" shows the full run's)",
                                                    s.synops_at_exit_per_sample / 1e6));
     else
-      row("early exit: SynOps/sample", fmt::format("{:.4g} M ({:.0f} % saved)", s.synops_at_exit_per_sample / 1e6,
-                                                   s.synops_per_sample() > 0 ? 100 * (1 - s.synops_at_exit_per_sample / s.synops_per_sample()) : 0.0));
+      row("early exit: SynOps/sample",
+          fmt::format("{:.4g} M ({:.0f} % saved)", s.synops_at_exit_per_sample / 1e6,
+                      s.synops_per_sample() > 0 ? 100 * (1 - s.synops_at_exit_per_sample / s.synops_per_sample()) : 0.0));
   }
   if (const auto silent = s.silent_samples())
     row("samples with no output spike", fmt::format("{} of {} (predicted by tie-break only)", *silent, s.samples));
@@ -588,7 +617,8 @@ std::string summary_table(const RunReport& r) {
     const auto worst = std::min_element(classes.begin(), classes.end(),
                                         [](const ClassReport& a, const ClassReport& b) { return a.accuracy() < b.accuracy(); });
     if (worst != classes.end() && worst->samples > 0)
-      row("least accurate class", fmt::format("{}: {} ({} of {})", worst->label, pct(worst->accuracy()), worst->correct, worst->samples));
+      row("least accurate class",
+          fmt::format("{}: {} ({} of {})", worst->label, pct(worst->accuracy()), worst->correct, worst->samples));
   }
   for (const auto& c : s.connections)
     row(fmt::format("{} {}", c.analog_input ? "analog MACs/sample" : "SynOps/sample", c.name),
@@ -603,8 +633,7 @@ std::string summary_table(const RunReport& r) {
   if (s.bias_ops_per_sample > 0)
     row("bias additions/sample", fmt::format("{:.4g} M (not in SynOps)", s.bias_ops_per_sample / 1e6));
   if (synops > 0) row("dense MACs per SynOp", fmt::format("{:.1f}x", s.dense_macs_per_sample() / synops));
-  row("engine row adds/sample", fmt::format("{:.4g} M SynOps' worth ({:.0f} % of SynOps)",
-                                            s.engine_row_adds_per_sample / 1e6,
+  row("engine row adds/sample", fmt::format("{:.4g} M SynOps' worth ({:.0f} % of SynOps)", s.engine_row_adds_per_sample / 1e6,
                                             synops > 0 ? 100 * s.engine_row_adds_per_sample / synops : 0.0));
   for (const auto& p : s.populations)
     row(fmt::format("spikes/sample {}", p.name), fmt::format("{:.1f} ({:.2f} Hz per neuron)", p.spikes_per_sample, p.rate_hz));
@@ -625,9 +654,7 @@ Series series_of_file(const fs::path& file) {
   json j;
   try {
     j = json::parse(in);
-  } catch (const json::exception& e) {
-    throw Error("'{}' is not valid JSON: {}", file.string(), e.what());
-  }
+  } catch (const json::exception& e) { throw Error("'{}' is not valid JSON: {}", file.string(), e.what()); }
   if (!j.is_object() || !j.contains("snn") || !j["snn"].is_object() || !j["snn"].contains("accuracy_curve"))
     throw Error("'{}' is not an snnsim results.json (no snn.accuracy_curve)", file.string());
   Series s;
@@ -638,9 +665,7 @@ Series series_of_file(const fs::path& file) {
     if (j["snn"].contains("synops_curve")) s.synops = j["snn"]["synops_curve"].get<std::vector<double>>();
     if (j.contains("ann") && j["ann"].is_object() && j["ann"].contains("accuracy") && !j["ann"]["accuracy"].is_null())
       s.ann = j["ann"]["accuracy"].get<double>();
-  } catch (const json::exception& e) {
-    throw Error("'{}' is not a valid snnsim results.json: {}", file.string(), e.what());
-  }
+  } catch (const json::exception& e) { throw Error("'{}' is not a valid snnsim results.json: {}", file.string(), e.what()); }
   if (s.accuracy.empty()) throw Error("'{}' holds an empty snn.accuracy_curve: nothing to plot", file.string());
   const std::string dir = file.parent_path().filename().string();
   s.name = dir.empty() ? file.string() : dir;
@@ -662,8 +687,9 @@ void plot_accuracy(const std::vector<fs::path>& results, const fs::path& out) {
   std::vector<Axis> axes{kTimeAxis};
   if (all_synops) axes.push_back(kSynopsAxis);
   draw(out, all_synops ? 1500 : 900, 820,
-       accuracy_figure(runs, axes, all_synops ? "Accuracy against simulated time (left) and SynOps spent (right)"
-                                              : "Accuracy against simulated time"));
+       accuracy_figure(
+           runs, axes,
+           all_synops ? "Accuracy against simulated time (left) and SynOps spent (right)" : "Accuracy against simulated time"));
 }
 
 }  // namespace snn::tool

@@ -46,7 +46,10 @@ SnnReport snn_report(const Config& c, const Network& net, const engine::SampleSe
   for (std::size_t l = 0; l < layers; ++l) {
     const auto& conn = net.connection(l);
     ConnectionReport cr{fmt::format("{}->{}", net.population(conn.source()).name, net.population(conn.target()).name),
-                        conn.source_size(), conn.target_size(), static_cast<int>(conn.delay()), conn.synapses(),
+                        conn.source_size(),
+                        conn.target_size(),
+                        static_cast<int>(conn.delay()),
+                        conn.synapses(),
                         static_cast<double>(synops[l]) / static_cast<double>(n),
                         static_cast<double>(result.dense_macs_per_step[l]) * s.steps};
     cr.kind = to_string(conn.format());
@@ -89,7 +92,8 @@ SnnReport snn_report(const Config& c, const Network& net, const engine::SampleSe
     out.exit_accuracy = result.exit_accuracy(samples.labels);
     double at_exit = static_cast<double>(result.total_synops_at_exit());
     if (analog)
-      for (std::size_t i = 0; i < n; ++i) at_exit -= input_macs_until(i, result.exit_step[i] < 0 ? s.steps : result.exit_step[i] + 1);
+      for (std::size_t i = 0; i < n; ++i)
+        at_exit -= input_macs_until(i, result.exit_step[i] < 0 ? s.steps : result.exit_step[i] + 1);
     out.synops_at_exit_per_sample = at_exit / static_cast<double>(n);
   }
   return out;

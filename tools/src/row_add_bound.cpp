@@ -13,8 +13,7 @@ namespace snn::tool {
 namespace {
 
 template <typename T>
-double run_once(const std::vector<T>& matrix, std::size_t rows, std::size_t width, int threads,
-                double seconds) {
+double run_once(const std::vector<T>& matrix, std::size_t rows, std::size_t width, int threads, double seconds) {
   std::vector<double> rates(static_cast<std::size_t>(threads));
   auto worker = [&](int id) {
     std::mt19937 rng(static_cast<unsigned>(id) * 7919u + 1u);
@@ -60,16 +59,15 @@ std::vector<RowAddBound> measure(std::size_t width, int threads, double seconds,
     std::vector<double> samples;
     for (int r = 0; r < repeats; ++r) samples.push_back(run_once(matrix, rows, width, threads, seconds));
     std::sort(samples.begin(), samples.end());
-    out.push_back({level.name, rows, width, static_cast<double>(rows * width * sizeof(T)), samples[samples.size() / 2],
-                   threads, static_cast<int>(8 * sizeof(T))});
+    out.push_back({level.name, rows, width, static_cast<double>(rows * width * sizeof(T)), samples[samples.size() / 2], threads,
+                   static_cast<int>(8 * sizeof(T))});
   }
   return out;
 }
 
 }  // namespace
 
-std::vector<RowAddBound> measure_row_add_bound(std::size_t width, int threads, double seconds, int repeats,
-                                               int element_bits) {
+std::vector<RowAddBound> measure_row_add_bound(std::size_t width, int threads, double seconds, int repeats, int element_bits) {
   if (element_bits == 8) return measure<std::int8_t>(width, threads, seconds, repeats);
   if (element_bits == 16) return measure<std::int16_t>(width, threads, seconds, repeats);
   return measure<std::int32_t>(width, threads, seconds, repeats);

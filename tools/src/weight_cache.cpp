@@ -54,9 +54,10 @@ class TrainingObserver : public conversion::TrainObserver {
   void on_batch(std::size_t epoch, std::size_t batch, std::size_t batches, double loss) override {
     if (interrupted()) {
       if (epoch > 1)
-        throw Error("interrupted during training epoch {}/{}; the {} completed epoch{} saved in '{}': run the same command with "
-                    "--resume to continue from there",
-                    epoch, epochs_, epoch - 1, epoch == 2 ? " is" : "s are", checkpoint_.string());
+        throw Error(
+            "interrupted during training epoch {}/{}; the {} completed epoch{} saved in '{}': run the same command with "
+            "--resume to continue from there",
+            epoch, epochs_, epoch - 1, epoch == 2 ? " is" : "s are", checkpoint_.string());
       throw Error("interrupted during training epoch 1/{}, before any epoch was complete; nothing was written", epochs_);
     }
     if (quiet_) return;
@@ -121,9 +122,7 @@ conversion::NetworkSpec network_spec(const Config& c, const Dataset& train) {
       const auto shapes = infer_shapes(n.input, n.layers);
       if (shapes.back().size() != static_cast<std::size_t>(c.dataset.classes))
         throw Error("ends in {} outputs but dataset.classes = {}", shapes.back().size(), c.dataset.classes);
-    } catch (const Error& e) {
-      throw Error("network.layers on {}x{} images: {}", train.rows, train.cols, e.what());
-    }
+    } catch (const Error& e) { throw Error("network.layers on {}x{} images: {}", train.rows, train.cols, e.what()); }
   }
   n.output_relu = c.training.output_relu;
   n.dropout = static_cast<float>(c.training.dropout);
@@ -147,10 +146,11 @@ void check_weights_fit_layers(const Config& c, const WeightSet& w, const std::st
   };
   for (std::size_t i = 0; i < std::max(given.size(), want.size()); ++i) {
     if (text(want, i) == text(given, i)) continue;
-    throw Error("weights '{}' do not fit network.layers: layer {} is {} in the config but {}{} in the weights ({} layers vs "
-                "{}); drop network.layers to use the weights' own architecture",
-                source, i + 1, text(want, i), text(given, i), i < given.size() ? fmt::format(" ('{}')", given[i].name) : "",
-                want.size(), given.size());
+    throw Error(
+        "weights '{}' do not fit network.layers: layer {} is {} in the config but {}{} in the weights ({} layers vs "
+        "{}); drop network.layers to use the weights' own architecture",
+        source, i + 1, text(want, i), text(given, i), i < given.size() ? fmt::format(" ('{}')", given[i].name) : "", want.size(),
+        given.size());
   }
 }
 
@@ -160,8 +160,8 @@ fs::path weight_cache_dir(const Config& c, const Dataset& train) {
   fnv.add(train.labels.data(), train.labels.size());
   const auto& t = c.training;
   fnv.add(fmt::format("classes={};hidden={};epochs={};batch={};lr={};dropout={};init={};output_relu={};limit={};seed={};blas={}",
-                      c.dataset.classes, fmt::join(c.network.hidden, ","), t.epochs, t.batch_size, t.learning_rate,
-                      t.dropout, t.init_range, t.output_relu, t.limit, t.seed, training_blas_threads()));
+                      c.dataset.classes, fmt::join(c.network.hidden, ","), t.epochs, t.batch_size, t.learning_rate, t.dropout,
+                      t.init_range, t.output_relu, t.limit, t.seed, training_blas_threads()));
   // Added only when not the MLP defaults, so existing MLP cache entries keep their key.
   if (!c.network.layers.empty()) {
     std::vector<std::string> layers;
@@ -180,9 +180,9 @@ AnnWeights model_weights(const Config& c, const DatasetSplits& data) {
   const conversion::OnnxModel m = conversion::import_onnx(c.network.model);
   const Dataset& test = data.test;
   // An image is 1 x rows x cols; a flat model input takes it as rows * cols features.
-  const bool fits = m.input.size() == test.image_size() &&
-                    (m.input.channels == 1 ? m.input.height == test.rows && m.input.width == test.cols
-                                           : m.input.height == 1 && m.input.width == 1);
+  const bool fits =
+      m.input.size() == test.image_size() && (m.input.channels == 1 ? m.input.height == test.rows && m.input.width == test.cols
+                                                                    : m.input.height == 1 && m.input.width == 1);
   if (!fits)
     throw Error("network.model '{}' takes inputs of shape {} but dataset '{}' has images of 1x{}x{}", c.network.model,
                 to_string(m.input), data.name, test.rows, test.cols);
@@ -246,9 +246,8 @@ AnnWeights ann_weights_here(const Config& c, const DatasetSplits& data, const Co
   if (!options.quiet) {
     std::vector<std::string> arch;
     for (const LayerSpec& l : tc.network.layers) arch.push_back(describe(l));
-    fmt::print(stderr, "training {}: {} on {} ({} samples), {} epochs, into the weight cache {}{}\n",
-               to_string(tc.network.input), fmt::join(arch, ", "), data.name,
-               tc.train_samples ? tc.train_samples : data.train.count, tc.epochs, where,
+    fmt::print(stderr, "training {}: {} on {} ({} samples), {} epochs, into the weight cache {}{}\n", to_string(tc.network.input),
+               fmt::join(arch, ", "), data.name, tc.train_samples ? tc.train_samples : data.train.count, tc.epochs, where,
                options.retrain ? " (--retrain)" : " (no cached weights there)");
     if (!have_checkpoint && options.resume)
       fmt::print(stderr, "note: no interrupted training to resume ('{}' does not exist); training from the start\n",
@@ -256,7 +255,8 @@ AnnWeights ann_weights_here(const Config& c, const DatasetSplits& data, const Co
   }
   // Said even with --quiet: the first epoch done overwrites that checkpoint.
   if (have_checkpoint && !options.resume)
-    fmt::print(stderr, "warning: '{}' holds an interrupted training, which this run discards: it starts over and replaces "
+    fmt::print(stderr,
+               "warning: '{}' holds an interrupted training, which this run discards: it starts over and replaces "
                "that checkpoint after its first epoch (Ctrl-C now and add --resume to continue it instead)\n",
                tc.checkpoint.string());
   TrainingObserver progress(options.quiet, tc.epochs, tc.checkpoint);

@@ -16,8 +16,7 @@ class Error : public std::runtime_error {
 
   /// Error("cannot open '{}': {}", path, reason): formats with fmt.
   template <typename... Args>
-  explicit Error(fmt::format_string<Args...> format, Args&&... args)
-      : Error(fmt::format(format, std::forward<Args>(args)...)) {}
+  explicit Error(fmt::format_string<Args...> format, Args&&... args) : Error(fmt::format(format, std::forward<Args>(args)...)) {}
 };
 
 }  // namespace snn

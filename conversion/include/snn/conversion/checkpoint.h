@@ -27,12 +27,12 @@
 namespace snn::conversion {
 
 struct TrainCheckpoint {
-  std::uint64_t fingerprint = 0;    ///< training_fingerprint() of the training that wrote it
-  std::size_t epochs_done = 0;      ///< completed epochs
-  std::uint64_t step = 0;           ///< optimiser steps taken (Adam's t; dropout masks' step counter)
-  double seconds = 0.0;             ///< training wall time so far
-  std::vector<EpochReport> epochs;  ///< one per completed epoch
-  std::vector<Matrix> weights;      ///< the weight layers (Model::weights), input side first
+  std::uint64_t fingerprint = 0;           ///< training_fingerprint() of the training that wrote it
+  std::size_t epochs_done = 0;             ///< completed epochs
+  std::uint64_t step = 0;                  ///< optimiser steps taken (Adam's t; dropout masks' step counter)
+  double seconds = 0.0;                    ///< training wall time so far
+  std::vector<EpochReport> epochs;         ///< one per completed epoch
+  std::vector<Matrix> weights;             ///< the weight layers (Model::weights), input side first
   std::vector<std::vector<float>> adam_m;  ///< Adam's first moments, one per weight tensor, same sizes
   std::vector<std::vector<float>> adam_v;  ///< Adam's second moments
 };

@@ -20,9 +20,9 @@ namespace snn::conversion {
 
 /// What a forward pass may depend on besides its input.
 struct ForwardContext {
-  bool train = false;       ///< training mode: dropout active
-  std::uint64_t seed = 0;   ///< the run's seed (dropout masks)
-  std::uint64_t step = 0;   ///< optimiser step (batch counter over all epochs): dropout masks differ per step
+  bool train = false;      ///< training mode: dropout active
+  std::uint64_t seed = 0;  ///< the run's seed (dropout masks)
+  std::uint64_t step = 0;  ///< optimiser step (batch counter over all epochs): dropout masks differ per step
 };
 
 class Layer {
@@ -105,8 +105,8 @@ class ConvLayer final : public Layer {
   void im2col(const Matrix& x);
   LayerSpec spec_;
   Shape in_, out_;
-  std::size_t patch_;        // in_c * kh * kw
-  Matrix w_, dw_;            // [out, patch]
+  std::size_t patch_;          // in_c * kh * kw
+  Matrix w_, dw_;              // [out, patch]
   std::vector<float> b_, db_;  // [out] or empty
   std::vector<float> col_;     // [batch * positions, patch], from the last forward
   std::vector<float> tmp_;     // [batch * positions, out]: GEMM output / output gradient
@@ -175,14 +175,14 @@ class DropoutLayer final : public Layer {
   std::size_t width_;
   float p_;
   std::uint64_t id_;
-  bool active_ = false;       // whether the last forward applied a mask
-  std::vector<float> mask_;   // 0 or 1/(1-p) per element of the last forward
+  bool active_ = false;      // whether the last forward applied a mask
+  std::vector<float> mask_;  // 0 or 1/(1-p) per element of the last forward
 };
 
 /// Softmax cross-entropy, mean over the batch (torch.nn.functional.cross_entropy).
 struct LossResult {
-  double loss = 0.0;          ///< mean over the batch of -log softmax(z)[label]
-  std::size_t correct = 0;    ///< samples whose argmax (first on ties) is the label
+  double loss = 0.0;        ///< mean over the batch of -log softmax(z)[label]
+  std::size_t correct = 0;  ///< samples whose argmax (first on ties) is the label
 };
 /// logits: [batch, classes]; labels: batch values in [0, classes). If dlogits is
 /// not null it receives dL/dlogits = (softmax(z) - onehot) / batch.
@@ -190,8 +190,8 @@ LossResult softmax_cross_entropy(const Matrix& logits, const std::uint8_t* label
 
 /// Row-major sgemm: C[m,n] = alpha * op(A) op(B) + beta * C, op = transpose if
 /// the flag is set; A is [m,k] (or [k,m] transposed), B is [k,n] (or [n,k]).
-void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a,
-           const float* b, float beta, float* c);
+void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha, const float* a, const float* b,
+           float beta, float* c);
 
 /// OpenBLAS's thread count (set_blas_threads(n) calls openblas_set_num_threads).
 int blas_threads();

@@ -129,7 +129,7 @@ class Model {
  private:
   NetworkSpec spec_;
   std::vector<std::unique_ptr<Layer>> layers_;
-  std::vector<Layer*> weighted_;                 // dense and conv layers
+  std::vector<Layer*> weighted_;  // dense and conv layers
   std::vector<std::pair<std::size_t, std::size_t>> weight_shapes_;
   std::vector<std::size_t> activation_index_;  // per spiking layer: index into outputs_
   std::vector<std::size_t> spiking_spec_;

@@ -45,12 +45,14 @@ std::vector<double> normalise_model(std::vector<Matrix>& layers, bool include_la
 /// before the first layer; W_l *= lambda_{l-1} / lambda_l for layers 0..L-2
 /// (and L-1 if include_last). Returns the applied factors lambda_l / lambda_{l-1}.
 /// Throws snn::Error if some lambda_l is 0.
-std::vector<double> normalise_data(std::vector<Matrix>& layers, const std::vector<double>& max_activations, bool include_last = true);
+std::vector<double> normalise_data(std::vector<Matrix>& layers, const std::vector<double>& max_activations,
+                                   bool include_last = true);
 
 /// Robust (Rueckauer et al. 2017), given lambda_l = the p-th percentile of
 /// layer l's non-zero activations (activation_percentiles): W_l *= lambda_{l-1}
 /// / lambda_l with lambda_0 = 1, as data-based but without the weight term.
-std::vector<double> normalise_robust(std::vector<Matrix>& layers, const std::vector<double>& percentiles, bool include_last = true);
+std::vector<double> normalise_robust(std::vector<Matrix>& layers, const std::vector<double>& percentiles,
+                                     bool include_last = true);
 
 /// Largest ReLU activation of each layer over the first `samples` images of
 /// `data` (0: all), no dropout (for_each_activation).
@@ -76,8 +78,8 @@ std::vector<double> max_activations_in(const WeightSet& weights, const Dataset& 
 
 /// Per-layer histograms of the non-zero activations of images [first, first +
 /// count), to be merged (PercentileHistogram::merge) across shards.
-std::vector<PercentileHistogram> activation_histograms_in(const WeightSet& weights, const Dataset& data,
-                                                          std::size_t first, std::size_t count);
+std::vector<PercentileHistogram> activation_histograms_in(const WeightSet& weights, const Dataset& data, std::size_t first,
+                                                          std::size_t count);
 
 /// The p-th percentile of each layer's merged histogram; throws snn::Error
 /// naming the layer if it holds no value.
@@ -148,7 +150,8 @@ std::vector<double> normalise_robust(WeightSet& weights, const std::vector<doubl
 /// Largest activation of each spiking layer (for_each_activation on a WeightSet).
 std::vector<double> max_activations(const WeightSet& weights, const Dataset& data, std::size_t samples = 0);
 /// p-th percentile of each spiking layer's non-zero activations.
-std::vector<double> activation_percentiles(const WeightSet& weights, const Dataset& data, double percentile, std::size_t samples = 0);
+std::vector<double> activation_percentiles(const WeightSet& weights, const Dataset& data, double percentile,
+                                           std::size_t samples = 0);
 
 /// What to apply, for the tool: method, and when not None, whether the last
 /// layer is scaled (default: no for model-based, yes for data and robust),
@@ -170,7 +173,6 @@ void normalise(WeightSet& weights, const NormaliseOptions& options, const Datase
 /// The same for data and robust normalisation with the training-set pass
 /// already done (by shards, say): `scales` are the per-layer maxima (data) or
 /// percentiles (robust) over `samples` training images.
-void normalise_with(WeightSet& weights, const NormaliseOptions& options, std::size_t samples,
-                    const std::vector<double>& scales);
+void normalise_with(WeightSet& weights, const NormaliseOptions& options, std::size_t samples, const std::vector<double>& scales);
 
 }  // namespace snn::conversion

@@ -47,13 +47,13 @@ struct OnnxNodeInfo {
 
 struct OnnxModel {
   std::filesystem::path file;
-  std::int64_t opset = 0;        ///< default-domain opset the model declares
-  std::string producer;          ///< e.g. "pytorch 1.13.0"; empty if not recorded
-  Shape input;                   ///< one sample (the batch axis is not part of it)
+  std::int64_t opset = 0;  ///< default-domain opset the model declares
+  std::string producer;    ///< e.g. "pytorch 1.13.0"; empty if not recorded
+  Shape input;             ///< one sample (the batch axis is not part of it)
   /// In order; named conv1, pool1, flatten1, fc1, ... by kind (file-safe
   /// names for weight files); `nodes` maps ONNX nodes to them.
   std::vector<LayerSpec> layers;
-  std::vector<Shape> shapes;     ///< infer_shapes(input, layers): shapes[i] is layer i's output
+  std::vector<Shape> shapes;  ///< infer_shapes(input, layers): shapes[i] is layer i's output
   /// One per layer with has_weights(), in order: dense [out, in]
   /// (torch.nn.Linear.weight), conv [out_channels, in_channels * kh * kw]
   /// (torch's weight.view(out, -1)). All folding already applied.

@@ -24,7 +24,8 @@ enum class RandomPurpose : std::uint64_t { Init = 1, Shuffle = 2, Dropout = 3 };
 class CounterRng {
  public:
   constexpr CounterRng(std::uint64_t seed, RandomPurpose purpose, std::uint64_t a = 0, std::uint64_t b = 0)
-      : key_(mix64(mix64(mix64(seed + 0x9e3779b97f4a7c15ull) ^ static_cast<std::uint64_t>(purpose)) ^ (a * 0xd1b54a32d192ed03ull)) ^
+      : key_(mix64(mix64(mix64(seed + 0x9e3779b97f4a7c15ull) ^ static_cast<std::uint64_t>(purpose)) ^
+                   (a * 0xd1b54a32d192ed03ull)) ^
              (b * 0xabc98388fb8fac03ull)) {}
 
   /// SplitMix64 itself, addressed by counter: state key + (i + 1) * golden gamma.

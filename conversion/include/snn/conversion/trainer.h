@@ -33,12 +33,12 @@
 namespace snn::conversion {
 
 struct TrainConfig {
-  NetworkSpec network;          ///< layers, output_relu, dropout (default: the seed's)
+  NetworkSpec network;  ///< layers, output_relu, dropout (default: the seed's)
   std::size_t epochs = 15;
-  std::size_t batch_size = 100; ///< the last batch of an epoch holds the remainder, as torch's DataLoader
-  AdamConfig adam;              ///< lr 1e-3, betas 0.9 / 0.999, eps 1e-8
-  Init init = Init::Uniform;    ///< how initial weights are drawn (model.h)
-  float init_range = 0.1f;      ///< Uniform: initial weights U(-init_range, init_range)
+  std::size_t batch_size = 100;  ///< the last batch of an epoch holds the remainder, as torch's DataLoader
+  AdamConfig adam;               ///< lr 1e-3, betas 0.9 / 0.999, eps 1e-8
+  Init init = Init::Uniform;     ///< how initial weights are drawn (model.h)
+  float init_range = 0.1f;       ///< Uniform: initial weights U(-init_range, init_range)
   std::uint64_t seed = 0;
   std::size_t train_samples = 0;  ///< train on the first n images of the training set (0: all)
   int blas_threads = 0;           ///< OpenBLAS threads during training (0: leave OpenBLAS's setting)
@@ -56,7 +56,7 @@ struct TrainConfig {
 
 /// One line per epoch.
 struct EpochReport {
-  std::size_t epoch = 0;        ///< 1-based
+  std::size_t epoch = 0;  ///< 1-based
   std::size_t epochs = 0;
   double loss = 0.0;            ///< mean training loss over the epoch's samples
   double train_accuracy = 0.0;  ///< fraction of the epoch's training samples classified right in their (dropout) forward pass
@@ -67,8 +67,8 @@ struct EpochReport {
 struct Evaluation {
   std::size_t samples = 0;
   std::size_t correct = 0;
-  double accuracy = 0.0;                   ///< correct / samples
-  std::vector<std::size_t> predicted;      ///< per class: how many samples were predicted as it
+  double accuracy = 0.0;                     ///< correct / samples
+  std::vector<std::size_t> predicted;        ///< per class: how many samples were predicted as it
   std::vector<std::size_t> never_predicted;  ///< classes that no sample was predicted as
 };
 
@@ -90,12 +90,12 @@ class TrainObserver {
 };
 
 struct TrainResult {
-  std::vector<Matrix> weights;        ///< dense [out, in] and conv [out_c, in_c * kh * kw] weights, input side first
+  std::vector<Matrix> weights;             ///< dense [out, in] and conv [out_c, in_c * kh * kw] weights, input side first
   std::vector<std::vector<float>> biases;  ///< one per weight layer when the network has biases, else empty
   std::vector<EpochReport> epochs;
-  std::optional<Evaluation> test;     ///< when a test set was given
-  double seconds = 0.0;               ///< wall time of the epochs (not of the test evaluation)
-  int blas_threads = 0;               ///< OpenBLAS threads used
+  std::optional<Evaluation> test;  ///< when a test set was given
+  double seconds = 0.0;            ///< wall time of the epochs (not of the test evaluation)
+  int blas_threads = 0;            ///< OpenBLAS threads used
 };
 
 /// Trains config.network on `train` and, if `test` is given, evaluates on it at
@@ -104,7 +104,8 @@ struct TrainResult {
 /// or the config is invalid. An exception from the observer (e.g. on an
 /// interrupt) ends training; the checkpoint, if any, then holds the last
 /// completed epoch.
-TrainResult train(const TrainConfig& config, const Dataset& train, const Dataset* test = nullptr, TrainObserver* observer = nullptr);
+TrainResult train(const TrainConfig& config, const Dataset& train, const Dataset* test = nullptr,
+                  TrainObserver* observer = nullptr);
 
 /// The ANN's accuracy on `data` (first `samples` images, 0: all), without
 /// dropout, in batches of `batch_size`. output_relu as the network was trained
@@ -127,12 +128,14 @@ std::vector<std::string> prediction_warnings(const Evaluation& eval, bool output
 /// the output layer: a spiking neuron's rate is never negative). Used by the
 /// data-based and robust normalisations.
 void for_each_activation(const std::vector<Matrix>& weights, const Dataset& data, std::size_t samples,
-                         const std::function<void(std::size_t layer, const Matrix& activations)>& visit, std::size_t batch_size = 500);
+                         const std::function<void(std::size_t layer, const Matrix& activations)>& visit,
+                         std::size_t batch_size = 500);
 /// The same for any architecture: visit(s, a) for each spiking layer s (dense,
 /// conv, avgpool in order; Model::activation), a = [batch, output size], ReLU'd
 /// (an avgpool's output is already non-negative).
 void for_each_activation(const WeightSet& weights, const Dataset& data, std::size_t samples,
-                         const std::function<void(std::size_t layer, const Matrix& activations)>& visit, std::size_t batch_size = 500);
+                         const std::function<void(std::size_t layer, const Matrix& activations)>& visit,
+                         std::size_t batch_size = 500);
 /// The same over images [first, first + count) (clipped to the set; 0: none), in
 /// batches starting at `first`. A batch's activations do not depend on what
 /// other batches exist, so with `first` a multiple of batch_size every batch
@@ -144,7 +147,8 @@ void for_each_activation_in(const WeightSet& weights, const Dataset& data, std::
 
 /// Fills `batch` ([count, image_size]) with images order[first, first+count) as
 /// floats in [0, 1] (pixel_value).
-void gather_batch(const Dataset& data, const std::vector<std::uint32_t>& order, std::size_t first, std::size_t count, Matrix& batch);
+void gather_batch(const Dataset& data, const std::vector<std::uint32_t>& order, std::size_t first, std::size_t count,
+                  Matrix& batch);
 
 /// A weight set recording how the result was trained (names from the spec,
 /// the input shape and, for a network other than a plain dense chain, the

@@ -12,8 +12,8 @@
 #include "snn/types.h"
 
 #include <algorithm>
-#include <cstdint>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
 namespace snn::engine {
@@ -34,8 +34,7 @@ inline void add_dense_rows(Potential* __restrict cur, const T* __restrict table,
     const T* __restrict r1 = table + id[1] * stride;
     const T* __restrict r2 = table + id[2] * stride;
     const T* __restrict r3 = table + id[3] * stride;
-    for (std::size_t j = lo; j < hi; ++j)
-      cur[j] += (Potential{r0[j]} + Potential{r1[j]}) + (Potential{r2[j]} + Potential{r3[j]});
+    for (std::size_t j = lo; j < hi; ++j) cur[j] += (Potential{r0[j]} + Potential{r1[j]}) + (Potential{r2[j]} + Potential{r3[j]});
   }
   for (; id != end; ++id) {
     const T* __restrict r = table + *id * stride;
@@ -114,8 +113,8 @@ inline void add_conv(Potential* __restrict cur, Potential* __restrict scratch, c
 /// Average pooling: source (c, y, x) adds the pool's one weight to target (c,
 /// oy, ox) for each window of channel c that covers (y, x); targets [lo, hi)
 /// only. Generated from the geometry, nothing per synapse stored.
-inline void add_pool(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids,
-                     NeuronId lo, NeuronId hi) {
+inline void add_pool(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids, NeuronId lo,
+                     NeuronId hi) {
   const WindowGeometry& g = fc.geometry;
   const std::size_t W = g.input.width, plane = g.input.height * W;
   const std::size_t OW = g.output.width, ohw = g.output.height * OW;

@@ -52,7 +52,7 @@ struct DenseOptions {
 class DenseSimulator {
  public:
   explicit DenseSimulator(const Network& network, int fixed_point_bits = kDefaultFixedPointBits,
-                   int weight_bits = kDefaultWeightBits);
+                          int weight_bits = kDefaultWeightBits);
   explicit DenseSimulator(std::shared_ptr<const FixedNetwork> network);
 
   const FixedNetwork& network() const { return *network_; }

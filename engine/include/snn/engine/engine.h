@@ -42,8 +42,7 @@ class Engine {
  public:
   /// Quantises `network` (fixed_point.h) with `fixed_point_bits` per target
   /// population into fan-out tables of `weight_bits` (32, 16 or 8) elements.
-  explicit Engine(const Network& network, int fixed_point_bits = kDefaultFixedPointBits,
-                   int weight_bits = kDefaultWeightBits);
+  explicit Engine(const Network& network, int fixed_point_bits = kDefaultFixedPointBits, int weight_bits = kDefaultWeightBits);
   /// Runs on an already quantised network (shared, read-only).
   explicit Engine(std::shared_ptr<const FixedNetwork> network);
 

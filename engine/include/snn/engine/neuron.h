@@ -52,8 +52,8 @@ inline bool out_of_range(Potential v) { return v > kPotentialLimit || v < -kPote
 // blocks of 16 lanes are added and compared branch-free; only a block
 // holding a spike (or an out-of-range potential) takes the scalar path.
 template <ResetMode kReset>
-NeuronId update_plain_generic(Potential threshold, Potential* __restrict v, const Potential* __restrict current,
-                              NeuronId begin, NeuronId end, SpikeList& spikes) {
+NeuronId update_plain_generic(Potential threshold, Potential* __restrict v, const Potential* __restrict current, NeuronId begin,
+                              NeuronId end, SpikeList& spikes) {
   constexpr NeuronId kLanes = 16;
   NeuronId j = begin;
   auto scalar = [&](NeuronId i) -> bool {
@@ -93,8 +93,8 @@ NeuronId update_plain_generic(Potential threshold, Potential* __restrict v, cons
 // stored 16 at a time into slack at the end of `spikes` (the register form of
 // vpcompressd: its memory form is microcoded and slow on AMD Zen 4).
 template <ResetMode kReset>
-NeuronId update_plain(Potential threshold, Potential* __restrict v, const Potential* __restrict current,
-                      NeuronId begin, NeuronId end, SpikeList& spikes) {
+NeuronId update_plain(Potential threshold, Potential* __restrict v, const Potential* __restrict current, NeuronId begin,
+                      NeuronId end, SpikeList& spikes) {
   const __m512i th = _mm512_set1_epi32(threshold);
   const __m512i hi = _mm512_set1_epi32(kPotentialLimit);
   const __m512i lo = _mm512_set1_epi32(-kPotentialLimit);
@@ -127,8 +127,8 @@ NeuronId update_plain(Potential threshold, Potential* __restrict v, const Potent
 }
 #else
 template <ResetMode kReset>
-NeuronId update_plain(Potential threshold, Potential* __restrict v, const Potential* __restrict current,
-                      NeuronId begin, NeuronId end, SpikeList& spikes) {
+NeuronId update_plain(Potential threshold, Potential* __restrict v, const Potential* __restrict current, NeuronId begin,
+                      NeuronId end, SpikeList& spikes) {
   return update_plain_generic<kReset>(threshold, v, current, begin, end, spikes);
 }
 #endif
@@ -141,9 +141,8 @@ NeuronId update_plain(Potential threshold, Potential* __restrict v, const Potent
 /// at t (units). Appends the ids of spiking neurons, ascending, to `spikes`.
 /// Returns kAllInRange, or the first neuron whose potential left
 /// [-kPotentialLimit, kPotentialLimit] (the caller reports it as an error).
-inline NeuronId update_neurons(const FixedNeuronParams& params, Potential* __restrict v,
-                               Step* __restrict refractory_left, const Potential* __restrict current,
-                               NeuronId begin, NeuronId end, SpikeList& spikes) {
+inline NeuronId update_neurons(const FixedNeuronParams& params, Potential* __restrict v, Step* __restrict refractory_left,
+                               const Potential* __restrict current, NeuronId begin, NeuronId end, SpikeList& spikes) {
   if (!params.leaks() && params.refractory == 0) {
     return params.reset == ResetMode::Subtract
                ? detail::update_plain<ResetMode::Subtract>(params.threshold, v, current, begin, end, spikes)

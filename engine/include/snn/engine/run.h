@@ -100,18 +100,18 @@ int effective_threads(const RunOptions& options);
 /// the SampleSet), so they do not depend on the thread count or schedule.
 struct RunResult {
   std::size_t samples = 0;
-  Step steps = 0;                 ///< steps requested per sample
-  std::size_t populations = 0;    ///< including the input population 0
+  Step steps = 0;               ///< steps requested per sample
+  std::size_t populations = 0;  ///< including the input population 0
   std::size_t connections = 0;
-  std::size_t classes = 0;        ///< output population size
-  int threads = 0;                ///< threads used (after capping to the cores)
-  double seconds = 0.0;           ///< wall time of the run
+  std::size_t classes = 0;  ///< output population size
+  int threads = 0;          ///< threads used (after capping to the cores)
+  double seconds = 0.0;     ///< wall time of the run
 
-  std::vector<std::uint32_t> output_counts;     ///< [sample][class]: output spikes over the simulated steps
-  std::vector<std::uint16_t> step_predictions;  ///< [sample][step]: predicted class after that step
-  std::vector<std::uint16_t> predictions;       ///< [sample]: predicted class at the end (or at the exit)
-  std::vector<Step> steps_simulated;            ///< [sample]: steps actually run (< steps after an early stop)
-  std::vector<std::uint64_t> population_spikes; ///< [sample][population]: spikes (population 0: input spikes)
+  std::vector<std::uint32_t> output_counts;      ///< [sample][class]: output spikes over the simulated steps
+  std::vector<std::uint16_t> step_predictions;   ///< [sample][step]: predicted class after that step
+  std::vector<std::uint16_t> predictions;        ///< [sample]: predicted class at the end (or at the exit)
+  std::vector<Step> steps_simulated;             ///< [sample]: steps actually run (< steps after an early stop)
+  std::vector<std::uint64_t> population_spikes;  ///< [sample][population]: spikes (population 0: input spikes)
   /// [sample][connection]: SynOps, the model's count: every delivered spike
   /// times its fan-out (input spikes included; analog input: one op per
   /// non-zero input and synapse per step). Spikes due after the last step are

@@ -13,8 +13,7 @@ namespace snn {
 /// Calls `write` with a stream on a temporary file next to `path`, then renames
 /// it to `path`. If `write` throws or the stream fails, the temporary is removed,
 /// `path` is left as it was, and snn::Error (naming `path`) is thrown.
-void write_file_atomically(const std::filesystem::path& path,
-                           const std::function<void(std::ostream&)>& write);
+void write_file_atomically(const std::filesystem::path& path, const std::function<void(std::ostream&)>& write);
 
 /// Convenience: writes `content` atomically.
 void write_file_atomically(const std::filesystem::path& path, std::string_view content);

@@ -50,8 +50,7 @@ struct DatasetSplits {
 /// that overflows, truncated data, trailing bytes, image count != label count
 /// (naming both files), a label >= num_classes (naming index and value).
 /// num_classes must be in 1..256.
-Dataset read_idx(const std::filesystem::path& images, const std::filesystem::path& labels,
-                 std::size_t num_classes = 10);
+Dataset read_idx(const std::filesystem::path& images, const std::filesystem::path& labels, std::size_t num_classes = 10);
 
 /// Resolves a dataset given by name ("mnist10k", "fashion-mnist": a folder under
 /// data_dir()) or by path, and reads both splits: train-images-idx3-ubyte,

@@ -16,12 +16,12 @@
 
 #include <boost/container/vector.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <utility>
-#include <algorithm>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -100,8 +100,8 @@ struct WindowGeometry {
 
  private:
   // Outputs o with o * stride - pad <= i <= o * stride - pad + kernel - 1.
-  static std::pair<std::size_t, std::size_t> axis_range(std::size_t i, std::size_t kernel, std::size_t stride,
-                                                        std::size_t pad, std::size_t out) {
+  static std::pair<std::size_t, std::size_t> axis_range(std::size_t i, std::size_t kernel, std::size_t stride, std::size_t pad,
+                                                        std::size_t out) {
     const std::size_t ip = i + pad;  // position in the padded input
     const std::size_t hi = std::min(ip / stride, out - 1);
     const std::size_t lo = ip + 1 >= kernel ? (ip + 1 - kernel + stride - 1) / stride : 0;
@@ -171,8 +171,7 @@ struct Population {
 /// Connection from population `source` to population `source + 1`.
 class Connection {
  public:
-  Connection(PopulationId source, std::size_t source_size, std::size_t target_size, Step delay,
-             FanOutTable table);
+  Connection(PopulationId source, std::size_t source_size, std::size_t target_size, Step delay, FanOutTable table);
 
   PopulationId source() const { return source_; }
   PopulationId target() const { return source_ + 1; }
@@ -219,16 +218,14 @@ class Network {
   /// from the current last population through `weights` ([out, in], in ==
   /// the last population's size; finite values). `name` defaults to
   /// "layer<p>". Returns the new population's id.
-  PopulationId add_layer(const Matrix& weights, const NeuronParams& params,
-                         const ConnectionSpec& spec = {}, std::string name = {});
+  PopulationId add_layer(const Matrix& weights, const NeuronParams& params, const ConnectionSpec& spec = {},
+                         std::string name = {});
 
   /// The network of `layers` (layer i: [out_i, in_i], in_i == out_{i-1}).
   /// `params` and `specs` hold one entry per layer, or a single entry used for
   /// all (specs may also be empty: all defaults). `names` empty or one per layer.
-  static Network from_matrices(const std::vector<Matrix>& layers,
-                               const std::vector<NeuronParams>& params,
-                               const std::vector<ConnectionSpec>& specs = {},
-                               const std::vector<std::string>& names = {});
+  static Network from_matrices(const std::vector<Matrix>& layers, const std::vector<NeuronParams>& params,
+                               const std::vector<ConnectionSpec>& specs = {}, const std::vector<std::string>& names = {});
 
   /// Sets the biases of population p >= 1: one finite value per neuron
   /// (model units), or empty for none. Throws snn::Error naming the population.
@@ -253,9 +250,8 @@ class Network {
   /// `biases`: empty, or one entry per population (each empty or one value
   /// per neuron, model units; see set_bias).
   /// Every shape is checked (infer_shapes, weight_shape); errors name the layer.
-  static Network from_layers(const Shape& input, const std::vector<LayerSpec>& layers,
-                             const std::vector<Matrix>& weights, const std::vector<NeuronParams>& params,
-                             const std::vector<ConnectionSpec>& specs = {},
+  static Network from_layers(const Shape& input, const std::vector<LayerSpec>& layers, const std::vector<Matrix>& weights,
+                             const std::vector<NeuronParams>& params, const std::vector<ConnectionSpec>& specs = {},
                              const std::vector<std::vector<Weight>>& biases = {});
 
   const std::vector<Population>& populations() const { return populations_; }

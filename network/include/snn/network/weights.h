@@ -84,28 +84,28 @@ struct NormalisationRecord {
 /// and different kernels round differently, so the same seed trains to
 /// slightly different weights on another CPU (see README, Reproducibility).
 struct MachineRecord {
-  std::string cpu;             ///< /proc/cpuinfo's model name, family, model and stepping
-  std::string blas_core;       ///< openblas_get_corename(): the kernels used, e.g. "Haswell"
-  std::string blas_config;     ///< openblas_get_config()
-  std::string blas_coretype;   ///< $OPENBLAS_CORETYPE when training ("" if unset)
+  std::string cpu;            ///< /proc/cpuinfo's model name, family, model and stepping
+  std::string blas_core;      ///< openblas_get_corename(): the kernels used, e.g. "Haswell"
+  std::string blas_config;    ///< openblas_get_config()
+  std::string blas_coretype;  ///< $OPENBLAS_CORETYPE when training ("" if unset)
   bool operator==(const MachineRecord&) const = default;
 };
 
 struct TrainingRecord {
-  std::string dataset;             ///< e.g. "mnist10k"
-  std::size_t train_samples = 0;   ///< training images used
+  std::string dataset;            ///< e.g. "mnist10k"
+  std::size_t train_samples = 0;  ///< training images used
   std::size_t epochs = 0;
   std::size_t batch_size = 0;
-  std::string optimiser;           ///< e.g. "adam"
+  std::string optimiser;  ///< e.g. "adam"
   double learning_rate = 0.0;
   double beta1 = 0.0;
   double beta2 = 0.0;
   double epsilon = 0.0;
-  double dropout = 0.0;            ///< drop probability after each hidden layer
-  std::string init;                ///< "uniform", "kaiming_uniform"; empty: not recorded (uniform)
-  double init_range = 0.0;         ///< uniform init: weights initialised U(-init_range, init_range)
-  bool output_relu = true;         ///< ReLU applied to the output layer during training
-  double seconds = 0.0;            ///< wall time of training
+  double dropout = 0.0;     ///< drop probability after each hidden layer
+  std::string init;         ///< "uniform", "kaiming_uniform"; empty: not recorded (uniform)
+  double init_range = 0.0;  ///< uniform init: weights initialised U(-init_range, init_range)
+  bool output_relu = true;  ///< ReLU applied to the output layer during training
+  double seconds = 0.0;     ///< wall time of training
   /// OpenBLAS threads used: the trainer's weights are bit-reproducible only for
   /// the same count (see conversion/trainer.h). 0: not recorded.
   std::size_t blas_threads = 0;

@@ -20,10 +20,10 @@
 namespace snn::tool {
 
 struct BenchOptions {
-  int repeat = 3;            ///< timed runs of each simulator
-  int samples = 500;         ///< test samples (0: simulation.limit, or all); --limit also sets it
-  std::string json;          ///< also write the figures here (atomically), if set
-  bool skip_bound = false;   ///< skip the row-add bound micro-benchmark
+  int repeat = 3;           ///< timed runs of each simulator
+  int samples = 500;        ///< test samples (0: simulation.limit, or all); --limit also sets it
+  std::string json;         ///< also write the figures here (atomically), if set
+  bool skip_bound = false;  ///< skip the row-add bound micro-benchmark
 };
 
 int bench_command(const std::filesystem::path& config, const CommonOptions& options, const BenchOptions& bench);

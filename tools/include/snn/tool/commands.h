@@ -12,16 +12,16 @@ namespace snn::tool {
 
 /// Options every config-driven command takes.
 struct CommonOptions {
-  std::vector<std::string> set;        ///< --set key=value, applied last
-  std::optional<int> threads;          ///< --threads N  -> simulation.threads
-  std::optional<int> limit;            ///< --limit N    -> simulation.limit (run, simulate, bench)
-  std::optional<int> training_limit;   ///< train --limit N -> training.limit
-  std::optional<std::uint64_t> seed;   ///< --seed S     -> simulation.seed (the input spike trains)
+  std::vector<std::string> set;                ///< --set key=value, applied last
+  std::optional<int> threads;                  ///< --threads N  -> simulation.threads
+  std::optional<int> limit;                    ///< --limit N    -> simulation.limit (run, simulate, bench)
+  std::optional<int> training_limit;           ///< train --limit N -> training.limit
+  std::optional<std::uint64_t> seed;           ///< --seed S     -> simulation.seed (the input spike trains)
   std::optional<std::uint64_t> training_seed;  ///< --training-seed S -> training.seed
-  std::optional<std::string> out;      ///< --out DIR    -> output.dir
-  bool quiet = false;                  ///< --quiet: no progress, no summary table
-  bool retrain = false;                ///< --retrain: ignore cached weights
-  bool resume = false;                 ///< --resume: continue an interrupted training
+  std::optional<std::string> out;              ///< --out DIR    -> output.dir
+  bool quiet = false;                          ///< --quiet: no progress, no summary table
+  bool retrain = false;                        ///< --retrain: ignore cached weights
+  bool resume = false;                         ///< --resume: continue an interrupted training
 };
 
 /// The config overrides the common options stand for, then the --set ones.

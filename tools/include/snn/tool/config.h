@@ -29,7 +29,7 @@ struct DatasetConfig {
 
 struct NetworkConfig {
   std::vector<int> hidden = {1200, 1200};  ///< hidden layer widths; input and output come from the dataset
-  std::string weights;  ///< a weight manifest to load instead of training (empty: train)
+  std::string weights;                     ///< a weight manifest to load instead of training (empty: train)
   /// An ONNX file (docs/models.md) whose layers, weights and biases are the
   /// ANN, instead of training or network.weights (empty: none).
   std::string model;
@@ -42,13 +42,13 @@ struct TrainingConfig {
   int epochs = 15;
   int batch_size = 100;
   double learning_rate = 1e-3;
-  double dropout = 0.5;      ///< drop probability after each hidden layer, in [0, 1)
+  double dropout = 0.5;                               ///< drop probability after each hidden layer, in [0, 1)
   conversion::Init init = conversion::Init::Uniform;  ///< how initial weights are drawn
-  double init_range = 0.1;   ///< uniform init: weights start uniform in [-init_range, init_range]
-  bool bias = false;         ///< a trained bias per dense/conv output (a constant current in the SNN)
+  double init_range = 0.1;                            ///< uniform init: weights start uniform in [-init_range, init_range]
+  bool bias = false;                                  ///< a trained bias per dense/conv output (a constant current in the SNN)
   conversion::DropoutAt dropout_at = conversion::DropoutAt::Hidden;  ///< which hidden layers dropout follows
-  bool output_relu = true;   ///< ReLU on the logits while training (the seed does)
-  int limit = 0;             ///< training samples used (0: all)
+  bool output_relu = true;                                           ///< ReLU on the logits while training (the seed does)
+  int limit = 0;                                                     ///< training samples used (0: all)
   std::uint64_t seed = 0;
 };
 
@@ -69,29 +69,29 @@ enum class TieBreak { Lowest, Potential };
 enum class EarlyExitMode { Off, Measure, Stop };
 
 struct SimulationConfig {
-  Step steps = 200;             ///< simulated steps (from duration_ms when that is given)
+  Step steps = 200;                   ///< simulated steps (from duration_ms when that is given)
   std::optional<double> duration_ms;  ///< alternative to steps: a whole number of dt_ms
-  double dt_ms = 1.0;           ///< step length; the seed's rate/steps factor is max_rate * dt with dt = 1 s / steps
+  double dt_ms = 1.0;                 ///< step length; the seed's rate/steps factor is max_rate * dt with dt = 1 s / steps
   Encoding encoding = Encoding::Poisson;
-  double max_rate_hz = 1000.0;  ///< p_i = min(1, x_i * max_rate * dt); default p = x (Diehl et al.)
-  bool clamp_probability = false;  ///< allow max_rate * dt > 1 (pixels above 1/(rate*dt) then spike every step)
+  double max_rate_hz = 1000.0;            ///< p_i = min(1, x_i * max_rate * dt); default p = x (Diehl et al.)
+  bool clamp_probability = false;         ///< allow max_rate * dt > 1 (pixels above 1/(rate*dt) then spike every step)
   std::vector<double> threshold = {1.0};  ///< one value for every population, or one per population
   ResetMode reset = ResetMode::Subtract;
-  double beta = 1.0;            ///< leak factor per step, in (0, 1]; 1 = pure integrate-and-fire
+  double beta = 1.0;  ///< leak factor per step, in (0, 1]; 1 = pure integrate-and-fire
   int refractory_steps = 0;
   std::vector<int> delays = {0};  ///< one value for every connection, or one per connection, in steps
   int fixed_point_bits = 16;      ///< potentials in units of theta / 2^bits
   int weight_bits = 32;           ///< fan-out table element width: 32, 16 or 8
   double weight_cutoff = 0.0;     ///< |w| below this is dropped (sparse fan-out tables when > 0)
   TieBreak tie_break = TieBreak::Lowest;
-  int limit = 0;                  ///< test samples simulated (0: all)
+  int limit = 0;  ///< test samples simulated (0: all)
   std::uint64_t seed = 0;
-  int threads = 0;                ///< 0: all cores
+  int threads = 0;                                        ///< 0: all cores
   std::vector<int> checkpoints = {10, 25, 50, 100, 200};  ///< steps at which accuracy is reported
   EarlyExitMode early_exit = EarlyExitMode::Off;
-  int early_exit_margin = 5;      ///< lead in output spikes
-  int early_exit_steps = 10;      ///< held for this many consecutive steps
-  int batch_size = 100;           ///< dense baseline batch
+  int early_exit_margin = 5;  ///< lead in output spikes
+  int early_exit_steps = 10;  ///< held for this many consecutive steps
+  int batch_size = 100;       ///< dense baseline batch
 };
 
 struct OutputConfig {
@@ -121,8 +121,7 @@ struct Config {
 Config load_config(const std::filesystem::path& path, const std::vector<std::string>& overrides = {});
 
 /// The same from TOML text; `source_name` is used in messages.
-Config parse_config(const std::string& toml_text, const std::string& source_name,
-                    const std::vector<std::string>& overrides = {});
+Config parse_config(const std::string& toml_text, const std::string& source_name, const std::vector<std::string>& overrides = {});
 
 /// The config as resolved (every key with its effective value), as TOML text.
 std::string to_toml(const Config& config);

@@ -21,7 +21,7 @@ struct RunResult;
 namespace snn::tool {
 
 struct PopulationReport {
-  std::string name;           ///< "input", "hidden1", ..., "output"
+  std::string name;  ///< "input", "hidden1", ..., "output"
   std::size_t neurons = 0;
   double spikes_per_sample = 0;  ///< mean over samples of the population's total spikes
   double rate_hz = 0;            ///< spikes_per_sample / neurons / simulated seconds
@@ -35,14 +35,14 @@ struct ConnectionReport {
   double synops_per_sample = 0;      ///< delivered spikes x fan-out, mean per sample
   double dense_macs_per_sample = 0;  ///< what a dense simulation multiplies per sample: steps x (dense: in x out;
                                      ///< conv: out x in_channels x kh x kw; avgpool: out x kh x kw)
-  std::string kind;  ///< the connection's format: "dense", "sparse", "conv", "avgpool"
+  std::string kind;                  ///< the connection's format: "dense", "sparse", "conv", "avgpool"
   // Quantisation of the connection's weights (engine QuantisationReport).
-  int fixed_point_bits = 16;         ///< k of the target's unit theta / 2^k actually used
-  int weight_bits = 32;              ///< fan-out table element width
-  double max_relative_error = 0;     ///< largest |w - w_q| over the largest |w|
-  double max_abs_error = 0;          ///< largest |w - w_q|, model units
-  std::size_t zeroed = 0;            ///< non-zero weights rounded to 0
-  std::size_t nonzero = 0;           ///< non-zero stored weights
+  int fixed_point_bits = 16;      ///< k of the target's unit theta / 2^k actually used
+  int weight_bits = 32;           ///< fan-out table element width
+  double max_relative_error = 0;  ///< largest |w - w_q| over the largest |w|
+  double max_abs_error = 0;       ///< largest |w - w_q|, model units
+  std::size_t zeroed = 0;         ///< non-zero weights rounded to 0
+  std::size_t nonzero = 0;        ///< non-zero stored weights
   /// The connection from an analog input (simulation.encoding = "analog"): its
   /// synops_per_sample are multiply-adds of input values (non-zero inputs x
   /// fan-out per step), not spike deliveries, and are left out of the SynOps.
@@ -53,27 +53,27 @@ struct SnnReport {
   std::size_t samples = 0;
   Step steps = 0;
   double dt_ms = 1;
-  std::vector<double> accuracy_curve;      ///< accuracy after steps 1..steps (cumulative output counts)
-  std::vector<double> synops_curve;        ///< cumulative SynOps per sample after steps 1..steps
-  std::vector<std::uint8_t> predictions;   ///< final prediction per sample
-  std::vector<std::uint8_t> labels;        ///< label per sample
+  std::vector<double> accuracy_curve;     ///< accuracy after steps 1..steps (cumulative output counts)
+  std::vector<double> synops_curve;       ///< cumulative SynOps per sample after steps 1..steps
+  std::vector<std::uint8_t> predictions;  ///< final prediction per sample
+  std::vector<std::uint8_t> labels;       ///< label per sample
   std::vector<PopulationReport> populations;
   std::vector<ConnectionReport> connections;
-  double engine_row_adds_per_sample = 0;   ///< fan-out rows the engine actually added (<= SynOps rows)
+  double engine_row_adds_per_sample = 0;  ///< fan-out rows the engine actually added (<= SynOps rows)
   /// Bias additions per sample (one per neuron with a non-zero bias per step;
   /// Rueckauer et al. 2017), counted apart from SynOps. 0 without biases.
   double bias_ops_per_sample = 0;
-  std::vector<int> fixed_point_bits;       ///< per spiking population
+  std::vector<int> fixed_point_bits;  ///< per spiking population
   /// Quantisation errors large enough to matter (QuantisationReport::large),
   /// one per connection: printed with the summary's warnings and in
   /// results.json's "warnings".
   std::vector<std::string> quantisation_warnings;
   bool early_exit = false;
-  bool early_exit_stopped = false;         ///< samples stopped at their exit (simulation.early_exit = "stop")
-  double mean_exit_step = 0;               ///< with early exit: mean step at which samples would stop
-  double exit_accuracy = 0;                ///< with early exit: accuracy of the predictions at the exit
-  double synops_at_exit_per_sample = 0;    ///< with early exit: SynOps spent up to the exit, mean per sample
-  double seconds = 0;                      ///< wall time of the simulation
+  bool early_exit_stopped = false;       ///< samples stopped at their exit (simulation.early_exit = "stop")
+  double mean_exit_step = 0;             ///< with early exit: mean step at which samples would stop
+  double exit_accuracy = 0;              ///< with early exit: accuracy of the predictions at the exit
+  double synops_at_exit_per_sample = 0;  ///< with early exit: SynOps spent up to the exit, mean per sample
+  double seconds = 0;                    ///< wall time of the simulation
   int threads = 1;
   /// Per sample: output spikes over the whole run, all classes together.
   /// Empty when not recorded. A sample with 0 never spiked at the output: its
@@ -103,9 +103,9 @@ struct SnnReport {
 /// One class's share of the final predictions.
 struct ClassReport {
   std::size_t label = 0;
-  std::size_t samples = 0;                ///< samples with this label
-  std::size_t correct = 0;                ///< of them, predicted as `label`
-  std::optional<std::size_t> silent;      ///< of them, output never spiked (nullopt: not recorded)
+  std::size_t samples = 0;            ///< samples with this label
+  std::size_t correct = 0;            ///< of them, predicted as `label`
+  std::optional<std::size_t> silent;  ///< of them, output never spiked (nullopt: not recorded)
   double accuracy() const { return samples ? static_cast<double>(correct) / static_cast<double>(samples) : 0.0; }
 };
 
@@ -121,21 +121,21 @@ std::vector<ClassReport> per_class(const SnnReport& report);
 void record_output_spikes(SnnReport& report, const engine::RunResult& result);
 
 struct RunReport {
-  std::string command;                ///< "run", "simulate", ...
-  std::string config_toml;            ///< the config as resolved
-  std::string dataset;                ///< name or path
+  std::string command;      ///< "run", "simulate", ...
+  std::string config_toml;  ///< the config as resolved
+  std::string dataset;      ///< name or path
   std::size_t train_samples = 0, test_samples = 0;
   std::optional<double> ann_accuracy;  ///< ANN test accuracy (on the samples simulated)
   std::string weights;                 ///< weight manifest (or with weights_kind "onnx", the ONNX file) used
   /// Where the weights came from: "onnx" (network.model), "weights"
   /// (network.weights) or "trained" (by snnsim: now, or found in the weight cache); empty: not said.
   std::string weights_kind;
-  bool weights_cached = false;         ///< true when training was skipped thanks to the cache
+  bool weights_cached = false;  ///< true when training was skipped thanks to the cache
   /// Where the ANN weights were trained (their manifest's training.machine), if recorded.
   std::optional<MachineRecord> training_machine;
-  std::string normalisation;           ///< none / model / data / robust
+  std::string normalisation;  ///< none / model / data / robust
   std::vector<double> normalisation_factors;
-  std::vector<int> checkpoints;        ///< steps at which accuracy is tabulated
+  std::vector<int> checkpoints;  ///< steps at which accuracy is tabulated
   SnnReport snn;
   std::vector<std::string> warnings;
   std::map<std::string, double> timings;  ///< wall seconds per phase; the only non-deterministic part

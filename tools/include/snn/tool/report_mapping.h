@@ -15,8 +15,7 @@
 namespace snn::tool {
 
 /// The report of simulating `samples` on `net` as `config` says.
-SnnReport snn_report(const Config& config, const Network& net, const engine::SampleSet& samples,
-                     const engine::RunResult& result);
+SnnReport snn_report(const Config& config, const Network& net, const engine::SampleSet& samples, const engine::RunResult& result);
 
 /// A report of `command` with the config, dataset and warnings filled in.
 RunReport base_report(const std::string& command, const Prepared& prepared);

@@ -12,13 +12,13 @@
 namespace snn::tool {
 
 struct RowAddBound {
-  std::string level;         ///< "L2", "L3", "DRAM"
-  std::size_t rows = 0;      ///< matrix rows (row length is `width`)
+  std::string level;     ///< "L2", "L3", "DRAM"
+  std::size_t rows = 0;  ///< matrix rows (row length is `width`)
   std::size_t width = 0;
-  double bytes = 0;          ///< matrix size
+  double bytes = 0;            ///< matrix size
   double adds_per_second = 0;  ///< median over repeats, summed over `threads`
   int threads = 1;
-  int element_bits = 32;     ///< table element width (int32, int16, int8)
+  int element_bits = 32;  ///< table element width (int32, int16, int8)
 };
 
 /// Measures row adds (the engine's fixed-point delivery: int32 accumulators)
