@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -130,6 +131,20 @@ struct Outcome {
   int status = -1;
   std::string output;  // stdout and stderr together
 };
+
+/// Runs `command` through the shell (so it may hold quotes, redirections,
+/// `cd ... &&`) to the end, its stdout and stderr together.
+inline Outcome run_shell(const std::string& command) {
+  Outcome o;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) o.output.append(buf, n);
+  const int st = ::pclose(pipe);
+  o.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return o;
+}
 
 /// Runs snnsim with `args` to the end (at most `timeout` seconds).
 inline Outcome run_snnsim(const std::vector<std::string>& args, double timeout = 120) {

@@ -50,22 +50,8 @@ bool can_run_mpi() {
   return true;
 }
 
-struct Outcome {
-  int status = -1;
-  std::string output;
-};
-
-Outcome shell(const std::string& cmd) {
-  Outcome o;
-  FILE* pipe = ::popen((cmd + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) o.output.append(buf, n);
-  const int st = ::pclose(pipe);
-  o.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return o;
-}
+using snn::test::Outcome;
+using snn::test::run_shell;
 
 fs::path scratch(const std::string& name) {
   const fs::path p = fs::temp_directory_path() / "snnsim_mpi" / name;
@@ -91,8 +77,8 @@ std::string comparable(const fs::path& out) {
 
 // `snnsim <command> tiny ...` under `launcher` (empty: one process) into `out`.
 Outcome snnsim(const std::string& launcher, const std::string& command, const fs::path& out, const std::string& extra) {
-  return shell(fmt::format("{} {} {} {} --quiet --out {} --set 'output.cache=\"{}\"' --set output.plots=false {}", launcher,
-                           snn::test::kSnnsim.string(), command, kTiny.string(), out.string(), kCache, extra));
+  return run_shell(fmt::format("{} {} {} {} --quiet --out {} --set 'output.cache=\"{}\"' --set output.plots=false {}", launcher,
+                               snn::test::kSnnsim.string(), command, kTiny.string(), out.string(), kCache, extra));
 }
 
 }  // namespace
@@ -185,9 +171,9 @@ TEST_CASE("mpirun simulate and bench agree with one process") {
   // the JSON says how many ranks ran.
   const fs::path bench_json = scratch("bench.json");
   const Outcome d =
-      shell(fmt::format("{} {} bench {} --quiet --set 'output.cache=\"{}\"' --samples 30 --repeat 1 --no-bound "
-                        "--threads 1 --json {}",
-                        mpirun(2), snn::test::kSnnsim.string(), kTiny.string(), kCache, bench_json.string()));
+      run_shell(fmt::format("{} {} bench {} --quiet --set 'output.cache=\"{}\"' --samples 30 --repeat 1 --no-bound "
+                            "--threads 1 --json {}",
+                            mpirun(2), snn::test::kSnnsim.string(), kTiny.string(), kCache, bench_json.string()));
   INFO(d.output);
   REQUIRE(d.status == 0);
   CHECK(d.output.find("event == dense per step") != std::string::npos);
@@ -221,9 +207,9 @@ TEST_CASE("a failure on a non-zero rank stops every rank, exits non-zero and pub
   // while ranks 0 and 1 go on to wait for its results.
   const fs::path out = scratch("fail");
   const Outcome o =
-      shell(fmt::format("SNNSIM_MPI_FAIL_RANK=2 {} -x SNNSIM_MPI_FAIL_RANK {} run {} --quiet --out {} "
-                        "--set 'output.cache=\"{}\"' --threads 1",
-                        mpirun(3), snn::test::kSnnsim.string(), kTiny.string(), out.string(), kCache));
+      run_shell(fmt::format("SNNSIM_MPI_FAIL_RANK=2 {} -x SNNSIM_MPI_FAIL_RANK {} run {} --quiet --out {} "
+                            "--set 'output.cache=\"{}\"' --threads 1",
+                            mpirun(3), snn::test::kSnnsim.string(), kTiny.string(), out.string(), kCache));
   INFO(o.output);
   CHECK(o.status != 0);
   CHECK(o.output.find("snnsim: error (rank 2 of 3): ") != std::string::npos);

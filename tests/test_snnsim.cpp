@@ -6,6 +6,8 @@
 #include "snn/network/dataset.h"
 #include "snn/network/weights.h"
 
+#include "snnsim_process.h"
+
 #include <fmt/format.h>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -24,26 +26,13 @@ using nlohmann::json;
 
 namespace {
 
-const fs::path kSnnsim = fs::path(SNNSIM_BINARY_DIR) / "snnsim";
+using snn::test::kSnnsim;
 const fs::path kTiny = fs::path(SNNSIM_SOURCE_DIR) / "configs" / "tiny.toml";
 
-struct Outcome {
-  int status = -1;
-  std::string output;  // stdout and stderr together
-};
+using snn::test::Outcome;
 
-Outcome run(const std::string& args) {
-  const std::string cmd = fmt::format("{} {} 2>&1", kSnnsim.string(), args);
-  Outcome o;
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) o.output.append(buf, n);
-  const int st = ::pclose(pipe);
-  o.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return o;
-}
+// snnsim with `args` (shell syntax: quotes as typed on a command line).
+Outcome run(const std::string& args) { return snn::test::run_shell(fmt::format("{} {}", kSnnsim.string(), args)); }
 
 fs::path scratch(const std::string& name) {
   const fs::path p = (fs::path(SNNSIM_BINARY_DIR) / "test_tmp") / "snnsim_e2e" / name;
