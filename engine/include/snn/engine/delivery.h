@@ -68,35 +68,65 @@ inline void add_sparse_rows(Potential* __restrict cur, const FixedConnection& fc
 /// one contiguous, vectorisable loop over the tap-major kernel; the targets of
 /// [lo, hi) (CHW ids) are then moved into `cur` and their scratch entries
 /// zeroed again. `scratch` holds `targets` zeros on entry and on return.
+///
+/// With stride_w == 1 the kernel is stored with kx reversed (see
+/// FixedConnection::tap_major), so for one output row oy the targets ox = c0..c1
+/// (contiguous in scratch) meet contiguous weights: the whole row is one flat
+/// add of (c1 - c0 + 1) * oc elements instead of c1 - c0 + 1 short loops.
 template <typename T>
 inline void add_conv(Potential* __restrict cur, Potential* __restrict scratch, const FixedConnection& fc,
                      std::span<const NeuronId> ids, NeuronId lo, NeuronId hi) {
   if (ids.empty()) return;
   const WindowGeometry& g = fc.geometry;
-  const std::size_t W = g.input.width, plane = g.input.height * W;
   const std::size_t OW = g.output.width, ohw = g.output.height * OW, oc = g.output.channels;
   const std::size_t kh = g.kernel_h, kw = g.kernel_w;
   const T* __restrict taps = fc.table<T>();
   const bool full = lo == 0 && hi == fc.targets;
-  for (NeuronId s : ids) {
-    const std::size_t c = s / plane, y = s % plane / W, x = s % W;
-    const auto [r0, r1] = g.rows_of(y);
-    const auto [c0, c1] = g.cols_of(x);
-    if (r0 > r1 || c0 > c1) continue;
-    for (std::size_t oy = r0; oy <= r1; ++oy) {
-      const std::size_t ky = y + g.pad_h - oy * g.stride_h;
-      for (std::size_t ox = c0; ox <= c1; ++ox) {
-        const std::size_t kx = x + g.pad_w - ox * g.stride_w;
-        const T* __restrict w = taps + ((c * kh + ky) * kw + kx) * oc;
-        const std::size_t pix = oy * OW + ox;
-        Potential* __restrict t = scratch + pix * oc;
-        if (full) {
-          for (std::size_t o = 0; o < oc; ++o) t[o] += Potential{w[o]};
-        } else {
-          // Channels o with lo <= o * ohw + pix < hi.
-          const std::size_t o0 = lo > pix ? (lo - pix + ohw - 1) / ohw : 0;
-          const std::size_t o1 = std::min(oc, hi > pix ? (hi - pix + ohw - 1) / ohw : 0);
-          for (std::size_t o = o0; o < o1; ++o) t[o] += Potential{w[o]};
+  const bool reversed = g.stride_w == 1;
+  if (full && reversed) {
+    for (NeuronId s : ids) {
+      std::uint32_t c, y, x;
+      fc.locate(s, c, y, x);
+      if (fc.row_reach[y] == 0 || fc.col_reach[x] == 0) continue;
+      std::uint32_t r0u, c0u;
+      fc.window_of(y, x, r0u, c0u);
+      const std::size_t r0 = r0u, r1 = r0 + fc.row_reach[y] - 1;
+      const std::size_t c0 = c0u, c1 = c0 + fc.col_reach[x] - 1;
+      // Reversed column of tap kx = x + pad_w - c0, the first of the row.
+      const std::size_t kr0 = kw - 1 - (x + g.pad_w - c0);
+      const std::size_t n = (c1 - c0 + 1) * oc;
+      for (std::size_t oy = r0; oy <= r1; ++oy) {
+        const std::size_t ky = y + g.pad_h - oy * g.stride_h;
+        const T* __restrict w = taps + ((c * kh + ky) * kw + kr0) * oc;
+        Potential* __restrict t = scratch + (oy * OW + c0) * oc;
+        for (std::size_t i = 0; i < n; ++i) t[i] += Potential{w[i]};
+      }
+    }
+  } else {
+    for (NeuronId s : ids) {
+      std::uint32_t c, y, x;
+      fc.locate(s, c, y, x);
+      if (fc.row_reach[y] == 0 || fc.col_reach[x] == 0) continue;
+      std::uint32_t r0u, c0u;
+      fc.window_of(y, x, r0u, c0u);
+      const std::size_t r0 = r0u, r1 = r0 + fc.row_reach[y] - 1;
+      const std::size_t c0 = c0u, c1 = c0 + fc.col_reach[x] - 1;
+      for (std::size_t oy = r0; oy <= r1; ++oy) {
+        const std::size_t ky = y + g.pad_h - oy * g.stride_h;
+        for (std::size_t ox = c0; ox <= c1; ++ox) {
+          const std::size_t kx = x + g.pad_w - ox * g.stride_w;
+          const std::size_t kcol = reversed ? kw - 1 - kx : kx;
+          const T* __restrict w = taps + ((c * kh + ky) * kw + kcol) * oc;
+          const std::size_t pix = oy * OW + ox;
+          Potential* __restrict t = scratch + pix * oc;
+          if (full) {
+            for (std::size_t o = 0; o < oc; ++o) t[o] += Potential{w[o]};
+          } else {
+            // Channels o with lo <= o * ohw + pix < hi.
+            const std::size_t o0 = lo > pix ? (lo - pix + ohw - 1) / ohw : 0;
+            const std::size_t o1 = std::min(oc, hi > pix ? (hi - pix + ohw - 1) / ohw : 0);
+            for (std::size_t o = o0; o < o1; ++o) t[o] += Potential{w[o]};
+          }
         }
       }
     }
@@ -117,14 +147,16 @@ inline void add_conv(Potential* __restrict cur, Potential* __restrict scratch, c
 inline void add_pool(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids,
                      NeuronId lo, NeuronId hi) {
   const WindowGeometry& g = fc.geometry;
-  const std::size_t W = g.input.width, plane = g.input.height * W;
   const std::size_t OW = g.output.width, ohw = g.output.height * OW;
   const FixedWeight v = fc.weights[0];
   for (NeuronId s : ids) {
-    const std::size_t c = s / plane, y = s % plane / W, x = s % W;
-    const auto [r0, r1] = g.rows_of(y);
-    const auto [c0, c1] = g.cols_of(x);
-    if (r0 > r1 || c0 > c1) continue;
+    std::uint32_t c, y, x;
+    fc.locate(s, c, y, x);
+    if (fc.row_reach[y] == 0 || fc.col_reach[x] == 0) continue;
+    std::uint32_t r0u, c0u;
+    fc.window_of(y, x, r0u, c0u);
+    const std::size_t r0 = r0u, r1 = r0 + fc.row_reach[y] - 1;
+    const std::size_t c0 = c0u, c1 = c0 + fc.col_reach[x] - 1;
     for (std::size_t oy = r0; oy <= r1; ++oy) {
       const std::size_t base = c * ohw + oy * OW;
       // This partition's columns of the row: [a, b).
