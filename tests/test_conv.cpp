@@ -41,10 +41,9 @@ using Times = std::vector<Step>;
 // kx) times kernel[o][c][ky][kx]) with signed arithmetic, independently of
 // network/ and engine/.
 Matrix naive_conv_matrix(const Shape& in, const LayerSpec& l, const Matrix& kernel) {
-  const long oh = (static_cast<long>(in.height + 2 * l.pad_h) - static_cast<long>(l.kernel_h)) /
-                      static_cast<long>(l.stride_h) + 1;
-  const long ow = (static_cast<long>(in.width + 2 * l.pad_w) - static_cast<long>(l.kernel_w)) /
-                      static_cast<long>(l.stride_w) + 1;
+  const long oh =
+      (static_cast<long>(in.height + 2 * l.pad_h) - static_cast<long>(l.kernel_h)) / static_cast<long>(l.stride_h) + 1;
+  const long ow = (static_cast<long>(in.width + 2 * l.pad_w) - static_cast<long>(l.kernel_w)) / static_cast<long>(l.stride_w) + 1;
   const long H = static_cast<long>(in.height), W = static_cast<long>(in.width);
   const bool pool = l.kind == snn::LayerKind::AvgPool;
   const std::size_t out_c = pool ? in.channels : l.outputs;
@@ -61,9 +60,9 @@ Matrix naive_conv_matrix(const Shape& in, const LayerSpec& l, const Matrix& kern
               if (pool && c != o) continue;
               const auto t = static_cast<std::size_t>((static_cast<long>(o) * oh + oy) * ow + ox);
               const auto s = static_cast<std::size_t>((static_cast<long>(c) * H + y) * W + x);
-              m(t, s) = pool ? 1.0f / static_cast<float>(l.kernel_h * l.kernel_w)
-                             : kernel(o, (c * l.kernel_h + static_cast<std::size_t>(ky)) * l.kernel_w +
-                                             static_cast<std::size_t>(kx));
+              m(t, s) =
+                  pool ? 1.0f / static_cast<float>(l.kernel_h * l.kernel_w)
+                       : kernel(o, (c * l.kernel_h + static_cast<std::size_t>(ky)) * l.kernel_w + static_cast<std::size_t>(kx));
             }
   return m;
 }
@@ -82,9 +81,7 @@ RunResult run_hand(const Network& net, const std::vector<std::uint8_t>& bytes, S
 std::string message_of(const auto& f) {
   try {
     f();
-  } catch (const snn::Error& e) {
-    return e.what();
-  }
+  } catch (const snn::Error& e) { return e.what(); }
   return "(no error)";
 }
 
@@ -145,8 +142,7 @@ TEST_CASE("hand-worked: 2x2 average pooling, with and without a scale") {
   for (double scale : {1.0, 2.0}) {
     ConnectionSpec spec;
     spec.pool_scale = scale;
-    const Network net =
-        Network::from_layers(Shape{1, 2, 4}, {LayerSpec::avgpool(2)}, {}, {NeuronParams{}}, {spec});
+    const Network net = Network::from_layers(Shape{1, 2, 4}, {LayerSpec::avgpool(2)}, {}, {NeuronParams{}}, {spec});
     REQUIRE(net.population(1).shape == Shape{1, 1, 2});
     const RunResult r = run_hand(net, x, 5);
     if (scale == 1.0) {
@@ -222,9 +218,7 @@ ConvNet random_conv_net(std::mt19937_64& rng, ResetMode reset, double beta, Step
     std::vector<Shape> shapes;
     try {
       shapes = snn::infer_shapes(in, layers);
-    } catch (const snn::Error&) {
-      continue;
-    }
+    } catch (const snn::Error&) { continue; }
     std::vector<Matrix> weights;
     std::vector<NeuronParams> params;
     std::vector<ConnectionSpec> specs;
@@ -235,8 +229,8 @@ ConvNet random_conv_net(std::mt19937_64& rng, ResetMode reset, double beta, Step
         const auto ws = snn::weight_shape(l, s);
         const std::size_t cols = l.kind == snn::LayerKind::Conv ? ws[1] * ws[2] * ws[3] : ws[1];
         // Enough drive that every layer spikes.
-        weights.push_back(snn::test::random_matrix(rng, ws[0], cols, 2.0 / static_cast<double>(cols),
-                                                   3.0 / static_cast<double>(cols)));
+        weights.push_back(
+            snn::test::random_matrix(rng, ws[0], cols, 2.0 / static_cast<double>(cols), 3.0 / static_cast<double>(cols)));
       }
       if (l.spiking()) {
         NeuronParams p{0.6 + 0.1 * static_cast<double>(params.size()), reset, beta, refractory};
@@ -266,67 +260,67 @@ TEST_CASE("random conv nets: event engine == dense im2col baseline == plain refe
   std::vector<std::uint64_t> spikes(2, 0);
   int combos = 0;
   for (int weight_bits : {32, 16, 8})
-  for (ResetMode reset : {ResetMode::Subtract, ResetMode::Zero})
-    for (double beta : {1.0, 0.9})
-      for (Step refractory : {0, 1})
-        for (bool delays : {false, true})
-          for (Encoding encoding : {Encoding::Poisson, Encoding::Analog}) {
-            ++combos;
-            const ConvNet cn = random_conv_net(rng, reset, beta, refractory, delays);
-            const Network& net = cn.net;
-            const std::size_t n = 3;
-            const auto values = snn::test::random_inputs(rng, n, net.input_size());
-            const std::vector<std::uint8_t> labels{0, 1, 2};
-            const SampleSet set{n, net.input_size(), values, labels};
-            RunOptions o;
-            o.steps = 30;
-            o.input.encoding = encoding;
-            o.input.seed = rng();
-            o.record_spikes = true;
-            o.threads = 1;
-            INFO("combo " << combos << ": " << net.layers() << " connections, delays " << delays << ", "
-                          << snn::engine::to_string(encoding) << ", weight bits " << weight_bits);
-            const Engine engine(net, snn::engine::kDefaultFixedPointBits, weight_bits);
-            const RunResult ev = engine.run(set, o);
-            DenseOptions dopt;
-            dopt.batch = 2;
-            const RunResult de = DenseSimulator(engine.shared_network()).run(set, o, dopt);
-            snn::test::require_same_run(ev, de, false);
-            REQUIRE(ev.bias_ops == de.bias_ops);
+    for (ResetMode reset : {ResetMode::Subtract, ResetMode::Zero})
+      for (double beta : {1.0, 0.9})
+        for (Step refractory : {0, 1})
+          for (bool delays : {false, true})
+            for (Encoding encoding : {Encoding::Poisson, Encoding::Analog}) {
+              ++combos;
+              const ConvNet cn = random_conv_net(rng, reset, beta, refractory, delays);
+              const Network& net = cn.net;
+              const std::size_t n = 3;
+              const auto values = snn::test::random_inputs(rng, n, net.input_size());
+              const std::vector<std::uint8_t> labels{0, 1, 2};
+              const SampleSet set{n, net.input_size(), values, labels};
+              RunOptions o;
+              o.steps = 30;
+              o.input.encoding = encoding;
+              o.input.seed = rng();
+              o.record_spikes = true;
+              o.threads = 1;
+              INFO("combo " << combos << ": " << net.layers() << " connections, delays " << delays << ", "
+                            << snn::engine::to_string(encoding) << ", weight bits " << weight_bits);
+              const Engine engine(net, snn::engine::kDefaultFixedPointBits, weight_bits);
+              const RunResult ev = engine.run(set, o);
+              DenseOptions dopt;
+              dopt.batch = 2;
+              const RunResult de = DenseSimulator(engine.shared_network()).run(set, o, dopt);
+              snn::test::require_same_run(ev, de, false);
+              REQUIRE(ev.bias_ops == de.bias_ops);
 
-            std::vector<int> bits;
-            for (const auto& r : engine.network().reports()) bits.push_back(r.bits);
-            // The reference reads every connection as the naive matrix.
-            Network dense_net(net.input_size());
-            Shape s = net.population(0).shape;
-            for (std::size_t c = 0, l = 0; c < net.layers(); ++c, ++l) {
-              while (!cn.layers[l].spiking()) ++l;
-              const auto& conn = net.connection(c);
-              const Matrix m = conn.format() == snn::FanOutFormat::Dense
-                                   ? conn.to_matrix()
-                                   : naive_conv_matrix(s, cn.layers[l], conn.format() == snn::FanOutFormat::Conv
-                                                                            ? conn.conv().weights
-                                                                            : Matrix{});
-              Matrix scaled = m;
-              if (conn.format() == snn::FanOutFormat::AvgPool)
-                for (auto& w : scaled.data) w *= 1.5f;
-              // Sparse drops the zeros of the expansion, so fan_out (the reference's
-              // SynOps) counts only the synapses the kernel really has.
-              const auto format =
-                  conn.format() == snn::FanOutFormat::Dense ? snn::FanOutFormat::Dense : snn::FanOutFormat::Sparse;
-              dense_net.add_layer(scaled, net.population(c + 1).params, ConnectionSpec{format, 0.0, conn.delay()});
-              dense_net.set_bias(static_cast<snn::PopulationId>(c + 1), net.population(c + 1).bias);
-              s = net.population(c + 1).shape;
+              std::vector<int> bits;
+              for (const auto& r : engine.network().reports()) bits.push_back(r.bits);
+              // The reference reads every connection as the naive matrix.
+              Network dense_net(net.input_size());
+              Shape s = net.population(0).shape;
+              for (std::size_t c = 0, l = 0; c < net.layers(); ++c, ++l) {
+                while (!cn.layers[l].spiking()) ++l;
+                const auto& conn = net.connection(c);
+                const Matrix m =
+                    conn.format() == snn::FanOutFormat::Dense
+                        ? conn.to_matrix()
+                        : naive_conv_matrix(s, cn.layers[l],
+                                            conn.format() == snn::FanOutFormat::Conv ? conn.conv().weights : Matrix{});
+                Matrix scaled = m;
+                if (conn.format() == snn::FanOutFormat::AvgPool)
+                  for (auto& w : scaled.data) w *= 1.5f;
+                // Sparse drops the zeros of the expansion, so fan_out (the reference's
+                // SynOps) counts only the synapses the kernel really has.
+                const auto format =
+                    conn.format() == snn::FanOutFormat::Dense ? snn::FanOutFormat::Dense : snn::FanOutFormat::Sparse;
+                dense_net.add_layer(scaled, net.population(c + 1).params, ConnectionSpec{format, 0.0, conn.delay()});
+                dense_net.set_bias(static_cast<snn::PopulationId>(c + 1), net.population(c + 1).bias);
+                s = net.population(c + 1).shape;
+              }
+              for (std::size_t i = 0; i < n; ++i) {
+                const auto ref = snn::test::reference_run(dense_net, bits, set, i, o);
+                REQUIRE(ev.spike_trains[i] == ref.train);
+                for (std::size_t c = 0; c < net.layers(); ++c) REQUIRE(ev.synops[i * net.layers() + c] == ref.synops[c]);
+              }
+              const auto pops = ev.spikes_per_population();
+              spikes[0] += pops[1];
+              spikes[1] += pops.back();
             }
-            for (std::size_t i = 0; i < n; ++i) {
-              const auto ref = snn::test::reference_run(dense_net, bits, set, i, o);
-              REQUIRE(ev.spike_trains[i] == ref.train);
-              for (std::size_t c = 0; c < net.layers(); ++c) REQUIRE(ev.synops[i * net.layers() + c] == ref.synops[c]);
-            }
-            const auto pops = ev.spikes_per_population();
-            spikes[0] += pops[1];
-            spikes[1] += pops.back();
-          }
   CHECK(combos == 3 * 32);
   CHECK(spikes[0] > 1000);  // the first conv layer was active
   CHECK(spikes[1] > 100);   // and the output
@@ -339,12 +333,11 @@ TEST_CASE("conv nets: identical results for 1 and 2 threads in both parallel mod
   const Shape in{1, 15, 15};
   const std::vector<LayerSpec> layers{LayerSpec::conv(8, 3, 1, 1), LayerSpec::avgpool(3), LayerSpec::conv(8, 3, 1, 1),
                                       LayerSpec::flatten(), LayerSpec::dense(10)};
-  const std::vector<Matrix> w{snn::test::random_matrix(rng, 8, 9, 0.25, 0.3),
-                              snn::test::random_matrix(rng, 8, 72, 0.04, 0.06),
+  const std::vector<Matrix> w{snn::test::random_matrix(rng, 8, 9, 0.25, 0.3), snn::test::random_matrix(rng, 8, 72, 0.04, 0.06),
                               snn::test::random_matrix(rng, 10, 200, 0.02, 0.04)};
   const Network net = Network::from_layers(in, layers, w, {NeuronParams{}},
-                                           {ConnectionSpec{}, ConnectionSpec{snn::FanOutFormat::Dense, 0.0, 1},
-                                            ConnectionSpec{}, ConnectionSpec{snn::FanOutFormat::Dense, 0.0, 2}});
+                                           {ConnectionSpec{}, ConnectionSpec{snn::FanOutFormat::Dense, 0.0, 1}, ConnectionSpec{},
+                                            ConnectionSpec{snn::FanOutFormat::Dense, 0.0, 2}});
   const std::size_t n = 4;
   const auto values = snn::test::random_inputs(rng, n, net.input_size());
   const SampleSet set{n, net.input_size(), values, {}};
@@ -385,8 +378,7 @@ TEST_CASE("conv and pool delivery over any split of the targets equals the whole
       if (rng() % 3 == 0) ids.push_back(s);
     // Expected: every synapse of every spike, summed target by target.
     std::vector<snn::Potential> expected(fc.targets, 0);
-    for (snn::NeuronId s : ids)
-      fc.for_each_target(s, [&](std::size_t t, snn::FixedWeight w) { expected[t] += w; });
+    for (snn::NeuronId s : ids) fc.for_each_target(s, [&](std::size_t t, snn::FixedWeight w) { expected[t] += w; });
     std::vector<snn::Potential> scratch(fc.targets, 0);
     for (int trial = 0; trial < 20; ++trial) {
       std::vector<snn::NeuronId> cuts{0, static_cast<snn::NeuronId>(fc.targets)};
@@ -446,8 +438,7 @@ TEST_CASE("a conv connection's memory does not grow with neurons x fan-out") {
   std::vector<std::size_t> table, fixed, synapses;
   for (std::size_t side : {28, 112}) {
     const Network net =
-        Network::from_layers(Shape{1, side, side}, {LayerSpec::conv(12, 5), LayerSpec::avgpool(2)}, {k},
-                             {NeuronParams{}});
+        Network::from_layers(Shape{1, side, side}, {LayerSpec::conv(12, 5), LayerSpec::avgpool(2)}, {k}, {NeuronParams{}});
     table.push_back(net.connection(0).table_bytes() + net.connection(1).table_bytes());
     fixed.push_back(snn::engine::FixedNetwork(net).bytes());
     synapses.push_back(net.connection(0).synapses() + net.connection(1).synapses());
@@ -466,26 +457,28 @@ TEST_CASE("conv networks: shapes that do not fit are errors naming the layer") {
   const NeuronParams p;
   const Shape in{1, 8, 8};
   // kernel larger than the input
-  CHECK(message_of([&] { Network::from_layers(Shape{1, 4, 4}, {LayerSpec::conv(2, 5)}, {Matrix(2, 25)}, {p}); })
-            .find("layer 1 'conv 2 5x5' needs at least 5x5 input, gets 4x4") != std::string::npos);
+  CHECK(message_of([&] {
+          Network::from_layers(Shape{1, 4, 4}, {LayerSpec::conv(2, 5)}, {Matrix(2, 25)}, {p});
+        }).find("layer 1 'conv 2 5x5' needs at least 5x5 input, gets 4x4") != std::string::npos);
   // channel mismatch: kernel for 2 input channels on a 1-channel input
-  CHECK(message_of([&] { Network::from_layers(in, {LayerSpec::conv(2, 3)}, {Matrix(2, 18)}, {p}); })
-            .find("layer 1 'conv 2 3x3'") != std::string::npos);
-  CHECK(message_of([&] { Network::from_layers(in, {LayerSpec::conv(2, 3)}, {Matrix(2, 18)}, {p}); })
-            .find("needs [2, 9]") != std::string::npos);
+  CHECK(message_of([&] {
+          Network::from_layers(in, {LayerSpec::conv(2, 3)}, {Matrix(2, 18)}, {p});
+        }).find("layer 1 'conv 2 3x3'") != std::string::npos);
+  CHECK(message_of([&] { Network::from_layers(in, {LayerSpec::conv(2, 3)}, {Matrix(2, 18)}, {p}); }).find("needs [2, 9]") !=
+        std::string::npos);
   // zero sizes
-  CHECK(message_of([&] { Network::from_layers(in, {LayerSpec::conv(0, 3)}, {Matrix(1, 9)}, {p}); })
-            .find("layer 1") != std::string::npos);
-  CHECK(message_of([&] { Network::from_layers(Shape{1, 0, 8}, {LayerSpec::conv(1, 3)}, {Matrix(1, 9)}, {p}); })
-            .find("zero size") != std::string::npos);
+  CHECK(message_of([&] { Network::from_layers(in, {LayerSpec::conv(0, 3)}, {Matrix(1, 9)}, {p}); }).find("layer 1") !=
+        std::string::npos);
+  CHECK(message_of([&] {
+          Network::from_layers(Shape{1, 0, 8}, {LayerSpec::conv(1, 3)}, {Matrix(1, 9)}, {p});
+        }).find("zero size") != std::string::npos);
   // a pool that does not divide the map
   CHECK(message_of([&] {
           Network::from_layers(in, {LayerSpec::conv(2, 2), LayerSpec::avgpool(2)}, {Matrix(2, 4)}, {p});
         }).find("layer 2 'avgpool 2' does not tile its 7x7 input") != std::string::npos);
   // weight list that does not fit the layer list
   CHECK(message_of([&] {
-          Network::from_layers(in, {LayerSpec::conv(2, 3), LayerSpec::flatten(), LayerSpec::dense(4)},
-                               {Matrix(2, 9)}, {p});
+          Network::from_layers(in, {LayerSpec::conv(2, 3), LayerSpec::flatten(), LayerSpec::dense(4)}, {Matrix(2, 9)}, {p});
         }).find("1 weight matrices for 2 dense or conv layers") != std::string::npos);
   CHECK(message_of([&] {
           Network::from_layers(in, {LayerSpec::conv(2, 3), LayerSpec::flatten(), LayerSpec::dense(4)},
@@ -502,14 +495,14 @@ TEST_CASE("conv networks: shapes that do not fit are errors naming the layer") {
         std::string::npos);
   ConnectionSpec bad_scale;
   bad_scale.pool_scale = -1.0;
-  CHECK(message_of([&] { Network::from_layers(in, {LayerSpec::avgpool(2)}, {}, {p}, {bad_scale}); })
-            .find("pool scale") != std::string::npos);
+  CHECK(message_of([&] { Network::from_layers(in, {LayerSpec::avgpool(2)}, {}, {p}, {bad_scale}); }).find("pool scale") !=
+        std::string::npos);
   CHECK(message_of([&] {
           Network(in).add_conv(LayerSpec::conv(2, 3), Matrix(2, 9), p, ConnectionSpec{snn::FanOutFormat::Sparse, 0.0, 0});
         }).find("dense layers only") != std::string::npos);
   // The MLP path still builds through from_layers.
-  const Network mlp = Network::from_layers(Shape{6, 1, 1}, snn::dense_stack(std::vector<std::size_t>{4, 2}),
-                                           {Matrix(4, 6), Matrix(2, 4)}, {p});
+  const Network mlp =
+      Network::from_layers(Shape{6, 1, 1}, snn::dense_stack(std::vector<std::size_t>{4, 2}), {Matrix(4, 6), Matrix(2, 4)}, {p});
   CHECK(mlp.layers() == 2);
   CHECK(mlp.output_size() == 2);
 }

@@ -26,8 +26,7 @@ std::vector<Weight> stored_weights(const Connection& conn) {
 
 // Max over targets of sum |w_q| over the target's real fan-in (conv: taps
 // that fall inside the input, not on padding).
-std::int64_t max_fan_in_sum(const Connection& conn, const std::vector<FixedWeight>& q,
-                            const std::vector<Potential>& bias) {
+std::int64_t max_fan_in_sum(const Connection& conn, const std::vector<FixedWeight>& q, const std::vector<Potential>& bias) {
   std::vector<std::int64_t> sums(conn.target_size(), 0);
   // A bias is one more constant term of the target's sum.
   for (std::size_t t = 0; t < bias.size(); ++t) sums[t] = std::abs(static_cast<std::int64_t>(bias[t]));
@@ -80,9 +79,8 @@ std::int64_t max_fan_in_sum(const Connection& conn, const std::vector<FixedWeigh
 // With `max_weight` (< 2^24), some |w_q| above it (a narrower weight table) also
 // asks for a smaller k; biases stay int32 and only obey the 2^24 bound.
 std::optional<std::vector<FixedWeight>> quantise(const Connection& conn, const std::vector<Weight>& w,
-                                                 const std::vector<Weight>& bias, double theta, int bits,
-                                                 std::int64_t max_weight, std::int64_t& max_sum,
-                                                 std::vector<Potential>& bias_q) {
+                                                 const std::vector<Weight>& bias, double theta, int bits, std::int64_t max_weight,
+                                                 std::int64_t& max_sum, std::vector<Potential>& bias_q) {
   const double scale = std::ldexp(1.0, bits) / theta;
   auto one = [&](Weight x0, auto& out, std::int64_t limit) {
     const double x = static_cast<double>(x0) * scale;
@@ -138,8 +136,7 @@ std::vector<T> narrow(const std::vector<FixedWeight>& w) {
 }  // namespace
 
 FixedNetwork::FixedNetwork(const Network& network, int bits, int weight_bits) : weight_bits_(weight_bits) {
-  if (bits < 0 || bits > kMaxFixedPointBits)
-    throw Error("fixed-point bits must be in 0 .. {}, got {}", kMaxFixedPointBits, bits);
+  if (bits < 0 || bits > kMaxFixedPointBits) throw Error("fixed-point bits must be in 0 .. {}, got {}", kMaxFixedPointBits, bits);
   if (!valid_weight_bits(weight_bits)) throw Error("weight bits must be 32, 16 or 8, got {}", weight_bits);
   const std::int64_t max_weight = weight_bits == 32 ? kExactSumLimit : max_weight_of(weight_bits);
   for (const Population& pop : network.populations()) sizes_.push_back(pop.size);
@@ -189,8 +186,7 @@ FixedNetwork::FixedNetwork(const Network& network, int bits, int weight_bits) : 
     }
     rep.rms_error = i ? std::sqrt(sq / static_cast<double>(i)) : 0.0;
     for (std::size_t j = 0; j < pop.bias.size(); ++j) {
-      const double err = std::fabs(static_cast<double>(pop.bias[j]) -
-                                   static_cast<double>(biases_[target][j]) * rep.unit);
+      const double err = std::fabs(static_cast<double>(pop.bias[j]) - static_cast<double>(biases_[target][j]) * rep.unit);
       rep.bias_max_abs_error = std::max(rep.bias_max_abs_error, err);
       rep.biases += biases_[target][j] != 0;
     }
@@ -246,8 +242,10 @@ FixedNetwork::FixedNetwork(const Network& network, int bits, int weight_bits) : 
       if (fc.format != FanOutFormat::AvgPool) {
         auto& n16 = fc.format == FanOutFormat::Conv ? fc.tap_major16 : fc.weights16;
         auto& n8 = fc.format == FanOutFormat::Conv ? fc.tap_major8 : fc.weights8;
-        if (weight_bits == 16) n16 = narrow<std::int16_t>(src);
-        else n8 = narrow<std::int8_t>(src);
+        if (weight_bits == 16)
+          n16 = narrow<std::int16_t>(src);
+        else
+          n8 = narrow<std::int8_t>(src);
         src = {};
       }
     }
@@ -270,9 +268,8 @@ std::size_t FixedNetwork::bytes() const {
   for (const FixedConnection& fc : connections_)
     b += (fc.weights.size() + fc.tap_major.size()) * sizeof(FixedWeight) +
          (fc.weights16.size() + fc.tap_major16.size()) * sizeof(std::int16_t) + fc.weights8.size() + fc.tap_major8.size() +
-         fc.offsets.size() * sizeof(std::uint64_t) +
-         fc.target_ids.size() * sizeof(NeuronId) + fc.fan_out.size() * sizeof(std::uint32_t) +
-         (fc.row_reach.size() + fc.col_reach.size()) * sizeof(std::uint32_t);
+         fc.offsets.size() * sizeof(std::uint64_t) + fc.target_ids.size() * sizeof(NeuronId) +
+         fc.fan_out.size() * sizeof(std::uint32_t) + (fc.row_reach.size() + fc.col_reach.size()) * sizeof(std::uint32_t);
   return b;
 }
 

@@ -12,8 +12,8 @@
 #include "snn/types.h"
 
 #include <algorithm>
-#include <cstdint>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
 namespace snn::engine {
@@ -34,8 +34,7 @@ inline void add_dense_rows(Potential* __restrict cur, const T* __restrict table,
     const T* __restrict r1 = table + id[1] * stride;
     const T* __restrict r2 = table + id[2] * stride;
     const T* __restrict r3 = table + id[3] * stride;
-    for (std::size_t j = lo; j < hi; ++j)
-      cur[j] += (Potential{r0[j]} + Potential{r1[j]}) + (Potential{r2[j]} + Potential{r3[j]});
+    for (std::size_t j = lo; j < hi; ++j) cur[j] += (Potential{r0[j]} + Potential{r1[j]}) + (Potential{r2[j]} + Potential{r3[j]});
   }
   for (; id != end; ++id) {
     const T* __restrict r = table + *id * stride;
@@ -68,8 +67,10 @@ inline void add_sparse_rows(Potential* __restrict cur, const FixedConnection& fc
 class SourceLocator {
  public:
   explicit SourceLocator(const WindowGeometry& g)
-      : w_(static_cast<std::uint32_t>(g.input.width)), plane_(static_cast<std::uint32_t>(g.input.height) * w_),
-        mw_(magic(w_)), mp_(magic(plane_)) {}
+      : w_(static_cast<std::uint32_t>(g.input.width)),
+        plane_(static_cast<std::uint32_t>(g.input.height) * w_),
+        mw_(magic(w_)),
+        mp_(magic(plane_)) {}
   void operator()(NeuronId s, std::uint32_t& c, std::uint32_t& y, std::uint32_t& x) const {
     c = div(s, plane_, mp_);
     const std::uint32_t pos = s - c * plane_;
@@ -191,8 +192,8 @@ inline void add_conv(Potential* __restrict cur, Potential* __restrict scratch, c
 /// Average pooling: source (c, y, x) adds the pool's one weight to target (c,
 /// oy, ox) for each window of channel c that covers (y, x); targets [lo, hi)
 /// only. Generated from the geometry, nothing per synapse stored.
-inline void add_pool(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids,
-                     NeuronId lo, NeuronId hi) {
+inline void add_pool(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids, NeuronId lo,
+                     NeuronId hi) {
   const WindowGeometry& g = fc.geometry;
   const std::size_t OW = g.output.width, ohw = g.output.height * OW;
   const FixedWeight v = fc.weights[0];

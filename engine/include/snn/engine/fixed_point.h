@@ -45,7 +45,7 @@ inline constexpr std::int64_t kBetaOne = std::int64_t{1} << kBetaShift;
 
 /// A population's neuron parameters in fixed point.
 struct FixedNeuronParams {
-  Potential threshold = 0;      ///< 2^k: theta in units
+  Potential threshold = 0;  ///< 2^k: theta in units
   ResetMode reset = ResetMode::Subtract;
   std::int64_t beta = kBetaOne;  ///< round(beta * 2^30); kBetaOne = no leak
   Step refractory = 0;
@@ -56,22 +56,22 @@ struct FixedNeuronParams {
 struct QuantisationReport {
   PopulationId target = 0;
   int requested_bits = kDefaultFixedPointBits;
-  int bits = kDefaultFixedPointBits;  ///< k actually used (lowered if the 2^24 bound or the weight width required it)
+  int bits = kDefaultFixedPointBits;     ///< k actually used (lowered if the 2^24 bound or the weight width required it)
   int weight_bits = kDefaultWeightBits;  ///< element width of the connection's fan-out table: 32, 16 or 8
-  double unit = 0.0;                  ///< model units per fixed-point unit: theta / 2^k
-  double max_abs_error = 0.0;         ///< max |w - w_q * unit| over synapses, model units (<= unit / 2)
-  double rms_error = 0.0;             ///< root mean square of the same, model units
-  double max_relative_error = 0.0;    ///< max_abs_error / max |w| (0 if all weights are 0)
-  std::size_t zeroed = 0;             ///< non-zero weights that quantised to 0
-  std::size_t nonzero = 0;            ///< non-zero stored weights (zeroed is out of these)
-  std::int64_t max_abs_weight = 0;    ///< max |w_q| (units): fits the weight width
+  double unit = 0.0;                     ///< model units per fixed-point unit: theta / 2^k
+  double max_abs_error = 0.0;            ///< max |w - w_q * unit| over synapses, model units (<= unit / 2)
+  double rms_error = 0.0;                ///< root mean square of the same, model units
+  double max_relative_error = 0.0;       ///< max_abs_error / max |w| (0 if all weights are 0)
+  std::size_t zeroed = 0;                ///< non-zero weights that quantised to 0
+  std::size_t nonzero = 0;               ///< non-zero stored weights (zeroed is out of these)
+  std::int64_t max_abs_weight = 0;       ///< max |w_q| (units): fits the weight width
   /// Large enough to warn about: the largest weight's relative error above
   /// kWarnRelativeError, or more than kWarnZeroedFraction of the non-zero
   /// weights rounded to 0 (e.g. simulation.fixed_point_bits = 4).
   bool large() const;
-  std::int64_t max_fan_in_sum = 0;    ///< max over targets of sum |w_q| + |b_q| (units), < 2^24
-  std::size_t biases = 0;             ///< neurons of the target with a non-zero quantised bias
-  double bias_max_abs_error = 0.0;    ///< max |b - b_q * unit| over the target's biases, model units
+  std::int64_t max_fan_in_sum = 0;  ///< max over targets of sum |w_q| + |b_q| (units), < 2^24
+  std::size_t biases = 0;           ///< neurons of the target with a non-zero quantised bias
+  double bias_max_abs_error = 0.0;  ///< max |b - b_q * unit| over the target's biases, model units
 };
 
 /// QuantisationReport::large(): max relative error above 1 % (8-bit weights
@@ -104,12 +104,12 @@ struct FixedConnection {
   std::size_t targets = 0;
   int weight_bits = kDefaultWeightBits;  ///< 32, 16 or 8: the element type of the delivery tables
   std::vector<FixedWeight> weights;
-  std::vector<std::int16_t> weights16;   ///< dense/sparse with weight_bits 16
-  std::vector<std::int8_t> weights8;     ///< dense/sparse with weight_bits 8
-  std::vector<std::uint64_t> offsets;  ///< sparse only: sources + 1
-  std::vector<NeuronId> target_ids;    ///< sparse only
-  std::vector<std::uint32_t> fan_out;  ///< sparse only: synapses per source
-  WindowGeometry geometry;             ///< conv and pool only
+  std::vector<std::int16_t> weights16;  ///< dense/sparse with weight_bits 16
+  std::vector<std::int8_t> weights8;    ///< dense/sparse with weight_bits 8
+  std::vector<std::uint64_t> offsets;   ///< sparse only: sources + 1
+  std::vector<NeuronId> target_ids;     ///< sparse only
+  std::vector<std::uint32_t> fan_out;   ///< sparse only: synapses per source
+  WindowGeometry geometry;              ///< conv and pool only
   /// Conv only: the kernel tap-major, [in_channels * kh * kw, out_channels],
   /// so one tap's weights to every output channel are contiguous (delivery);
   /// with stride_w == 1 each kernel row's columns are reversed (entry kx holds
@@ -125,10 +125,8 @@ struct FixedConnection {
   /// col_reach[x]) that input (y, x) reaches; in 32-bit arithmetic, with no
   /// division for strides 1 and 2 (delivery calls this per spike).
   void window_of(std::uint32_t y, std::uint32_t x, std::uint32_t& r0, std::uint32_t& c0) const {
-    r0 = last_of(y + static_cast<std::uint32_t>(geometry.pad_h), geometry.stride_h, geometry.output.height) + 1 -
-         row_reach[y];
-    c0 = last_of(x + static_cast<std::uint32_t>(geometry.pad_w), geometry.stride_w, geometry.output.width) + 1 -
-         col_reach[x];
+    r0 = last_of(y + static_cast<std::uint32_t>(geometry.pad_h), geometry.stride_h, geometry.output.height) + 1 - row_reach[y];
+    c0 = last_of(x + static_cast<std::uint32_t>(geometry.pad_w), geometry.stride_w, geometry.output.width) + 1 - col_reach[x];
   }
 
   /// Conv and pool: source s as (channel c, row y, column x) of the input, in
@@ -158,9 +156,12 @@ struct FixedConnection {
   template <typename T>
   const T* table() const {
     const bool conv = format == FanOutFormat::Conv;
-    if constexpr (sizeof(T) == 1) return conv ? tap_major8.data() : weights8.data();
-    else if constexpr (sizeof(T) == 2) return conv ? tap_major16.data() : weights16.data();
-    else return conv ? tap_major.data() : weights.data();
+    if constexpr (sizeof(T) == 1)
+      return conv ? tap_major8.data() : weights8.data();
+    else if constexpr (sizeof(T) == 2)
+      return conv ? tap_major16.data() : weights16.data();
+    else
+      return conv ? tap_major.data() : weights.data();
   }
   /// Targets one spike of source s reaches (its SynOps).
   std::size_t fan_out_of(std::size_t s) const {
