@@ -507,3 +507,28 @@ TEST_CASE("conv networks: shapes that do not fit are errors naming the layer") {
   CHECK(mlp.connection_count() == 2);
   CHECK(mlp.output_size() == 2);
 }
+
+TEST_CASE("conv and pool delivery locate a source id as plain division does, for any 32-bit id") {
+  // SourceLocator divides by multiply and shift; check it against / and %
+  // on small and huge planes, at the ends of the 32-bit range and at random.
+  std::mt19937_64 rng(7);
+  for (const auto& [h, w] : std::vector<std::pair<std::size_t, std::size_t>>{
+           {1, 1}, {1, 2}, {28, 28}, {12, 12}, {3, 7}, {1, 65535}, {65535, 65535}, {65535, 65537}, {4096, 3}}) {
+    snn::WindowGeometry g;
+    g.input = Shape{1, h, w};
+    const snn::engine::SourceLocator locate(g);
+    const std::uint64_t plane = h * w;
+    std::vector<std::uint32_t> ids{0, 1, 2, 0xFFFFFFFFu, 0xFFFFFFFEu, 0x80000000u, 0x7FFFFFFFu};
+    for (std::uint64_t k : {plane - 1, plane, plane + 1, 2 * plane - 1, std::uint64_t{w} - 1, std::uint64_t{w}})
+      if (k <= 0xFFFFFFFFu) ids.push_back(static_cast<std::uint32_t>(k));
+    for (int i = 0; i < 20000; ++i) ids.push_back(static_cast<std::uint32_t>(rng()));
+    for (std::uint32_t s : ids) {
+      std::uint32_t c = 0, y = 0, x = 0;
+      locate(s, c, y, x);
+      INFO("plane " << h << "x" << w << ", id " << s);
+      REQUIRE(c == s / plane);
+      REQUIRE(y == s % plane / w);
+      REQUIRE(x == s % w);
+    }
+  }
+}

@@ -220,10 +220,18 @@ FixedNetwork::FixedNetwork(const Network& network, int bits, int weight_bits) : 
       fc.geometry = fc.format == FanOutFormat::Conv ? conn.conv().geometry : conn.pool().geometry;
       fc.row_reach = axis_reach(fc.geometry, true);
       if (fc.format == FanOutFormat::Conv) {
+        // Stride-1 columns are stored reversed (kx -> kw - 1 - kx): then the
+        // taps one source meets along an output row are adjacent, in the
+        // order of the targets (add_conv's flat row add).
         const std::size_t oc = fc.geometry.output.channels, k = fc.weights.size() / oc;
+        const std::size_t kw = fc.geometry.kernel_w;
+        const bool reversed = fc.geometry.stride_w == 1;
         fc.tap_major.resize(fc.weights.size());
         for (std::size_t o = 0; o < oc; ++o)
-          for (std::size_t i = 0; i < k; ++i) fc.tap_major[i * oc + o] = fc.weights[o * k + i];
+          for (std::size_t i = 0; i < k; ++i) {
+            const std::size_t kx = i % kw, row = i - kx;
+            fc.tap_major[(row + (reversed ? kw - 1 - kx : kx)) * oc + o] = fc.weights[o * k + i];
+          }
       }
       fc.col_reach = axis_reach(fc.geometry, false);
     }

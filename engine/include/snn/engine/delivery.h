@@ -58,6 +58,36 @@ inline void add_sparse_rows(Potential* __restrict cur, const FixedConnection& fc
   }
 }
 
+/// Source id -> (channel, row, column) of a conv or pool input, by multiply
+/// and shift instead of division (per spike; pool spikes add one weight each,
+/// so the divisions dominated their delivery). Exact for all 32-bit ids: with
+/// M = floor(2^64 / d) + 1, n / d = (M * n) >> 64 for n, d < 2^32 (Lemire,
+/// Kaser and Kurz, "Faster remainder by direct computation", 2019). Planes
+/// of fewer than 2^32 neurons (every id is 32-bit).
+class SourceLocator {
+ public:
+  explicit SourceLocator(const WindowGeometry& g)
+      : w_(static_cast<std::uint32_t>(g.input.width)),
+        plane_(static_cast<std::uint32_t>(g.input.height) * w_),
+        mw_(magic(w_)),
+        mp_(magic(plane_)) {}
+  void operator()(NeuronId s, std::uint32_t& c, std::uint32_t& y, std::uint32_t& x) const {
+    c = div(s, plane_, mp_);
+    const std::uint32_t pos = s - c * plane_;
+    y = div(pos, w_, mw_);
+    x = pos - y * w_;
+  }
+
+ private:
+  __extension__ using U128 = unsigned __int128;
+  static std::uint64_t magic(std::uint32_t d) { return d <= 1 ? 0 : ~std::uint64_t{0} / d + 1; }
+  static std::uint32_t div(std::uint32_t n, std::uint32_t d, std::uint64_t m) {
+    return d <= 1 ? n : static_cast<std::uint32_t>((U128{m} * n) >> 64);
+  }
+  std::uint32_t w_, plane_;
+  std::uint64_t mw_, mp_;
+};
+
 /// Convolution: source (c, y, x) adds kernel tap (ky, kx) = (y + pad_h - oy
 /// * stride_h, x + pad_w - ox * stride_w) of every output channel o to target
 /// (o, oy, ox), for the output positions whose window covers (y, x). The
@@ -67,38 +97,87 @@ inline void add_sparse_rows(Potential* __restrict cur, const FixedConnection& fc
 /// one contiguous, vectorisable loop over the tap-major kernel; the targets of
 /// [lo, hi) (CHW ids) are then moved into `cur` and their scratch entries
 /// zeroed again. `scratch` holds `targets` zeros on entry and on return.
+///
+/// With stride_w == 1 the kernel is stored with kx reversed (see
+/// FixedConnection::tap_major), so for one output row oy the targets ox = c0..c1
+/// (contiguous in scratch) meet contiguous weights: the whole row is one flat
+/// add of (c1 - c0 + 1) * oc elements instead of c1 - c0 + 1 short loops.
 template <typename T>
 inline void add_conv(Potential* __restrict cur, Potential* __restrict scratch, const FixedConnection& fc,
                      std::span<const NeuronId> ids, NeuronId lo, NeuronId hi) {
   if (ids.empty()) return;
   const WindowGeometry& g = fc.geometry;
-  const std::size_t W = g.input.width, plane = g.input.height * W;
   const std::size_t OW = g.output.width, ohw = g.output.height * OW, oc = g.output.channels;
   const std::size_t kh = g.kernel_h, kw = g.kernel_w;
   const T* __restrict taps = fc.table<T>();
   const bool full = lo == 0 && hi == fc.targets;
-  for (NeuronId s : ids) {
-    const std::size_t c = s / plane, y = s % plane / W, x = s % W;
-    const auto [r0, r1] = g.rows_of(y);
-    const auto [c0, c1] = g.cols_of(x);
-    if (r0 > r1 || c0 > c1) continue;
-    for (std::size_t oy = r0; oy <= r1; ++oy) {
-      const std::size_t ky = y + g.pad_h - oy * g.stride_h;
-      for (std::size_t ox = c0; ox <= c1; ++ox) {
-        const std::size_t kx = x + g.pad_w - ox * g.stride_w;
-        const T* __restrict w = taps + ((c * kh + ky) * kw + kx) * oc;
-        const std::size_t pix = oy * OW + ox;
-        Potential* __restrict t = scratch + pix * oc;
-        if (full) {
-          for (std::size_t o = 0; o < oc; ++o) t[o] += Potential{w[o]};
-        } else {
-          // Channels o with lo <= o * ohw + pix < hi.
-          const std::size_t o0 = lo > pix ? (lo - pix + ohw - 1) / ohw : 0;
-          const std::size_t o1 = std::min(oc, hi > pix ? (hi - pix + ohw - 1) / ohw : 0);
-          for (std::size_t o = o0; o < o1; ++o) t[o] += Potential{w[o]};
+  const bool reversed = g.stride_w == 1;
+  const SourceLocator locate(g);
+  if (full && reversed) {
+    for (NeuronId s : ids) {
+      std::uint32_t c, y, x;
+      locate(s, c, y, x);
+      if (fc.row_reach[y] == 0 || fc.col_reach[x] == 0) continue;
+      std::uint32_t r0u, c0u;
+      fc.window_of(y, x, r0u, c0u);
+      const std::size_t r0 = r0u, r1 = r0 + fc.row_reach[y] - 1;
+      const std::size_t c0 = c0u, c1 = c0 + fc.col_reach[x] - 1;
+      // Reversed column of tap kx = x + pad_w - c0, the first of the row.
+      const std::size_t kr0 = kw - 1 - (x + g.pad_w - c0);
+      const std::size_t n = (c1 - c0 + 1) * oc;
+      for (std::size_t oy = r0; oy <= r1; ++oy) {
+        const std::size_t ky = y + g.pad_h - oy * g.stride_h;
+        const T* __restrict w = taps + ((c * kh + ky) * kw + kr0) * oc;
+        Potential* __restrict t = scratch + (oy * OW + c0) * oc;
+        for (std::size_t i = 0; i < n; ++i) t[i] += Potential{w[i]};
+      }
+    }
+  } else {
+    for (NeuronId s : ids) {
+      std::uint32_t c, y, x;
+      locate(s, c, y, x);
+      if (fc.row_reach[y] == 0 || fc.col_reach[x] == 0) continue;
+      std::uint32_t r0u, c0u;
+      fc.window_of(y, x, r0u, c0u);
+      const std::size_t r0 = r0u, r1 = r0 + fc.row_reach[y] - 1;
+      const std::size_t c0 = c0u, c1 = c0 + fc.col_reach[x] - 1;
+      for (std::size_t oy = r0; oy <= r1; ++oy) {
+        const std::size_t ky = y + g.pad_h - oy * g.stride_h;
+        for (std::size_t ox = c0; ox <= c1; ++ox) {
+          const std::size_t kx = x + g.pad_w - ox * g.stride_w;
+          const std::size_t kcol = reversed ? kw - 1 - kx : kx;
+          const T* __restrict w = taps + ((c * kh + ky) * kw + kcol) * oc;
+          const std::size_t pix = oy * OW + ox;
+          Potential* __restrict t = scratch + pix * oc;
+          if (full) {
+            for (std::size_t o = 0; o < oc; ++o) t[o] += Potential{w[o]};
+          } else {
+            // Channels o with lo <= o * ohw + pix < hi.
+            const std::size_t o0 = lo > pix ? (lo - pix + ohw - 1) / ohw : 0;
+            const std::size_t o1 = std::min(oc, hi > pix ? (hi - pix + ohw - 1) / ohw : 0);
+            for (std::size_t o = o0; o < o1; ++o) t[o] += Potential{w[o]};
+          }
         }
       }
     }
+  }
+  if (full) {
+    // Contiguous reads of scratch, one pass of zeroing (a vectorised fill).
+    // Tiles of 16 positions: each channel's 16 targets are one contiguous
+    // (vector) add, the tile's scratch (16 x oc) stays in L1.
+    constexpr std::size_t kTile = 16;
+    std::size_t pb = 0;
+    for (; pb + kTile <= ohw; pb += kTile) {
+      const Potential* __restrict t = scratch + pb * oc;
+      for (std::size_t o = 0; o < oc; ++o) {
+        Potential* __restrict d = cur + o * ohw + pb;
+        for (std::size_t j = 0; j < kTile; ++j) d[j] += t[j * oc + o];
+      }
+    }
+    for (std::size_t pix = pb; pix < ohw; ++pix)
+      for (std::size_t o = 0; o < oc; ++o) cur[o * ohw + pix] += scratch[pix * oc + o];
+    std::fill(scratch, scratch + ohw * oc, Potential{0});
+    return;
   }
   for (std::size_t o = lo / ohw; o * ohw < hi; ++o) {
     const std::size_t p0 = std::max<std::size_t>(lo, o * ohw) - o * ohw;
@@ -116,14 +195,17 @@ inline void add_conv(Potential* __restrict cur, Potential* __restrict scratch, c
 inline void add_pool(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids, NeuronId lo,
                      NeuronId hi) {
   const WindowGeometry& g = fc.geometry;
-  const std::size_t W = g.input.width, plane = g.input.height * W;
   const std::size_t OW = g.output.width, ohw = g.output.height * OW;
   const FixedWeight v = fc.weights[0];
+  const SourceLocator locate(g);
   for (NeuronId s : ids) {
-    const std::size_t c = s / plane, y = s % plane / W, x = s % W;
-    const auto [r0, r1] = g.rows_of(y);
-    const auto [c0, c1] = g.cols_of(x);
-    if (r0 > r1 || c0 > c1) continue;
+    std::uint32_t c, y, x;
+    locate(s, c, y, x);
+    if (fc.row_reach[y] == 0 || fc.col_reach[x] == 0) continue;
+    std::uint32_t r0u, c0u;
+    fc.window_of(y, x, r0u, c0u);
+    const std::size_t r0 = r0u, r1 = r0 + fc.row_reach[y] - 1;
+    const std::size_t c0 = c0u, c1 = c0 + fc.col_reach[x] - 1;
     for (std::size_t oy = r0; oy <= r1; ++oy) {
       const std::size_t base = c * ohw + oy * OW;
       // This partition's columns of the row: [a, b).

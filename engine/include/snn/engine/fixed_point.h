@@ -111,7 +111,9 @@ struct FixedConnection {
   std::vector<std::uint32_t> fan_out;   ///< sparse only: synapses per source
   WindowGeometry geometry;              ///< conv and pool only
   /// Conv only: the kernel tap-major, [in_channels * kh * kw, out_channels],
-  /// so one tap's weights to every output channel are contiguous (delivery).
+  /// so one tap's weights to every output channel are contiguous (delivery);
+  /// with stride_w == 1 each kernel row's columns are reversed (entry kx holds
+  /// tap kw - 1 - kx), so a source's taps along an output row are adjacent.
   std::vector<FixedWeight> tap_major;
   std::vector<std::int16_t> tap_major16;  ///< conv with weight_bits 16
   std::vector<std::int8_t> tap_major8;    ///< conv with weight_bits 8
@@ -119,6 +121,30 @@ struct FixedConnection {
   /// (the fan-out of (c, y, x) is their product, times out_channels for conv).
   std::vector<std::uint32_t> row_reach, col_reach;
 
+  /// Conv and pool: output rows [r0, r0 + row_reach[y]) and columns [c0, c0 +
+  /// col_reach[x]) that input (y, x) reaches; in 32-bit arithmetic, with no
+  /// division for strides 1 and 2 (delivery calls this per spike).
+  void window_of(std::uint32_t y, std::uint32_t x, std::uint32_t& r0, std::uint32_t& c0) const {
+    r0 = last_of(y + static_cast<std::uint32_t>(geometry.pad_h), geometry.stride_h, geometry.output.height) + 1 - row_reach[y];
+    c0 = last_of(x + static_cast<std::uint32_t>(geometry.pad_w), geometry.stride_w, geometry.output.width) + 1 - col_reach[x];
+  }
+
+  /// Conv and pool: source s as (channel c, row y, column x) of the input, in
+  /// 32-bit arithmetic (ids are 32-bit; 64-bit divisions cost far more per spike).
+  void locate(NeuronId s, std::uint32_t& c, std::uint32_t& y, std::uint32_t& x) const {
+    const auto W = static_cast<std::uint32_t>(geometry.input.width);
+    const auto plane = static_cast<std::uint32_t>(geometry.input.height) * W;
+    c = s / plane;
+    const std::uint32_t pos = s - c * plane;
+    y = pos / W;
+    x = pos - y * W;
+  }
+
+  // min(ip / stride, out - 1): the last output whose window starts at or before ip.
+  static std::uint32_t last_of(std::uint32_t ip, std::size_t stride, std::size_t out) {
+    const std::uint32_t q = stride == 1 ? ip : stride == 2 ? ip >> 1 : ip / static_cast<std::uint32_t>(stride);
+    return std::min(q, static_cast<std::uint32_t>(out - 1));
+  }
   /// Dense row s of a 32-bit table (weight_bits == 32 only; else use weight()).
   const FixedWeight* row(std::size_t s) const { return weights.data() + s * targets; }
   /// Stored weight i (dense: s * targets + t; sparse: CSR entry; conv: kernel), any width.
@@ -144,8 +170,9 @@ struct FixedConnection {
       case FanOutFormat::Sparse: return fan_out[s];
       case FanOutFormat::Conv:
       case FanOutFormat::AvgPool: {
-        const std::size_t pos = s % (geometry.input.height * geometry.input.width);
-        const std::size_t n = std::size_t{row_reach[pos / geometry.input.width]} * col_reach[pos % geometry.input.width];
+        std::uint32_t c, y, x;
+        locate(static_cast<NeuronId>(s), c, y, x);
+        const std::size_t n = std::size_t{row_reach[y]} * col_reach[x];
         return format == FanOutFormat::Conv ? n * geometry.output.channels : n;
       }
     }
