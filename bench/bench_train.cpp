@@ -8,6 +8,7 @@
 //
 // A figure printed by a command, not a timed test: the machine is shared, so
 // the load average is printed with it, and --repeat N gives a median.
+#include "bench_util.h"
 #include "snn/conversion/trainer.h"
 #include "snn/error.h"
 #include "snn/network/dataset.h"
@@ -48,21 +49,8 @@ Reference load_reference(const fs::path& path) {
   return {55.64943353199999, 0.9694388777555111, "embedded copy of shared/reference/seed_pytorch_mnist10k.json"};
 }
 
-std::string load_average() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return in ? fmt::format("{} {} {}", a, b, c) : "unknown";
-}
-
-struct Printer : TrainObserver {
-  void on_epoch(const EpochReport& r) override {
-    fmt::print("  epoch {:2}/{}  loss {:.4f}  train accuracy {:6.2f} %  {:6.2f} s\n", r.epoch, r.epochs, r.loss,
-               100.0 * r.train_accuracy, r.seconds);
-    std::fflush(stdout);
-  }
-  void on_warning(const std::string& w) override { fmt::print("  warning: {}\n", w); }
-};
+using snn::bench::load_average;
+using Printer = snn::bench::EpochPrinter;
 
 }  // namespace
 
