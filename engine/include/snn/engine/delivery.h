@@ -88,6 +88,25 @@ class SourceLocator {
   std::uint64_t mw_, mp_;
 };
 
+/// Where a conv or pool source spike lands: its channel and position, and
+/// the inclusive range of output rows [r0, r1] and columns [c0, c1] whose
+/// windows cover it.
+struct SourceWindow {
+  std::size_t c, y, x, r0, r1, c0, c1;
+};
+
+/// Fills `w` for source `s`; false when no window covers it (an edge the
+/// stride skips), so the spike reaches no target.
+inline bool source_window(const FixedConnection& fc, const SourceLocator& locate, NeuronId s, SourceWindow& w) {
+  std::uint32_t c, y, x;
+  locate(s, c, y, x);
+  if (fc.row_reach[y] == 0 || fc.col_reach[x] == 0) return false;
+  std::uint32_t r0, c0;
+  fc.window_of(y, x, r0, c0);
+  w = {c, y, x, r0, r0 + fc.row_reach[y] - 1u, c0, c0 + fc.col_reach[x] - 1u};
+  return true;
+}
+
 /// Convolution: source (c, y, x) adds kernel tap (ky, kx) = (y + pad_h - oy
 /// * stride_h, x + pad_w - ox * stride_w) of every output channel o to target
 /// (o, oy, ox), for the output positions whose window covers (y, x). The
@@ -115,13 +134,9 @@ inline void add_conv(Potential* __restrict cur, Potential* __restrict scratch, c
   const SourceLocator locate(g);
   if (full && reversed) {
     for (NeuronId s : ids) {
-      std::uint32_t c, y, x;
-      locate(s, c, y, x);
-      if (fc.row_reach[y] == 0 || fc.col_reach[x] == 0) continue;
-      std::uint32_t r0u, c0u;
-      fc.window_of(y, x, r0u, c0u);
-      const std::size_t r0 = r0u, r1 = r0 + fc.row_reach[y] - 1;
-      const std::size_t c0 = c0u, c1 = c0 + fc.col_reach[x] - 1;
+      SourceWindow win;
+      if (!source_window(fc, locate, s, win)) continue;
+      const auto [c, y, x, r0, r1, c0, c1] = win;
       // Reversed column of tap kx = x + pad_w - c0, the first of the row.
       const std::size_t kr0 = kw - 1 - (x + g.pad_w - c0);
       const std::size_t n = (c1 - c0 + 1) * oc;
@@ -134,13 +149,9 @@ inline void add_conv(Potential* __restrict cur, Potential* __restrict scratch, c
     }
   } else {
     for (NeuronId s : ids) {
-      std::uint32_t c, y, x;
-      locate(s, c, y, x);
-      if (fc.row_reach[y] == 0 || fc.col_reach[x] == 0) continue;
-      std::uint32_t r0u, c0u;
-      fc.window_of(y, x, r0u, c0u);
-      const std::size_t r0 = r0u, r1 = r0 + fc.row_reach[y] - 1;
-      const std::size_t c0 = c0u, c1 = c0 + fc.col_reach[x] - 1;
+      SourceWindow win;
+      if (!source_window(fc, locate, s, win)) continue;
+      const auto [c, y, x, r0, r1, c0, c1] = win;
       for (std::size_t oy = r0; oy <= r1; ++oy) {
         const std::size_t ky = y + g.pad_h - oy * g.stride_h;
         for (std::size_t ox = c0; ox <= c1; ++ox) {
@@ -199,13 +210,9 @@ inline void add_pool(Potential* __restrict cur, const FixedConnection& fc, std::
   const FixedWeight v = fc.weights[0];
   const SourceLocator locate(g);
   for (NeuronId s : ids) {
-    std::uint32_t c, y, x;
-    locate(s, c, y, x);
-    if (fc.row_reach[y] == 0 || fc.col_reach[x] == 0) continue;
-    std::uint32_t r0u, c0u;
-    fc.window_of(y, x, r0u, c0u);
-    const std::size_t r0 = r0u, r1 = r0 + fc.row_reach[y] - 1;
-    const std::size_t c0 = c0u, c1 = c0 + fc.col_reach[x] - 1;
+    SourceWindow win;
+    if (!source_window(fc, locate, s, win)) continue;
+    const auto [c, y, x, r0, r1, c0, c1] = win;
     for (std::size_t oy = r0; oy <= r1; ++oy) {
       const std::size_t base = c * ohw + oy * OW;
       // This partition's columns of the row: [a, b).
