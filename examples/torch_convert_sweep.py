@@ -80,8 +80,10 @@ for theta in args.thresholds:
 
 out = pathlib.Path(args.out)
 out.mkdir(parents=True, exist_ok=True)
-np.savetxt(out / "example_sweep.csv", np.array(rows), delimiter=",", fmt=["%g", "%d", "%.6f", "%.1f"],
+# Whole or not at all: a temporary beside the target, then a rename.
+np.savetxt(out / "example_sweep.csv.tmp", np.array(rows), delimiter=",", fmt=["%g", "%d", "%.6f", "%.1f"],
            header="threshold,steps,accuracy,synops_per_image", comments="")
+(out / "example_sweep.csv.tmp").replace(out / "example_sweep.csv")
 print(f"wrote {out / 'example_sweep.csv'}")
 try:
     import matplotlib
@@ -102,5 +104,6 @@ else:
     ax.set_ylim(0, 100)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "example_sweep.png", dpi=120)
+    fig.savefig(out / "example_sweep.png.tmp", dpi=120, format="png")
+    (out / "example_sweep.png.tmp").replace(out / "example_sweep.png")
     print(f"wrote {out / 'example_sweep.png'}")
