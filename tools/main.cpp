@@ -169,6 +169,33 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   bench->add_option("--json", bench_options.json, "Also write the figures as JSON to this file");
   bench->add_flag("--no-bound", bench_options.skip_bound, "Skip the row-add bound micro-benchmark");
+  bench->add_flag("--latency", bench_options.latency,
+                  "Time latency mode instead: one sample at a time, each population split over the threads, on 1 thread "
+                  "and on --threads, beside throughput mode; checks all three give identical results");
+  bench->add_flag("--random-weights", bench_options.random_weights,
+                  "No training: random weights for the config's network (network.hidden or network.layers), scaled per "
+                  "layer to fire at set rates (--random-rate); accuracy is then meaningless");
+  bench
+      ->add_option("--random-width", bench_options.random_width,
+                   "Random weights for a 784-N-N-10 MLP (network.hidden = [N, N]) instead; implies --random-weights")
+      ->check(count_at_least(1));
+  bench
+      ->add_option("--random-rate", bench_options.random_rate,
+                   "Spikes per neuron and step each random layer is tuned to (default: the seed's rates for a "
+                   "two-hidden-layer MLP, else 0.05)")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            try {
+              std::size_t used = 0;
+              const double v = std::stod(text, &used);
+              if (used == text.size() && v > 0 && v < 1) return "";
+            } catch (const std::exception&) {}
+            return fmt::format("expected spikes per neuron and step, a number in (0, 1), found '{}'", text);
+          },
+          "RATE"));
+  bench->add_option("--tune-samples", bench_options.tune_samples, "Training images the random weights' scales are tuned on")
+      ->capture_default_str()
+      ->check(count_at_least(1));
   bench->callback([&] { action = [&] { return snn::tool::bench_command(config_path, common, bench_options); }; });
 
   std::string info_path;
