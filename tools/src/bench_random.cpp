@@ -120,7 +120,7 @@ RandomWeights random_weights(const Config& c, const Dataset& train, std::size_t 
   out.scales.assign(feeds.size(), 1e-6);
   for (std::size_t l = 0; l < feeds.size(); ++l) {
     double lo = 1e-5, hi = 10.0;
-    for (int it = 0; it < 16; ++it) {
+    for (int it = 0; it < 13; ++it) {  // 13 halvings of ln(1e6): the scale to 0.2 %
       const double mid = std::sqrt(lo * hi);
       out.scales[l] = mid;
       (rate_of(c, scaled(base, out.scales), tuning, ro, feeds[l]) < out.target[l] ? lo : hi) = mid;
