@@ -939,6 +939,10 @@ TEST_CASE("snnsim bench refuses bad random-weight and latency options with a cle
   fails(tiny + "--random-weights --random-rate 0", 2, {"--random-rate", "'0'"});
   fails(tiny + "--random-weights --tune-samples 0", 2, {"--tune-samples", "'0'"});
   fails(tiny + "--latency=maybe", 2, {"--latency", "maybe"});
+  // Options that would be ignored are refused.
+  fails(tiny + "--random-rate 0.1", 2, {"--random-rate", "--random-weights or --random-width"});
+  fails(tiny + "--tune-samples 5 --latency", 2, {"--tune-samples", "--random-weights or --random-width"});
+  fails(tiny + "--latency --no-bound", 2, {"--latency", "--no-bound"});
   // Mistakes only the config shows: exit 1, naming what is wrong.
   fails(tiny + "--random-weights --tune-samples 100000", 1, {"--tune-samples 100000", "8004 training images"});
   fails(conv.string() + " --quiet --set 'output.cache=\"" + (dir / "cache").string() + "\"' --random-width 8 --latency", 1,

@@ -109,7 +109,7 @@ RandomWeights random_weights(const Config& c, const Dataset& train, std::size_t 
   }
   out.rule = rate > 0             ? fmt::format("--random-rate {}", rate)
              : seed_shape && seed ? fmt::format("the seed's {}-normalised run", to_string(seed->method))
-                                  : "0.05 (the default for nets other than the seed's two-hidden-layer MLP)";
+                                  : "0.05 (the default where no seed run has this shape and normalisation)";
 
   // Layer by layer; the layers after the one being tuned stay weak (they do
   // not change its rate, and silent layers simulate fast).

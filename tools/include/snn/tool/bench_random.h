@@ -46,9 +46,9 @@ struct RandomWeights {
 /// net that has one) U(-1, 1) + 0.3 so that the few inputs of a kernel can
 /// drive it; then scaled per layer until each weighted layer's population
 /// fires `rate` spikes per neuron and step on the first `tune_samples`
-/// training images (rate 0: the seed's data-normalised rates per neuron when
-/// the net is an MLP with two hidden layers, the rates of the config's
-/// normalisation method's seed run; else 0.05).
+/// training images (rate 0: for an MLP with two hidden layers, the spikes per
+/// neuron and step of the seed's run with the config's normalisation method,
+/// none, model or data; else 0.05).
 RandomWeights random_weights(const Config& config, const Dataset& train, std::size_t tune_samples, double rate);
 
 }  // namespace snn::tool
