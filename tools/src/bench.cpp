@@ -130,7 +130,12 @@ BenchNetwork bench_network(const Prepared& p, const CommonOptions& options, cons
   return {
       build_network(c, w), false,
       fmt::format(
-          "trained ({}: {}{}), {}-normalised", ann.kind, ann.source,
+          "{} {}{}, {}-normalised",
+          ann.kind == "onnx"      ? "the ONNX model"
+          : ann.kind == "weights" ? "network.weights"
+          : ann.cached            ? "trained by snnsim, from the cache"
+                                  : "trained by snnsim just now, cached in",
+          ann.source,
           ann.weights.ann_test_accuracy ? fmt::format(", ANN test accuracy {:.2f} %", 100 * *ann.weights.ann_test_accuracy) : "",
           to_string(w.normalisation.method))};
 }
