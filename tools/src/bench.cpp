@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -119,7 +120,10 @@ BenchNetwork bench_network(const Prepared& p, const CommonOptions& options, cons
     const RandomWeights r = random_weights(c, p.data.train, static_cast<std::size_t>(bench.tune_samples), bench.random_rate);
     std::vector<std::string> layers;
     for (std::size_t l = 0; l < r.scales.size(); ++l)
-      layers.push_back(fmt::format("x{:.3g} -> {:.4f} (want {:.4f})", r.scales[l], r.reached[l], r.target[l]));
+      layers.push_back(fmt::format("x{:.3g} -> {:.4f} (want {:.4f}{})", r.scales[l], r.reached[l], r.target[l],
+                                   std::abs(r.reached[l] / r.target[l] - 1) > 0.1 ? ": NOT reached, the scales tried "
+                                                                                    "(1e-5 to 10) cannot get there"
+                                                                                  : ""));
     return {build_network(c, r.weights), true,
             fmt::format("RANDOM (seed training.seed = {}; accuracy meaningless), scaled per layer until each fires the "
                         "spikes per neuron and step of {}, on {} training images ({:.1f} s): {}",
