@@ -150,14 +150,20 @@ BenchNetwork bench_network(const Prepared& p, const CommonOptions& options, cons
 CommonOptions with_random_width(const std::filesystem::path& path, const CommonOptions& options, const BenchOptions& bench) {
   CommonOptions o = options;
   if (bench.random_width <= 0) return o;
-  const Config c = load_config(path, overrides_of(options));
-  if (!c.network.layers.empty())
-    throw Error(
-        "--random-width {} times a random 784-{}-{}-10 MLP, but {} has a layer list (network.layers); use "
-        "--random-weights to time its own layers with random weights",
-        bench.random_width, bench.random_width, bench.random_width, path.string());
   o.set.push_back(fmt::format("network.hidden=[{0}, {0}]", bench.random_width));
-  return o;
+  try {
+    load_config(path, overrides_of(o));
+    return o;
+  } catch (const Error&) {
+    // Say why if it is the layer list; else the config's own problem.
+    const Config c = load_config(path, overrides_of(options));
+    if (!c.network.layers.empty())
+      throw Error(
+          "--random-width {} times a random 784-{}-{}-10 MLP, but {} has a layer list (network.layers); use "
+          "--random-weights to time its own layers with random weights",
+          bench.random_width, bench.random_width, bench.random_width, path.string());
+    throw;
+  }
 }
 
 }  // namespace

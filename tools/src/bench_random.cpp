@@ -29,25 +29,75 @@ const SeedSetting* seed_rates(const Config& c) {
   return nullptr;
 }
 
-// The weights with layer l multiplied by scales[l].
-WeightSet scaled(const WeightSet& base, const std::vector<double>& scales) {
-  WeightSet w = base;
-  for (std::size_t l = 0; l < w.layers.size(); ++l)
-    for (float& x : w.layers[l].data) x = static_cast<float>(x * scales[l]);
-  return w;
+// The network up to weighted layer `l` (the layers after it do not change its
+// rate: leaving them out makes each tuning step cheap), its weights scaled,
+// and the config's per-population lists cut to match.
+struct Prefix {
+  Config config;
+  WeightSet weights;
+};
+Prefix prefix(const Config& c, const WeightSet& base, const std::vector<double>& scales, std::size_t l, std::size_t spec_end,
+              std::size_t populations) {
+  Prefix p{c, {}};
+  auto& sim = p.config.simulation;
+  if (sim.threshold.size() > 1) sim.threshold.resize(populations);
+  if (sim.delays.size() > 1) sim.delays.resize(populations);
+  p.weights.input = base.input;
+  if (!base.architecture.empty())
+    p.weights.architecture.assign(base.architecture.begin(), base.architecture.begin() + static_cast<std::ptrdiff_t>(spec_end));
+  for (std::size_t k = 0; k <= l; ++k) {
+    Matrix m = base.layers[k];
+    for (float& x : m.data) x = static_cast<float>(x * scales[k]);
+    p.weights.layers.push_back(std::move(m));
+  }
+  return p;
 }
 
-// Spikes per neuron and step of population `pop`, or +infinity when the
-// weights are so strong that the potentials leave the fixed-point range.
-double rate_of(const Config& c, const WeightSet& w, const engine::SampleSet& tuning, const engine::RunOptions& ro,
-               std::size_t pop) {
+// Spikes per neuron and step of the last population of `p`, or +infinity when
+// the weights are so strong that the potentials leave the fixed-point range.
+double rate_of(const Prefix& p, const engine::SampleSet& tuning, const engine::RunOptions& ro) {
   try {
-    const Network net = build_network(c, w);
-    const engine::Engine e(net, c.simulation.fixed_point_bits, c.simulation.weight_bits);
+    const Network net = build_network(p.config, p.weights);
+    const engine::Engine e(net, p.config.simulation.fixed_point_bits, p.config.simulation.weight_bits);
     const auto spikes = e.run(tuning, ro).spikes_per_population();
-    return static_cast<double>(spikes[pop]) /
-           (static_cast<double>(tuning.count) * static_cast<double>(ro.steps) * static_cast<double>(net.population(pop).size));
+    const std::size_t last = net.populations().size() - 1;
+    return static_cast<double>(spikes[last]) /
+           (static_cast<double>(tuning.count) * static_cast<double>(ro.steps) * static_cast<double>(net.population(last).size));
   } catch (const Error&) { return HUGE_VAL; }
+}
+
+// The scale (in [1e-5, 10]) at which `rate(scale)` is `target` to 0.2 %, or
+// the closest found: in log-log space the rate is smooth and monotone, so
+// false position (Illinois) takes a few steps where bisection takes 13;
+// bisection while an end's rate is still 0 or infinite. Returns the scale and
+// the rate reached.
+template <typename Rate>
+std::pair<double, double> solve_scale(Rate rate, double target) {
+  double xlo = std::log(1e-5), xhi = std::log(10.0);
+  double flo = -HUGE_VAL, fhi = HUGE_VAL;
+  int side = 0;
+  std::pair<double, double> best{std::exp(0.5 * (xlo + xhi)), 0.0};
+  for (int it = 0; it < 30 && xhi - xlo > 1e-3; ++it) {
+    double x = 0.5 * (xlo + xhi);
+    if (std::isfinite(flo) && std::isfinite(fhi)) {
+      const double w = xhi - xlo;
+      x = std::clamp(xlo - flo * w / (fhi - flo), xlo + 0.02 * w, xhi - 0.02 * w);
+    }
+    const double r = rate(std::exp(x));
+    if (std::abs(r / target - 1) < std::abs(best.second / target - 1)) best = {std::exp(x), r};
+    if (std::abs(r / target - 1) < 2e-3) break;
+    const double f = r > 0 ? std::log(r / target) : -HUGE_VAL;
+    if (f < 0) {
+      xlo = x, flo = f;
+      if (side < 0 && std::isfinite(fhi)) fhi /= 2;  // Illinois: the stale end's weight halves
+      side = -1;
+    } else {
+      xhi = x, fhi = f;
+      if (side > 0 && std::isfinite(flo)) flo /= 2;
+      side = 1;
+    }
+  }
+  return best;
 }
 
 }  // namespace
@@ -83,9 +133,10 @@ RandomWeights random_weights(const Config& c, const Dataset& train, std::size_t 
   const float offset = has_conv ? 0.3f : 0.0f;
   std::mt19937_64 rng(c.training.seed + 1);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  // Each weighted layer's matrix, and the population it feeds (0 is the input).
+  // Each weighted layer's matrix, the population it feeds (0 is the input)
+  // and the end of its prefix of the layer list.
   const std::vector<Shape> shapes = infer_shapes(spec.input, spec.layers);
-  std::vector<std::size_t> feeds;
+  std::vector<std::size_t> feeds, ends;
   std::size_t pop = 0;
   for (std::size_t i = 0; i < spec.layers.size(); ++i) {
     const LayerSpec& l = spec.layers[i];
@@ -98,6 +149,7 @@ RandomWeights random_weights(const Config& c, const Dataset& train, std::size_t 
     for (float& x : m.data) x = u(rng) + offset;
     base.layers.push_back(std::move(m));
     feeds.push_back(pop);
+    ends.push_back(i + 1);
   }
 
   const SeedSetting* seed = seed_rates(c);
@@ -111,24 +163,24 @@ RandomWeights random_weights(const Config& c, const Dataset& train, std::size_t 
              : seed_shape && seed ? fmt::format("the seed's {}-normalised run", to_string(seed->method))
                                   : "0.05 (the default where no seed run has this shape and normalisation)";
 
-  // Layer by layer; the layers after the one being tuned stay weak (they do
-  // not change its rate, and silent layers simulate fast).
+  // Layer by layer: a layer's rate depends only on the layers before it.
   engine::RunOptions ro = run_options(c);
   ro.early_exit.enabled = false;
   const engine::SampleSet tuning = engine::SampleSet::of(train, 0, tune_samples);
   out.tune_samples = tuning.count;
-  out.scales.assign(feeds.size(), 1e-6);
+  out.scales.assign(feeds.size(), 1.0);
   for (std::size_t l = 0; l < feeds.size(); ++l) {
-    double lo = 1e-5, hi = 10.0;
-    for (int it = 0; it < 13; ++it) {  // 13 halvings of ln(1e6): the scale to 0.2 %
-      const double mid = std::sqrt(lo * hi);
-      out.scales[l] = mid;
-      (rate_of(c, scaled(base, out.scales), tuning, ro, feeds[l]) < out.target[l] ? lo : hi) = mid;
-    }
-    out.scales[l] = std::sqrt(lo * hi);
-    out.reached.push_back(rate_of(c, scaled(base, out.scales), tuning, ro, feeds[l]));
+    const auto [scale, reached] = solve_scale(
+        [&](double s) {
+          out.scales[l] = s;
+          return rate_of(prefix(c, base, out.scales, l, ends[l], feeds[l]), tuning, ro);
+        },
+        out.target[l]);
+    out.scales[l] = scale;
+    out.reached.push_back(reached);
   }
-  base = scaled(base, out.scales);
+  for (std::size_t l = 0; l < base.layers.size(); ++l)
+    for (float& x : base.layers[l].data) x = static_cast<float>(x * out.scales[l]);
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;
 }
