@@ -3,9 +3,9 @@
 // so the simulators can be timed on any shape without training. The engine's
 // work depends on how many spikes each population fires, not on what the
 // weights learned, so each weighted layer's weights are scaled (one factor per
-// layer, found by bisection on a few training images, layer after layer: a
-// layer's rate depends only on the layers before it) until the population it
-// feeds fires at a target rate. Accuracy is meaningless with them.
+// layer, found by false position on a log scale on a few training images,
+// layer after layer: a layer's rate depends only on the layers before it)
+// until the population it feeds fires at a target rate. Accuracy is meaningless with them.
 #pragma once
 
 #include "snn/network/dataset.h"
