@@ -1,24 +1,20 @@
 // Helpers the training benchmarks share (bench/ only): the machine's load,
-// printed beside every timing, and an observer printing one line per epoch.
+// printed beside every timing (the same helper as `snnsim bench`'s), and an
+// observer printing one line per epoch.
 #pragma once
 
 #include "snn/conversion/trainer.h"
+#include "snn/tool/bench.h"
 
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <fstream>
 #include <string>
 
 namespace snn::bench {
 
-/// The 1-, 5- and 15-minute load averages from /proc/loadavg, or "unknown".
-inline std::string load_average() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return in ? fmt::format("{} {} {}", a, b, c) : "unknown";
-}
+/// The 1-, 5- and 15-minute load averages: snnsim bench's (snn/tool/bench.h).
+using snn::tool::load_average;
 
 /// Prints each epoch's loss, train accuracy and time as it ends.
 struct EpochPrinter : conversion::TrainObserver {

@@ -849,6 +849,108 @@ TEST_CASE("snnsim bench on a ConvNet: event engine == dense baseline, precompute
   CHECK(b["dense"]["macs_per_sample"].get<double>() == (8.0 * 14 * 14 * 4 + 8.0 * 7 * 7 * 4 + 3920) * 40);
 }
 
+TEST_CASE("snnsim bench --latency on random weights: 1 thread, 2 threads and throughput mode agree") {
+  const fs::path dir = scratch("bench_latency");
+  fs::create_directories(dir);
+  auto bench = [&](const fs::path& config, const std::string& name, int threads) {
+    const fs::path json_file = dir / (name + ".json");
+    const Outcome o = run(fmt::format("bench {} --quiet --random-weights --latency --samples 5 --repeat 1 --threads {} --json {}",
+                                      config.string(), threads, json_file.string()));
+    INFO(o.output);
+    REQUIRE(o.status == 0);
+    CHECK_THAT(o.output, Catch::Contains("latency mode == throughput mode") && Catch::Contains("yes: every spike count") &&
+                             Catch::Contains("load average") && Catch::Contains("median of 1 runs"));
+    return read_json(json_file);
+  };
+  // The tiny MLP (no training: random weights for network.hidden = [100]).
+  const json two = bench(kTiny, "mlp2", 2);
+  CHECK(two["mode"] == "latency");
+  CHECK(two["network"] == "784-100-10");
+  CHECK(two["random_weights"] == true);
+  CHECK(two["samples"] == 5);
+  CHECK(two["threads"] == 2);
+  CHECK(two["identical"]["threads_vs_1"] == true);
+  CHECK(two["identical"]["throughput_vs_latency"] == true);
+  for (const char* t : {"latency_1_thread", "latency_threads", "throughput"}) {
+    CHECK(two[t]["runs"].size() == 1);
+    CHECK(two[t]["per_sample_median"].get<double>() == Approx(two[t]["median"].get<double>() / 5));
+  }
+  // The weights were tuned (on training images) so that the hidden layer fires
+  // 0.05 spikes per neuron and step: 100 neurons x 50 steps x 0.05 = 250 per
+  // sample, here on 5 test images.
+  REQUIRE(two["spikes_per_sample"].size() == 3);
+  CHECK(two["spikes_per_sample"][1].get<double>() == Approx(250).epsilon(0.4));
+  // The same weights and spikes whatever the thread count (tuning included).
+  const json one = bench(kTiny, "mlp1", 1);
+  CHECK(one["threads"] == 1);
+  CHECK(one["spikes_per_sample"] == two["spikes_per_sample"]);
+  CHECK(one["synops_per_sample"] == two["synops_per_sample"]);
+
+  // A ConvNet's layer list, random kernels.
+  const json conv = bench(write_config(dir, "tiny_conv.toml", kTinyConv), "conv", 2);
+  CHECK(conv["network"] == "1x28x28-8x14x14-8x7x7-10");
+  CHECK(conv["identical"]["threads_vs_1"] == true);
+  CHECK(conv["identical"]["throughput_vs_latency"] == true);
+}
+
+TEST_CASE("snnsim bench --random-width times a random 784-N-N-10 against the dense baseline without training") {
+  const fs::path dir = scratch("bench_random");
+  fs::create_directories(dir);
+  const fs::path json_file = dir / "bench.json";
+  // An empty cache: nothing may be trained.
+  const fs::path cache = dir / "cache";
+  const Outcome o =
+      run(fmt::format("bench {} --quiet --set 'output.cache=\"{}\"' --random-width 16 --samples 10 --repeat 1 "
+                      "--no-bound --json {}",
+                      kTiny.string(), cache.string(), json_file.string()));
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  CHECK_FALSE(fs::exists(cache));
+  CHECK_THAT(o.output, Catch::Contains("RANDOM") && Catch::Contains("accuracy meaningless") &&
+                           Catch::Contains("event == dense per step") && Catch::Contains("load average"));
+  const json b = read_json(json_file);
+  CHECK(b["mode"] == "throughput");
+  CHECK(b["network"] == "784-16-16-10");
+  CHECK(b["random_weights"] == true);
+  CHECK(b["identical"]["dense"] == true);
+  CHECK(b["identical"]["dense_precompute"] == true);
+  CHECK(b["dense"]["macs_per_sample"].get<double>() == (784.0 * 16 + 16.0 * 16 + 16.0 * 10) * 50);
+  // tiny.toml is not the seed's network: no comparison with the seed's loop.
+  CHECK(b["seed_speedup"].is_null());
+  for (const auto& x : b["precisions"]) CHECK(x["identical_to_dense"] == true);
+}
+
+TEST_CASE("snnsim bench refuses bad random-weight and latency options with a clear message") {
+  const fs::path dir = scratch("bench_bad");
+  const fs::path conv = write_config(dir, "tiny_conv.toml", kTinyConv);
+  auto fails = [&](const std::string& args, int status, const std::vector<std::string>& words) {
+    const Outcome o = run("bench " + args);
+    INFO(args << "\n" << o.output);
+    CHECK(o.status == status);
+    for (const auto& w : words) CHECK_THAT(o.output, Catch::Contains(w));
+  };
+  // A cache of its own: a mistake let through would train there, not elsewhere.
+  const std::string tiny =
+      fmt::format("{} --quiet --samples 2 --repeat 1 --set 'output.cache=\"{}\"' ", kTiny.string(), (dir / "cache").string());
+  // Command-line mistakes: exit 2, naming the option and the value.
+  fails(tiny + "--random-width 0", 2, {"--random-width", "whole number >= 1", "'0'"});
+  fails(tiny + "--random-width wide", 2, {"--random-width", "'wide'"});
+  fails(tiny + "--random-weights --random-rate 1.5", 2, {"--random-rate", "(0, 1)", "'1.5'"});
+  fails(tiny + "--random-weights --random-rate 0", 2, {"--random-rate", "'0'"});
+  fails(tiny + "--random-weights --tune-samples 0", 2, {"--tune-samples", "'0'"});
+  fails(tiny + "--latency=maybe", 2, {"--latency", "maybe"});
+  // Options that would be ignored are refused.
+  fails(tiny + "--random-rate 0.1", 2, {"--random-rate", "--random-weights or --random-width"});
+  fails(tiny + "--tune-samples 5 --latency", 2, {"--tune-samples", "--random-weights or --random-width"});
+  fails(tiny + "--latency --no-bound", 2, {"--latency", "--no-bound"});
+  // Mistakes only the config shows: exit 1, naming what is wrong.
+  fails(tiny + "--random-weights --tune-samples 100000", 1, {"--tune-samples 100000", "8004 training images"});
+  fails(conv.string() + " --quiet --set 'output.cache=\"" + (dir / "cache").string() + "\"' --random-width 8 --latency", 1,
+        {"--random-width 8", "network.layers", "--random-weights"});
+  fails(tiny + "--random-weights --set network.weights=/nonexistent/weights", 1, {"network.weights", "/nonexistent/weights"});
+  CHECK_FALSE(fs::exists(dir / "cache"));
+}
+
 TEST_CASE("ConvNet config mistakes name the layer and the shapes") {
   const fs::path dir = scratch("conv_errors");
   auto error_of = [&](const std::string& layers) {

@@ -158,7 +158,9 @@ int main(int argc, char** argv) {
   config_command("simulate", "Simulate a converted network (network.weights) on the test set and report",
                  snn::tool::simulate_command);
   snn::tool::BenchOptions bench_options;
-  auto* bench = app.add_subcommand("bench", "Event engine against the dense time-stepped baseline: same network, input and seed");
+  auto* bench = app.add_subcommand("bench",
+                                   "Event engine against the dense time-stepped baseline: same network, input and seed; or "
+                                   "latency mode on 1 against N threads (--latency); trained or random weights");
   bench->add_option("config", config_path, "TOML config (see docs/config.md)")->required();
   add_common(bench, common);
   bench->add_option("--repeat", bench_options.repeat, "Timed runs of each simulator, alternating (median reported)")
@@ -168,8 +170,46 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   bench->add_option("--json", bench_options.json, "Also write the figures as JSON to this file");
-  bench->add_flag("--no-bound", bench_options.skip_bound, "Skip the row-add bound micro-benchmark");
-  bench->callback([&] { action = [&] { return snn::tool::bench_command(config_path, common, bench_options); }; });
+  auto* no_bound = bench->add_flag("--no-bound", bench_options.skip_bound, "Skip the row-add bound micro-benchmark");
+  bench
+      ->add_flag("--latency", bench_options.latency,
+                 "Time latency mode instead: one sample at a time, each population split over the threads, on 1 thread "
+                 "and on --threads, beside throughput mode; checks all three give identical results")
+      ->excludes(no_bound);
+  bench->add_flag("--random-weights", bench_options.random_weights,
+                  "No training: random weights for the config's network (network.hidden or network.layers), scaled per "
+                  "layer to fire at set rates (--random-rate); accuracy is then meaningless");
+  bench
+      ->add_option("--random-width", bench_options.random_width,
+                   "Random weights for a 784-N-N-10 MLP (network.hidden = [N, N]) instead; implies --random-weights")
+      ->check(count_at_least(1));
+  auto* random_rate =
+      bench
+          ->add_option("--random-rate", bench_options.random_rate,
+                       "Spikes per neuron and step each random layer is tuned to (default: the seed's rates for a "
+                       "two-hidden-layer MLP, else 0.05)")
+          ->check(CLI::Validator(
+              [](std::string& text) -> std::string {
+                try {
+                  std::size_t used = 0;
+                  const double v = std::stod(text, &used);
+                  if (used == text.size() && v > 0 && v < 1) return "";
+                } catch (const std::exception&) {}
+                return fmt::format("expected spikes per neuron and step, a number in (0, 1), found '{}'", text);
+              },
+              "RATE"));
+  auto* tune_samples =
+      bench->add_option("--tune-samples", bench_options.tune_samples, "Training images the random weights' scales are tuned on")
+          ->capture_default_str()
+          ->check(count_at_least(1));
+  bench->callback([&, random_rate, tune_samples] {
+    // Refused, not ignored, without random weights to tune.
+    if (!bench_options.random_weights && bench_options.random_width == 0)
+      for (const CLI::Option* o : {random_rate, tune_samples})
+        if (o->count() > 0)
+          throw CLI::ValidationError(o->get_name(), "tunes random weights: give --random-weights or --random-width N too");
+    action = [&] { return snn::tool::bench_command(config_path, common, bench_options); };
+  });
 
   std::string info_path;
   auto* info =

@@ -1,9 +1,11 @@
 #include "snn/tool/bench.h"
 
+#include "bench_parts.h"
 #include "snn/engine/dense_simulator.h"
 #include "snn/engine/engine.h"
 #include "snn/error.h"
 #include "snn/network/atomic_file.h"
+#include "snn/tool/bench_random.h"
 #include "snn/tool/interrupt.h"
 #include "snn/tool/mpi.h"
 #include "snn/tool/pipeline.h"
@@ -16,11 +18,56 @@
 #include <sys/resource.h>
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <string>
 #include <thread>
 
 namespace snn::tool {
+
+using bench_parts::BenchNetwork;
+using bench_parts::first_difference;
+using bench_parts::Timing;
+
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return in ? fmt::format("{} {} {}", a, b, c) : "unknown";
+}
+
+namespace bench_parts {
+
+std::string first_difference(const engine::RunResult& a, const engine::RunResult& b) {
+  if (a.population_spikes != b.population_spikes) return "spike counts";
+  if (a.output_counts != b.output_counts) return "output spike counts";
+  if (a.step_predictions != b.step_predictions) return "predictions after some step";
+  if (a.predictions != b.predictions) return "final predictions";
+  if (a.synops != b.synops) return "SynOps";
+  if (a.bias_ops != b.bias_ops) return "bias additions";
+  return "";
+}
+
+std::size_t bench_samples(const Config& c, const CommonOptions& options, const BenchOptions& bench, std::size_t available) {
+  // --limit (or simulation.limit) wins; otherwise --samples, so that the dense
+  // baseline's six timed runs keep the whole bench near a minute.
+  std::size_t n = available;
+  if (options.limit && *options.limit > 0)
+    n = static_cast<std::size_t>(*options.limit);
+  else if (bench.samples > 0)
+    n = static_cast<std::size_t>(bench.samples);
+  else if (c.simulation.limit > 0)
+    n = static_cast<std::size_t>(c.simulation.limit);
+  return std::min(n, available);
+}
+
+std::string shapes_of(const Network& net) {
+  std::vector<std::string> shapes;
+  for (const auto& p : net.populations()) shapes.push_back(to_string(p.shape));
+  return fmt::format("{}", fmt::join(shapes, "-"));
+}
+
+}  // namespace bench_parts
 
 namespace {
 
@@ -46,28 +93,6 @@ bool reset_peak_rss() {
   return clear.good();
 }
 
-struct Timing {
-  std::vector<double> seconds;
-  double median() const {
-    auto v = seconds;
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
-  }
-  double min() const { return seconds.empty() ? 0 : *std::min_element(seconds.begin(), seconds.end()); }
-  double max() const { return seconds.empty() ? 0 : *std::max_element(seconds.begin(), seconds.end()); }
-};
-
-// Every field that says what the network did, compared between simulators.
-std::string first_difference(const engine::RunResult& a, const engine::RunResult& b) {
-  if (a.population_spikes != b.population_spikes) return "spike counts";
-  if (a.output_counts != b.output_counts) return "output spike counts";
-  if (a.step_predictions != b.step_predictions) return "predictions after some step";
-  if (a.predictions != b.predictions) return "final predictions";
-  if (a.synops != b.synops) return "SynOps";
-  if (a.bias_ops != b.bias_ops) return "bias additions";
-  return "";
-}
-
 // One weight width's event engine: its quantised network, runs and results.
 struct Precision {
   int bits = 32;
@@ -88,13 +113,69 @@ std::string bits_used(const engine::FixedNetwork& f) {
   return out;
 }
 
+// The config's trained network (normalised as it says), or random weights.
+BenchNetwork bench_network(const Prepared& p, const CommonOptions& options, const BenchOptions& bench) {
+  const Config& c = p.config;
+  if (bench.random_weights || bench.random_width > 0) {
+    const RandomWeights r = random_weights(c, p.data.train, static_cast<std::size_t>(bench.tune_samples), bench.random_rate);
+    std::vector<std::string> layers;
+    for (std::size_t l = 0; l < r.scales.size(); ++l)
+      layers.push_back(fmt::format("x{:.3g} -> {:.4f} (want {:.4f}{})", r.scales[l], r.reached[l], r.target[l],
+                                   std::abs(r.reached[l] / r.target[l] - 1) > 0.1 ? ": NOT reached, the scales tried "
+                                                                                    "(1e-5 to 10) cannot get there"
+                                                                                  : ""));
+    return {build_network(c, r.weights), true,
+            fmt::format("RANDOM (seed training.seed = {}; accuracy meaningless), scaled per layer until each fires the "
+                        "spikes per neuron and step of {}, on {} training images ({:.1f} s): {}",
+                        c.training.seed, r.rule, r.tune_samples, r.seconds, fmt::join(layers, ", "))};
+  }
+  const AnnWeights ann = ann_weights(c, p.data, options);
+  const WeightSet w = normalised_weights(c, ann.weights, p.data.train).weights;
+  return {
+      build_network(c, w), false,
+      fmt::format(
+          "{} {}{}, {}-normalised",
+          ann.kind == "onnx"      ? "the ONNX model"
+          : ann.kind == "weights" ? "network.weights"
+          : ann.cached            ? "trained by snnsim, from the cache"
+                                  : "trained by snnsim just now, cached in",
+          ann.source,
+          ann.weights.ann_test_accuracy ? fmt::format(", ANN test accuracy {:.2f} %", 100 * *ann.weights.ann_test_accuracy) : "",
+          to_string(w.normalisation.method))};
+}
+
+// --random-width N: the config with network.hidden = [N, N], after every
+// other override; refused for a config with a layer list, which it would
+// silently turn into an MLP.
+CommonOptions with_random_width(const std::filesystem::path& path, const CommonOptions& options, const BenchOptions& bench) {
+  CommonOptions o = options;
+  if (bench.random_width <= 0) return o;
+  o.set.push_back(fmt::format("network.hidden=[{0}, {0}]", bench.random_width));
+  try {
+    load_config(path, overrides_of(o));
+    return o;
+  } catch (const Error&) {
+    // Say why if it is the layer list; else the config's own problem.
+    const Config c = load_config(path, overrides_of(options));
+    if (!c.network.layers.empty())
+      throw Error(
+          "--random-width {} times a random 784-{}-{}-10 MLP, but {} has a layer list (network.layers); use "
+          "--random-weights to time its own layers with random weights",
+          bench.random_width, bench.random_width, bench.random_width, path.string());
+    throw;
+  }
+}
+
 }  // namespace
 
-int bench_command(const std::filesystem::path& path, const CommonOptions& options, const BenchOptions& bench) {
+int bench_command(const std::filesystem::path& path, const CommonOptions& common, const BenchOptions& bench) {
+  const CommonOptions options = with_random_width(path, common, bench);
+  const std::string load_before = load_average();
   const Prepared p = prepare(path, options, false);
   const Config& c = p.config;
-  const AnnWeights ann = ann_weights(c, p.data, options);
-  const Network net = build_network(c, normalised_weights(c, ann.weights, p.data.train).weights);
+  const BenchNetwork bn = bench_network(p, options, bench);
+  if (bench.latency) return bench_parts::latency_bench(path, p, bn, options, bench);
+  const Network& net = bn.network;
   const double rss_before = peak_rss_mb();
   const bool rss_reset = reset_peak_rss();
   // Every table width, the config's first: its tables are the ones the dense
@@ -112,16 +193,7 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   const engine::DenseSimulator dense(fixed);
 
   const Dataset& test = p.data.test;
-  // --limit (or simulation.limit) wins; otherwise --samples, so that the dense
-  // baseline's six timed runs keep the whole bench near a minute.
-  std::size_t n = test.count;
-  if (options.limit && *options.limit > 0)
-    n = static_cast<std::size_t>(*options.limit);
-  else if (bench.samples > 0)
-    n = static_cast<std::size_t>(bench.samples);
-  else if (c.simulation.limit > 0)
-    n = static_cast<std::size_t>(c.simulation.limit);
-  n = std::min(n, test.count);
+  const std::size_t n = bench_parts::bench_samples(c, options, bench, test.count);
   const auto samples = engine::SampleSet::of(test, 0, n);
   engine::RunOptions ro = run_options(c);
   ro.progress = [](std::size_t, std::size_t) { throw_if_interrupted(); };
@@ -219,15 +291,20 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
 
   std::string out;
   auto line = [&](const std::string& k, const std::string& v) { out += fmt::format("  {:<38} {}\n", k, v); };
+  const std::string load_after = load_average();
   out += fmt::format("snnsim bench {}: {} samples x {} steps on {}, {} threads (median of {} runs)\n", path.string(), n,
                      c.simulation.steps, p.data.name, threads, bench.repeat);
+  line("network", bench_parts::shapes_of(net));
+  line("weights", bn.weights);
+  line("load average (1, 5, 15 min)",
+       fmt::format("{} before, {} after ({} cores)", load_before, load_after, std::thread::hardware_concurrency()));
   out += fmt::format("  {:<38} {:>12} {:>14} {:>18}\n", "", "event", "dense/step", "dense+precompute");
   auto trio = [&](const std::string& k, const std::string& a, const std::string& b, const std::string& d) {
     out += fmt::format("  {:<38} {:>12} {:>14} {:>18}\n", k, a, b, d);
   };
   const std::string na = "n/a";
   auto secs = [&](const Timing& t) { return t.seconds.empty() ? na : fmt::format("{:.3f} s", t.median()); };
-  auto range = [&](const Timing& t) { return t.seconds.empty() ? na : fmt::format("{:.2f}-{:.2f}", t.min(), t.max()); };
+  auto range = [&](const Timing& t) { return t.seconds.empty() ? na : fmt::format("{:.3f}-{:.3f}", t.min(), t.max()); };
   trio("wall time (median)", secs(t_event), secs(t_dense), secs(t_chunk));
   trio("wall time (range)", range(t_event), range(t_dense), range(t_chunk));
   trio("samples/s", fmt::format("{:.0f}", dn / te), fmt::format("{:.0f}", dn / t_dense.median()),
@@ -239,7 +316,17 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
        with_chunk ? fmt::format("{:.3g} G", macs * dn / t_chunk.median() / 1e9) : na);
   line("speed-up, event vs best dense", fmt::format("{:.2f}x", best_dense / te));
   line("speed-up, event vs dense per step", fmt::format("{:.2f}x", t_dense.median() / te));
+  // The seed notebook's PyTorch + snntorch loop, measured once on this
+  // machine kind, scaled to these samples: a reference, not a same-run figure.
+  const SeedSetting* seed = seed_setting(c);
+  if (seed)
+    line("speed-up, event vs the seed's loop",
+         fmt::format("{:.1f}x (its {:.2f} s for 1996 images, {:.3f} s for {}; measured in another session)",
+                     seed->seconds * dn / 1996.0 / te, seed->seconds, seed->seconds * dn / 1996.0, n));
   line("dense MACs per SynOp", fmt::format("{:.1f}", macs / synops));
+  std::vector<std::string> per_pop;
+  for (auto x : ev_result.spikes_per_population()) per_pop.push_back(fmt::format("{:.1f}", static_cast<double>(x) / dn));
+  line("spikes per sample (input first)", fmt::format("{}", fmt::join(per_pop, ", ")));
   const auto per_conn = ev_result.synops_per_connection();
   for (std::size_t l = 0; l < per_conn.size(); ++l) {
     const auto& conn = net.connection(l);
@@ -256,7 +343,7 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
          fmt::format("{:.3g} G adds/s; engine at {:.0f} % (SynOps {:.0f} %)", b.adds_per_second / 1e9,
                      100 * work * dn / te / b.adds_per_second, 100 * synops * dn / te / b.adds_per_second));
   line("peak RSS before simulating",
-       fmt::format("{:.1f} MB (training, normalisation{})", rss_before,
+       fmt::format("{:.1f} MB (loading, training or random-weight tuning, normalisation{})", rss_before,
                    rss_reset ? "; reset before the simulators" : "; could not reset: below include it"));
   double mean_steps = 0;
   if (exit_on) {
@@ -271,7 +358,7 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
   }
   line("peak RSS after event runs", fmt::format("{:.1f} MB", rss_event));
   line("peak RSS after dense runs", fmt::format("{:.1f} MB", rss_all));
-  line("SNN accuracy", fmt::format("{:.2f} %", accuracy * 100));
+  line("SNN accuracy", fmt::format("{:.2f} %{}", accuracy * 100, bn.random ? " (random weights: meaningless)" : ""));
   line("event == dense per step", diff_step.empty() ? "yes: every spike count and prediction" : "NO: " + diff_step + " differ");
   if (with_chunk)
     line("event == dense + precompute",
@@ -322,6 +409,14 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& option
     j["ranks"] = mpi::size();
     j["repeat"] = bench.repeat;
     j["accuracy"] = accuracy;
+    j["mode"] = "throughput";
+    j["network"] = bench_parts::shapes_of(net);
+    j["random_weights"] = bn.random;
+    std::vector<double> spikes;
+    for (auto x : ev_result.spikes_per_population()) spikes.push_back(static_cast<double>(x) / dn);
+    j["spikes_per_sample"] = spikes;
+    j["load_average"] = {{"before", load_before}, {"after", load_after}};
+    j["seed_speedup"] = seed ? nlohmann::json(seed->seconds * dn / 1996.0 / te) : nlohmann::json(nullptr);
     auto timing = [](const Timing& t) {
       return nlohmann::json{{"median", t.median()}, {"min", t.min()}, {"max", t.max()}, {"runs", t.seconds}};
     };
