@@ -4,6 +4,7 @@
 
 #include "snn/conversion/trainer.h"
 #include "snn/error.h"
+#include "snn/tool/mpi.h"
 #include "snn/tool/output_dir.h"
 #include "snn/tool/pipeline.h"
 #include "snn/tool/report.h"
@@ -61,8 +62,7 @@ void finish(const Prepared& p, RunReport& r, const CommonOptions& options, Clock
 // or not). Classes it never predicts there go to the report's warnings (one line).
 void record_ann_accuracy(RunReport& r, const AnnWeights& ann, const Config& c, const Dataset& test) {
   const std::size_t n = c.simulation.limit > 0 ? std::min<std::size_t>(c.simulation.limit, test.count) : test.count;
-  conversion::set_blas_threads(training_blas_threads());
-  auto eval = conversion::evaluate(ann.weights, test, ann.output_relu, n);
+  auto eval = mpi::evaluate(ann.weights, test, ann.output_relu, n, mpi::threads_per_rank(c.simulation.threads));
   r.ann_accuracy = eval.accuracy;
   // Only classes among these samples' labels: with --limit a class may simply be absent.
   std::erase_if(eval.never_predicted, [&](std::size_t k) {
@@ -122,8 +122,8 @@ int convert_command(const fs::path& path, const CommonOptions& options) {
   AnnWeights ann = ann_weights(p.config, p.data, options);
   // An imported model carries no accuracy of its own: record the one computed here, as training does.
   if (ann.kind == "onnx") {
-    conversion::set_blas_threads(training_blas_threads());
-    ann.weights.ann_test_accuracy = conversion::evaluate(ann.weights, p.data.test, ann.output_relu).accuracy;
+    ann.weights.ann_test_accuracy =
+        mpi::evaluate(ann.weights, p.data.test, ann.output_relu, 0, mpi::threads_per_rank(p.config.simulation.threads)).accuracy;
   }
   const auto [snn, warnings] = normalised_weights(p.config, ann.weights, p.data.train);
   const fs::path dir = fs::path(p.config.output.dir) / "weights";
