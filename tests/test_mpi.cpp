@@ -247,6 +247,8 @@ TEST_CASE("the ANN accuracy and normalisation split over ranks and threads give 
     std::ifstream in(one / "results.json");
     const json j = json::parse(in);
     CHECK(j["snn"]["samples"] == 1100);
+    CHECK(j["timings"].contains("ann_accuracy"));
+    CHECK(j["timings"].contains("load_data"));
   }
   const fs::path two_threads = scratch("split-one-t2");
   const Outcome t2 = snnsim("", "run", two_threads, set + " --threads 2");

@@ -78,6 +78,7 @@ RunReport run_report(const fs::path& path, const CommonOptions& options, bool pu
   const auto start = Clock::now();
   const Prepared p = prepare(path, options, true);
   RunReport r = base_report("run", p);
+  r.timings["load_data"] = seconds_since(start);  // config, output checks, dataset
   auto t = Clock::now();
   const AnnWeights ann = ann_weights(p.config, p.data, options);
   r.weights = ann.source;
@@ -85,14 +86,19 @@ RunReport run_report(const fs::path& path, const CommonOptions& options, bool pu
   r.weights_kind = ann.kind;
   if (ann.weights.training) r.training_machine = ann.weights.training->machine;
   r.timings[ann.kind == "trained" && !ann.cached ? "training" : "load_weights"] = seconds_since(t);
+  t = Clock::now();
   record_ann_accuracy(r, ann, p.config, p.data.test);
+  r.timings["ann_accuracy"] = seconds_since(t);
   t = Clock::now();
   const auto [snn, notes] = normalised_weights(p.config, ann.weights, p.data.train);
   r.warnings.insert(r.warnings.end(), notes.begin(), notes.end());
   r.timings["normalisation"] = seconds_since(t);
   r.normalisation = std::string(to_string(snn.normalisation.method));
   r.normalisation_factors = snn.normalisation.factors;
+  t = Clock::now();
   r.snn = simulate(p.config, snn, p.data.test, options);
+  // Building the network and engine, the simulation and its gather, the report's figures.
+  r.timings["simulate"] = seconds_since(t);
   if (publish) {
     finish(p, r, options, start);
   } else {
