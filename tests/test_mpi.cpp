@@ -35,9 +35,10 @@ constexpr int kJobTimeout = 240;
 
 std::string mpirun(int ranks) {
   // Loopback only: shared memory between the ranks of this machine, no network
-  // interface; as root (containers, CI) mpirun must be told that is fine.
+  // interface (pml ob1: no probing of UCX or OFI, 0.2 s per rank); as root
+  // (containers, CI) mpirun must be told that is fine.
   return fmt::format(
-      "{} --oversubscribe --allow-run-as-root --timeout {} --mca btl self,vader "
+      "{} --oversubscribe --allow-run-as-root --timeout {} --mca btl self,vader --mca pml ob1 "
       "--mca btl_vader_single_copy_mechanism none --mca oob_tcp_if_include lo -np {}",
       SNNSIM_MPIEXEC, kJobTimeout, ranks);
 }
