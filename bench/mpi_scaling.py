@@ -95,6 +95,9 @@ for r in range(a.repeat):
         record(name, "total", t["total"])
         for ph in phases:
             record(name, ph, t.get(ph, 0.0))
+            record(name, ph + "_cpu", t.get(ph + "_cpu", 0.0))
+        # rank 0's CPU outside the run's phases: exec, MPI_Init/Finalize, the report
+        record(name, "start-up_cpu", per_rank[0] - t.get("total_cpu", 0.0))
         record(name, "other", t["total"] - sum(t.get(ph, 0.0) for ph in in_total))
         record(name, "start-up", job - t["total"])
         text = comparable(os.path.join(out, "results.json"))
@@ -130,8 +133,20 @@ for name, _, _ in variants:
         cells.append(f"{m[key]:6.3f} {ratio:>8}")
     print(f"{name:22} " + " ".join(f"{c:>15}" for c in cells))
 print()
+print("per phase, CPU seconds of rank 0 (speed-up against 1 rank x 1 thread): the work, whatever the load")
+cpu_cols = [("start-up_cpu", "start-up")] + [(k + "_cpu", label) for k, label in cols[2:-2]]
+print(f"{'':22} " + " ".join(f"{label:>15}" for _, label in cpu_cols))
+for name, _, _ in variants:
+    m = med[name]
+    cells = []
+    for key, _ in cpu_cols:
+        ratio = f"({base[key] / m[key]:.2f}x)" if m[key] > 0.005 and name != variants[0][0] else ""
+        cells.append(f"{m[key]:6.3f} {ratio:>8}")
+    print(f"{name:22} " + " ".join(f"{c:>15}" for c in cells))
+print()
 print("results.json identical (timings aside) in every run: yes")
 print("CPU: CPU seconds of the whole job; max rank CPU: of its busiest rank (for 1 rank x 2 threads both threads').")
 print("mpirun true: an empty job of as many ranks; start-up: job - run total (mpirun, MPI_Init/Finalize, the")
 print("report's writing); simulate: network and engine built, the simulation (engine) and the gather; other: the")
-print("rest of the run's total.")
+print("rest of the run's total. CPU start-up: rank 0's CPU seconds outside the run's total (exec, MPI_Init/Finalize,")
+print("the report).")

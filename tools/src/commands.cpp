@@ -17,6 +17,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
+#include <map>
 
 namespace snn::tool {
 
@@ -41,6 +43,33 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// CPU seconds of this process, all its threads so far.
+double cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+// The phases of a run one after another: each one's wall seconds as
+// timings[name] and this process's CPU seconds as timings[name_cpu] (which,
+// unlike wall time, a loaded machine does not inflate).
+class Phases {
+ public:
+  explicit Phases(std::map<std::string, double>& timings) : timings_(timings) {}
+  void done(const std::string& name) {
+    timings_[name] = seconds_since(wall_);
+    const double cpu = cpu_seconds();
+    timings_[name + "_cpu"] = cpu - cpu_;
+    wall_ = Clock::now();
+    cpu_ = cpu;
+  }
+
+ private:
+  std::map<std::string, double>& timings_;
+  Clock::time_point wall_ = Clock::now();
+  double cpu_ = cpu_seconds();
+};
 
 void finish(const Prepared& p, RunReport& r, const CommonOptions& options, Clock::time_point start) {
   r.timings["total"] = seconds_since(start);
@@ -76,29 +105,30 @@ void record_ann_accuracy(RunReport& r, const AnnWeights& ann, const Config& c, c
 
 RunReport run_report(const fs::path& path, const CommonOptions& options, bool publish) {
   const auto start = Clock::now();
+  const double start_cpu = cpu_seconds();
+  std::map<std::string, double> timings;
+  Phases phases(timings);
   const Prepared p = prepare(path, options, true);
+  phases.done("load_data");  // config, output checks, dataset
   RunReport r = base_report("run", p);
-  r.timings["load_data"] = seconds_since(start);  // config, output checks, dataset
-  auto t = Clock::now();
   const AnnWeights ann = ann_weights(p.config, p.data, options);
   r.weights = ann.source;
   r.weights_cached = ann.cached;
   r.weights_kind = ann.kind;
   if (ann.weights.training) r.training_machine = ann.weights.training->machine;
-  r.timings[ann.kind == "trained" && !ann.cached ? "training" : "load_weights"] = seconds_since(t);
-  t = Clock::now();
+  phases.done(ann.kind == "trained" && !ann.cached ? "training" : "load_weights");
   record_ann_accuracy(r, ann, p.config, p.data.test);
-  r.timings["ann_accuracy"] = seconds_since(t);
-  t = Clock::now();
+  phases.done("ann_accuracy");
   const auto [snn, notes] = normalised_weights(p.config, ann.weights, p.data.train);
   r.warnings.insert(r.warnings.end(), notes.begin(), notes.end());
-  r.timings["normalisation"] = seconds_since(t);
+  phases.done("normalisation");
   r.normalisation = std::string(to_string(snn.normalisation.method));
   r.normalisation_factors = snn.normalisation.factors;
-  t = Clock::now();
   r.snn = simulate(p.config, snn, p.data.test, options);
   // Building the network and engine, the simulation and its gather, the report's figures.
-  r.timings["simulate"] = seconds_since(t);
+  phases.done("simulate");
+  r.timings.insert(timings.begin(), timings.end());
+  r.timings["total_cpu"] = cpu_seconds() - start_cpu;
   if (publish) {
     finish(p, r, options, start);
   } else {
