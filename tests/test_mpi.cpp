@@ -266,6 +266,14 @@ TEST_CASE("the ANN accuracy and normalisation split over ranks and threads give 
       CHECK(comparable(out) == expected);
     }
   }
+  // --threads 0: each of 2 ranks on this node takes half its cores, not all of them.
+  const fs::path out = scratch("split-r2-t0");
+  const Outcome o = snnsim(mpirun(2), "run", out, set + " --threads 0");
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  CHECK(comparable(out) == expected);
+  std::ifstream in(out / "results.json");
+  CHECK(json::parse(in)["timings"]["threads"] == std::max(1, snn::tool::mpi::threads_per_rank(0) / 2));
 }
 
 TEST_CASE("mpirun simulate and bench agree with one process") {
