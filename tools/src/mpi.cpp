@@ -70,7 +70,9 @@ void wait_sleeping(MPI_Request& request, const char* what) {
     if (done) return;
     throw_if_interrupted();
     std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::microseconds(5000));
+    // At most 1 ms late: a barrier ends every phase of a run (about a second
+    // in all on the seed network), and a poll a millisecond costs nothing.
+    pause = std::min(pause * 2, std::chrono::microseconds(1000));
   }
 }
 
