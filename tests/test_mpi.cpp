@@ -113,6 +113,15 @@ TEST_CASE("shares are contiguous, in rank order, cover every item once, and keep
   CHECK(share(1234, 2, 3, 500) == Range{1000, 234});
   CHECK(share(1234, 1, 4, 500) == Range{500, 500});
   CHECK(share(1234, 3, 4, 500) == Range{1234, 0});
+  // A lone extra unit with a short last unit: the last rank takes both.
+  CHECK(share(8004, 0, 2, 500) == Range{0, 4000});
+  CHECK(share(8004, 1, 2, 500) == Range{4000, 4004});
+  CHECK(share(1996, 0, 2, 500) == Range{0, 1000});
+  CHECK(share(1996, 1, 2, 500) == Range{1000, 996});
+  CHECK(share(1100, 0, 2, 500) == Range{0, 500});
+  CHECK(share(1100, 1, 2, 500) == Range{500, 600});
+  CHECK(share(11, 0, 3, 3) == Range{0, 3});  // 4 units, the last of 2
+  CHECK(share(11, 2, 3, 3) == Range{6, 5});
   CHECK_THROWS(share(10, 3, 3));
 }
 

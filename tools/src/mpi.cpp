@@ -161,8 +161,14 @@ Range share(std::size_t total, int r, int ranks, std::size_t unit) {
   const auto i = static_cast<std::size_t>(r);
   const std::size_t units = (total + unit - 1) / unit;
   const std::size_t base = units / n, extra = units % n;
-  const std::size_t first_unit = i * base + std::min(i, extra);
-  const std::size_t end_unit = first_unit + base + (i < extra ? 1 : 0);
+  // A lone extra unit goes to the last rank when the last unit is short: the
+  // largest share is then base full units and the short one, not base + 1
+  // full units (8004 training images over 2 ranks: 4000 + 4004, not 4500 +
+  // 3504). With two or more extra units some rank takes base + 1 full ones anyway.
+  const bool last_takes_it = extra == 1 && n > 1 && total % unit != 0;
+  const auto takes_extra = [&](std::size_t r) { return last_takes_it ? r == n - 1 : r < extra; };
+  const std::size_t first_unit = i * base + (last_takes_it ? 0 : std::min(i, extra));
+  const std::size_t end_unit = first_unit + base + (takes_extra(i) ? 1 : 0);
   const std::size_t first = std::min(first_unit * unit, total);
   return {first, std::min(end_unit * unit, total) - first};
 }

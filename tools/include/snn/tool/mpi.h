@@ -63,7 +63,8 @@ struct Range {
 };
 /// Rank `r` of `ranks`'s share of `total` items: contiguous, in rank order,
 /// split in whole units of `unit` items (the last unit may be short) as evenly
-/// as possible (the first ranks take one unit more); a rank may get none.
+/// as possible (the first ranks take one unit more; a lone extra unit goes to
+/// the last rank when the last unit is short); a rank may get none.
 Range share(std::size_t total, int r, int ranks, std::size_t unit = 1);
 
 /// Runs `run` on this rank's share of `samples` (a SampleSet view of it with
