@@ -4,6 +4,9 @@
 // mpirun the end-to-end tests say so and pass having checked nothing else.
 #include "snn/tool/mpi.h"
 
+#include "snn/conversion/layers.h"
+#include "snn/conversion/normalise.h"
+#include "snn/conversion/trainer.h"
 #include "snnsim_process.h"
 
 #include <fmt/format.h>
@@ -15,6 +18,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 
 namespace fs = std::filesystem;
@@ -31,9 +35,10 @@ constexpr int kJobTimeout = 240;
 
 std::string mpirun(int ranks) {
   // Loopback only: shared memory between the ranks of this machine, no network
-  // interface; as root (containers, CI) mpirun must be told that is fine.
+  // interface (pml ob1: no probing of UCX or OFI, 0.2 s per rank); as root
+  // (containers, CI) mpirun must be told that is fine.
   return fmt::format(
-      "{} --oversubscribe --allow-run-as-root --timeout {} --mca btl self,vader "
+      "{} --oversubscribe --allow-run-as-root --timeout {} --mca btl self,vader --mca pml ob1 "
       "--mca btl_vader_single_copy_mechanism none --mca oob_tcp_if_include lo -np {}",
       SNNSIM_MPIEXEC, kJobTimeout, ranks);
 }
@@ -108,7 +113,95 @@ TEST_CASE("shares are contiguous, in rank order, cover every item once, and keep
   CHECK(share(1234, 2, 3, 500) == Range{1000, 234});
   CHECK(share(1234, 1, 4, 500) == Range{500, 500});
   CHECK(share(1234, 3, 4, 500) == Range{1234, 0});
+  // A lone extra unit with a short last unit: the last rank takes both.
+  CHECK(share(8004, 0, 2, 500) == Range{0, 4000});
+  CHECK(share(8004, 1, 2, 500) == Range{4000, 4004});
+  CHECK(share(1996, 0, 2, 500) == Range{0, 1000});
+  CHECK(share(1996, 1, 2, 500) == Range{1000, 996});
+  CHECK(share(1100, 0, 2, 500) == Range{0, 500});
+  CHECK(share(1100, 1, 2, 500) == Range{500, 600});
+  CHECK(share(11, 0, 3, 3) == Range{0, 3});  // 4 units, the last of 2
+  CHECK(share(11, 2, 3, 3) == Range{6, 5});
   CHECK_THROWS(share(10, 3, 3));
+}
+
+namespace {
+
+// 1700 random 8 x 8 images of 4 classes (4 batches of 500, the last short)
+// and a random 64-40-30-4 network: many activations, some near ties.
+snn::DatasetSplits random_images() {
+  std::mt19937 rng(7);
+  snn::Dataset d;
+  d.count = 1700;
+  d.rows = d.cols = 8;
+  d.num_classes = 4;
+  std::uniform_int_distribution<int> byte(0, 255), label(0, 3);
+  for (std::size_t i = 0; i < d.count * 64; ++i) d.pixels.push_back(static_cast<std::uint8_t>(byte(rng)));
+  for (std::size_t i = 0; i < d.count; ++i) d.labels.push_back(static_cast<std::uint8_t>(label(rng)));
+  return {"random", {}, d, d};
+}
+
+snn::WeightSet random_weights() {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> g(0.0f, 0.2f);
+  snn::WeightSet w;
+  for (auto [out, in] : {std::pair{40, 64}, {30, 40}, {4, 30}}) {
+    snn::Matrix m(static_cast<std::size_t>(out), static_cast<std::size_t>(in));
+    for (float& v : m.data) v = g(rng);
+    w.layers.push_back(m);
+  }
+  return w;
+}
+
+}  // namespace
+
+TEST_CASE("the activation passes give the one-thread whole-set results for any thread count") {
+  // One process, so this checks the split over threads (the ranks' split is
+  // the same share() over whole batches): every batch single-threaded in
+  // OpenBLAS, whatever --threads says.
+  const snn::DatasetSplits data = random_images();
+  const snn::WeightSet ann = random_weights();
+  snn::conversion::set_blas_threads(1);
+  for (bool relu : {true, false}) {
+    const auto expected = snn::conversion::evaluate(ann, data.test, relu, 1234);
+    for (int threads : {1, 2, 3, 5}) {
+      INFO("output_relu " << relu << ", " << threads << " threads");
+      const auto e = snn::tool::mpi::evaluate(ann, data.test, relu, 1234, threads);
+      CHECK(e.samples == 1234);
+      CHECK(e.correct == expected.correct);
+      CHECK(e.accuracy == expected.accuracy);
+      CHECK(e.predicted == expected.predicted);
+      CHECK(e.never_predicted == expected.never_predicted);
+    }
+  }
+  for (auto method : {snn::Normalisation::Data, snn::Normalisation::Robust}) {
+    snn::conversion::NormaliseOptions o;
+    o.method = method;
+    o.samples = 1600;
+    o.percentile = 99.0;
+    snn::WeightSet expected = ann;
+    snn::conversion::set_blas_threads(1);
+    snn::conversion::normalise(expected, o, &data.train);
+    for (int threads : {1, 2, 3, 5}) {
+      INFO(snn::to_string(method) << " normalisation, " << threads << " threads");
+      snn::conversion::set_blas_threads(2);  // what the pass must not use, and must leave as it was
+      snn::WeightSet w = ann;
+      snn::tool::mpi::normalise(w, o, data.train, threads);
+      CHECK(w.normalisation.factors == expected.normalisation.factors);
+      CHECK(w.normalisation.samples == 1600);
+      CHECK(w.layers == expected.layers);
+      CHECK(snn::conversion::blas_threads() == 2);
+    }
+  }
+}
+
+TEST_CASE("threads per rank: at most the cores, 0 meaning the node's cores shared by its ranks") {
+  const int cores = snn::tool::mpi::threads_per_rank(0);  // one process: all of them
+  CHECK(cores >= 1);
+  CHECK(snn::tool::mpi::threads_per_rank(1) == 1);
+  CHECK(snn::tool::mpi::threads_per_rank(cores + 3) == cores);
+  CHECK(snn::tool::mpi::node_size() == 1);
+  CHECK_THROWS(snn::tool::mpi::threads_per_rank(-1));
 }
 
 TEST_CASE("one process without mpirun is rank 0 of 1") {
@@ -147,6 +240,49 @@ TEST_CASE("mpirun with 2 and 3 ranks writes the one-process results.json, data a
       }
     }
   }
+}
+
+TEST_CASE("the ANN accuracy and normalisation split over ranks and threads give the one-process results") {
+  if (!can_run_mpi()) return;
+  // 1100 test samples: 3 evaluation batches (500, 500, 100) for 1, 2 or 3
+  // ranks of 1 or 2 threads; 1500 normalisation images: 3 batches too.
+  const std::string set = "--limit 1100 --set simulation.steps=10 --set simulation.checkpoints=[5,10] "
+                          "--set normalisation.samples=1500";
+  const fs::path one = scratch("split-one");
+  const Outcome base = snnsim("", "run", one, set + " --threads 1");
+  INFO(base.output);
+  REQUIRE(base.status == 0);
+  const std::string expected = comparable(one);
+  {
+    std::ifstream in(one / "results.json");
+    const json j = json::parse(in);
+    CHECK(j["snn"]["samples"] == 1100);
+    CHECK(j["timings"].contains("ann_accuracy"));
+    CHECK(j["timings"].contains("load_data"));
+  }
+  const fs::path two_threads = scratch("split-one-t2");
+  const Outcome t2 = snnsim("", "run", two_threads, set + " --threads 2");
+  INFO(t2.output);
+  REQUIRE(t2.status == 0);
+  CHECK(comparable(two_threads) == expected);
+  for (int ranks : {2, 3}) {
+    for (int threads : {1, 2}) {
+      INFO(ranks << " ranks x " << threads << " threads");
+      const fs::path out = scratch(fmt::format("split-r{}-t{}", ranks, threads));
+      const Outcome o = snnsim(mpirun(ranks), "run", out, fmt::format("{} --threads {}", set, threads));
+      INFO(o.output);
+      REQUIRE(o.status == 0);
+      CHECK(comparable(out) == expected);
+    }
+  }
+  // --threads 0: each of 2 ranks on this node takes half its cores, not all of them.
+  const fs::path out = scratch("split-r2-t0");
+  const Outcome o = snnsim(mpirun(2), "run", out, set + " --threads 0");
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  CHECK(comparable(out) == expected);
+  std::ifstream in(out / "results.json");
+  CHECK(json::parse(in)["timings"]["threads"] == std::max(1, snn::tool::mpi::threads_per_rank(0) / 2));
 }
 
 TEST_CASE("mpirun simulate and bench agree with one process") {

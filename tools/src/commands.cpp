@@ -4,6 +4,7 @@
 
 #include "snn/conversion/trainer.h"
 #include "snn/error.h"
+#include "snn/tool/mpi.h"
 #include "snn/tool/output_dir.h"
 #include "snn/tool/pipeline.h"
 #include "snn/tool/report.h"
@@ -16,6 +17,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
+#include <map>
 
 namespace snn::tool {
 
@@ -41,6 +44,33 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// CPU seconds of this process, all its threads so far.
+double cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+// The phases of a run one after another: each one's wall seconds as
+// timings[name] and this process's CPU seconds as timings[name_cpu] (which,
+// unlike wall time, a loaded machine does not inflate).
+class Phases {
+ public:
+  explicit Phases(std::map<std::string, double>& timings) : timings_(timings) {}
+  void done(const std::string& name) {
+    timings_[name] = seconds_since(wall_);
+    const double cpu = cpu_seconds();
+    timings_[name + "_cpu"] = cpu - cpu_;
+    wall_ = Clock::now();
+    cpu_ = cpu;
+  }
+
+ private:
+  std::map<std::string, double>& timings_;
+  Clock::time_point wall_ = Clock::now();
+  double cpu_ = cpu_seconds();
+};
+
 void finish(const Prepared& p, RunReport& r, const CommonOptions& options, Clock::time_point start) {
   r.timings["total"] = seconds_since(start);
   publish_report(p.config, r, options);
@@ -61,8 +91,7 @@ void finish(const Prepared& p, RunReport& r, const CommonOptions& options, Clock
 // or not). Classes it never predicts there go to the report's warnings (one line).
 void record_ann_accuracy(RunReport& r, const AnnWeights& ann, const Config& c, const Dataset& test) {
   const std::size_t n = c.simulation.limit > 0 ? std::min<std::size_t>(c.simulation.limit, test.count) : test.count;
-  conversion::set_blas_threads(training_blas_threads());
-  auto eval = conversion::evaluate(ann.weights, test, ann.output_relu, n);
+  auto eval = mpi::evaluate(ann.weights, test, ann.output_relu, n, mpi::threads_per_rank(c.simulation.threads));
   r.ann_accuracy = eval.accuracy;
   // Only classes among these samples' labels: with --limit a class may simply be absent.
   std::erase_if(eval.never_predicted, [&](std::size_t k) {
@@ -76,23 +105,30 @@ void record_ann_accuracy(RunReport& r, const AnnWeights& ann, const Config& c, c
 
 RunReport run_report(const fs::path& path, const CommonOptions& options, bool publish) {
   const auto start = Clock::now();
+  const double start_cpu = cpu_seconds();
+  std::map<std::string, double> timings;
+  Phases phases(timings);
   const Prepared p = prepare(path, options, true);
+  phases.done("load_data");  // config, output checks, dataset
   RunReport r = base_report("run", p);
-  auto t = Clock::now();
   const AnnWeights ann = ann_weights(p.config, p.data, options);
   r.weights = ann.source;
   r.weights_cached = ann.cached;
   r.weights_kind = ann.kind;
   if (ann.weights.training) r.training_machine = ann.weights.training->machine;
-  r.timings[ann.kind == "trained" && !ann.cached ? "training" : "load_weights"] = seconds_since(t);
+  phases.done(ann.kind == "trained" && !ann.cached ? "training" : "load_weights");
   record_ann_accuracy(r, ann, p.config, p.data.test);
-  t = Clock::now();
+  phases.done("ann_accuracy");
   const auto [snn, notes] = normalised_weights(p.config, ann.weights, p.data.train);
   r.warnings.insert(r.warnings.end(), notes.begin(), notes.end());
-  r.timings["normalisation"] = seconds_since(t);
+  phases.done("normalisation");
   r.normalisation = std::string(to_string(snn.normalisation.method));
   r.normalisation_factors = snn.normalisation.factors;
   r.snn = simulate(p.config, snn, p.data.test, options);
+  // Building the network and engine, the simulation and its gather, the report's figures.
+  phases.done("simulate");
+  r.timings.insert(timings.begin(), timings.end());
+  r.timings["total_cpu"] = cpu_seconds() - start_cpu;
   if (publish) {
     finish(p, r, options, start);
   } else {
@@ -122,8 +158,8 @@ int convert_command(const fs::path& path, const CommonOptions& options) {
   AnnWeights ann = ann_weights(p.config, p.data, options);
   // An imported model carries no accuracy of its own: record the one computed here, as training does.
   if (ann.kind == "onnx") {
-    conversion::set_blas_threads(training_blas_threads());
-    ann.weights.ann_test_accuracy = conversion::evaluate(ann.weights, p.data.test, ann.output_relu).accuracy;
+    ann.weights.ann_test_accuracy =
+        mpi::evaluate(ann.weights, p.data.test, ann.output_relu, 0, mpi::threads_per_rank(p.config.simulation.threads)).accuracy;
   }
   const auto [snn, warnings] = normalised_weights(p.config, ann.weights, p.data.train);
   const fs::path dir = fs::path(p.config.output.dir) / "weights";

@@ -4,7 +4,9 @@
 // take a core from them on a machine with more threads than cores.
 #include "snn/tool/mpi.h"
 
+#include "snn/conversion/layers.h"
 #include "snn/conversion/normalise.h"
+#include "snn/conversion/trainer.h"
 #include "snn/error.h"
 #include "snn/tool/interrupt.h"
 
@@ -16,7 +18,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <thread>
+#include <vector>
+
+#include <tbb/info.h>
 
 #if SNNSIM_WITH_MPI
 #include <mpi.h>
@@ -27,6 +33,7 @@ namespace snn::tool::mpi {
 namespace {
 int g_rank = 0;
 int g_size = 1;
+int g_node_size = 1;
 #if SNNSIM_WITH_MPI
 bool g_active = false;  // MPI_Init was called, so MPI_Finalize must be
 #endif
@@ -56,14 +63,21 @@ void check(int rc, const char* what) {
 // Polls until `request` completes, sleeping between polls; an interrupt
 // (SIGINT/SIGTERM) ends the wait with an error, which aborts the job.
 void wait_sleeping(MPI_Request& request, const char* what) {
-  auto pause = std::chrono::microseconds(50);
+  using std::chrono::microseconds;
+  const auto start = Clock::now();
+  auto pause = microseconds(50);
   for (;;) {
     int done = 0;
     check(MPI_Test(&request, &done, MPI_STATUS_IGNORE), what);
     if (done) return;
     throw_if_interrupted();
     std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, std::chrono::microseconds(5000));
+    // A barrier ends every phase of a run (about a second in all on the seed
+    // network): a short wait ends at most 1 ms late. A poll costs some 15 us
+    // of CPU (1.3 % of a core at 1000 a second, measured on a loaded machine),
+    // so a wait past 100 ms, already long, polls every 5 ms.
+    const auto cap = Clock::now() - start < std::chrono::milliseconds(100) ? microseconds(1000) : microseconds(5000);
+    pause = std::min(pause * 2, cap);
   }
 }
 
@@ -109,6 +123,12 @@ Session::Session([[maybe_unused]] int& argc, [[maybe_unused]] char**& argv) {
   g_active = true;
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+  // The ranks sharing this node's memory (and cores), whatever the launcher.
+  MPI_Comm node;
+  if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+    MPI_Comm_size(node, &g_node_size);
+    MPI_Comm_free(&node);
+  }
 #else
   if (several_ranks_launched()) {
     std::fputs(
@@ -129,6 +149,14 @@ Session::~Session() {
 
 int rank() { return g_rank; }
 int size() { return g_size; }
+int node_size() { return g_node_size; }
+
+int threads_per_rank(int requested) {
+  if (requested < 0) throw Error("threads must be >= 0 (0 = all cores), got {}", requested);
+  const int cores = tbb::info::default_concurrency();  // the engine's cap too (engine::effective_threads)
+  if (requested > 0) return std::min(requested, cores);
+  return std::max(1, cores / std::max(1, g_node_size));
+}
 
 std::string where() { return distributed() ? fmt::format(" (rank {} of {})", g_rank, g_size) : std::string(); }
 
@@ -138,8 +166,14 @@ Range share(std::size_t total, int r, int ranks, std::size_t unit) {
   const auto i = static_cast<std::size_t>(r);
   const std::size_t units = (total + unit - 1) / unit;
   const std::size_t base = units / n, extra = units % n;
-  const std::size_t first_unit = i * base + std::min(i, extra);
-  const std::size_t end_unit = first_unit + base + (i < extra ? 1 : 0);
+  // A lone extra unit goes to the last rank when the last unit is short: the
+  // largest share is then base full units and the short one, not base + 1
+  // full units (8004 training images over 2 ranks: 4000 + 4004, not 4500 +
+  // 3504). With two or more extra units some rank takes base + 1 full ones anyway.
+  const bool last_takes_it = extra == 1 && n > 1 && total % unit != 0;
+  const auto takes_extra = [&](std::size_t r) { return last_takes_it ? r == n - 1 : r < extra; };
+  const std::size_t first_unit = i * base + (last_takes_it ? 0 : std::min(i, extra));
+  const std::size_t end_unit = first_unit + base + (takes_extra(i) ? 1 : 0);
   const std::size_t first = std::min(first_unit * unit, total);
   return {first, std::min(end_unit * unit, total) - first};
 }
@@ -204,27 +238,76 @@ engine::RunResult run_sharded(const engine::SampleSet& samples,
 #endif
 }
 
-void normalise(WeightSet& weights, const conversion::NormaliseOptions& options, const Dataset& train) {
-  const bool pass = options.method == Normalisation::Data || options.method == Normalisation::Robust;
-  if (!distributed() || !pass || weights.normalisation.method != Normalisation::None) {
-    conversion::normalise(weights, options, &train);
-    return;
-  }
+namespace {
+
+// OpenBLAS at one thread while alive (then as before): an sgemm's summation
+// order, so its results' last bits, depend on its thread count (measured: 1 %
+// to 16 % of the seed network's activations differ between 1 and 2 threads),
+// so the activation passes run every batch single-threaded and get their
+// parallelism from splitting the batches instead.
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() : before_(conversion::blas_threads()) { conversion::set_blas_threads(1); }
+  ~SingleThreadedBlas() { conversion::set_blas_threads(before_); }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  int before_;
+};
+
+// Calls part(k, range) for each of `threads` contiguous shares of `range` in
+// whole `unit`s (range.first is a multiple of unit), share k on its own thread
+// (share 0 on this one); rethrows the first error once all are done.
+void split_over_threads(Range range, std::size_t unit, int threads, const std::function<void(std::size_t, Range)>& part) {
+  const int n = std::max(1, threads);
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(n));
+  const auto run = [&](int k) {
+    try {
+      Range s = share(range.count, k, n, unit);
+      s.first += range.first;
+      part(static_cast<std::size_t>(k), s);
+    } catch (...) {
+      errors[static_cast<std::size_t>(k)] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int k = 1; k < n; ++k) pool.emplace_back(run, k);
+  run(0);
+  for (auto& t : pool) t.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+std::vector<double> max_activations_shared(const WeightSet& weights, const Dataset& train, Range mine, int threads) {
+  std::vector<std::vector<double>> parts(static_cast<std::size_t>(std::max(1, threads)));
+  split_over_threads(mine, conversion::kActivationBatch, threads, [&](std::size_t k, Range s) {
+    parts[k] = conversion::max_activations_in(weights, train, s.first, s.count);
+  });
+  std::vector<double> scales = parts[0];
+  for (const auto& p : parts)
+    for (std::size_t l = 0; l < scales.size(); ++l) scales[l] = std::max(scales[l], p.at(l));
 #if SNNSIM_WITH_MPI
-  const std::size_t n = options.samples == 0 ? train.count : std::min(options.samples, train.count);
-  // Whole batches per rank: each batch is then computed exactly as the
-  // one-process pass computes it.
-  const Range mine = share(n, rank(), size(), conversion::kActivationBatch);
-  std::vector<double> scales;
-  if (options.method == Normalisation::Data) {
-    scales = conversion::max_activations_in(weights, train, mine.first, mine.count);
+  if (distributed()) {
     barrier();
     check(MPI_Allreduce(MPI_IN_PLACE, scales.data(), as_int(scales.size(), "maxima"), MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD),
           "activation maxima");
-  } else {
-    if (!(options.percentile > 0.0 && options.percentile <= 100.0))
-      throw Error("robust normalisation: percentile {} is not in (0, 100]", options.percentile);
-    auto hist = conversion::activation_histograms_in(weights, train, mine.first, mine.count);
+  }
+#endif
+  return scales;
+}
+
+std::vector<conversion::PercentileHistogram> histograms_shared(const WeightSet& weights, const Dataset& train, Range mine,
+                                                               int threads) {
+  std::vector<std::vector<conversion::PercentileHistogram>> parts(static_cast<std::size_t>(std::max(1, threads)));
+  split_over_threads(mine, conversion::kActivationBatch, threads, [&](std::size_t k, Range s) {
+    parts[k] = conversion::activation_histograms_in(weights, train, s.first, s.count);
+  });
+  std::vector<conversion::PercentileHistogram> hist = std::move(parts[0]);
+  for (std::size_t k = 1; k < parts.size(); ++k)
+    for (std::size_t l = 0; l < hist.size(); ++l) hist[l].merge(parts[k].at(l));
+#if SNNSIM_WITH_MPI
+  if (distributed()) {
     barrier();
     for (auto& h : hist) {
       std::vector<std::uint64_t> bins = h.bins();
@@ -234,10 +317,83 @@ void normalise(WeightSet& weights, const conversion::NormaliseOptions& options, 
       check(MPI_Allreduce(MPI_IN_PLACE, &max, 1, MPI_FLOAT, MPI_MAX, MPI_COMM_WORLD), "activation maximum");
       h = conversion::PercentileHistogram::from_bins(std::move(bins), max);
     }
+  }
+#endif
+  return hist;
+}
+
+// Images [first, first + count) of `data` as a set of their own.
+Dataset images(const Dataset& data, Range r) {
+  Dataset d;
+  d.count = r.count;
+  d.rows = data.rows;
+  d.cols = data.cols;
+  d.num_classes = data.num_classes;
+  const auto px = static_cast<std::ptrdiff_t>(data.image_size());
+  d.pixels.assign(data.pixels.begin() + static_cast<std::ptrdiff_t>(r.first) * px,
+                  data.pixels.begin() + static_cast<std::ptrdiff_t>(r.first + r.count) * px);
+  d.labels.assign(data.labels.begin() + static_cast<std::ptrdiff_t>(r.first),
+                  data.labels.begin() + static_cast<std::ptrdiff_t>(r.first + r.count));
+  return d;
+}
+
+}  // namespace
+
+void normalise(WeightSet& weights, const conversion::NormaliseOptions& options, const Dataset& train, int threads) {
+  const bool pass = options.method == Normalisation::Data || options.method == Normalisation::Robust;
+  if (!pass || weights.normalisation.method != Normalisation::None) {
+    conversion::normalise(weights, options, &train);
+    return;
+  }
+  if (options.method == Normalisation::Robust && !(options.percentile > 0.0 && options.percentile <= 100.0))
+    throw Error("robust normalisation: percentile {} is not in (0, 100]", options.percentile);
+  const std::size_t n = options.samples == 0 ? train.count : std::min(options.samples, train.count);
+  // Whole batches per rank and thread: each batch is then computed exactly
+  // as the one-process, one-thread pass computes it.
+  const Range mine = share(n, rank(), size(), conversion::kActivationBatch);
+  const SingleThreadedBlas blas;
+  std::vector<double> scales;
+  if (options.method == Normalisation::Data) {
+    scales = max_activations_shared(weights, train, mine, threads);
+  } else {
+    const auto hist = histograms_shared(weights, train, mine, threads);
     scales = conversion::percentiles_of(hist, options.percentile);
   }
   conversion::normalise_with(weights, options, n, scales);
+}
+
+conversion::Evaluation evaluate(const WeightSet& weights, const Dataset& test, bool output_relu, std::size_t samples,
+                                int threads) {
+  const std::size_t n = samples == 0 ? test.count : std::min(samples, test.count);
+  constexpr std::size_t kBatch = 500;  // conversion::evaluate's
+  const Range mine = share(n, rank(), size(), kBatch);
+  const SingleThreadedBlas blas;
+  std::vector<conversion::Evaluation> parts(static_cast<std::size_t>(std::max(1, threads)));
+  split_over_threads(mine, kBatch, threads, [&](std::size_t k, Range s) {
+    // An empty share still learns the class count (and checks the data fits).
+    parts[k] = conversion::evaluate(weights, images(test, s), output_relu, 0, kBatch);
+  });
+  // correct, then the per-class prediction counts: integers, summed exactly.
+  std::vector<std::uint64_t> counts(1 + parts[0].predicted.size(), 0);
+  for (const auto& p : parts) {
+    counts[0] += p.correct;
+    for (std::size_t c = 0; c < p.predicted.size(); ++c) counts[1 + c] += p.predicted[c];
+  }
+#if SNNSIM_WITH_MPI
+  if (distributed()) {
+    barrier();
+    check(MPI_Allreduce(MPI_IN_PLACE, counts.data(), as_int(counts.size(), "counts"), MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD),
+          "ANN accuracy");
+  }
 #endif
+  conversion::Evaluation eval;
+  eval.samples = n;
+  eval.correct = counts[0];
+  eval.predicted.assign(counts.begin() + 1, counts.end());
+  eval.accuracy = n ? static_cast<double>(eval.correct) / static_cast<double>(n) : 0.0;
+  for (std::size_t c = 0; c < eval.predicted.size(); ++c)
+    if (eval.predicted[c] == 0) eval.never_predicted.push_back(c);
+  return eval;
 }
 
 std::string from_root(const std::function<std::string()>& produce) {

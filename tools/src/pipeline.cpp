@@ -65,8 +65,9 @@ NormalisedWeights normalised_weights(const Config& c, const WeightSet& ann, cons
   o.include_last = c.normalisation.include_last;
   o.samples = static_cast<std::size_t>(c.normalisation.samples);
   o.percentile = c.normalisation.percentile;
-  conversion::set_blas_threads(training_blas_threads());
-  mpi::normalise(w, o, train);  // one process: conversion::normalise; under MPI the training-set pass is shared
+  // The training-set pass in batches over ranks and simulation.threads
+  // threads per rank, single-threaded BLAS each: the same factors for any split.
+  mpi::normalise(w, o, train, mpi::threads_per_rank(c.simulation.threads));
   return out;
 }
 
@@ -127,7 +128,7 @@ engine::RunOptions run_options(const Config& c) {
   ro.input.max_rate = s.max_rate_hz;
   ro.input.dt = s.dt_ms * 1e-3;
   ro.input.seed = s.seed;
-  ro.threads = s.threads;
+  ro.threads = mpi::threads_per_rank(s.threads);  // 0: this rank's share of the node's cores
   ro.tie_break_by_potential = s.tie_break == TieBreak::Potential;
   ro.early_exit.enabled = s.early_exit != EarlyExitMode::Off;
   ro.early_exit.margin = static_cast<std::uint32_t>(s.early_exit_margin);

@@ -27,6 +27,7 @@
 
 namespace snn::conversion {
 struct NormaliseOptions;
+struct Evaluation;
 }
 
 namespace snn::tool::mpi {
@@ -62,7 +63,8 @@ struct Range {
 };
 /// Rank `r` of `ranks`'s share of `total` items: contiguous, in rank order,
 /// split in whole units of `unit` items (the last unit may be short) as evenly
-/// as possible (the first ranks take one unit more); a rank may get none.
+/// as possible (the first ranks take one unit more; a lone extra unit goes to
+/// the last rank when the last unit is short); a rank may get none.
 Range share(std::size_t total, int r, int ranks, std::size_t unit = 1);
 
 /// Runs `run` on this rank's share of `samples` (a SampleSet view of it with
@@ -74,11 +76,30 @@ Range share(std::size_t total, int r, int ranks, std::size_t unit = 1);
 engine::RunResult run_sharded(const engine::SampleSet& samples,
                               const std::function<engine::RunResult(const engine::SampleSet&)>& run);
 
-/// conversion::normalise with the training-set pass of data and robust
-/// normalisation split over the ranks by whole batches of
-/// conversion::kActivationBatch images, maxima merged by max and histograms
-/// by sum: the same factors, bit for bit, as one process.
-void normalise(WeightSet& weights, const conversion::NormaliseOptions& options, const Dataset& train);
+/// Ranks of this job on this process's node (1 without MPI).
+int node_size();
+
+/// Worker threads of this rank for simulation.threads = `requested`: at most
+/// the cores; 0 (all cores) means this rank's share of its node's cores
+/// (cores / node_size(), at least 1), so ranks sharing a node do not
+/// oversubscribe it.
+int threads_per_rank(int requested);
+
+/// conversion::normalise, the training-set pass of data and robust
+/// normalisation split into whole batches of conversion::kActivationBatch
+/// images over the ranks and `threads` threads per rank (threads_per_rank).
+/// Every batch is computed by single-threaded OpenBLAS, whatever `threads`
+/// and the rank count: the summation order of a multi-threaded sgemm (so an
+/// activation's last bits) depends on its thread count. Maxima merge by max
+/// and histograms by sum: the same factors, bit for bit, for any ranks and
+/// threads.
+void normalise(WeightSet& weights, const conversion::NormaliseOptions& options, const Dataset& train, int threads);
+
+/// The ANN's accuracy (conversion::evaluate) on the first `samples` images of
+/// `test` (0: all), split like normalise(): whole batches of 500 over ranks
+/// and threads, single-threaded OpenBLAS each, the integer counts summed.
+/// The same Evaluation on every rank, for any ranks and threads.
+conversion::Evaluation evaluate(const WeightSet& weights, const Dataset& test, bool output_relu, std::size_t samples, int threads);
 
 /// Rank 0 runs `produce` (train or load the ANN weights, which stores them in
 /// a directory) and sends its result, the directory, to the others once done;

@@ -36,8 +36,9 @@ std::filesystem::path weight_cache_dir(const Config& config, const Dataset& trai
 /// The training checkpoint's name inside a cache entry (see ann_weights).
 inline constexpr const char* kCheckpointFile = "training.ckpt";
 
-/// OpenBLAS threads training and normalisation always use, whatever --threads
-/// says: sgemm's summation order (so the weights' last bits) depends on it.
+/// OpenBLAS threads training always uses, whatever --threads says: sgemm's
+/// summation order (so the weights' last bits) depends on it. (The activation
+/// passes, normalisation and ANN accuracy, use one per batch: mpi.h.)
 int training_blas_threads();
 
 /// ANN weights and where they came from.
