@@ -58,36 +58,6 @@ inline void add_sparse_rows(Potential* __restrict cur, const FixedConnection& fc
   }
 }
 
-/// Source id -> (channel, row, column) of a conv or pool input, by multiply
-/// and shift instead of division (per spike; pool spikes add one weight each,
-/// so the divisions dominated their delivery). Exact for all 32-bit ids: with
-/// M = floor(2^64 / d) + 1, n / d = (M * n) >> 64 for n, d < 2^32 (Lemire,
-/// Kaser and Kurz, "Faster remainder by direct computation", 2019). Planes
-/// of fewer than 2^32 neurons (every id is 32-bit).
-class SourceLocator {
- public:
-  explicit SourceLocator(const WindowGeometry& g)
-      : w_(static_cast<std::uint32_t>(g.input.width)),
-        plane_(static_cast<std::uint32_t>(g.input.height) * w_),
-        mw_(magic(w_)),
-        mp_(magic(plane_)) {}
-  void operator()(NeuronId s, std::uint32_t& c, std::uint32_t& y, std::uint32_t& x) const {
-    c = div(s, plane_, mp_);
-    const std::uint32_t pos = s - c * plane_;
-    y = div(pos, w_, mw_);
-    x = pos - y * w_;
-  }
-
- private:
-  __extension__ using U128 = unsigned __int128;
-  static std::uint64_t magic(std::uint32_t d) { return d <= 1 ? 0 : ~std::uint64_t{0} / d + 1; }
-  static std::uint32_t div(std::uint32_t n, std::uint32_t d, std::uint64_t m) {
-    return d <= 1 ? n : static_cast<std::uint32_t>((U128{m} * n) >> 64);
-  }
-  std::uint32_t w_, plane_;
-  std::uint64_t mw_, mp_;
-};
-
 /// Where a conv or pool source spike lands: its channel and position, and
 /// the inclusive range of output rows [r0, r1] and columns [c0, c1] whose
 /// windows cover it.
@@ -107,32 +77,49 @@ inline bool source_window(const FixedConnection& fc, const SourceLocator& locate
   return true;
 }
 
-/// Convolution: source (c, y, x) adds kernel tap (ky, kx) = (y + pad_h - oy
-/// * stride_h, x + pad_w - ox * stride_w) of every output channel o to target
-/// (o, oy, ox), for the output positions whose window covers (y, x). The
-/// fan-out is generated here from the geometry; nothing per synapse is stored.
-/// The adds go into `scratch`, the targets' current in HWC order (position-
-/// major, channel-minor), so that one tap's adds to all output channels are
-/// one contiguous, vectorisable loop over the tap-major kernel; the targets of
-/// [lo, hi) (CHW ids) are then moved into `cur` and their scratch entries
-/// zeroed again. `scratch` holds `targets` zeros on entry and on return.
+/// Engine id of conv target (o, pix) (pix = oy * width + ox) whose model
+/// (CHW) id is `chw`: the engine numbers a conv's targets position-major
+/// (HWC), pix * channels + o; see add_conv.
+inline NeuronId position_major_id(const Shape& out, std::size_t chw) {
+  const std::size_t hw = out.height * out.width, o = chw / hw;
+  return static_cast<NeuronId>((chw - o * hw) * out.channels + o);
+}
+
+/// Model (CHW) id of a conv target whose engine (HWC) id is `hwc`.
+inline NeuronId channel_major_id(const Shape& out, std::size_t hwc) {
+  const std::size_t pix = hwc / out.channels, o = hwc - pix * out.channels;
+  return static_cast<NeuronId>(o * out.height * out.width + pix);
+}
+
+/// Convolution: source (c, y, x) (CHW id) adds kernel tap (ky, kx) = (y +
+/// pad_h - oy * stride_h, x + pad_w - ox * stride_w) of every output channel
+/// o to target (o, oy, ox), for the output positions whose window covers (y,
+/// x). The fan-out is generated here from the geometry; nothing per synapse
+/// is stored. Targets are numbered position-major (HWC: engine id (oy *
+/// width + ox) * channels + o, see position_major_id), so one tap's adds to
+/// all output channels are one contiguous, vectorisable loop over the
+/// tap-major kernel, straight into `cur`; [lo, hi) is a range of these ids.
 ///
 /// With stride_w == 1 the kernel is stored with kx reversed (see
 /// FixedConnection::tap_major), so for one output row oy the targets ox = c0..c1
-/// (contiguous in scratch) meet contiguous weights: the whole row is one flat
-/// add of (c1 - c0 + 1) * oc elements instead of c1 - c0 + 1 short loops.
+/// (contiguous) meet contiguous weights: the whole row is one flat add of
+/// (c1 - c0 + 1) * oc elements, clipped to [lo, hi).
 template <typename T>
-inline void add_conv(Potential* __restrict cur, Potential* __restrict scratch, const FixedConnection& fc,
-                     std::span<const NeuronId> ids, NeuronId lo, NeuronId hi) {
-  if (ids.empty()) return;
+inline void add_conv(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids, NeuronId lo,
+                     NeuronId hi) {
   const WindowGeometry& g = fc.geometry;
-  const std::size_t OW = g.output.width, ohw = g.output.height * OW, oc = g.output.channels;
+  const std::size_t OW = g.output.width, oc = g.output.channels;
   const std::size_t kh = g.kernel_h, kw = g.kernel_w;
   const T* __restrict taps = fc.table<T>();
-  const bool full = lo == 0 && hi == fc.targets;
-  const bool reversed = g.stride_w == 1;
-  const SourceLocator locate(g);
-  if (full && reversed) {
+  const SourceLocator& locate = fc.locator;
+  // Adds n weights w to targets [b, b + n), the part within [lo, hi).
+  auto add = [cur, lo, hi](std::size_t b, const T* __restrict w, std::size_t n) {
+    const std::size_t i0 = lo > b ? lo - b : 0;
+    const std::size_t i1 = std::min(n, hi > b ? hi - b : 0);
+    Potential* __restrict t = cur + b;
+    for (std::size_t i = i0; i < i1; ++i) t[i] += Potential{w[i]};
+  };
+  if (g.stride_w == 1) {
     for (NeuronId s : ids) {
       SourceWindow win;
       if (!source_window(fc, locate, s, win)) continue;
@@ -142,73 +129,68 @@ inline void add_conv(Potential* __restrict cur, Potential* __restrict scratch, c
       const std::size_t n = (c1 - c0 + 1) * oc;
       for (std::size_t oy = r0; oy <= r1; ++oy) {
         const std::size_t ky = y + g.pad_h - oy * g.stride_h;
-        const T* __restrict w = taps + ((c * kh + ky) * kw + kr0) * oc;
-        Potential* __restrict t = scratch + (oy * OW + c0) * oc;
-        for (std::size_t i = 0; i < n; ++i) t[i] += Potential{w[i]};
+        add((oy * OW + c0) * oc, taps + ((c * kh + ky) * kw + kr0) * oc, n);
       }
     }
-  } else {
-    for (NeuronId s : ids) {
-      SourceWindow win;
-      if (!source_window(fc, locate, s, win)) continue;
-      const auto [c, y, x, r0, r1, c0, c1] = win;
-      for (std::size_t oy = r0; oy <= r1; ++oy) {
-        const std::size_t ky = y + g.pad_h - oy * g.stride_h;
-        for (std::size_t ox = c0; ox <= c1; ++ox) {
-          const std::size_t kx = x + g.pad_w - ox * g.stride_w;
-          const std::size_t kcol = reversed ? kw - 1 - kx : kx;
-          const T* __restrict w = taps + ((c * kh + ky) * kw + kcol) * oc;
-          const std::size_t pix = oy * OW + ox;
-          Potential* __restrict t = scratch + pix * oc;
-          if (full) {
-            for (std::size_t o = 0; o < oc; ++o) t[o] += Potential{w[o]};
-          } else {
-            // Channels o with lo <= o * ohw + pix < hi.
-            const std::size_t o0 = lo > pix ? (lo - pix + ohw - 1) / ohw : 0;
-            const std::size_t o1 = std::min(oc, hi > pix ? (hi - pix + ohw - 1) / ohw : 0);
-            for (std::size_t o = o0; o < o1; ++o) t[o] += Potential{w[o]};
-          }
-        }
-      }
-    }
-  }
-  if (full) {
-    // Contiguous reads of scratch, one pass of zeroing (a vectorised fill).
-    // Tiles of 16 positions: each channel's 16 targets are one contiguous
-    // (vector) add, the tile's scratch (16 x oc) stays in L1.
-    constexpr std::size_t kTile = 16;
-    std::size_t pb = 0;
-    for (; pb + kTile <= ohw; pb += kTile) {
-      const Potential* __restrict t = scratch + pb * oc;
-      for (std::size_t o = 0; o < oc; ++o) {
-        Potential* __restrict d = cur + o * ohw + pb;
-        for (std::size_t j = 0; j < kTile; ++j) d[j] += t[j * oc + o];
-      }
-    }
-    for (std::size_t pix = pb; pix < ohw; ++pix)
-      for (std::size_t o = 0; o < oc; ++o) cur[o * ohw + pix] += scratch[pix * oc + o];
-    std::fill(scratch, scratch + ohw * oc, Potential{0});
     return;
   }
-  for (std::size_t o = lo / ohw; o * ohw < hi; ++o) {
-    const std::size_t p0 = std::max<std::size_t>(lo, o * ohw) - o * ohw;
-    const std::size_t p1 = std::min<std::size_t>(hi, (o + 1) * ohw) - o * ohw;
-    for (std::size_t pix = p0; pix < p1; ++pix) {
-      cur[o * ohw + pix] += scratch[pix * oc + o];
-      scratch[pix * oc + o] = 0;
+  for (NeuronId s : ids) {
+    SourceWindow win;
+    if (!source_window(fc, locate, s, win)) continue;
+    const auto [c, y, x, r0, r1, c0, c1] = win;
+    for (std::size_t oy = r0; oy <= r1; ++oy) {
+      const std::size_t ky = y + g.pad_h - oy * g.stride_h;
+      for (std::size_t ox = c0; ox <= c1; ++ox) {
+        const std::size_t kx = x + g.pad_w - ox * g.stride_w;
+        add((oy * OW + ox) * oc, taps + ((c * kh + ky) * kw + kx) * oc, oc);
+      }
     }
+  }
+}
+
+/// A pool whose windows do not overlap (stride >= kernel) sends each source
+/// to at most one target: `target` (per source id as delivered, built by the
+/// engine; kNoTarget for sources no window covers) replaces the per-spike
+/// geometry. One load and one add per spike, targets [lo, hi) only.
+inline constexpr NeuronId kNoTarget = ~NeuronId{0};
+inline void add_pool_table(Potential* __restrict cur, FixedWeight v, const NeuronId* __restrict target,
+                           std::span<const NeuronId> ids, NeuronId lo, NeuronId hi) {
+  const NeuronId width = hi - lo;
+  for (NeuronId s : ids) {
+    const NeuronId t = target[s];
+    if (t - lo < width) cur[t] += v;  // unsigned: also false for kNoTarget
   }
 }
 
 /// Average pooling: source (c, y, x) adds the pool's one weight to target (c,
 /// oy, ox) for each window of channel c that covers (y, x); targets [lo, hi)
-/// only. Generated from the geometry, nothing per synapse stored.
+/// only. Generated from the geometry, nothing per synapse stored. A pool's
+/// sources spike often (every spike of the conv before it) and each adds one
+/// or a few weights, so the per-spike work is kept minimal: the whole
+/// population (no clipping) and non-overlapping windows (one target per
+/// source) have their own loops.
 inline void add_pool(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids, NeuronId lo,
                      NeuronId hi) {
   const WindowGeometry& g = fc.geometry;
   const std::size_t OW = g.output.width, ohw = g.output.height * OW;
   const FixedWeight v = fc.weights[0];
-  const SourceLocator locate(g);
+  const SourceLocator& locate = fc.locator;
+  if (lo == 0 && hi == fc.targets) {
+    if (g.stride_h >= g.kernel_h && g.stride_w >= g.kernel_w) {
+      for (NeuronId s : ids) {
+        SourceWindow win;
+        if (source_window(fc, locate, s, win)) cur[win.c * ohw + win.r0 * OW + win.c0] += v;
+      }
+      return;
+    }
+    for (NeuronId s : ids) {
+      SourceWindow win;
+      if (!source_window(fc, locate, s, win)) continue;
+      for (std::size_t oy = win.r0; oy <= win.r1; ++oy)
+        for (std::size_t ox = win.c0; ox <= win.c1; ++ox) cur[win.c * ohw + oy * OW + ox] += v;
+    }
+    return;
+  }
   for (NeuronId s : ids) {
     SourceWindow win;
     if (!source_window(fc, locate, s, win)) continue;
@@ -231,8 +213,8 @@ struct TargetRange {
   const std::uint64_t* split = nullptr;
   std::size_t parts = 1;
   std::size_t q = 0;
-  /// Conv only: `targets` zeros of scratch (see add_conv), owned by the caller.
-  Potential* scratch = nullptr;
+  /// Pool only (may be null): each source's one target (add_pool_table).
+  const NeuronId* pool_target = nullptr;
 };
 
 /// deliver() for a connection whose tables hold T.
@@ -241,8 +223,13 @@ inline void deliver_as(Potential* cur, const FixedConnection& fc, std::span<cons
   switch (fc.format) {
     case FanOutFormat::Dense: add_dense_rows(cur, fc.table<T>(), fc.targets, ids, range.lo, range.hi); return;
     case FanOutFormat::Sparse: add_sparse_rows<T>(cur, fc, ids, range.split, range.parts, range.q); return;
-    case FanOutFormat::Conv: add_conv<T>(cur, range.scratch, fc, ids, range.lo, range.hi); return;
-    case FanOutFormat::AvgPool: add_pool(cur, fc, ids, range.lo, range.hi); return;
+    case FanOutFormat::Conv: add_conv<T>(cur, fc, ids, range.lo, range.hi); return;
+    case FanOutFormat::AvgPool:
+      if (range.pool_target)
+        add_pool_table(cur, fc.weights[0], range.pool_target, ids, range.lo, range.hi);
+      else
+        add_pool(cur, fc, ids, range.lo, range.hi);
+      return;
   }
 }
 
