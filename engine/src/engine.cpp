@@ -169,12 +169,19 @@ class Simulator {
   }
 
  private:
-  // Engine numbering (docs/design.md, "Connection kinds"): a conv's target
-  // population, unless it is the output, is numbered position-major (HWC) in
-  // here, so that add_conv adds straight into its current; everything seen
-  // outside (recorded spikes, errors) and every consumer that expects model
-  // (CHW) ids gets them mapped back. A non-overlapping pool reads its
-  // sources' engine ids through a per-source target table instead.
+  // Engine numbering (docs/design.md, "Connection kinds"): the target
+  // population of a conv or of a non-overlapping pool, unless it is the
+  // output, is numbered position-major (HWC) in here, so that add_conv adds
+  // straight into its current and a conv reading it meets the spikes of one
+  // position together. Everything seen outside (recorded spikes, errors) and
+  // every consumer that expects model (CHW) ids gets them mapped back; a
+  // non-overlapping pool reads its sources' engine ids through a per-source
+  // target table instead.
+  static bool table_pool(const FixedConnection& fc) {
+    const WindowGeometry& g = fc.geometry;
+    return fc.format == FanOutFormat::AvgPool && g.stride_h >= g.kernel_h && g.stride_w >= g.kernel_w;
+  }
+
   void number_conv_targets() {
     const std::size_t pops = net_.population_count();
     model_id_.resize(pops);
@@ -183,7 +190,7 @@ class Simulator {
     for (std::size_t c = 0; c < layers_; ++c) {
       const FixedConnection& fc = net_.connection(c);
       const std::size_t p = c + 1;
-      if (fc.format == FanOutFormat::Conv && p + 1 < pops) {
+      if ((fc.format == FanOutFormat::Conv || table_pool(fc)) && p + 1 < pops) {
         model_id_[p].resize(fc.targets);
         for (std::size_t e = 0; e < fc.targets; ++e) model_id_[p][e] = channel_major_id(fc.geometry.output, e);
       }
@@ -193,12 +200,14 @@ class Simulator {
     }
     for (std::size_t c = 0; c < layers_; ++c) {
       const FixedConnection& fc = net_.connection(c);
-      const WindowGeometry& g = fc.geometry;
-      if (fc.format != FanOutFormat::AvgPool || g.stride_h < g.kernel_h || g.stride_w < g.kernel_w) continue;
+      if (!table_pool(fc)) continue;
       auto& target = pool_target_[c];
       target.assign(fc.sources, kNoTarget);
+      const bool pm = !model_id_[c + 1].empty();
       for (std::size_t e = 0; e < fc.sources; ++e)
-        fc.for_each_target(model_of(c, e), [&](std::size_t j, FixedWeight) { target[e] = static_cast<NeuronId>(j); });
+        fc.for_each_target(model_of(c, e), [&](std::size_t j, FixedWeight) {
+          target[e] = pm ? position_major_id(fc.geometry.output, j) : static_cast<NeuronId>(j);
+        });
     }
   }
 
@@ -217,14 +226,13 @@ class Simulator {
     return model_id_[p].empty() ? static_cast<NeuronId>(e) : model_id_[p][e];
   }
 
-  // `spikes` (engine ids of population p) as model ids, ascending when they
-  // are recorded; `spikes` itself when p is numbered as the model.
+  // `spikes` (engine ids of population p) as model ids, in the same
+  // (engine) order; `spikes` itself when p is numbered as the model.
   std::span<const NeuronId> model_ids(std::size_t p, std::span<const NeuronId> spikes) {
     if (model_id_[p].empty()) return spikes;
     model_spikes_.resize(spikes.size());
     const NeuronId* map = model_id_[p].data();
     for (std::size_t i = 0; i < spikes.size(); ++i) model_spikes_[i] = map[spikes[i]];
-    if (options_.record_spikes) std::sort(model_spikes_.begin(), model_spikes_.end());
     return model_spikes_;
   }
 
@@ -301,7 +309,13 @@ class Simulator {
     const bool engine_ids_out = !last && !pool_target_[p].empty();
     const std::span<const NeuronId> model =
         options_.record_spikes || !engine_ids_out ? model_ids(p, spikes) : spikes;
-    rec.spikes(t, static_cast<PopulationId>(p), model);
+    if (options_.record_spikes && !model_id_[p].empty()) {
+      recorded_.assign(model.begin(), model.end());  // recorded ascending, as the model numbers them
+      std::sort(recorded_.begin(), recorded_.end());
+      rec.spikes(t, static_cast<PopulationId>(p), recorded_);
+    } else {
+      rec.spikes(t, static_cast<PopulationId>(p), model);
+    }
     if (!last) {
       const Step due_at = t + net_.connection(p).delay;
       if (due_at < options_.steps) queue_.push(due_at, p, engine_ids_out ? spikes : model);
@@ -372,7 +386,7 @@ class Simulator {
   std::vector<std::vector<NeuronId>> model_id_;     // [pop]: engine id -> model id; empty: the same (number_conv_targets)
   std::vector<std::vector<NeuronId>> pool_target_;  // [connection]: non-overlapping pool's target per engine source id
   std::vector<std::vector<Potential>> bias_;        // [pop]: biases by engine id
-  std::vector<NeuronId> model_spikes_;
+  std::vector<NeuronId> model_spikes_, recorded_;
   std::vector<std::vector<Step>> refractory_;
   std::vector<std::vector<NeuronId>> bounds_;
   std::vector<std::vector<std::uint64_t>> splits_;

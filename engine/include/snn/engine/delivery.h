@@ -91,6 +91,41 @@ inline NeuronId channel_major_id(const Shape& out, std::size_t hwc) {
   return static_cast<NeuronId>(o * out.height * out.width + pix);
 }
 
+namespace detail {
+
+// Adds the sum of K tap rows w[0..K) (n weights each) to targets [b, b + n),
+// the part within [lo, hi). The K sums are formed in int32 (|w| <= 2^23).
+template <int K, typename T>
+inline void add_taps(Potential* __restrict cur, std::size_t b, const T* const* w, std::size_t n, std::size_t lo,
+                     std::size_t hi) {
+  const std::size_t i0 = lo > b ? lo - b : 0;
+  const std::size_t i1 = std::min(n, hi > b ? hi - b : 0);
+  Potential* __restrict t = cur + b;
+  const T* __restrict w0 = w[0];
+  const T* __restrict w1 = w[K > 1 ? 1 : 0];
+  const T* __restrict w2 = w[K > 2 ? 2 : 0];
+  const T* __restrict w3 = w[K > 3 ? 3 : 0];
+  for (std::size_t i = i0; i < i1; ++i) {
+    if constexpr (K == 1) t[i] += Potential{w0[i]};
+    if constexpr (K == 2) t[i] += Potential{w0[i]} + Potential{w1[i]};
+    if constexpr (K == 3) t[i] += (Potential{w0[i]} + Potential{w1[i]}) + Potential{w2[i]};
+    if constexpr (K == 4) t[i] += (Potential{w0[i]} + Potential{w1[i]}) + (Potential{w2[i]} + Potential{w3[i]});
+  }
+}
+
+template <typename T>
+inline void add_taps(Potential* cur, std::size_t b, const T* const* w, std::size_t k, std::size_t n, std::size_t lo,
+                     std::size_t hi) {
+  switch (k) {
+    case 1: add_taps<1>(cur, b, w, n, lo, hi); return;
+    case 2: add_taps<2>(cur, b, w, n, lo, hi); return;
+    case 3: add_taps<3>(cur, b, w, n, lo, hi); return;
+    default: add_taps<4>(cur, b, w, n, lo, hi); return;
+  }
+}
+
+}  // namespace detail
+
 /// Convolution: source (c, y, x) (CHW id) adds kernel tap (ky, kx) = (y +
 /// pad_h - oy * stride_h, x + pad_w - ox * stride_w) of every output channel
 /// o to target (o, oy, ox), for the output positions whose window covers (y,
@@ -103,7 +138,12 @@ inline NeuronId channel_major_id(const Shape& out, std::size_t hwc) {
 /// With stride_w == 1 the kernel is stored with kx reversed (see
 /// FixedConnection::tap_major), so for one output row oy the targets ox = c0..c1
 /// (contiguous) meet contiguous weights: the whole row is one flat add of
-/// (c1 - c0 + 1) * oc elements, clipped to [lo, hi).
+/// (c1 - c0 + 1) * oc elements, clipped to [lo, hi). Up to four consecutive
+/// spikes at the same position (other input channels: the engine delivers a
+/// position-major source's spikes position by position) share their targets,
+/// so their taps are summed in one pass: one load and store of the current
+/// per four spikes instead of per spike. Integer sums: any grouping gives the
+/// same currents.
 template <typename T>
 inline void add_conv(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids, NeuronId lo,
                      NeuronId hi) {
@@ -112,24 +152,29 @@ inline void add_conv(Potential* __restrict cur, const FixedConnection& fc, std::
   const std::size_t kh = g.kernel_h, kw = g.kernel_w;
   const T* __restrict taps = fc.table<T>();
   const SourceLocator& locate = fc.locator;
-  // Adds n weights w to targets [b, b + n), the part within [lo, hi).
-  auto add = [cur, lo, hi](std::size_t b, const T* __restrict w, std::size_t n) {
-    const std::size_t i0 = lo > b ? lo - b : 0;
-    const std::size_t i1 = std::min(n, hi > b ? hi - b : 0);
-    Potential* __restrict t = cur + b;
-    for (std::size_t i = i0; i < i1; ++i) t[i] += Potential{w[i]};
-  };
   if (g.stride_w == 1) {
-    for (NeuronId s : ids) {
+    const NeuronId* id = ids.data();
+    const NeuronId* const end = id + ids.size();
+    while (id != end) {
       SourceWindow win;
-      if (!source_window(fc, locate, s, win)) continue;
+      if (!source_window(fc, locate, *id++, win)) continue;
       const auto [c, y, x, r0, r1, c0, c1] = win;
+      std::size_t chan[4] = {c, 0, 0, 0};
+      std::size_t k = 1;
+      for (; k < 4 && id != end; ++k, ++id) {
+        std::uint32_t c2, y2, x2;
+        locate(*id, c2, y2, x2);
+        if (y2 != y || x2 != x) break;
+        chan[k] = c2;
+      }
       // Reversed column of tap kx = x + pad_w - c0, the first of the row.
       const std::size_t kr0 = kw - 1 - (x + g.pad_w - c0);
       const std::size_t n = (c1 - c0 + 1) * oc;
       for (std::size_t oy = r0; oy <= r1; ++oy) {
         const std::size_t ky = y + g.pad_h - oy * g.stride_h;
-        add((oy * OW + c0) * oc, taps + ((c * kh + ky) * kw + kr0) * oc, n);
+        const T* w[4];
+        for (std::size_t j = 0; j < k; ++j) w[j] = taps + ((chan[j] * kh + ky) * kw + kr0) * oc;
+        detail::add_taps(cur, (oy * OW + c0) * oc, w, k, n, lo, hi);
       }
     }
     return;
@@ -142,7 +187,8 @@ inline void add_conv(Potential* __restrict cur, const FixedConnection& fc, std::
       const std::size_t ky = y + g.pad_h - oy * g.stride_h;
       for (std::size_t ox = c0; ox <= c1; ++ox) {
         const std::size_t kx = x + g.pad_w - ox * g.stride_w;
-        add((oy * OW + ox) * oc, taps + ((c * kh + ky) * kw + kx) * oc, oc);
+        const T* w = taps + ((c * kh + ky) * kw + kx) * oc;
+        detail::add_taps<1>(cur, (oy * OW + ox) * oc, &w, oc, lo, hi);
       }
     }
   }
