@@ -93,34 +93,29 @@ inline NeuronId channel_major_id(const Shape& out, std::size_t hwc) {
 
 namespace detail {
 
-// Adds the sum of K tap rows w[0..K) (n weights each) to targets [b, b + n),
-// the part within [lo, hi). The K sums are formed in int32 (|w| <= 2^23).
+// Adds, for each of `rows` output rows r, the sum of K tap rows (w[j] + r *
+// wstep, n weights each) to targets [t0 + r * tstep, + n), the part within
+// [lo, hi). The K sums are formed in int32 (|w| <= 2^23). One call per spike
+// group: its own small loop nest, so the compiler keeps every pointer in a
+// register.
 template <int K, typename T>
-inline void add_taps(Potential* __restrict cur, std::size_t b, const T* const* w, std::size_t n, std::size_t lo,
-                     std::size_t hi) {
-  const std::size_t i0 = lo > b ? lo - b : 0;
-  const std::size_t i1 = std::min(n, hi > b ? hi - b : 0);
-  Potential* __restrict t = cur + b;
-  const T* __restrict w0 = w[0];
-  const T* __restrict w1 = w[K > 1 ? 1 : 0];
-  const T* __restrict w2 = w[K > 2 ? 2 : 0];
-  const T* __restrict w3 = w[K > 3 ? 3 : 0];
-  for (std::size_t i = i0; i < i1; ++i) {
-    if constexpr (K == 1) t[i] += Potential{w0[i]};
-    if constexpr (K == 2) t[i] += Potential{w0[i]} + Potential{w1[i]};
-    if constexpr (K == 3) t[i] += (Potential{w0[i]} + Potential{w1[i]}) + Potential{w2[i]};
-    if constexpr (K == 4) t[i] += (Potential{w0[i]} + Potential{w1[i]}) + (Potential{w2[i]} + Potential{w3[i]});
-  }
-}
-
-template <typename T>
-inline void add_taps(Potential* cur, std::size_t b, const T* const* w, std::size_t k, std::size_t n, std::size_t lo,
-                     std::size_t hi) {
-  switch (k) {
-    case 1: add_taps<1>(cur, b, w, n, lo, hi); return;
-    case 2: add_taps<2>(cur, b, w, n, lo, hi); return;
-    case 3: add_taps<3>(cur, b, w, n, lo, hi); return;
-    default: add_taps<4>(cur, b, w, n, lo, hi); return;
+inline void add_tap_rows(Potential* __restrict cur, const T* const* w, std::ptrdiff_t wstep, std::size_t t0,
+                         std::size_t tstep, std::size_t rows, std::size_t n, std::size_t lo, std::size_t hi) {
+  for (std::size_t r = 0; r < rows; ++r, t0 += tstep) {
+    const std::size_t i0 = lo > t0 ? lo - t0 : 0;
+    const std::size_t i1 = std::min(n, hi > t0 ? hi - t0 : 0);
+    const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(r) * wstep;
+    Potential* __restrict t = cur + t0;
+    const T* __restrict a = w[0] + off;
+    const T* __restrict b = w[K > 1 ? 1 : 0] + off;
+    const T* __restrict c = w[K > 2 ? 2 : 0] + off;
+    const T* __restrict d = w[K > 3 ? 3 : 0] + off;
+    for (std::size_t i = i0; i < i1; ++i) {
+      if constexpr (K == 1) t[i] += Potential{a[i]};
+      if constexpr (K == 2) t[i] += Potential{a[i]} + Potential{b[i]};
+      if constexpr (K == 3) t[i] += (Potential{a[i]} + Potential{b[i]}) + Potential{c[i]};
+      if constexpr (K == 4) t[i] += (Potential{a[i]} + Potential{b[i]}) + (Potential{c[i]} + Potential{d[i]});
+    }
   }
 }
 
@@ -153,6 +148,7 @@ inline void add_conv(Potential* __restrict cur, const FixedConnection& fc, std::
   const T* __restrict taps = fc.table<T>();
   const SourceLocator& locate = fc.locator;
   if (g.stride_w == 1) {
+    const std::ptrdiff_t wstep = -static_cast<std::ptrdiff_t>(g.stride_h * kw * oc);
     const NeuronId* id = ids.data();
     const NeuronId* const end = id + ids.size();
     while (id != end) {
@@ -167,14 +163,18 @@ inline void add_conv(Potential* __restrict cur, const FixedConnection& fc, std::
         if (y2 != y || x2 != x) break;
         chan[k] = c2;
       }
-      // Reversed column of tap kx = x + pad_w - c0, the first of the row.
+      // Reversed column of tap kx = x + pad_w - c0, the first of the row;
+      // row ky = y + pad_h - oy * stride_h, falling by stride_h per output row.
       const std::size_t kr0 = kw - 1 - (x + g.pad_w - c0);
-      const std::size_t n = (c1 - c0 + 1) * oc;
-      for (std::size_t oy = r0; oy <= r1; ++oy) {
-        const std::size_t ky = y + g.pad_h - oy * g.stride_h;
-        const T* w[4];
-        for (std::size_t j = 0; j < k; ++j) w[j] = taps + ((chan[j] * kh + ky) * kw + kr0) * oc;
-        detail::add_taps(cur, (oy * OW + c0) * oc, w, k, n, lo, hi);
+      const std::size_t ky0 = y + g.pad_h - r0 * g.stride_h;
+      const T* w[4];
+      for (std::size_t j = 0; j < k; ++j) w[j] = taps + ((chan[j] * kh + ky0) * kw + kr0) * oc;
+      const std::size_t t0 = (r0 * OW + c0) * oc, tstep = OW * oc, rows = r1 - r0 + 1, n = (c1 - c0 + 1) * oc;
+      switch (k) {
+        case 1: detail::add_tap_rows<1>(cur, w, wstep, t0, tstep, rows, n, lo, hi); break;
+        case 2: detail::add_tap_rows<2>(cur, w, wstep, t0, tstep, rows, n, lo, hi); break;
+        case 3: detail::add_tap_rows<3>(cur, w, wstep, t0, tstep, rows, n, lo, hi); break;
+        default: detail::add_tap_rows<4>(cur, w, wstep, t0, tstep, rows, n, lo, hi); break;
       }
     }
     return;
@@ -188,7 +188,7 @@ inline void add_conv(Potential* __restrict cur, const FixedConnection& fc, std::
       for (std::size_t ox = c0; ox <= c1; ++ox) {
         const std::size_t kx = x + g.pad_w - ox * g.stride_w;
         const T* w = taps + ((c * kh + ky) * kw + kx) * oc;
-        detail::add_taps<1>(cur, (oy * OW + ox) * oc, &w, oc, lo, hi);
+        detail::add_tap_rows<1>(cur, &w, 0, (oy * OW + ox) * oc, 0, 1, oc, lo, hi);
       }
     }
   }
