@@ -198,8 +198,10 @@ class Simulator {
       bias_[p].resize(bias.size());
       for (std::size_t e = 0; e < bias.size(); ++e) bias_[p][e] = bias[model_of(p, e)];
     }
+    conv_windows_.resize(layers_);
     for (std::size_t c = 0; c < layers_; ++c) {
       const FixedConnection& fc = net_.connection(c);
+      if (fc.format == FanOutFormat::Conv && fc.geometry.stride_w == 1) conv_windows_[c] = conv_windows(fc);
       if (!table_pool(fc)) continue;
       auto& target = pool_target_[c];
       target.assign(fc.sources, kNoTarget);
@@ -336,6 +338,7 @@ class Simulator {
       constant_synops_ = fc.synops(input_.always);
       TargetRange all{0, static_cast<NeuronId>(fc.targets)};
       all.pool_target = pool_target_[0].empty() ? nullptr : pool_target_[0].data();
+      all.conv_windows = conv_windows_[0].empty() ? nullptr : conv_windows_[0].data();
       deliver(constant_.data(), fc, input_.always, all);
       has_constant_ = !input_.always.empty();
     } else {
@@ -371,7 +374,8 @@ class Simulator {
     const std::size_t parts = bounds_[p].size() - 1;
     deliver(cur, fc, due,
             TargetRange{lo, hi, splits_[c].empty() ? nullptr : splits_[c].data(), parts, q,
-                        pool_target_[c].empty() ? nullptr : pool_target_[c].data()});
+                        pool_target_[c].empty() ? nullptr : pool_target_[c].data(),
+                        conv_windows_[c].empty() ? nullptr : conv_windows_[c].data()});
     auto& spikes = part_spikes_[p][q];
     spikes.clear();
     bad_[q] = update_neurons(net_.params(static_cast<PopulationId>(p)), v_[p].data(),
@@ -386,6 +390,7 @@ class Simulator {
   std::vector<std::vector<NeuronId>> model_id_;     // [pop]: engine id -> model id; empty: the same (number_conv_targets)
   std::vector<std::vector<NeuronId>> pool_target_;  // [connection]: non-overlapping pool's target per engine source id
   std::vector<std::vector<Potential>> bias_;        // [pop]: biases by engine id
+  std::vector<std::vector<ConvWindow>> conv_windows_;  // [connection]: stride-1 conv's windows per input position
   std::vector<NeuronId> model_spikes_, recorded_;
   std::vector<std::vector<Step>> refractory_;
   std::vector<std::vector<NeuronId>> bounds_;

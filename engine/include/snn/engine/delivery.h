@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 namespace snn::engine {
 
@@ -121,6 +122,35 @@ inline void add_tap_rows(Potential* __restrict cur, const T* const* w, std::ptrd
 
 }  // namespace detail
 
+/// What a stride_w == 1 conv source at one input position (y, x) reaches,
+/// the same for every input channel: output rows r0 .. r0 + rows - 1, each
+/// adding n weights (the covering columns times the output channels) to
+/// targets from t0 (row r0's first, engine id) on, from tap-major offset w0
+/// (row ky0, reversed column kr0) within the input channel's taps. rows = 0:
+/// no window covers the position.
+struct ConvWindow {
+  std::uint32_t t0 = 0, w0 = 0, rows = 0, n = 0;
+};
+
+/// Per input position (y * width + x), a stride_w == 1 conv's ConvWindow
+/// (O(height x width), built once by the engine, passed in TargetRange).
+inline std::vector<ConvWindow> conv_windows(const FixedConnection& fc) {
+  const WindowGeometry& g = fc.geometry;
+  std::vector<ConvWindow> out(g.input.height * g.input.width);
+  const std::size_t oc = g.output.channels, kw = g.kernel_w;
+  for (std::uint32_t y = 0; y < g.input.height; ++y)
+    for (std::uint32_t x = 0; x < g.input.width; ++x) {
+      if (fc.row_reach[y] == 0 || fc.col_reach[x] == 0) continue;
+      std::uint32_t r0, c0;
+      fc.window_of(y, x, r0, c0);
+      const std::size_t ky0 = y + g.pad_h - r0 * g.stride_h, kr0 = kw - 1 - (x + g.pad_w - c0);
+      out[y * g.input.width + x] = {static_cast<std::uint32_t>((r0 * g.output.width + c0) * oc),
+                                    static_cast<std::uint32_t>((ky0 * kw + kr0) * oc), fc.row_reach[y],
+                                    static_cast<std::uint32_t>(fc.col_reach[x] * oc)};
+    }
+  return out;
+}
+
 /// Convolution: source (c, y, x) (CHW id) adds kernel tap (ky, kx) = (y +
 /// pad_h - oy * stride_h, x + pad_w - ox * stride_w) of every output channel
 /// o to target (o, oy, ox), for the output positions whose window covers (y,
@@ -141,7 +171,7 @@ inline void add_tap_rows(Potential* __restrict cur, const T* const* w, std::ptrd
 /// same currents.
 template <typename T>
 inline void add_conv(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids, NeuronId lo,
-                     NeuronId hi) {
+                     NeuronId hi, const ConvWindow* windows = nullptr) {
   const WindowGeometry& g = fc.geometry;
   const std::size_t OW = g.output.width, oc = g.output.channels;
   const std::size_t kh = g.kernel_h, kw = g.kernel_w;
@@ -149,32 +179,34 @@ inline void add_conv(Potential* __restrict cur, const FixedConnection& fc, std::
   const SourceLocator& locate = fc.locator;
   if (g.stride_w == 1) {
     const std::ptrdiff_t wstep = -static_cast<std::ptrdiff_t>(g.stride_h * kw * oc);
+    const std::size_t tstep = OW * oc, per_channel = kh * kw * oc;
+    std::vector<ConvWindow> own;
+    if (!windows) {
+      own = conv_windows(fc);
+      windows = own.data();
+    }
     const NeuronId* id = ids.data();
     const NeuronId* const end = id + ids.size();
     while (id != end) {
-      SourceWindow win;
-      if (!source_window(fc, locate, *id++, win)) continue;
-      const auto [c, y, x, r0, r1, c0, c1] = win;
+      std::uint32_t c, pos;
+      locate.split(*id++, c, pos);
+      const ConvWindow win = windows[pos];
       std::size_t chan[4] = {c, 0, 0, 0};
       std::size_t k = 1;
       for (; k < 4 && id != end; ++k, ++id) {
-        std::uint32_t c2, y2, x2;
-        locate(*id, c2, y2, x2);
-        if (y2 != y || x2 != x) break;
+        std::uint32_t c2, pos2;
+        locate.split(*id, c2, pos2);
+        if (pos2 != pos) break;
         chan[k] = c2;
       }
-      // Reversed column of tap kx = x + pad_w - c0, the first of the row;
-      // row ky = y + pad_h - oy * stride_h, falling by stride_h per output row.
-      const std::size_t kr0 = kw - 1 - (x + g.pad_w - c0);
-      const std::size_t ky0 = y + g.pad_h - r0 * g.stride_h;
+      if (win.rows == 0) continue;
       const T* w[4];
-      for (std::size_t j = 0; j < k; ++j) w[j] = taps + ((chan[j] * kh + ky0) * kw + kr0) * oc;
-      const std::size_t t0 = (r0 * OW + c0) * oc, tstep = OW * oc, rows = r1 - r0 + 1, n = (c1 - c0 + 1) * oc;
+      for (std::size_t j = 0; j < k; ++j) w[j] = taps + chan[j] * per_channel + win.w0;
       switch (k) {
-        case 1: detail::add_tap_rows<1>(cur, w, wstep, t0, tstep, rows, n, lo, hi); break;
-        case 2: detail::add_tap_rows<2>(cur, w, wstep, t0, tstep, rows, n, lo, hi); break;
-        case 3: detail::add_tap_rows<3>(cur, w, wstep, t0, tstep, rows, n, lo, hi); break;
-        default: detail::add_tap_rows<4>(cur, w, wstep, t0, tstep, rows, n, lo, hi); break;
+        case 1: detail::add_tap_rows<1>(cur, w, wstep, win.t0, tstep, win.rows, win.n, lo, hi); break;
+        case 2: detail::add_tap_rows<2>(cur, w, wstep, win.t0, tstep, win.rows, win.n, lo, hi); break;
+        case 3: detail::add_tap_rows<3>(cur, w, wstep, win.t0, tstep, win.rows, win.n, lo, hi); break;
+        default: detail::add_tap_rows<4>(cur, w, wstep, win.t0, tstep, win.rows, win.n, lo, hi); break;
       }
     }
     return;
@@ -261,6 +293,8 @@ struct TargetRange {
   std::size_t q = 0;
   /// Pool only (may be null): each source's one target (add_pool_table).
   const NeuronId* pool_target = nullptr;
+  /// Stride-1 conv only (may be null: built per call): conv_windows(fc).
+  const ConvWindow* conv_windows = nullptr;
 };
 
 /// deliver() for a connection whose tables hold T.
@@ -269,7 +303,7 @@ inline void deliver_as(Potential* cur, const FixedConnection& fc, std::span<cons
   switch (fc.format) {
     case FanOutFormat::Dense: add_dense_rows(cur, fc.table<T>(), fc.targets, ids, range.lo, range.hi); return;
     case FanOutFormat::Sparse: add_sparse_rows<T>(cur, fc, ids, range.split, range.parts, range.q); return;
-    case FanOutFormat::Conv: add_conv<T>(cur, fc, ids, range.lo, range.hi); return;
+    case FanOutFormat::Conv: add_conv<T>(cur, fc, ids, range.lo, range.hi, range.conv_windows); return;
     case FanOutFormat::AvgPool:
       if (range.pool_target)
         add_pool_table(cur, fc.weights[0], range.pool_target, ids, range.lo, range.hi);

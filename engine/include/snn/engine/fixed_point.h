@@ -98,6 +98,11 @@ class SourceLocator {
         plane_(static_cast<std::uint32_t>(g.input.height) * w_),
         mw_(magic(w_)),
         mp_(magic(plane_)) {}
+  /// Channel c and position pos = y * width + x of source s.
+  void split(NeuronId s, std::uint32_t& c, std::uint32_t& pos) const {
+    c = div(s, plane_, mp_);
+    pos = s - c * plane_;
+  }
   void operator()(NeuronId s, std::uint32_t& c, std::uint32_t& y, std::uint32_t& x) const {
     c = div(s, plane_, mp_);
     const std::uint32_t pos = s - c * plane_;
