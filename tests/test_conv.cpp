@@ -377,22 +377,27 @@ TEST_CASE("conv and pool delivery over any split of the targets equals the whole
     std::vector<snn::NeuronId> ids;
     for (snn::NeuronId s = 0; s < in.size(); ++s)
       if (rng() % 3 == 0) ids.push_back(s);
-    // Expected: every synapse of every spike, summed target by target.
+    // Expected: every synapse of every spike, summed target by target (a
+    // conv's targets by their position-major engine ids).
+    const bool is_conv = l.kind == snn::LayerKind::Conv;
     std::vector<snn::Potential> expected(fc.targets, 0);
-    for (snn::NeuronId s : ids) fc.for_each_target(s, [&](std::size_t t, snn::FixedWeight w) { expected[t] += w; });
-    std::vector<snn::Potential> scratch(fc.targets, 0);
+    for (snn::NeuronId s : ids)
+      fc.for_each_target(s, [&](std::size_t t, snn::FixedWeight w) {
+        expected[is_conv ? snn::engine::position_major_id(fc.geometry.output, t) : t] += w;
+      });
     for (int trial = 0; trial < 20; ++trial) {
+      if (trial == 10)  // the second half: spikes position by position (conv sums a position's taps together)
+        std::stable_sort(ids.begin(), ids.end(), [&](snn::NeuronId a, snn::NeuronId b) {
+          return snn::engine::position_major_id(in, a) < snn::engine::position_major_id(in, b);
+        });
       std::vector<snn::NeuronId> cuts{0, static_cast<snn::NeuronId>(fc.targets)};
       for (int k = 0; k < trial % 5; ++k) cuts.push_back(static_cast<snn::NeuronId>(rng() % fc.targets));
       std::sort(cuts.begin(), cuts.end());
       std::vector<snn::Potential> cur(fc.targets, 0);
       for (std::size_t k = 0; k + 1 < cuts.size(); ++k) {
-        snn::engine::TargetRange r{cuts[k], cuts[k + 1]};
-        r.scratch = scratch.data();
-        snn::engine::deliver(cur.data(), fc, ids, r);
+        snn::engine::deliver(cur.data(), fc, ids, snn::engine::TargetRange{cuts[k], cuts[k + 1]});
       }
       REQUIRE(cur == expected);
-      REQUIRE(std::all_of(scratch.begin(), scratch.end(), [](snn::Potential x) { return x == 0; }));
     }
     // And the synapse list is the naive expansion's.
     const Matrix m = naive_conv_matrix(in, l, l.kind == snn::LayerKind::Conv ? net.connection(0).conv().weights : Matrix{});
@@ -530,5 +535,78 @@ TEST_CASE("conv and pool delivery locate a source id as plain division does, for
       REQUIRE(y == s % plane / w);
       REQUIRE(x == s % w);
     }
+  }
+}
+
+TEST_CASE("conv targets' position-major engine ids and their model ids are inverse permutations") {
+  for (const Shape& s : {Shape{1, 1, 1}, Shape{12, 24, 24}, Shape{3, 5, 7}, Shape{64, 8, 8}}) {
+    std::vector<int> seen(s.size(), 0);
+    for (std::size_t chw = 0; chw < s.size(); ++chw) {
+      const snn::NeuronId e = snn::engine::position_major_id(s, chw);
+      REQUIRE(e < s.size());
+      ++seen[e];
+      REQUIRE(snn::engine::channel_major_id(s, e) == chw);
+      // (o, y, x) -> ((y * W + x) * C + o), from the definition.
+      const std::size_t o = chw / (s.height * s.width), y = chw / s.width % s.height, x = chw % s.width;
+      REQUIRE(e == (y * s.width + x) * s.channels + o);
+    }
+    CHECK(std::all_of(seen.begin(), seen.end(), [](int k) { return k == 1; }));
+  }
+}
+
+TEST_CASE("non-overlapping pool delivered through a per-source target table equals the synapse list, over any split") {
+  std::mt19937_64 rng(17);
+  for (const auto& [in, k] : std::vector<std::pair<Shape, std::size_t>>{{Shape{3, 8, 8}, 2}, {Shape{2, 9, 6}, 3}, {Shape{1, 4, 4}, 1}}) {
+    Network net(in);
+    net.add_pool(LayerSpec::avgpool(k), NeuronParams{});
+    const snn::engine::FixedNetwork fixed(net);
+    const auto& fc = fixed.connection(0);
+    std::vector<snn::NeuronId> table(fc.sources, snn::engine::kNoTarget);
+    for (std::size_t s = 0; s < fc.sources; ++s)
+      fc.for_each_target(s, [&](std::size_t t, snn::FixedWeight) { table[s] = static_cast<snn::NeuronId>(t); });
+    std::vector<snn::NeuronId> ids;
+    for (snn::NeuronId s = 0; s < in.size(); ++s)
+      if (rng() % 2 == 0) ids.push_back(s);
+    std::shuffle(ids.begin(), ids.end(), rng);  // delivery needs no order
+    std::vector<snn::Potential> expected(fc.targets, 0);
+    for (snn::NeuronId s : ids) fc.for_each_target(s, [&](std::size_t t, snn::FixedWeight w) { expected[t] += w; });
+    for (int trial = 0; trial < 10; ++trial) {
+      std::vector<snn::NeuronId> cuts{0, static_cast<snn::NeuronId>(fc.targets)};
+      for (int c = 0; c < trial % 4; ++c) cuts.push_back(static_cast<snn::NeuronId>(rng() % fc.targets));
+      std::sort(cuts.begin(), cuts.end());
+      std::vector<snn::Potential> cur(fc.targets, 0);
+      for (std::size_t c = 0; c + 1 < cuts.size(); ++c) {
+        snn::engine::TargetRange r{cuts[c], cuts[c + 1]};
+        r.pool_target = table.data();
+        snn::engine::deliver(cur.data(), fc, ids, r);
+      }
+      REQUIRE(cur == expected);
+    }
+  }
+}
+
+TEST_CASE("conv nets without recorded spikes: engine == dense baseline in both parallel modes") {
+  // Unrecorded spikes reach a pool as the engine's own ids (no mapping back):
+  // predictions, counts and SynOps must still equal the dense baseline's.
+  std::mt19937_64 rng(31);
+  for (int net_index = 0; net_index < 12; ++net_index) {
+    const ConvNet cn = random_conv_net(rng, ResetMode::Subtract, 1.0, 0, net_index % 2 == 1);
+    const Network& net = cn.net;
+    const std::size_t n = 3;
+    const auto values = snn::test::random_inputs(rng, n, net.input_size());
+    const SampleSet set{n, net.input_size(), values, {}};
+    RunOptions o;
+    o.steps = 30;
+    o.input.seed = rng();
+    o.min_parallel_work = 0;
+    const Engine engine(net);
+    const RunResult de = DenseSimulator(engine.shared_network()).run(set, o);
+    for (Parallelism par : {Parallelism::Samples, Parallelism::Targets})
+      for (int threads : {1, 2}) {
+        o.parallelism = par;
+        o.threads = threads;
+        INFO("net " << net_index << ", threads " << threads);
+        snn::test::require_same_run(engine.run(set, o), de, false);
+      }
   }
 }

@@ -142,9 +142,7 @@ class Simulator {
           split[s * (parts + 1) + q] = fc.offsets[s] + static_cast<std::uint64_t>(std::lower_bound(first, last, b[q]) - first);
       }
     }
-    scratch_.resize(pops);
-    for (std::size_t c = 0; c < layers_; ++c)
-      if (net.connection(c).format == FanOutFormat::Conv) scratch_[c + 1].assign(net.size(c + 1), 0);
+    number_conv_targets();
     constant_.assign(net.size(1), 0);
     queue_.reset(layers_, net.max_delay());
     spikes_.reserve(net.input_size());
@@ -171,6 +169,75 @@ class Simulator {
   }
 
  private:
+  // Engine numbering (docs/design.md, "Connection kinds"): the target
+  // population of a conv or of a non-overlapping pool, unless it is the
+  // output, is numbered position-major (HWC) in here, so that add_conv adds
+  // straight into its current and a conv reading it meets the spikes of one
+  // position together. Everything seen outside (recorded spikes, errors) and
+  // every consumer that expects model (CHW) ids gets them mapped back; a
+  // non-overlapping pool reads its sources' engine ids through a per-source
+  // target table instead.
+  static bool table_pool(const FixedConnection& fc) {
+    const WindowGeometry& g = fc.geometry;
+    return fc.format == FanOutFormat::AvgPool && g.stride_h >= g.kernel_h && g.stride_w >= g.kernel_w;
+  }
+
+  void number_conv_targets() {
+    const std::size_t pops = net_.population_count();
+    model_id_.resize(pops);
+    pool_target_.resize(layers_);
+    bias_.resize(pops);
+    for (std::size_t c = 0; c < layers_; ++c) {
+      const FixedConnection& fc = net_.connection(c);
+      const std::size_t p = c + 1;
+      if ((fc.format == FanOutFormat::Conv || table_pool(fc)) && p + 1 < pops) {
+        model_id_[p].resize(fc.targets);
+        for (std::size_t e = 0; e < fc.targets; ++e) model_id_[p][e] = channel_major_id(fc.geometry.output, e);
+      }
+      const std::vector<Potential>& bias = net_.bias(static_cast<PopulationId>(p));
+      bias_[p].resize(bias.size());
+      for (std::size_t e = 0; e < bias.size(); ++e) bias_[p][e] = bias[model_of(p, e)];
+    }
+    conv_windows_.resize(layers_);
+    for (std::size_t c = 0; c < layers_; ++c) {
+      const FixedConnection& fc = net_.connection(c);
+      if (fc.format == FanOutFormat::Conv && fc.geometry.stride_w == 1) conv_windows_[c] = conv_windows(fc);
+      if (!table_pool(fc)) continue;
+      auto& target = pool_target_[c];
+      target.assign(fc.sources, kNoTarget);
+      const bool pm = !model_id_[c + 1].empty();
+      for (std::size_t e = 0; e < fc.sources; ++e)
+        fc.for_each_target(model_of(c, e), [&](std::size_t j, FixedWeight) {
+          target[e] = pm ? position_major_id(fc.geometry.output, j) : static_cast<NeuronId>(j);
+        });
+    }
+  }
+
+  // SynOps of delivering `due` over connection c (a table pool's ids are
+  // engine ids: each reaches its one target, if it has one).
+  OpCount synops(std::size_t c, std::span<const NeuronId> due) const {
+    if (pool_target_[c].empty()) return net_.connection(c).synops(due);
+    const NeuronId* target = pool_target_[c].data();
+    OpCount n = 0;
+    for (NeuronId s : due) n += target[s] != kNoTarget;
+    return n;
+  }
+
+  // Model id of neuron e (engine id) of population p.
+  NeuronId model_of(std::size_t p, std::size_t e) const {
+    return model_id_[p].empty() ? static_cast<NeuronId>(e) : model_id_[p][e];
+  }
+
+  // `spikes` (engine ids of population p) as model ids, in the same
+  // (engine) order; `spikes` itself when p is numbered as the model.
+  std::span<const NeuronId> model_ids(std::size_t p, std::span<const NeuronId> spikes) {
+    if (model_id_[p].empty()) return spikes;
+    model_spikes_.resize(spikes.size());
+    const NeuronId* map = model_id_[p].data();
+    for (std::size_t i = 0; i < spikes.size(); ++i) model_spikes_[i] = map[spikes[i]];
+    return model_spikes_;
+  }
+
   void reset(const std::uint8_t* x, SampleRecorder& rec) {
     for (std::size_t p = 1; p < net_.population_count(); ++p) {
       std::fill(v_[p].begin(), v_[p].end(), 0);
@@ -208,7 +275,7 @@ class Simulator {
     const FixedConnection& fc = net_.connection(c);
     const std::span<const NeuronId> due = queue_.due(t, c);
     const bool constant = c == 0 && has_constant_ && t >= fc.delay;
-    const OpCount delivered = fc.synops(due);
+    const OpCount delivered = synops(c, due);
     rec.synops(c, t, delivered + (constant ? constant_synops_ : 0));
     rec.work(c, delivered + (constant ? fc.targets : 0));
     rec.bias_ops(net_.report(c).biases);
@@ -225,8 +292,10 @@ class Simulator {
           std::size_t{0}, parts, [&](std::size_t q) { partition_step(p, q, due, constant); }, tbb::static_partitioner());
     }
     queue_.pop(t, c);
+    NeuronId bad = kAllInRange;  // the lowest model id reported
     for (std::size_t q = 0; q < parts; ++q)
-      if (bad_[q] != kAllInRange) throw_potential_out_of_range(net_, sample, p, bad_[q], t);
+      if (bad_[q] != kAllInRange) bad = std::min(bad, model_of(p, bad_[q]));
+    if (bad != kAllInRange) throw_potential_out_of_range(net_, sample, p, bad, t);
 
     // Spikes of p at t, ascending (partitions are ascending ranges).
     std::span<const NeuronId> spikes;
@@ -237,10 +306,21 @@ class Simulator {
       for (const auto& s : part_spikes_[p]) spikes_.insert(spikes_.end(), s.begin(), s.end());
       spikes = spikes_;
     }
-    rec.spikes(t, static_cast<PopulationId>(p), spikes);
-    if (p < net_.population_count() - 1) {
+    // Model ids where someone needs them (a table pool reads engine ids).
+    const bool last = p + 1 == net_.population_count();
+    const bool engine_ids_out = !last && !pool_target_[p].empty();
+    const std::span<const NeuronId> model =
+        options_.record_spikes || !engine_ids_out ? model_ids(p, spikes) : spikes;
+    if (options_.record_spikes && !model_id_[p].empty()) {
+      recorded_.assign(model.begin(), model.end());  // recorded ascending, as the model numbers them
+      std::sort(recorded_.begin(), recorded_.end());
+      rec.spikes(t, static_cast<PopulationId>(p), recorded_);
+    } else {
+      rec.spikes(t, static_cast<PopulationId>(p), model);
+    }
+    if (!last) {
       const Step due_at = t + net_.connection(p).delay;
-      if (due_at < options_.steps) queue_.push(due_at, p, spikes);
+      if (due_at < options_.steps) queue_.push(due_at, p, engine_ids_out ? spikes : model);
     } else {
       readout_.add(spikes);
     }
@@ -257,7 +337,8 @@ class Simulator {
       prepare_input(x, n_in, options_.input.rate_per_step(), input_);
       constant_synops_ = fc.synops(input_.always);
       TargetRange all{0, static_cast<NeuronId>(fc.targets)};
-      all.scratch = scratch_[1].data();
+      all.pool_target = pool_target_[0].empty() ? nullptr : pool_target_[0].data();
+      all.conv_windows = conv_windows_[0].empty() ? nullptr : conv_windows_[0].data();
       deliver(constant_.data(), fc, input_.always, all);
       has_constant_ = !input_.always.empty();
     } else {
@@ -269,7 +350,7 @@ class Simulator {
         constant_synops_ += fc.fan_out_of(i);
         fc.for_each_target(i, [&](std::size_t j, FixedWeight w) { analog_[j] += b * w; });
       }
-      for (std::size_t j = 0; j < fc.targets; ++j) constant_[j] = static_cast<Potential>(round_div_255(analog_[j]));
+      for (std::size_t e = 0; e < fc.targets; ++e) constant_[e] = static_cast<Potential>(round_div_255(analog_[model_of(1, e)]));
       has_constant_ = constant_synops_ > 0;
     }
     rec.work(0, constant_synops_);
@@ -287,11 +368,14 @@ class Simulator {
       std::copy(constant_.begin() + lo, constant_.begin() + hi, cur + lo);
     else
       std::fill(cur + lo, cur + hi, 0);
-    const std::vector<Potential>& bias = net_.bias(static_cast<PopulationId>(p));
+    const std::vector<Potential>& bias = bias_[p];
     if (!bias.empty())
       for (NeuronId j = lo; j < hi; ++j) cur[j] += bias[j];
     const std::size_t parts = bounds_[p].size() - 1;
-    deliver(cur, fc, due, TargetRange{lo, hi, splits_[c].empty() ? nullptr : splits_[c].data(), parts, q, scratch_[p].data()});
+    deliver(cur, fc, due,
+            TargetRange{lo, hi, splits_[c].empty() ? nullptr : splits_[c].data(), parts, q,
+                        pool_target_[c].empty() ? nullptr : pool_target_[c].data(),
+                        conv_windows_[c].empty() ? nullptr : conv_windows_[c].data()});
     auto& spikes = part_spikes_[p][q];
     spikes.clear();
     bad_[q] = update_neurons(net_.params(static_cast<PopulationId>(p)), v_[p].data(),
@@ -303,7 +387,11 @@ class Simulator {
   std::size_t layers_;
   Team* team_ = nullptr;
   std::vector<std::vector<Potential>> v_, current_;
-  std::vector<std::vector<Potential>> scratch_;  // [pop]: conv targets' HWC scratch (add_conv), zeros between uses
+  std::vector<std::vector<NeuronId>> model_id_;     // [pop]: engine id -> model id; empty: the same (number_conv_targets)
+  std::vector<std::vector<NeuronId>> pool_target_;  // [connection]: non-overlapping pool's target per engine source id
+  std::vector<std::vector<Potential>> bias_;        // [pop]: biases by engine id
+  std::vector<std::vector<ConvWindow>> conv_windows_;  // [connection]: stride-1 conv's windows per input position
+  std::vector<NeuronId> model_spikes_, recorded_;
   std::vector<std::vector<Step>> refractory_;
   std::vector<std::vector<NeuronId>> bounds_;
   std::vector<std::vector<std::uint64_t>> splits_;

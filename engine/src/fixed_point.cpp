@@ -218,6 +218,7 @@ FixedNetwork::FixedNetwork(const Network& network, int bits, int weight_bits) : 
       for (std::size_t s = 0; s < fc.sources; ++s) fc.fan_out[s] = static_cast<std::uint32_t>(sp.row_size(s));
     } else if (fc.format == FanOutFormat::Conv || fc.format == FanOutFormat::AvgPool) {
       fc.geometry = fc.format == FanOutFormat::Conv ? conn.conv().geometry : conn.pool().geometry;
+      fc.locator = SourceLocator(fc.geometry);
       fc.row_reach = axis_reach(fc.geometry, true);
       if (fc.format == FanOutFormat::Conv) {
         // Stride-1 columns are stored reversed (kx -> kw - 1 - kx): then the

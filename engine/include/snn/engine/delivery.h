@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 namespace snn::engine {
 
@@ -58,36 +59,6 @@ inline void add_sparse_rows(Potential* __restrict cur, const FixedConnection& fc
   }
 }
 
-/// Source id -> (channel, row, column) of a conv or pool input, by multiply
-/// and shift instead of division (per spike; pool spikes add one weight each,
-/// so the divisions dominated their delivery). Exact for all 32-bit ids: with
-/// M = floor(2^64 / d) + 1, n / d = (M * n) >> 64 for n, d < 2^32 (Lemire,
-/// Kaser and Kurz, "Faster remainder by direct computation", 2019). Planes
-/// of fewer than 2^32 neurons (every id is 32-bit).
-class SourceLocator {
- public:
-  explicit SourceLocator(const WindowGeometry& g)
-      : w_(static_cast<std::uint32_t>(g.input.width)),
-        plane_(static_cast<std::uint32_t>(g.input.height) * w_),
-        mw_(magic(w_)),
-        mp_(magic(plane_)) {}
-  void operator()(NeuronId s, std::uint32_t& c, std::uint32_t& y, std::uint32_t& x) const {
-    c = div(s, plane_, mp_);
-    const std::uint32_t pos = s - c * plane_;
-    y = div(pos, w_, mw_);
-    x = pos - y * w_;
-  }
-
- private:
-  __extension__ using U128 = unsigned __int128;
-  static std::uint64_t magic(std::uint32_t d) { return d <= 1 ? 0 : ~std::uint64_t{0} / d + 1; }
-  static std::uint32_t div(std::uint32_t n, std::uint32_t d, std::uint64_t m) {
-    return d <= 1 ? n : static_cast<std::uint32_t>((U128{m} * n) >> 64);
-  }
-  std::uint32_t w_, plane_;
-  std::uint64_t mw_, mp_;
-};
-
 /// Where a conv or pool source spike lands: its channel and position, and
 /// the inclusive range of output rows [r0, r1] and columns [c0, c1] whose
 /// windows cover it.
@@ -107,108 +78,197 @@ inline bool source_window(const FixedConnection& fc, const SourceLocator& locate
   return true;
 }
 
-/// Convolution: source (c, y, x) adds kernel tap (ky, kx) = (y + pad_h - oy
-/// * stride_h, x + pad_w - ox * stride_w) of every output channel o to target
-/// (o, oy, ox), for the output positions whose window covers (y, x). The
-/// fan-out is generated here from the geometry; nothing per synapse is stored.
-/// The adds go into `scratch`, the targets' current in HWC order (position-
-/// major, channel-minor), so that one tap's adds to all output channels are
-/// one contiguous, vectorisable loop over the tap-major kernel; the targets of
-/// [lo, hi) (CHW ids) are then moved into `cur` and their scratch entries
-/// zeroed again. `scratch` holds `targets` zeros on entry and on return.
+/// Engine id of conv target (o, pix) (pix = oy * width + ox) whose model
+/// (CHW) id is `chw`: the engine numbers a conv's targets position-major
+/// (HWC), pix * channels + o; see add_conv.
+inline NeuronId position_major_id(const Shape& out, std::size_t chw) {
+  const std::size_t hw = out.height * out.width, o = chw / hw;
+  return static_cast<NeuronId>((chw - o * hw) * out.channels + o);
+}
+
+/// Model (CHW) id of a conv target whose engine (HWC) id is `hwc`.
+inline NeuronId channel_major_id(const Shape& out, std::size_t hwc) {
+  const std::size_t pix = hwc / out.channels, o = hwc - pix * out.channels;
+  return static_cast<NeuronId>(o * out.height * out.width + pix);
+}
+
+namespace detail {
+
+// Adds, for each of `rows` output rows r, the sum of K tap rows (w[j] + r *
+// wstep, n weights each) to targets [t0 + r * tstep, + n), the part within
+// [lo, hi). The K sums are formed in int32 (|w| <= 2^23). One call per spike
+// group: its own small loop nest, so the compiler keeps every pointer in a
+// register.
+template <int K, typename T>
+inline void add_tap_rows(Potential* __restrict cur, const T* const* w, std::ptrdiff_t wstep, std::size_t t0,
+                         std::size_t tstep, std::size_t rows, std::size_t n, std::size_t lo, std::size_t hi) {
+  for (std::size_t r = 0; r < rows; ++r, t0 += tstep) {
+    const std::size_t i0 = lo > t0 ? lo - t0 : 0;
+    const std::size_t i1 = std::min(n, hi > t0 ? hi - t0 : 0);
+    const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(r) * wstep;
+    Potential* __restrict t = cur + t0;
+    const T* __restrict a = w[0] + off;
+    const T* __restrict b = w[K > 1 ? 1 : 0] + off;
+    const T* __restrict c = w[K > 2 ? 2 : 0] + off;
+    const T* __restrict d = w[K > 3 ? 3 : 0] + off;
+    for (std::size_t i = i0; i < i1; ++i) {
+      if constexpr (K == 1) t[i] += Potential{a[i]};
+      if constexpr (K == 2) t[i] += Potential{a[i]} + Potential{b[i]};
+      if constexpr (K == 3) t[i] += (Potential{a[i]} + Potential{b[i]}) + Potential{c[i]};
+      if constexpr (K == 4) t[i] += (Potential{a[i]} + Potential{b[i]}) + (Potential{c[i]} + Potential{d[i]});
+    }
+  }
+}
+
+}  // namespace detail
+
+/// What a stride_w == 1 conv source at one input position (y, x) reaches,
+/// the same for every input channel: output rows r0 .. r0 + rows - 1, each
+/// adding n weights (the covering columns times the output channels) to
+/// targets from t0 (row r0's first, engine id) on, from tap-major offset w0
+/// (row ky0, reversed column kr0) within the input channel's taps. rows = 0:
+/// no window covers the position.
+struct ConvWindow {
+  std::uint32_t t0 = 0, w0 = 0, rows = 0, n = 0;
+};
+
+/// Per input position (y * width + x), a stride_w == 1 conv's ConvWindow
+/// (O(height x width), built once by the engine, passed in TargetRange).
+inline std::vector<ConvWindow> conv_windows(const FixedConnection& fc) {
+  const WindowGeometry& g = fc.geometry;
+  std::vector<ConvWindow> out(g.input.height * g.input.width);
+  const std::size_t oc = g.output.channels, kw = g.kernel_w;
+  for (std::uint32_t y = 0; y < g.input.height; ++y)
+    for (std::uint32_t x = 0; x < g.input.width; ++x) {
+      if (fc.row_reach[y] == 0 || fc.col_reach[x] == 0) continue;
+      std::uint32_t r0, c0;
+      fc.window_of(y, x, r0, c0);
+      const std::size_t ky0 = y + g.pad_h - r0 * g.stride_h, kr0 = kw - 1 - (x + g.pad_w - c0);
+      out[y * g.input.width + x] = {static_cast<std::uint32_t>((r0 * g.output.width + c0) * oc),
+                                    static_cast<std::uint32_t>((ky0 * kw + kr0) * oc), fc.row_reach[y],
+                                    static_cast<std::uint32_t>(fc.col_reach[x] * oc)};
+    }
+  return out;
+}
+
+/// Convolution: source (c, y, x) (CHW id) adds kernel tap (ky, kx) = (y +
+/// pad_h - oy * stride_h, x + pad_w - ox * stride_w) of every output channel
+/// o to target (o, oy, ox), for the output positions whose window covers (y,
+/// x). The fan-out is generated here from the geometry; nothing per synapse
+/// is stored. Targets are numbered position-major (HWC: engine id (oy *
+/// width + ox) * channels + o, see position_major_id), so one tap's adds to
+/// all output channels are one contiguous, vectorisable loop over the
+/// tap-major kernel, straight into `cur`; [lo, hi) is a range of these ids.
 ///
 /// With stride_w == 1 the kernel is stored with kx reversed (see
 /// FixedConnection::tap_major), so for one output row oy the targets ox = c0..c1
-/// (contiguous in scratch) meet contiguous weights: the whole row is one flat
-/// add of (c1 - c0 + 1) * oc elements instead of c1 - c0 + 1 short loops.
+/// (contiguous) meet contiguous weights: the whole row is one flat add of
+/// (c1 - c0 + 1) * oc elements, clipped to [lo, hi). Up to four consecutive
+/// spikes at the same position (other input channels: the engine delivers a
+/// position-major source's spikes position by position) share their targets,
+/// so their taps are summed in one pass: one load and store of the current
+/// per four spikes instead of per spike. Integer sums: any grouping gives the
+/// same currents.
 template <typename T>
-inline void add_conv(Potential* __restrict cur, Potential* __restrict scratch, const FixedConnection& fc,
-                     std::span<const NeuronId> ids, NeuronId lo, NeuronId hi) {
-  if (ids.empty()) return;
+inline void add_conv(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids, NeuronId lo,
+                     NeuronId hi, const ConvWindow* windows = nullptr) {
   const WindowGeometry& g = fc.geometry;
-  const std::size_t OW = g.output.width, ohw = g.output.height * OW, oc = g.output.channels;
+  const std::size_t OW = g.output.width, oc = g.output.channels;
   const std::size_t kh = g.kernel_h, kw = g.kernel_w;
   const T* __restrict taps = fc.table<T>();
-  const bool full = lo == 0 && hi == fc.targets;
-  const bool reversed = g.stride_w == 1;
-  const SourceLocator locate(g);
-  if (full && reversed) {
-    for (NeuronId s : ids) {
-      SourceWindow win;
-      if (!source_window(fc, locate, s, win)) continue;
-      const auto [c, y, x, r0, r1, c0, c1] = win;
-      // Reversed column of tap kx = x + pad_w - c0, the first of the row.
-      const std::size_t kr0 = kw - 1 - (x + g.pad_w - c0);
-      const std::size_t n = (c1 - c0 + 1) * oc;
-      for (std::size_t oy = r0; oy <= r1; ++oy) {
-        const std::size_t ky = y + g.pad_h - oy * g.stride_h;
-        const T* __restrict w = taps + ((c * kh + ky) * kw + kr0) * oc;
-        Potential* __restrict t = scratch + (oy * OW + c0) * oc;
-        for (std::size_t i = 0; i < n; ++i) t[i] += Potential{w[i]};
+  const SourceLocator& locate = fc.locator;
+  if (g.stride_w == 1) {
+    const std::ptrdiff_t wstep = -static_cast<std::ptrdiff_t>(g.stride_h * kw * oc);
+    const std::size_t tstep = OW * oc, per_channel = kh * kw * oc;
+    std::vector<ConvWindow> own;
+    if (!windows) {
+      own = conv_windows(fc);
+      windows = own.data();
+    }
+    const NeuronId* id = ids.data();
+    const NeuronId* const end = id + ids.size();
+    while (id != end) {
+      std::uint32_t c, pos;
+      locate.split(*id++, c, pos);
+      const ConvWindow win = windows[pos];
+      std::size_t chan[4] = {c, 0, 0, 0};
+      std::size_t k = 1;
+      for (; k < 4 && id != end; ++k, ++id) {
+        std::uint32_t c2, pos2;
+        locate.split(*id, c2, pos2);
+        if (pos2 != pos) break;
+        chan[k] = c2;
+      }
+      if (win.rows == 0) continue;
+      const T* w[4];
+      for (std::size_t j = 0; j < k; ++j) w[j] = taps + chan[j] * per_channel + win.w0;
+      switch (k) {
+        case 1: detail::add_tap_rows<1>(cur, w, wstep, win.t0, tstep, win.rows, win.n, lo, hi); break;
+        case 2: detail::add_tap_rows<2>(cur, w, wstep, win.t0, tstep, win.rows, win.n, lo, hi); break;
+        case 3: detail::add_tap_rows<3>(cur, w, wstep, win.t0, tstep, win.rows, win.n, lo, hi); break;
+        default: detail::add_tap_rows<4>(cur, w, wstep, win.t0, tstep, win.rows, win.n, lo, hi); break;
       }
     }
-  } else {
-    for (NeuronId s : ids) {
-      SourceWindow win;
-      if (!source_window(fc, locate, s, win)) continue;
-      const auto [c, y, x, r0, r1, c0, c1] = win;
-      for (std::size_t oy = r0; oy <= r1; ++oy) {
-        const std::size_t ky = y + g.pad_h - oy * g.stride_h;
-        for (std::size_t ox = c0; ox <= c1; ++ox) {
-          const std::size_t kx = x + g.pad_w - ox * g.stride_w;
-          const std::size_t kcol = reversed ? kw - 1 - kx : kx;
-          const T* __restrict w = taps + ((c * kh + ky) * kw + kcol) * oc;
-          const std::size_t pix = oy * OW + ox;
-          Potential* __restrict t = scratch + pix * oc;
-          if (full) {
-            for (std::size_t o = 0; o < oc; ++o) t[o] += Potential{w[o]};
-          } else {
-            // Channels o with lo <= o * ohw + pix < hi.
-            const std::size_t o0 = lo > pix ? (lo - pix + ohw - 1) / ohw : 0;
-            const std::size_t o1 = std::min(oc, hi > pix ? (hi - pix + ohw - 1) / ohw : 0);
-            for (std::size_t o = o0; o < o1; ++o) t[o] += Potential{w[o]};
-          }
-        }
-      }
-    }
-  }
-  if (full) {
-    // Contiguous reads of scratch, one pass of zeroing (a vectorised fill).
-    // Tiles of 16 positions: each channel's 16 targets are one contiguous
-    // (vector) add, the tile's scratch (16 x oc) stays in L1.
-    constexpr std::size_t kTile = 16;
-    std::size_t pb = 0;
-    for (; pb + kTile <= ohw; pb += kTile) {
-      const Potential* __restrict t = scratch + pb * oc;
-      for (std::size_t o = 0; o < oc; ++o) {
-        Potential* __restrict d = cur + o * ohw + pb;
-        for (std::size_t j = 0; j < kTile; ++j) d[j] += t[j * oc + o];
-      }
-    }
-    for (std::size_t pix = pb; pix < ohw; ++pix)
-      for (std::size_t o = 0; o < oc; ++o) cur[o * ohw + pix] += scratch[pix * oc + o];
-    std::fill(scratch, scratch + ohw * oc, Potential{0});
     return;
   }
-  for (std::size_t o = lo / ohw; o * ohw < hi; ++o) {
-    const std::size_t p0 = std::max<std::size_t>(lo, o * ohw) - o * ohw;
-    const std::size_t p1 = std::min<std::size_t>(hi, (o + 1) * ohw) - o * ohw;
-    for (std::size_t pix = p0; pix < p1; ++pix) {
-      cur[o * ohw + pix] += scratch[pix * oc + o];
-      scratch[pix * oc + o] = 0;
+  for (NeuronId s : ids) {
+    SourceWindow win;
+    if (!source_window(fc, locate, s, win)) continue;
+    const auto [c, y, x, r0, r1, c0, c1] = win;
+    for (std::size_t oy = r0; oy <= r1; ++oy) {
+      const std::size_t ky = y + g.pad_h - oy * g.stride_h;
+      for (std::size_t ox = c0; ox <= c1; ++ox) {
+        const std::size_t kx = x + g.pad_w - ox * g.stride_w;
+        const T* w = taps + ((c * kh + ky) * kw + kx) * oc;
+        detail::add_tap_rows<1>(cur, &w, 0, (oy * OW + ox) * oc, 0, 1, oc, lo, hi);
+      }
     }
+  }
+}
+
+/// A pool whose windows do not overlap (stride >= kernel) sends each source
+/// to at most one target: `target` (per source id as delivered, built by the
+/// engine; kNoTarget for sources no window covers) replaces the per-spike
+/// geometry. One load and one add per spike, targets [lo, hi) only.
+inline constexpr NeuronId kNoTarget = ~NeuronId{0};
+inline void add_pool_table(Potential* __restrict cur, FixedWeight v, const NeuronId* __restrict target,
+                           std::span<const NeuronId> ids, NeuronId lo, NeuronId hi) {
+  const NeuronId width = hi - lo;
+  for (NeuronId s : ids) {
+    const NeuronId t = target[s];
+    if (t - lo < width) cur[t] += v;  // unsigned: also false for kNoTarget
   }
 }
 
 /// Average pooling: source (c, y, x) adds the pool's one weight to target (c,
 /// oy, ox) for each window of channel c that covers (y, x); targets [lo, hi)
-/// only. Generated from the geometry, nothing per synapse stored.
+/// only. Generated from the geometry, nothing per synapse stored. A pool's
+/// sources spike often (every spike of the conv before it) and each adds one
+/// or a few weights, so the per-spike work is kept minimal: the whole
+/// population (no clipping) and non-overlapping windows (one target per
+/// source) have their own loops.
 inline void add_pool(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids, NeuronId lo,
                      NeuronId hi) {
   const WindowGeometry& g = fc.geometry;
   const std::size_t OW = g.output.width, ohw = g.output.height * OW;
   const FixedWeight v = fc.weights[0];
-  const SourceLocator locate(g);
+  const SourceLocator& locate = fc.locator;
+  if (lo == 0 && hi == fc.targets) {
+    if (g.stride_h >= g.kernel_h && g.stride_w >= g.kernel_w) {
+      for (NeuronId s : ids) {
+        SourceWindow win;
+        if (source_window(fc, locate, s, win)) cur[win.c * ohw + win.r0 * OW + win.c0] += v;
+      }
+      return;
+    }
+    for (NeuronId s : ids) {
+      SourceWindow win;
+      if (!source_window(fc, locate, s, win)) continue;
+      for (std::size_t oy = win.r0; oy <= win.r1; ++oy)
+        for (std::size_t ox = win.c0; ox <= win.c1; ++ox) cur[win.c * ohw + oy * OW + ox] += v;
+    }
+    return;
+  }
   for (NeuronId s : ids) {
     SourceWindow win;
     if (!source_window(fc, locate, s, win)) continue;
@@ -231,8 +291,10 @@ struct TargetRange {
   const std::uint64_t* split = nullptr;
   std::size_t parts = 1;
   std::size_t q = 0;
-  /// Conv only: `targets` zeros of scratch (see add_conv), owned by the caller.
-  Potential* scratch = nullptr;
+  /// Pool only (may be null): each source's one target (add_pool_table).
+  const NeuronId* pool_target = nullptr;
+  /// Stride-1 conv only (may be null: built per call): conv_windows(fc).
+  const ConvWindow* conv_windows = nullptr;
 };
 
 /// deliver() for a connection whose tables hold T.
@@ -241,8 +303,13 @@ inline void deliver_as(Potential* cur, const FixedConnection& fc, std::span<cons
   switch (fc.format) {
     case FanOutFormat::Dense: add_dense_rows(cur, fc.table<T>(), fc.targets, ids, range.lo, range.hi); return;
     case FanOutFormat::Sparse: add_sparse_rows<T>(cur, fc, ids, range.split, range.parts, range.q); return;
-    case FanOutFormat::Conv: add_conv<T>(cur, range.scratch, fc, ids, range.lo, range.hi); return;
-    case FanOutFormat::AvgPool: add_pool(cur, fc, ids, range.lo, range.hi); return;
+    case FanOutFormat::Conv: add_conv<T>(cur, fc, ids, range.lo, range.hi, range.conv_windows); return;
+    case FanOutFormat::AvgPool:
+      if (range.pool_target)
+        add_pool_table(cur, fc.weights[0], range.pool_target, ids, range.lo, range.hi);
+      else
+        add_pool(cur, fc, ids, range.lo, range.hi);
+      return;
   }
 }
 

@@ -6,7 +6,9 @@
 //      starts at the sample's constant current (connection 0 only, see below)
 //      or zero, plus p's biases; every event due at t for connection p - 1
 //      adds its source's fan-out (delivery.h: a row, a CSR row, or generated
-//      from a conv or pool kernel);
+//      from a conv or pool kernel; a conv's or non-overlapping pool's
+//      target is numbered position-major inside the engine, mapped back to
+//      the model's CHW ids wherever ids leave it: docs/design.md);
 //   3. update: update_neurons (neuron.h) leaks, integrates, threshold-checks
 //      and resets every neuron of p; p's spikes go into the queue, due at
 //      t + delay of connection p (zero delay: reaching p + 1 in this step);

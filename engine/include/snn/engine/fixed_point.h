@@ -84,6 +84,42 @@ inline bool QuantisationReport::large() const {
          (nonzero > 0 && static_cast<double>(zeroed) > kWarnZeroedFraction * static_cast<double>(nonzero));
 }
 
+/// Source id -> (channel, row, column) of a conv or pool input, by multiply
+/// and shift instead of division (per spike; pool spikes add one weight each,
+/// so the divisions dominated their delivery). Exact for all 32-bit ids: with
+/// M = floor(2^64 / d) + 1, n / d = (M * n) >> 64 for n, d < 2^32 (Lemire,
+/// Kaser and Kurz, "Faster remainder by direct computation", 2019). Planes
+/// of fewer than 2^32 neurons (every id is 32-bit).
+class SourceLocator {
+ public:
+  SourceLocator() = default;
+  explicit SourceLocator(const WindowGeometry& g)
+      : w_(static_cast<std::uint32_t>(g.input.width)),
+        plane_(static_cast<std::uint32_t>(g.input.height) * w_),
+        mw_(magic(w_)),
+        mp_(magic(plane_)) {}
+  /// Channel c and position pos = y * width + x of source s.
+  void split(NeuronId s, std::uint32_t& c, std::uint32_t& pos) const {
+    c = div(s, plane_, mp_);
+    pos = s - c * plane_;
+  }
+  void operator()(NeuronId s, std::uint32_t& c, std::uint32_t& y, std::uint32_t& x) const {
+    c = div(s, plane_, mp_);
+    const std::uint32_t pos = s - c * plane_;
+    y = div(pos, w_, mw_);
+    x = pos - y * w_;
+  }
+
+ private:
+  __extension__ using U128 = unsigned __int128;
+  static std::uint64_t magic(std::uint32_t d) { return d <= 1 ? 0 : ~std::uint64_t{0} / d + 1; }
+  static std::uint32_t div(std::uint32_t n, std::uint32_t d, std::uint64_t m) {
+    return d <= 1 ? n : static_cast<std::uint32_t>((U128{m} * n) >> 64);
+  }
+  std::uint32_t w_ = 1, plane_ = 1;
+  std::uint64_t mw_ = 0, mp_ = 0;
+};
+
 /// One connection with integer weights, whichever its kind (`format`):
 ///  - Dense: `weights` is sources x targets, row s contiguous;
 ///  - Sparse: CSR as in SparseFanOut (`offsets`, `target_ids`, `weights`);
@@ -129,16 +165,11 @@ struct FixedConnection {
     c0 = last_of(x + static_cast<std::uint32_t>(geometry.pad_w), geometry.stride_w, geometry.output.width) + 1 - col_reach[x];
   }
 
-  /// Conv and pool: source s as (channel c, row y, column x) of the input, in
-  /// 32-bit arithmetic (ids are 32-bit; 64-bit divisions cost far more per spike).
-  void locate(NeuronId s, std::uint32_t& c, std::uint32_t& y, std::uint32_t& x) const {
-    const auto W = static_cast<std::uint32_t>(geometry.input.width);
-    const auto plane = static_cast<std::uint32_t>(geometry.input.height) * W;
-    c = s / plane;
-    const std::uint32_t pos = s - c * plane;
-    y = pos / W;
-    x = pos - y * W;
-  }
+  /// Conv and pool: `geometry`'s source locator (set with it at load time).
+  SourceLocator locator;
+  /// Conv and pool: source s as (channel c, row y, column x) of the input
+  /// (multiply and shift, no division: SynOps call this per spike).
+  void locate(NeuronId s, std::uint32_t& c, std::uint32_t& y, std::uint32_t& x) const { locator(s, c, y, x); }
 
   // min(ip / stride, out - 1): the last output whose window starts at or before ip.
   static std::uint32_t last_of(std::uint32_t ip, std::size_t stride, std::size_t out) {
@@ -182,8 +213,17 @@ struct FixedConnection {
   OpCount synops(std::span<const NeuronId> ids) const {
     if (format == FanOutFormat::Dense) return static_cast<OpCount>(ids.size()) * targets;
     OpCount n = 0;
-    for (NeuronId s : ids) n += fan_out_of(s);
-    return n;
+    if (format == FanOutFormat::Sparse) {
+      for (NeuronId s : ids) n += fan_out[s];
+      return n;
+    }
+    // Conv and pool: one flat loop (the engine counts every step's spikes).
+    for (NeuronId s : ids) {
+      std::uint32_t c, y, x;
+      locator(s, c, y, x);
+      n += OpCount{row_reach[y]} * col_reach[x];
+    }
+    return format == FanOutFormat::Conv ? n * geometry.output.channels : n;
   }
   /// Dense equivalent MACs per step: in x out (dense, sparse), out x
   /// in_channels x kh x kw (conv, im2col), out x kh x kw (pool).
