@@ -74,6 +74,28 @@ TEST_CASE("Bernoulli rates match p and inputs are independent") {
   CHECK(std::fabs(both / double(steps) - p4 * p5) < 5 * se);
 }
 
+TEST_CASE("the spike list holds exactly the random inputs whose single draw spikes") {
+  // Every kind of input: p = 0 (never), p >= 1 (always, not listed), and
+  // random ones in blocks that are full, partly random and spread over more
+  // than 16 blocks (two groups of the vectorised draw).
+  std::vector<std::uint8_t> x(150);
+  std::mt19937 rng(3);
+  for (auto& v : x) v = static_cast<std::uint8_t>(rng() % 4 == 0 ? 0 : rng() % 256);
+  PreparedInput in;
+  prepare_input(x.data(), x.size(), 2.0, in);
+  REQUIRE(in.random.size() > 40);
+  REQUIRE(!in.always.empty());
+  std::vector<snn::NeuronId> spikes;
+  for (snn::Step t = 0; t < 200; ++t) {
+    spikes.assign({7u});  // appended to, not replaced
+    random_input_spikes(in, 9, 4, t, spikes);
+    std::vector<snn::NeuronId> expect{7u};
+    for (std::size_t r = 0; r < in.random.size(); ++r)
+      if (input_spikes(9, 4, t, in.random[r], in.cutoff[r])) expect.push_back(in.random[r]);
+    REQUIRE(spikes == expect);
+  }
+}
+
 TEST_CASE("input spikes depend on seed, sample and step, not on threads") {
   std::vector<std::uint8_t> x(64, 60);
   PreparedInput in;

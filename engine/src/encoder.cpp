@@ -82,7 +82,7 @@ void prepare_input(const std::uint8_t* sample, std::size_t size, double rate_per
   out.random.clear();
   out.cutoff.clear();
   out.blocks.clear();
-  out.block_of.clear();
+  out.slot.clear();
   for (std::size_t i = 0; i < size; ++i) {
     const std::uint64_t cut = spike_cutoff(sample[i], rate_per_step);
     if (cut == 0) continue;
@@ -93,11 +93,12 @@ void prepare_input(const std::uint8_t* sample, std::size_t size, double rate_per
       if (out.blocks.empty() || out.blocks.back() != block) out.blocks.push_back(block);
       out.random.push_back(static_cast<NeuronId>(i));
       out.cutoff.push_back(cut);
-      out.block_of.push_back(static_cast<std::uint32_t>(out.blocks.size() - 1));
+      out.slot.push_back(static_cast<std::uint32_t>(out.blocks.size() - 1));  // the block's position; the word below
     }
   }
   const std::size_t padded = (out.blocks.size() + 15) / 16 * 16;
   out.draws.assign(4 * padded, 0);
+  for (std::size_t r = 0; r < out.random.size(); ++r) out.slot[r] += static_cast<std::uint32_t>(out.random[r] % 4 * padded);
 }
 
 namespace {
@@ -171,10 +172,19 @@ void random_input_spikes(const PreparedInput& input, std::uint64_t seed, SampleI
     for (std::size_t k = 0; k < 4; ++k) w[k * padded + g] = words[k];
   }
 #endif
-  for (std::size_t r = 0; r < input.random.size(); ++r) {
-    const NeuronId i = input.random[r];
-    if (w[(i % 4) * padded + input.block_of[r]] < input.cutoff[r]) spikes.push_back(i);
+  // Branch-free selection: at the seed's rates whether an input spikes is
+  // close to a coin flip, so a branch per input mispredicted about every
+  // other time (this loop was most of the encoder's time). Every id is
+  // written; the count advances only past those that spike.
+  const std::size_t n = input.random.size(), base = spikes.size();
+  spikes.resize(base + n);
+  NeuronId* out = spikes.data() + base;
+  std::size_t count = 0;
+  for (std::size_t r = 0; r < n; ++r) {
+    out[count] = input.random[r];
+    count += static_cast<std::size_t>(w[input.slot[r]] < input.cutoff[r]);
   }
+  spikes.resize(base + count);
 }
 
 bool input_spikes(std::uint64_t seed, SampleId sample, Step step, NeuronId input, std::uint64_t cutoff) {

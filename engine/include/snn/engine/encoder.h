@@ -79,13 +79,15 @@ std::array<std::uint32_t, 4> philox4x32(std::array<std::uint32_t, 4> counter, st
 
 /// One sample's inputs sorted by what they do under Poisson encoding.
 struct PreparedInput {
-  std::vector<NeuronId> always;         ///< p >= 1: spike at every step (ascending)
-  std::vector<NeuronId> random;         ///< 0 < p < 1 (ascending)
-  std::vector<std::uint64_t> cutoff;    ///< per random input: spikes iff a uniform 32-bit word < cutoff (p * 2^32)
-  std::vector<NeuronId> blocks;         ///< distinct Philox blocks (input / 4) holding random inputs, ascending
-  std::vector<std::uint32_t> block_of;  ///< per random input: its block's position in `blocks`
+  std::vector<NeuronId> always;       ///< p >= 1: spike at every step (ascending)
+  std::vector<NeuronId> random;       ///< 0 < p < 1 (ascending)
+  std::vector<std::uint64_t> cutoff;  ///< per random input: spikes iff a uniform 32-bit word < cutoff (p * 2^32)
+  std::vector<NeuronId> blocks;       ///< distinct Philox blocks (input / 4) holding random inputs, ascending
+  /// Per random input: where its word is in `draws` (word input % 4 of its
+  /// block, at the block's position in `blocks`).
+  std::vector<std::uint32_t> slot;
   /// Scratch of random_input_spikes: the 4 words of every block of a step,
-  /// word-major (draws[w * padded + position]).
+  /// word-major (draws[w * padded + position], padded = blocks rounded up to 16).
   mutable std::vector<std::uint32_t> draws;
 };
 
