@@ -102,7 +102,8 @@ class ConvLayer final : public Layer {
   const Shape& output_shape() const { return out_; }
 
  private:
-  void im2col(const Matrix& x);
+  void im2col(const Matrix& x, std::size_t first, std::size_t last);
+  void col2im(const float* dcol, Matrix& dx, std::size_t first, std::size_t last) const;
   LayerSpec spec_;
   Shape in_, out_;
   std::size_t patch_;          // in_c * kh * kw
@@ -110,6 +111,7 @@ class ConvLayer final : public Layer {
   std::vector<float> b_, db_;  // [out] or empty
   std::vector<float> col_;     // [batch * positions, patch], from the last forward
   std::vector<float> tmp_;     // [batch * positions, out]: GEMM output / output gradient
+  std::vector<float> dw_parts_, db_parts_;  // per piece of the batch: its weight / bias gradient
 };
 
 /// Average pooling over kernel_h x kernel_w windows with a stride (no padding),
@@ -124,6 +126,9 @@ class AvgPoolLayer final : public Layer {
   void backward(const Matrix& x, const Matrix& y, const Matrix& dy, Matrix* dx) override;
 
  private:
+  bool tiled(std::size_t k) const;  // k x k windows at stride k
+  void pool_sample(const float* x, float* y) const;
+  void unpool_sample(const float* dy, float* dx) const;
   LayerSpec spec_;
   Shape in_, out_;
 };
