@@ -102,15 +102,21 @@ class ConvLayer final : public Layer {
   const Shape& output_shape() const { return out_; }
 
  private:
-  void im2col(const Matrix& x, std::size_t first, std::size_t last);
-  void col2im(const float* dcol, Matrix& dx, std::size_t first, std::size_t last) const;
+  // A thread's buffers for one piece of the batch (conv_layers.cpp).
+  struct Scratch {
+    std::vector<float> col;  // [patch, samples * positions]: im2col's patches, then their gradient
+    std::vector<float> t;    // [out, samples * positions]: the GEMM's output / the output gradient
+  };
+  void prepare_scratch();
+  Scratch& scratch();
+  void im2col(const Matrix& x, std::size_t first, std::size_t last, float* col) const;
+  void col2im(const float* col, Matrix& dx, std::size_t first, std::size_t last) const;
   LayerSpec spec_;
   Shape in_, out_;
   std::size_t patch_;          // in_c * kh * kw
   Matrix w_, dw_;              // [out, patch]
   std::vector<float> b_, db_;  // [out] or empty
-  std::vector<float> col_;     // [batch * positions, patch], from the last forward
-  std::vector<float> tmp_;     // [batch * positions, out]: GEMM output / output gradient
+  std::vector<Scratch> scratch_;  // one per thread of the arena
   std::vector<float> dw_parts_, db_parts_;  // per piece of the batch: its weight / bias gradient
 };
 
