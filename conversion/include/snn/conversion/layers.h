@@ -3,7 +3,10 @@
 // batch, cols = features, row-major). Each kind implements forward and backward;
 // a convolutional kind can be added by implementing the same interface.
 //
-// All dense products go through cblas_sgemm (OpenBLAS, multithreaded).
+// All dense products go through cblas_sgemm (OpenBLAS). Conv, pooling and
+// ReLU layers split a batch into fixed pieces run by the calling oneTBB task
+// arena's threads, each with single-threaded OpenBLAS, so that their results
+// do not depend on the thread count (conversion/src/pieces.h).
 #pragma once
 
 #include "snn/network/layer_spec.h"
@@ -78,9 +81,11 @@ class DenseLayer final : public Layer {
 /// 2-D convolution on CHW rows (one sample per batch row, channels x height x
 /// width, row-major, as torch), zero padding, stride, rectangular kernels, one
 /// group, optional bias. Weights [out_channels, in_channels * kh * kw]
-/// (torch.nn.Conv2d.weight.view(out, -1)). im2col + sgemm over the whole batch:
-/// the patches of every sample form one [batch * positions, in_c * kh * kw]
-/// matrix, so each pass is one large GEMM rather than a small one per sample.
+/// (torch.nn.Conv2d.weight.view(out, -1)). im2col + sgemm per piece of a few
+/// samples: the patches of a piece form one [in_c * kh * kw, samples *
+/// positions] matrix in a per-thread buffer that fits a core's L2 cache, so
+/// each pass is one GEMM per piece rather than a small one per sample; the
+/// pieces run in parallel and the weight gradient is their sum in piece order.
 class ConvLayer final : public Layer {
  public:
   /// `spec` must be a conv spec valid for `input` (output_shape checks it);
