@@ -10,9 +10,11 @@
 #include "snn/network/weights.h"
 
 #include <catch2/catch.hpp>
+#include <tbb/task_arena.h>
 
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -168,6 +170,63 @@ TEST_CASE("conv gradients match finite differences", "[conv]") {
     ConvLayer conv(LayerSpec::conv(2, 3), in, random_matrix(2, 9, 10));
     CHECK(conv.bias_parameters().empty());
     check_gradients(conv, random_matrix(3, in.size(), 11));
+  }
+}
+
+namespace {
+
+// One forward and backward (with dx) of `layer` on x, run by `threads` oneTBB
+// threads; returns y, dx, the weight and the bias gradients.
+std::vector<std::vector<float>> pass(Layer& layer, const Matrix& x, const Matrix& r, int threads) {
+  Matrix y, dx;
+  tbb::task_arena(threads).execute([&] {
+    layer.forward(x, y, {});
+    layer.backward(x, y, r, &dx);
+  });
+  const std::span<float> g = layer.gradients(), gb = layer.bias_gradients();
+  return {y.data, dx.data, {g.begin(), g.end()}, {gb.begin(), gb.end()}};
+}
+
+Matrix rows_of(const Matrix& m, std::size_t first, std::size_t count) {
+  Matrix out(count, m.cols);
+  std::copy(m.row(first), m.row(first) + count * m.cols, out.data.begin());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("conv and avgpool split a batch into pieces: sample-wise results, the same bits for 1 and 2 threads", "[conv]") {
+  // 13 samples make several pieces of the batch (pieces of 5 samples in
+  // conv_layers.cpp; any size below 13 splits it). Expected: the outputs and
+  // input gradients of each sample alone, and weight/bias gradients that are
+  // the sum of the per-sample ones; and bit-identical results for 1 and 2
+  // threads (the pieces and the order their gradients are summed in do not
+  // depend on the thread count).
+  const Shape in{2, 9, 8};
+  std::vector<std::unique_ptr<Layer>> layers;
+  layers.push_back(std::make_unique<ConvLayer>(conv_spec(3, 3, 2, 2, 1, 1, 0), in, random_matrix(3, 2 * 3 * 2, 21),
+                                               random_vector(3, 22)));
+  layers.push_back(std::make_unique<ConvLayer>(LayerSpec::conv(4, 3, 1, 1), in, random_matrix(4, 2 * 9, 23)));
+  layers.push_back(std::make_unique<AvgPoolLayer>(LayerSpec::avgpool(2), Shape{2, 8, 8}));
+  std::uint32_t seed = 30;
+  for (auto& layer : layers) {
+    CAPTURE(layer->kind(), layer->inputs());
+    const std::size_t batch = 13;
+    const Matrix x = random_matrix(batch, layer->inputs(), seed++);
+    const Matrix r = random_matrix(batch, layer->outputs(), seed++);
+    const auto one = pass(*layer, x, r, 1);
+    const auto two = pass(*layer, x, r, 2);
+    CHECK(one == two);
+    std::vector<double> dw(one[2].size()), db(one[3].size());
+    for (std::size_t b = 0; b < batch; ++b) {
+      const auto alone = pass(*layer, rows_of(x, b, 1), rows_of(r, b, 1), 1);
+      for (std::size_t i = 0; i < alone[0].size(); ++i) CHECK(one[0][b * layer->outputs() + i] == Approx(alone[0][i]).margin(1e-5));
+      for (std::size_t i = 0; i < alone[1].size(); ++i) CHECK(one[1][b * layer->inputs() + i] == Approx(alone[1][i]).margin(1e-5));
+      for (std::size_t i = 0; i < dw.size(); ++i) dw[i] += alone[2][i];
+      for (std::size_t i = 0; i < db.size(); ++i) db[i] += alone[3][i];
+    }
+    for (std::size_t i = 0; i < dw.size(); ++i) CHECK(one[2][i] == Approx(dw[i]).margin(1e-4));
+    for (std::size_t i = 0; i < db.size(); ++i) CHECK(one[3][i] == Approx(db[i]).margin(1e-4));
   }
 }
 
@@ -357,4 +416,29 @@ TEST_CASE("a small ConvNet trains, saves, loads and evaluates the same, and norm
   CHECK(n.normalisation.factors[1] == 1.0);  // the pool
   CHECK(evaluate(n, test_set, false).correct == r.test->correct);
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a ConvNet trains to the same weights bit for bit with 1 and 2 threads", "[model]") {
+  // Conv nets split each batch into pieces fixed by the batch, not by the
+  // thread count, and run OpenBLAS single-threaded (the dense layer too).
+  const Dataset train_set = bars(200, 4);
+  TrainConfig c;
+  c.network.input = Shape{1, 8, 8};
+  c.network.layers = {LayerSpec::conv(4, 3, 1, 1, "conv1"), LayerSpec::avgpool(2, "pool1"), LayerSpec::conv(6, 3, 1, 0, "conv2"),
+                      LayerSpec::flatten("flat"), LayerSpec::dense(2, "fc")};
+  c.network.output_relu = false;
+  c.network.dropout = 0.0f;
+  c.network.bias = true;
+  c.init = Init::KaimingUniform;
+  c.epochs = 2;
+  c.batch_size = 30;  // pieces of 5, 5, ... and a last batch of 20
+  c.seed = 5;
+  c.blas_threads = 1;
+  const TrainResult a = train(c, train_set);
+  c.blas_threads = 2;
+  const TrainResult b = train(c, train_set);
+  CHECK(a.weights == b.weights);
+  CHECK(a.biases == b.biases);
+  c.seed = 6;
+  CHECK(train(c, train_set).weights != a.weights);
 }

@@ -1,5 +1,7 @@
 #include "snn/conversion/layers.h"
 
+#include "pieces.h"
+
 #include "snn/conversion/random.h"
 #include "snn/error.h"
 
@@ -24,6 +26,15 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
 
 int blas_threads() { return openblas_get_num_threads(); }
 void set_blas_threads(int n) { openblas_set_num_threads(n); }
+
+namespace detail {
+SerialBlas::SerialBlas() : saved_(openblas_get_num_threads()) {
+  if (saved_ != 1) openblas_set_num_threads(1);
+}
+SerialBlas::~SerialBlas() {
+  if (saved_ != 1) openblas_set_num_threads(saved_);
+}
+}  // namespace detail
 
 MachineRecord machine_record() {
   MachineRecord m;
@@ -95,22 +106,45 @@ void DenseLayer::backward(const Matrix& x, const Matrix&, const Matrix& dy, Matr
 
 // ---- relu ----
 
+namespace {
+
+// Elements per piece of an element-wise pass: large enough that a task's
+// overhead is noise, small enough that a conv layer's output is shared out.
+constexpr std::size_t kElementsPerPiece = std::size_t{1} << 15;
+
+// Branch-free selects over unaliased arrays, so that GCC vectorises them (a
+// branch on the sign mispredicts on activations, and through the lambda's
+// captured pointers GCC cannot tell the arrays apart).
+void relu_range(const float* __restrict in, float* __restrict out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+}
+void relu_grad_range(const float* __restrict in, const float* __restrict g, float* __restrict out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const float gi = g[i];
+    out[i] = in[i] > 0.0f ? gi : 0.0f;
+  }
+}
+
+}  // namespace
+
 void ReluLayer::forward(const Matrix& x, Matrix& y, const ForwardContext&) {
   reshape(y, x.rows, x.cols);
   const std::size_t n = x.data.size();
-  const float* in = x.data.data();
-  float* out = y.data.data();
-  for (std::size_t i = 0; i < n; ++i) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+  detail::for_each_piece(detail::piece_count(n, kElementsPerPiece), [&](std::size_t piece) {
+    const std::size_t begin = piece * kElementsPerPiece;
+    relu_range(x.data.data() + begin, y.data.data() + begin, std::min(n - begin, kElementsPerPiece));
+  });
 }
 
 void ReluLayer::backward(const Matrix& x, const Matrix&, const Matrix& dy, Matrix* dx) {
   if (!dx) return;
   reshape(*dx, x.rows, x.cols);
   const std::size_t n = x.data.size();
-  const float* in = x.data.data();
-  const float* g = dy.data.data();
-  float* out = dx->data.data();
-  for (std::size_t i = 0; i < n; ++i) out[i] = in[i] > 0.0f ? g[i] : 0.0f;
+  detail::for_each_piece(detail::piece_count(n, kElementsPerPiece), [&](std::size_t piece) {
+    const std::size_t begin = piece * kElementsPerPiece;
+    relu_grad_range(x.data.data() + begin, dy.data.data() + begin, dx->data.data() + begin,
+                    std::min(n - begin, kElementsPerPiece));
+  });
 }
 
 // ---- dropout ----

@@ -4,7 +4,10 @@
 #include "snn/error.h"
 #include "snn/network/weights.h"
 
+#include "pieces.h"
+
 #include <cmath>
+#include <optional>
 
 namespace snn::conversion {
 
@@ -128,6 +131,7 @@ Model::Model(const NetworkSpec& spec, std::vector<Matrix> weights, std::vector<s
         layer = std::make_unique<DenseLayer>(std::move(w), std::move(b));
       else
         layer = std::make_unique<ConvLayer>(ls, in, w, std::move(b));
+      has_conv_ = has_conv_ || ls.kind == LayerKind::Conv;
       weighted_.push_back(layer.get());
       weight_shapes_.emplace_back(ws[0], cols);
       layers_.push_back(std::move(layer));
@@ -153,6 +157,8 @@ const Matrix& Model::forward(const Matrix& x, const ForwardContext& ctx) {
   if (x.cols != spec_.inputs())
     throw Error("network takes {} inputs per sample ({}), the batch has {}", spec_.inputs(), to_string(spec_.input), x.cols);
   input_ = &x;
+  std::optional<detail::SerialBlas> serial;
+  if (has_conv_) serial.emplace();
   const Matrix* in = &x;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     layers_[i]->forward(*in, outputs_[i], ctx);
@@ -163,6 +169,8 @@ const Matrix& Model::forward(const Matrix& x, const ForwardContext& ctx) {
 
 void Model::backward(const Matrix& doutput) {
   if (!input_) throw Error("Model::backward called before forward");
+  std::optional<detail::SerialBlas> serial;
+  if (has_conv_) serial.emplace();
   const Matrix* dy = &doutput;
   for (std::size_t i = layers_.size(); i-- > 0;) {
     const Matrix& x = i == 0 ? *input_ : outputs_[i - 1];

@@ -4,6 +4,8 @@
 #include "snn/conversion/random.h"
 #include "snn/error.h"
 
+#include <tbb/task_arena.h>
+
 #include <algorithm>
 #include <chrono>
 #include <numeric>
@@ -142,51 +144,55 @@ TrainResult train(const TrainConfig& config, const Dataset& train_set, const Dat
   Matrix x;
   Matrix dlogits;
   std::vector<std::uint8_t> labels(config.batch_size);
-  for (std::size_t epoch = first_epoch; epoch < config.epochs; ++epoch) {
-    // Fisher-Yates from the identity, so an epoch's order depends only on
-    // (seed, epoch), not on earlier epochs.
-    std::vector<std::uint32_t> order = identity_order(n);
-    const CounterRng shuffle(config.seed, RandomPurpose::Shuffle, epoch);
-    for (std::size_t i = n - 1; i > 0; --i) std::swap(order[i], order[shuffle.below(i, i + 1)]);
+  // The layers' pieces of work (pieces.h) run in `threads` oneTBB threads.
+  tbb::task_arena arena(threads);
+  arena.execute([&] {
+    for (std::size_t epoch = first_epoch; epoch < config.epochs; ++epoch) {
+      // Fisher-Yates from the identity, so an epoch's order depends only on
+      // (seed, epoch), not on earlier epochs.
+      std::vector<std::uint32_t> order = identity_order(n);
+      const CounterRng shuffle(config.seed, RandomPurpose::Shuffle, epoch);
+      for (std::size_t i = n - 1; i > 0; --i) std::swap(order[i], order[shuffle.below(i, i + 1)]);
 
-    double loss_sum = 0.0;
-    std::size_t correct = 0;
-    for (std::size_t b = 0; b < batches; ++b) {
-      const std::size_t first = b * config.batch_size;
-      const std::size_t count = std::min(config.batch_size, n - first);
-      gather_batch(train_set, order, first, count, x);
-      for (std::size_t r = 0; r < count; ++r) labels[r] = train_set.labels[order[first + r]];
-      const ForwardContext ctx{true, config.seed, step};
-      const Matrix& out = model.forward(x, ctx);
-      const LossResult loss = softmax_cross_entropy(out, labels.data(), &dlogits);
-      model.backward(dlogits);
-      adam.step(params, grads);
-      ++step;
-      loss_sum += loss.loss * static_cast<double>(count);
-      correct += loss.correct;
-      if (observer) observer->on_batch(epoch + 1, b + 1, batches, loss.loss);
+      double loss_sum = 0.0;
+      std::size_t correct = 0;
+      for (std::size_t b = 0; b < batches; ++b) {
+        const std::size_t first = b * config.batch_size;
+        const std::size_t count = std::min(config.batch_size, n - first);
+        gather_batch(train_set, order, first, count, x);
+        for (std::size_t r = 0; r < count; ++r) labels[r] = train_set.labels[order[first + r]];
+        const ForwardContext ctx{true, config.seed, step};
+        const Matrix& out = model.forward(x, ctx);
+        const LossResult loss = softmax_cross_entropy(out, labels.data(), &dlogits);
+        model.backward(dlogits);
+        adam.step(params, grads);
+        ++step;
+        loss_sum += loss.loss * static_cast<double>(count);
+        correct += loss.correct;
+        if (observer) observer->on_batch(epoch + 1, b + 1, batches, loss.loss);
+      }
+      EpochReport report;
+      report.epoch = epoch + 1;
+      report.epochs = config.epochs;
+      report.loss = loss_sum / static_cast<double>(n);
+      report.train_accuracy = static_cast<double>(correct) / static_cast<double>(n);
+      report.seconds = seconds_before + seconds_since(start);
+      result.epochs.push_back(report);
+      if (checkpointing) {
+        TrainCheckpoint c;
+        c.fingerprint = fingerprint;
+        c.epochs_done = epoch + 1;
+        c.step = step;
+        c.seconds = report.seconds;
+        c.epochs = result.epochs;
+        c.weights = model.weights();
+        c.adam_m = adam.first_moments();
+        c.adam_v = adam.second_moments();
+        save_checkpoint(config.checkpoint, c);
+      }
+      if (observer) observer->on_epoch(report);
     }
-    EpochReport report;
-    report.epoch = epoch + 1;
-    report.epochs = config.epochs;
-    report.loss = loss_sum / static_cast<double>(n);
-    report.train_accuracy = static_cast<double>(correct) / static_cast<double>(n);
-    report.seconds = seconds_before + seconds_since(start);
-    result.epochs.push_back(report);
-    if (checkpointing) {
-      TrainCheckpoint c;
-      c.fingerprint = fingerprint;
-      c.epochs_done = epoch + 1;
-      c.step = step;
-      c.seconds = report.seconds;
-      c.epochs = result.epochs;
-      c.weights = model.weights();
-      c.adam_m = adam.first_moments();
-      c.adam_v = adam.second_moments();
-      save_checkpoint(config.checkpoint, c);
-    }
-    if (observer) observer->on_epoch(report);
-  }
+  });
   result.seconds = seconds_before + seconds_since(start);
   result.weights = model.weights();
   result.biases = model.biases();

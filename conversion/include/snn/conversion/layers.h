@@ -3,7 +3,10 @@
 // batch, cols = features, row-major). Each kind implements forward and backward;
 // a convolutional kind can be added by implementing the same interface.
 //
-// All dense products go through cblas_sgemm (OpenBLAS, multithreaded).
+// All dense products go through cblas_sgemm (OpenBLAS). Conv, pooling and
+// ReLU layers split a batch into fixed pieces run by the calling oneTBB task
+// arena's threads, each with single-threaded OpenBLAS, so that their results
+// do not depend on the thread count (conversion/src/pieces.h).
 #pragma once
 
 #include "snn/network/layer_spec.h"
@@ -78,9 +81,11 @@ class DenseLayer final : public Layer {
 /// 2-D convolution on CHW rows (one sample per batch row, channels x height x
 /// width, row-major, as torch), zero padding, stride, rectangular kernels, one
 /// group, optional bias. Weights [out_channels, in_channels * kh * kw]
-/// (torch.nn.Conv2d.weight.view(out, -1)). im2col + sgemm over the whole batch:
-/// the patches of every sample form one [batch * positions, in_c * kh * kw]
-/// matrix, so each pass is one large GEMM rather than a small one per sample.
+/// (torch.nn.Conv2d.weight.view(out, -1)). im2col + sgemm per piece of a few
+/// samples: the patches of a piece form one [in_c * kh * kw, samples *
+/// positions] matrix in a per-thread buffer that fits a core's L2 cache, so
+/// each pass is one GEMM per piece rather than a small one per sample; the
+/// pieces run in parallel and the weight gradient is their sum in piece order.
 class ConvLayer final : public Layer {
  public:
   /// `spec` must be a conv spec valid for `input` (output_shape checks it);
@@ -102,14 +107,22 @@ class ConvLayer final : public Layer {
   const Shape& output_shape() const { return out_; }
 
  private:
-  void im2col(const Matrix& x);
+  // A thread's buffers for one piece of the batch (conv_layers.cpp).
+  struct Scratch {
+    std::vector<float> col;  // [patch, samples * positions]: im2col's patches, then their gradient
+    std::vector<float> t;    // [out, samples * positions]: the GEMM's output / the output gradient
+  };
+  void prepare_scratch();
+  Scratch& scratch();
+  void im2col(const Matrix& x, std::size_t first, std::size_t last, float* col) const;
+  void col2im(const float* col, Matrix& dx, std::size_t first, std::size_t last) const;
   LayerSpec spec_;
   Shape in_, out_;
   std::size_t patch_;          // in_c * kh * kw
   Matrix w_, dw_;              // [out, patch]
   std::vector<float> b_, db_;  // [out] or empty
-  std::vector<float> col_;     // [batch * positions, patch], from the last forward
-  std::vector<float> tmp_;     // [batch * positions, out]: GEMM output / output gradient
+  std::vector<Scratch> scratch_;  // one per thread of the arena
+  std::vector<float> dw_parts_, db_parts_;  // per piece of the batch: its weight / bias gradient
 };
 
 /// Average pooling over kernel_h x kernel_w windows with a stride (no padding),
@@ -124,6 +137,9 @@ class AvgPoolLayer final : public Layer {
   void backward(const Matrix& x, const Matrix& y, const Matrix& dy, Matrix* dx) override;
 
  private:
+  bool tiled(std::size_t k) const;  // k x k windows at stride k
+  void pool_sample(const float* x, float* y) const;
+  void unpool_sample(const float* dy, float* dx) const;
   LayerSpec spec_;
   Shape in_, out_;
 };

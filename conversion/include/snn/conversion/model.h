@@ -136,6 +136,10 @@ class Model {
   const Matrix* input_ = nullptr;
   std::vector<Matrix> outputs_;  // outputs_[i]: output of layers_[i]
   std::vector<Matrix> grads_;    // grads_[i]: dL/d(output of layers_[i])
+  // With a conv layer every pass splits the batch over oneTBB threads and runs
+  // OpenBLAS single-threaded (the dense layers too, so that no GEMM's result
+  // depends on a thread count).
+  bool has_conv_ = false;
 };
 
 }  // namespace snn::conversion

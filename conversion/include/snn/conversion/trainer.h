@@ -5,15 +5,25 @@
 // masks) through counter-based streams (random.h), so the same config, data
 // and seed give bit-identical weights.
 //
-// Threads: the dense products run in OpenBLAS's threads (TrainConfig::
-// blas_threads; 0 keeps OpenBLAS's default: OPENBLAS_NUM_THREADS, else all
-// cores). For a fixed thread count OpenBLAS's sgemm is deterministic, but its
-// summation order over a long k dimension depends on the thread count
-// (measured with OpenBLAS 0.3.21: 1 and 2 threads differ in the last bits of
-// most outputs of a 100 x 1200 x 784 product). So weights are bit-identical for
-// the same seed, data, config and thread count (and OpenBLAS build and CPU
-// kind); the count used is recorded in the weight manifest. Everything else is
-// single-threaded element-wise work in a fixed order.
+// Threads (TrainConfig::blas_threads; 0 keeps OpenBLAS's default:
+// OPENBLAS_NUM_THREADS, else all cores):
+// - A network of dense layers only runs its products in that many OpenBLAS
+//   threads. For a fixed thread count OpenBLAS's sgemm is deterministic, but
+//   its summation order over a long k dimension depends on the thread count
+//   (measured with OpenBLAS 0.3.21: 1 and 2 threads differ in the last bits
+//   of most outputs of a 100 x 1200 x 784 product). So its weights are
+//   bit-identical for the same seed, data, config and thread count (and
+//   OpenBLAS build and CPU kind); the count is recorded in the weight manifest.
+// - A network with a conv layer splits every batch into pieces of a few
+//   samples, fixed by the batch alone, run by a oneTBB arena of that many
+//   threads; each piece's products are single-threaded OpenBLAS (the dense
+//   layers' too) and the pieces' gradients are summed in piece order. Its
+//   weights are bit-identical for the same seed, data and config whatever the
+//   thread count (OpenBLAS build and CPU kind still matter). OpenBLAS's own
+//   threads would otherwise yield and spin on the first conv layer's thin
+//   GEMMs (k = 25) while im2col and pooling ran on one core.
+// Element-wise work (ReLU) is split in fixed pieces too; the rest runs
+// single-threaded in a fixed order.
 #pragma once
 
 #include "snn/conversion/adam.h"
@@ -41,7 +51,7 @@ struct TrainConfig {
   float init_range = 0.1f;       ///< Uniform: initial weights U(-init_range, init_range)
   std::uint64_t seed = 0;
   std::size_t train_samples = 0;  ///< train on the first n images of the training set (0: all)
-  int blas_threads = 0;           ///< OpenBLAS threads during training (0: leave OpenBLAS's setting)
+  int blas_threads = 0;           ///< training threads: OpenBLAS's, or a conv net's oneTBB arena (0: OpenBLAS's setting)
   /// A checkpoint file (checkpoint.h) written atomically after every completed
   /// epoch; empty: none. train() never removes it: the caller does, once the
   /// result is stored (until then it can still resume a training that ended).
