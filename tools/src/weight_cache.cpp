@@ -167,6 +167,10 @@ fs::path weight_cache_dir(const Config& c, const Dataset& train) {
     std::vector<std::string> layers;
     for (const LayerSpec& l : network_spec(c, train).layers) layers.push_back(fmt::format("{}:{}", describe(l), l.name));
     fnv.add(fmt::format(";layers={}", fmt::join(layers, ",")));
+    // Conv nets now train in batch pieces (thread-count independent, but with
+    // other last bits than the earlier whole-batch GEMMs): entries trained the
+    // old way are not what this build trains, so they must not be found.
+    fnv.add(";trainer=pieces");
   }
   if (t.init != conversion::Init::Uniform) fnv.add(fmt::format(";init_kind={}", conversion::to_string(t.init)));
   if (t.bias) fnv.add(";bias");
