@@ -151,15 +151,18 @@ class Team {
     unsigned misses = 0;     // jobs in a row it took no chunk of
     for (;;) {
       auto fresh = [&] { return stop_.load(std::memory_order_relaxed) || generation(next_.load(std::memory_order_acquire)) != seen; };
+      bool slept = false;
       if (misses >= kMaxMisses || !spin_until(fresh)) {
         sleepers_.fetch_add(1);
         for (std::uint32_t k = wake_.load(); !fresh(); k = wake_.load()) wake_.wait(k);
         sleepers_.fetch_sub(1);
         misses = 0;
+        slept = true;
       }
       if (stop_) return;
       const auto [g, ran] = drain();
-      misses = ran > 0 ? 0 : misses + (g - seen);  // every job it missed counts
+      // Every job it missed while awake counts (not those it slept through).
+      misses = ran > 0 ? 0 : misses + (slept ? 1 : g - seen);
       seen = g;
     }
   }
