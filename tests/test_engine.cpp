@@ -361,7 +361,7 @@ Network threaded_network(FanOutFormat format, std::mt19937_64& rng) {
 
 }  // namespace
 
-TEST_CASE("identical results for 1 and 2 threads, both parallel modes, and across runs") {
+TEST_CASE("identical results for 1 to 4 threads, both parallel modes, and across runs") {
   std::mt19937_64 rng(7);
   for (FanOutFormat format : {FanOutFormat::Dense, FanOutFormat::Sparse}) {
     INFO(snn::to_string(format));
@@ -380,7 +380,9 @@ TEST_CASE("identical results for 1 and 2 threads, both parallel modes, and acros
     REQUIRE(pops[1] > 100);
     REQUIRE(pops[2] > 100);
     REQUIRE(pops[3] > 10);
-    for (int threads : {1, 2, 3}) {
+    // 4 threads on a 2-core machine: members start late or are preempted, so
+    // the chunks of a step fall to the threads differently from run to run.
+    for (int threads : {1, 2, 3, 4}) {
       for (auto mode : {snn::engine::Parallelism::Samples, snn::engine::Parallelism::Targets}) {
         INFO("threads " << threads << ", " << snn::engine::to_string(mode));
         o.threads = threads;

@@ -10,7 +10,6 @@
 #include <tbb/blocked_range.h>
 #include <tbb/info.h>
 #include <tbb/parallel_for.h>
-#include <tbb/partitioner.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
@@ -19,89 +18,175 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 namespace snn::engine {
 
 namespace {
 
-// Latency mode gives a thread at least this many neurons of a population:
-// below it, the per-step task overhead (microseconds) outweighs the work.
+// Latency mode gives a chunk at least this many neurons of a population:
+// below it, the per-chunk overhead (a claim and a completion, ~0.1 us each)
+// outweighs the work.
 constexpr std::size_t kMinPartition = 256;
+
+// Latency mode cuts a population into up to this many chunks per thread. A
+// member that starts late (woken from sleep, preempted) leaves its chunk to
+// whoever is free first either way; more chunks balance better but cost a
+// pass over the due spikes and a claim each: 784-4096-4096-10 on a quiet
+// machine ran 1.69-1.81x faster on 2 threads with 1, 1.56-1.57x with 2.
+constexpr std::size_t kChunksPerThread = 1;
 
 // Partition bounds are multiples of 16 int32 (one 64-byte line): no two
 // threads write the same cache line of a population's arrays.
 constexpr std::size_t kAlign = 16;
 
+// How long a team member spins for the next job, or the caller for a chunk
+// another member holds, before it sleeps. A sample's jobs follow each other
+// within microseconds, but waking a sleeping thread takes tens of
+// microseconds on this kind of (virtual) machine, about a population step:
+// with a short spin every job paid one or two wake-ups and latency mode lost
+// to one thread. Beyond the budget (between runs, or when the caller is
+// preempted) the member sleeps.
+constexpr std::chrono::microseconds kSpinBudget{200};
+
+// A member that took no chunk of this many jobs in a row (it was descheduled,
+// or starts too late to find work: a loaded machine) sleeps instead of
+// spinning, since its spinning then takes CPU time the caller needs; the
+// caller wakes sleepers at most once per kWakeInterval to try again, so a
+// wake-up (a system call) costs the caller little when they keep failing.
+constexpr unsigned kMaxMisses = 8;
+constexpr std::chrono::microseconds kWakeInterval{1000};
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Spins until ready() or for kSpinBudget; returns ready().
+template <typename Ready>
+bool spin_until(Ready ready) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpinBudget;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (ready()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() > deadline) return ready();
+  }
+}
+
 // Latency mode's persistent parallel region: `size - 1` threads started once
-// per Engine::run, waiting at a barrier for the next job, instead of a
-// tbb::parallel_for (task spawn and join, microseconds) per population and
-// step. The caller is member 0. run(job) has every member q call job(q), and
-// returns when all have. Jobs write only their own partition (no locks).
+// per Engine::run, instead of a tbb::parallel_for (task spawn and join,
+// microseconds) per population and step. The caller is a member too.
+// run(chunks, job) calls job(k) once for every k < chunks and returns when
+// all have returned. Members claim chunks one at a time from a shared
+// counter, so the caller never waits for a member to wake up: it works
+// through the chunks itself and waits only for chunks another member has
+// already claimed. Which member runs a chunk does not matter: a chunk writes
+// only its own partition (no locks), so results do not depend on it.
 class Team {
  public:
   explicit Team(std::size_t size) : size_(size) {
-    for (std::size_t q = 1; q < size_; ++q) threads_.emplace_back([this, q] { work(q); });
+    for (std::size_t q = 1; q < size_; ++q) threads_.emplace_back([this] { work(); });
   }
   ~Team() {
     stop_ = true;
-    arrive();  // releases the members waiting for a job; they see stop_ and leave
+    publish(0, true);  // wakes the members; they see stop_ and leave
     for (auto& t : threads_) t.join();
   }
   Team(const Team&) = delete;
   Team& operator=(const Team&) = delete;
   std::size_t size() const { return size_; }
-  void run(const std::function<void(std::size_t)>& job) {
+  void run(std::size_t chunks, const std::function<void(std::size_t)>& job) {
+    if (chunks > kMaxChunks) throw Error("latency mode: {} chunks in one job, at most {}", chunks, kMaxChunks);
     job_ = &job;
-    arrive();  // start
-    job(0);
-    arrive();  // all done
+    target_ += static_cast<std::uint32_t>(chunks);
+    publish(chunks, false);
+    drain();
+    const std::uint32_t target = target_;
+    if (!spin_until([&] { return done_.load(std::memory_order_acquire) == target; })) {
+      // A member holds a chunk and is not running (preempted): sleep on done_.
+      done_waiting_.store(true);
+      for (std::uint32_t d = done_.load(); d != target; d = done_.load()) done_.wait(d);
+      done_waiting_.store(false, std::memory_order_relaxed);
+    }
   }
 
  private:
-  void work(std::size_t q) {
-    for (;;) {
-      arrive();
-      if (stop_) return;
-      (*job_)(q);
-      arrive();
+  // next_ packs (generation << 32) | (chunks << 16) | next chunk, so that a
+  // claim (one fetch_add) names its job and its chunk together: a member that
+  // wakes late cannot take a chunk of a job that is over.
+  static constexpr std::size_t kMaxChunks = 4096;
+  static std::uint32_t generation(std::uint64_t w) { return static_cast<std::uint32_t>(w >> 32); }
+
+  void publish(std::size_t chunks, bool wake_now) {
+    const std::uint32_t g = generation(next_.load(std::memory_order_relaxed)) + 1;
+    next_.store(std::uint64_t{g} << 32 | std::uint64_t{chunks} << 16, std::memory_order_release);
+    // seq_cst on wake_ and sleepers_: either a member about to sleep sees the
+    // new generation, or this sees the sleeper (and wakes it, at most once
+    // per kWakeInterval: the caller does not need it to finish the job).
+    wake_.fetch_add(1);
+    if (sleepers_.load() == 0) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (wake_now || now - last_wake_ >= kWakeInterval) {
+      last_wake_ = now;
+      wake_.notify_all();
     }
-  }
-  // Barrier of all members (generation count). A member spins a little
-  // (a step's partitions finish within microseconds of each other on free
-  // cores), then sleeps on the generation (futex: C++20 atomic wait) so that on
-  // a shared machine a waiting member does not take the core a busy one needs.
-  // seq_cst on sleepers_ and gen_: either the last arriver sees a sleeper and
-  // notifies, or the sleeper sees the new generation.
-  void arrive() {
-    const unsigned gen = gen_.load();
-    if (count_.fetch_add(1, std::memory_order_acq_rel) + 1 == size_) {
-      count_.store(0, std::memory_order_relaxed);
-      gen_.fetch_add(1);
-      if (sleepers_.load() > 0) gen_.notify_all();
-      return;
-    }
-    for (int spin = 0; spin < kSpins; ++spin)
-      if (gen_.load(std::memory_order_acquire) != gen) return;
-    sleepers_.fetch_add(1);
-    while (gen_.load() == gen) gen_.wait(gen);
-    sleepers_.fetch_sub(1);
   }
 
-  static constexpr int kSpins = 4000;
+  // Claims and runs chunks of the current job until none is left; returns
+  // the job's generation and how many chunks this member ran.
+  std::pair<std::uint32_t, std::size_t> drain() {
+    for (std::size_t ran = 0;; ++ran) {
+      const std::uint64_t w = next_.fetch_add(1, std::memory_order_acq_rel);
+      const std::size_t chunk = w & 0xffff, chunks = (w >> 16) & 0xffff;
+      if (chunk >= chunks) return {generation(w), ran};
+      (*job_)(chunk);
+      done_.fetch_add(1);  // seq_cst: pairs with done_waiting_ as wake_ with sleepers_
+      if (done_waiting_.load()) done_.notify_all();
+    }
+  }
+
+  void work() {
+    std::uint32_t seen = 0;  // the last generation this member drained
+    unsigned misses = 0;     // jobs in a row it took no chunk of
+    for (;;) {
+      auto fresh = [&] { return stop_.load(std::memory_order_relaxed) || generation(next_.load(std::memory_order_acquire)) != seen; };
+      bool slept = false;
+      if (misses >= kMaxMisses || !spin_until(fresh)) {
+        sleepers_.fetch_add(1);
+        for (std::uint32_t k = wake_.load(); !fresh(); k = wake_.load()) wake_.wait(k);
+        sleepers_.fetch_sub(1);
+        misses = 0;
+        slept = true;
+      }
+      if (stop_) return;
+      const auto [g, ran] = drain();
+      // Every job it missed while awake counts (not those it slept through).
+      misses = ran > 0 ? 0 : misses + (slept ? 1 : g - seen);
+      seen = g;
+    }
+  }
+
   std::size_t size_;
   std::vector<std::thread> threads_;
-  std::atomic<std::size_t> count_{0};
-  std::atomic<unsigned> gen_{0};
-  std::atomic<unsigned> sleepers_{0};
-  std::atomic<bool> stop_{false};
   const std::function<void(std::size_t)>* job_ = nullptr;
+  std::uint32_t target_ = 0;  // chunks finished once the current job is done (wraps)
+  std::chrono::steady_clock::time_point last_wake_{};
+  alignas(64) std::atomic<std::uint64_t> next_{0};
+  alignas(64) std::atomic<std::uint32_t> done_{0};
+  alignas(64) std::atomic<std::uint32_t> wake_{0};
+  std::atomic<std::uint32_t> sleepers_{0};
+  std::atomic<bool> done_waiting_{false};
+  std::atomic<bool> stop_{false};
 };
 
 // One worker's simulator: the state of one sample at a time.
 class Simulator {
  public:
-  // `team` (latency mode; may be null) runs the partitions of a population
-  // step concurrently; `partitions` is its size.
+  // `team` (latency mode; null for one thread) runs the partitions of a
+  // population step concurrently; a population has up to `partitions`.
   Simulator(const FixedNetwork& net, const RunOptions& options, std::size_t partitions, Team* team = nullptr)
       : net_(net), options_(options), layers_(net.connection_count()), team_(team) {
     const std::size_t pops = net.population_count();
@@ -281,28 +366,27 @@ class Simulator {
     rec.bias_ops(net_.report(c).biases);
 
     const std::size_t parts = bounds_[p].size() - 1;
+    std::span<const NeuronId> spikes;  // of p at t, ascending
     if (parts == 1 || delivered + fc.targets < options_.min_parallel_work) {
-      // Too little work to be worth waking threads: the partitions run
-      // one after the other here, with the same results.
-      for (std::size_t q = 0; q < parts; ++q) partition_step(p, q, due, constant);
-    } else if (team_ && team_->size() == parts) {
-      team_->run([&](std::size_t q) { partition_step(p, q, due, constant); });
+      // Too little work to be worth sharing: all of p as one range here (the
+      // same results as any split, without a pass over `due` per partition).
+      SpikeList& out = part_spikes_[p][0];
+      TargetRange all = partition(p, 0);
+      all.hi = static_cast<NeuronId>(fc.targets);
+      all.split = nullptr;
+      all.parts = 1;
+      const NeuronId bad = range_step(p, all, due, constant, out);
+      queue_.pop(t, c);
+      if (bad != kAllInRange) throw_potential_out_of_range(net_, sample, p, model_of(p, bad), t);
+      spikes = {out.data(), out.size()};
     } else {
-      tbb::parallel_for(
-          std::size_t{0}, parts, [&](std::size_t q) { partition_step(p, q, due, constant); }, tbb::static_partitioner());
-    }
-    queue_.pop(t, c);
-    NeuronId bad = kAllInRange;  // the lowest model id reported
-    for (std::size_t q = 0; q < parts; ++q)
-      if (bad_[q] != kAllInRange) bad = std::min(bad, model_of(p, bad_[q]));
-    if (bad != kAllInRange) throw_potential_out_of_range(net_, sample, p, bad, t);
-
-    // Spikes of p at t, ascending (partitions are ascending ranges).
-    std::span<const NeuronId> spikes;
-    if (parts == 1) {
-      spikes = {part_spikes_[p][0].data(), part_spikes_[p][0].size()};
-    } else {
-      spikes_.clear();
+      team_->run(parts, [&](std::size_t q) { bad_[q] = range_step(p, partition(p, q), due, constant, part_spikes_[p][q]); });
+      queue_.pop(t, c);
+      NeuronId bad = kAllInRange;  // the lowest model id reported
+      for (std::size_t q = 0; q < parts; ++q)
+        if (bad_[q] != kAllInRange) bad = std::min(bad, model_of(p, bad_[q]));
+      if (bad != kAllInRange) throw_potential_out_of_range(net_, sample, p, bad, t);
+      spikes_.clear();  // partitions are ascending ranges
       for (const auto& s : part_spikes_[p]) spikes_.insert(spikes_.end(), s.begin(), s.end());
       spikes = spikes_;
     }
@@ -356,13 +440,26 @@ class Simulator {
     rec.work(0, constant_synops_);
   }
 
-  // Partition q of population p at step t: deliver into its slice of the
-  // current, then update its neurons. Touches only q's slice of p's arrays
-  // and q's spike list, so partitions run concurrently without synchronisation.
-  void partition_step(std::size_t p, std::size_t q, std::span<const NeuronId> due, bool constant) {
+  // Latency mode's partition q of population p.
+  TargetRange partition(std::size_t p, std::size_t q) {
     const std::size_t c = p - 1;
-    const FixedConnection& fc = net_.connection(c);
-    const NeuronId lo = bounds_[p][q], hi = bounds_[p][q + 1];
+    return TargetRange{bounds_[p][q],
+                       bounds_[p][q + 1],
+                       splits_[c].empty() ? nullptr : splits_[c].data(),
+                       bounds_[p].size() - 1,
+                       q,
+                       pool_target_[c].empty() ? nullptr : pool_target_[c].data(),
+                       conv_windows_[c].empty() ? nullptr : conv_windows_[c].data()};
+  }
+
+  // Targets `range` of population p at step t: deliver into their slice of
+  // the current, then update them; their spikes go to `spikes`. Returns the
+  // first neuron whose potential left its range (or kAllInRange). Touches only
+  // the range's slice of p's arrays, so ranges run concurrently without
+  // synchronisation.
+  NeuronId range_step(std::size_t p, const TargetRange& range, std::span<const NeuronId> due, bool constant, SpikeList& spikes) {
+    const FixedConnection& fc = net_.connection(p - 1);
+    const NeuronId lo = range.lo, hi = range.hi;
     Potential* cur = current_[p].data();
     if (constant)
       std::copy(constant_.begin() + lo, constant_.begin() + hi, cur + lo);
@@ -371,14 +468,9 @@ class Simulator {
     const std::vector<Potential>& bias = bias_[p];
     if (!bias.empty())
       for (NeuronId j = lo; j < hi; ++j) cur[j] += bias[j];
-    const std::size_t parts = bounds_[p].size() - 1;
-    deliver(cur, fc, due,
-            TargetRange{lo, hi, splits_[c].empty() ? nullptr : splits_[c].data(), parts, q,
-                        pool_target_[c].empty() ? nullptr : pool_target_[c].data(),
-                        conv_windows_[c].empty() ? nullptr : conv_windows_[c].data()});
-    auto& spikes = part_spikes_[p][q];
+    deliver(cur, fc, due, range);
     spikes.clear();
-    bad_[q] = update_neurons(net_.params(static_cast<PopulationId>(p)), v_[p].data(),
+    return update_neurons(net_.params(static_cast<PopulationId>(p)), v_[p].data(),
                              refractory_[p].empty() ? nullptr : refractory_[p].data(), cur, lo, hi, spikes);
   }
 
@@ -470,11 +562,10 @@ RunResult Engine::run(const SampleSet& samples, const RunOptions& options) const
     });
   } else {
     // One team for the whole run: its threads persist across samples, steps
-    // and populations (a population narrower than the team falls back to
-    // tbb::parallel_for over its fewer partitions).
+    // and populations.
     std::unique_ptr<Team> team;
     if (threads > 1) team = std::make_unique<Team>(static_cast<std::size_t>(threads));
-    Simulator sim(net, options, static_cast<std::size_t>(threads), team.get());
+    Simulator sim(net, options, team ? team->size() * kChunksPerThread : 1, team.get());
     arena.execute([&] {
       for (std::size_t i = 0; i < samples.count; ++i) {
         sim.run(samples, i, res);
