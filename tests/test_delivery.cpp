@@ -1,4 +1,4 @@
-// The dense row-add kernel (delivery.h add_dense_rows) against a plain
+// The dense row-add kernels (delivery.h add_dense_rows, set_dense_rows) against a plain
 // int64 sum, at every table width: every row count (the full passes and each
 // kind of leftover pass), slices [lo, hi) that start and end anywhere
 // (vector tails), weights at the extremes of the width, and no write outside
@@ -41,6 +41,23 @@ void check_dense_rows(std::mt19937_64& rng) {
       snn::engine::add_dense_rows(cur.data(), table.data(), width, ids, lo, hi);
       INFO("bits " << 8 * sizeof(T) << ", width " << width << ", rows " << rows << ", slice [" << lo << ", " << hi << ")");
       for (std::size_t j = 0; j < width; ++j) REQUIRE(std::int64_t{cur[j]} == expect[j]);
+      // set_dense_rows: the same sums into an uninitialised current, starting
+      // from `from` (or from 0), nothing written outside the slice.
+      std::vector<snn::Potential> from(width);
+      for (auto& f : from) f = static_cast<snn::Potential>(static_cast<std::int64_t>(rng() % 2001) - 1000);
+      for (const bool zero : {false, true}) {
+        std::vector<snn::Potential> out(width, 777777);
+        snn::engine::set_dense_rows(out.data(), zero ? nullptr : from.data(), table.data(), width, ids, lo, hi);
+        INFO("set_dense_rows, from " << (zero ? "0" : "an array"));
+        for (std::size_t j = 0; j < width; ++j) {
+          std::int64_t want = 777777;
+          if (j >= lo && j < hi) {
+            want = zero ? 0 : from[j];
+            for (auto id : ids) want += table[id * width + j];
+          }
+          REQUIRE(std::int64_t{out[j]} == want);
+        }
+      }
     }
   }
 }

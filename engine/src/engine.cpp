@@ -461,14 +461,19 @@ class Simulator {
     const FixedConnection& fc = net_.connection(p - 1);
     const NeuronId lo = range.lo, hi = range.hi;
     Potential* cur = current_[p].data();
-    if (constant)
-      std::copy(constant_.begin() + lo, constant_.begin() + hi, cur + lo);
-    else
-      std::fill(cur + lo, cur + hi, 0);
     const std::vector<Potential>& bias = bias_[p];
-    if (!bias.empty())
-      for (NeuronId j = lo; j < hi; ++j) cur[j] += bias[j];
-    deliver(cur, fc, due, range);
+    if (fc.format == FanOutFormat::Dense && bias.empty()) {
+      // The first pass of row adds initialises the current (no fill or copy).
+      set_dense(cur, constant ? constant_.data() : nullptr, fc, due, lo, hi);
+    } else {
+      if (constant)
+        std::copy(constant_.begin() + lo, constant_.begin() + hi, cur + lo);
+      else
+        std::fill(cur + lo, cur + hi, 0);
+      if (!bias.empty())
+        for (NeuronId j = lo; j < hi; ++j) cur[j] += bias[j];
+      deliver(cur, fc, due, range);
+    }
     spikes.clear();
     return update_neurons(net_.params(static_cast<PopulationId>(p)), v_[p].data(),
                              refractory_[p].empty() ? nullptr : refractory_[p].data(), cur, lo, hi, spikes);

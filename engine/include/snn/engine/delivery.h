@@ -68,6 +68,23 @@ inline void add_rows(Potential* __restrict cur, const T* const* r, std::size_t l
     _mm512_mask_storeu_epi32(cur + j, m, _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, cur + j), row_sum16<N>(r, j, m)));
   }
 }
+
+// cur[lo, hi) = from[lo, hi) (or 0 where from is null) + the N rows r: the
+// first pass of a step, which thereby also initialises the current.
+template <std::size_t N, typename T>
+inline void set_rows(Potential* __restrict cur, const Potential* __restrict from, const T* const* r, std::size_t lo,
+                     std::size_t hi) {
+  std::size_t j = lo;
+  for (; j + 16 <= hi; j += 16) {
+    const __m512i s = row_sum16<N>(r, j);
+    _mm512_storeu_si512(cur + j, from ? _mm512_add_epi32(_mm512_loadu_si512(from + j), s) : s);
+  }
+  if (j < hi) {
+    const auto m = static_cast<__mmask16>((1u << (hi - j)) - 1u);
+    const __m512i s = row_sum16<N>(r, j, m);
+    _mm512_mask_storeu_epi32(cur + j, m, from ? _mm512_add_epi32(_mm512_maskz_loadu_epi32(m, from + j), s) : s);
+  }
+}
 #else
 // Portable: the same grouping, left to the compiler's vectoriser.
 template <std::size_t N, typename T>
@@ -78,7 +95,24 @@ inline void add_rows(Potential* __restrict cur, const T* const* r, std::size_t l
     cur[j] += s;
   }
 }
+template <std::size_t N, typename T>
+inline void set_rows(Potential* __restrict cur, const Potential* __restrict from, const T* const* r, std::size_t lo,
+                     std::size_t hi) {
+  for (std::size_t j = lo; j < hi; ++j) {
+    Potential s = from ? from[j] : 0;
+    for (std::size_t k = 0; k < N; ++k) s += Potential{r[k][j]};
+    cur[j] = s;
+  }
+}
 #endif
+
+// set_rows<n> for a run-time n in [1, N].
+template <std::size_t N, typename T>
+inline void set_rows_n(std::size_t n, Potential* __restrict cur, const Potential* __restrict from, const T* const* r,
+                       std::size_t lo, std::size_t hi) {
+  if (n == N) return set_rows<N>(cur, from, r, lo, hi);
+  if constexpr (N > 1) set_rows_n<N - 1>(n, cur, from, r, lo, hi);
+}
 
 }  // namespace detail
 
@@ -125,6 +159,38 @@ inline void add_dense_rows(Potential* __restrict cur, const T* __restrict table,
     case 2: rows(2), detail::add_rows<2>(cur, r, lo, hi); break;
     case 1: rows(1), detail::add_rows<1>(cur, r, lo, hi); break;
     default: break;
+  }
+}
+
+/// add_dense_rows into a current that is not initialised yet: cur[lo, hi) =
+/// from[lo, hi) (null: 0) + the rows `ids`. The first pass stores instead of
+/// adding, so the step saves a separate fill or copy of the current and one
+/// load of it per target.
+template <typename T>
+inline void set_dense_rows(Potential* __restrict cur, const Potential* __restrict from, const T* __restrict table,
+                           std::size_t stride, std::span<const NeuronId> ids, std::size_t lo, std::size_t hi) {
+  constexpr std::size_t kGroup = kRowsPerPass<T>;
+  const std::size_t n = std::min(ids.size(), kGroup);
+  if (n == 0) {
+    if (from)
+      std::copy(from + lo, from + hi, cur + lo);
+    else
+      std::fill(cur + lo, cur + hi, 0);
+    return;
+  }
+  const T* r[kGroup];
+  for (std::size_t k = 0; k < n; ++k) r[k] = table + ids[k] * stride;
+  detail::set_rows_n<kGroup>(n, cur, from, r, lo, hi);
+  add_dense_rows(cur, table, stride, ids.subspan(n), lo, hi);
+}
+
+/// set_dense_rows for a dense connection, whatever its table width.
+inline void set_dense(Potential* cur, const Potential* from, const FixedConnection& fc, std::span<const NeuronId> ids,
+                      std::size_t lo, std::size_t hi) {
+  switch (fc.weight_bits) {
+    case 8: set_dense_rows(cur, from, fc.table<std::int8_t>(), fc.targets, ids, lo, hi); return;
+    case 16: set_dense_rows(cur, from, fc.table<std::int16_t>(), fc.targets, ids, lo, hi); return;
+    default: set_dense_rows(cur, from, fc.table<FixedWeight>(), fc.targets, ids, lo, hi); return;
   }
 }
 
