@@ -123,27 +123,25 @@ print()
 cols = [("launcher", "mpirun true"), ("start-up", "start-up"), ("load_data", "load data"), ("load_weights", "load weights"),
         ("ann_accuracy", "ANN acc"), ("normalisation", "normalise"), ("simulate", "simulate"),
         ("simulation_seconds", "of it: engine"), ("other", "other")]
-print("per phase, wall seconds (speed-up against 1 rank x 1 thread)")
-print(f"{'':22} " + " ".join(f"{label:>15}" for _, label in cols))
-for name, _, _ in variants:
-    m = med[name]
-    cells = []
-    for key, _ in cols:
-        ratio = f"({base[key] / m[key]:.2f}x)" if m[key] > 0.005 and name != variants[0][0] else ""
-        cells.append(f"{m[key]:6.3f} {ratio:>8}")
-    print(f"{name:22} " + " ".join(f"{c:>15}" for c in cells))
-print()
-print("per phase, CPU seconds of rank 0 (speed-up against 1 rank x 1 thread): the work, whatever the load")
-cpu_cols = [("start-up_cpu", "start-up")] + [(k + "_cpu", label) for k, label in cols[2:-2]]
-print(f"{'':22} " + " ".join(f"{label:>15}" for _, label in cpu_cols))
-for name, _, _ in variants:
-    m = med[name]
-    cells = []
-    for key, _ in cpu_cols:
-        ratio = f"({base[key] / m[key]:.2f}x)" if m[key] > 0.005 and name != variants[0][0] else ""
-        cells.append(f"{m[key]:6.3f} {ratio:>8}")
-    print(f"{name:22} " + " ".join(f"{c:>15}" for c in cells))
-print()
+
+
+def phase_table(title, columns):
+    """One row per variant: each phase's median and its speed-up against the first variant."""
+    print(title)
+    print(f"{'':22} " + " ".join(f"{label:>15}" for _, label in columns))
+    for name, _, _ in variants:
+        m = med[name]
+        cells = []
+        for key, _ in columns:
+            ratio = f"({base[key] / m[key]:.2f}x)" if m[key] > 0.005 and name != variants[0][0] else ""
+            cells.append(f"{m[key]:6.3f} {ratio:>8}")
+        print(f"{name:22} " + " ".join(f"{c:>15}" for c in cells))
+    print()
+
+
+phase_table("per phase, wall seconds (speed-up against 1 rank x 1 thread)", cols)
+phase_table("per phase, CPU seconds of rank 0 (speed-up against 1 rank x 1 thread): the work, whatever the load",
+            [("start-up_cpu", "start-up")] + [(k + "_cpu", label) for k, label in cols[2:-2]])
 print("results.json identical (timings aside) in every run: yes")
 print("CPU: CPU seconds of the whole job; max rank CPU: of its busiest rank (for 1 rank x 2 threads both threads').")
 print("mpirun true: an empty job of as many ranks; start-up: job - run total (mpirun, MPI_Init/Finalize, the")
