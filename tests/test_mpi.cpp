@@ -86,6 +86,15 @@ Outcome snnsim(const std::string& launcher, const std::string& command, const fs
                                snn::test::kSnnsim.string(), command, kTiny.string(), out.string(), kCache, extra));
 }
 
+// snnsim(...) that must succeed (its output shown if not): its results.json, comparable.
+std::string comparable_run(const std::string& launcher, const std::string& command, const fs::path& out,
+                           const std::string& extra) {
+  const Outcome o = snnsim(launcher, command, out, extra);
+  INFO(o.output);
+  REQUIRE(o.status == 0);
+  return comparable(out);
+}
+
 }  // namespace
 
 TEST_CASE("shares are contiguous, in rank order, cover every item once, and keep whole units") {
@@ -217,21 +226,15 @@ TEST_CASE("mpirun with 2 and 3 ranks writes the one-process results.json, data a
     INFO(norm << " normalisation");
     const std::string set = fmt::format("--threads 1 --set 'normalisation.method=\"{}\"' --set normalisation.samples=1200", norm);
     const fs::path one = scratch(fmt::format("one-{}", norm));
-    const Outcome base = snnsim("", "run", one, set);
-    INFO(base.output);
-    REQUIRE(base.status == 0);
-    const std::string expected = comparable(one);
+    const std::string expected = comparable_run("", "run", one, set);
     for (int ranks : {2, 3}) {
       for (int threads : {1, 2}) {
         INFO(ranks << " ranks x " << threads << " threads");
         const fs::path out = scratch(fmt::format("{}-r{}-t{}", norm, ranks, threads));
-        const Outcome o = snnsim(mpirun(ranks), "run", out,
-                                 fmt::format("--set 'normalisation.method=\"{}\"' "
-                                             "--set normalisation.samples=1200 --threads {}",
-                                             norm, threads));
-        INFO(o.output);
-        REQUIRE(o.status == 0);
-        CHECK(comparable(out) == expected);
+        CHECK(comparable_run(mpirun(ranks), "run", out,
+                             fmt::format("--set 'normalisation.method=\"{}\"' "
+                                         "--set normalisation.samples=1200 --threads {}",
+                                         norm, threads)) == expected);
         // Only rank 0 writes: no staging directory of another rank is left.
         std::size_t entries = 0;
         for ([[maybe_unused]] const auto& e : fs::directory_iterator(out.parent_path()))
@@ -246,13 +249,11 @@ TEST_CASE("the ANN accuracy and normalisation split over ranks and threads give 
   if (!can_run_mpi()) return;
   // 1100 test samples: 3 evaluation batches (500, 500, 100) for 1, 2 or 3
   // ranks of 1 or 2 threads; 1500 normalisation images: 3 batches too.
-  const std::string set = "--limit 1100 --set simulation.steps=10 --set simulation.checkpoints=[5,10] "
-                          "--set normalisation.samples=1500";
+  const std::string set =
+      "--limit 1100 --set simulation.steps=10 --set simulation.checkpoints=[5,10] "
+      "--set normalisation.samples=1500";
   const fs::path one = scratch("split-one");
-  const Outcome base = snnsim("", "run", one, set + " --threads 1");
-  INFO(base.output);
-  REQUIRE(base.status == 0);
-  const std::string expected = comparable(one);
+  const std::string expected = comparable_run("", "run", one, set + " --threads 1");
   {
     std::ifstream in(one / "results.json");
     const json j = json::parse(in);
@@ -261,26 +262,17 @@ TEST_CASE("the ANN accuracy and normalisation split over ranks and threads give 
     CHECK(j["timings"].contains("load_data"));
   }
   const fs::path two_threads = scratch("split-one-t2");
-  const Outcome t2 = snnsim("", "run", two_threads, set + " --threads 2");
-  INFO(t2.output);
-  REQUIRE(t2.status == 0);
-  CHECK(comparable(two_threads) == expected);
+  CHECK(comparable_run("", "run", two_threads, set + " --threads 2") == expected);
   for (int ranks : {2, 3}) {
     for (int threads : {1, 2}) {
       INFO(ranks << " ranks x " << threads << " threads");
       const fs::path out = scratch(fmt::format("split-r{}-t{}", ranks, threads));
-      const Outcome o = snnsim(mpirun(ranks), "run", out, fmt::format("{} --threads {}", set, threads));
-      INFO(o.output);
-      REQUIRE(o.status == 0);
-      CHECK(comparable(out) == expected);
+      CHECK(comparable_run(mpirun(ranks), "run", out, fmt::format("{} --threads {}", set, threads)) == expected);
     }
   }
   // --threads 0: each of 2 ranks on this node takes half its cores, not all of them.
   const fs::path out = scratch("split-r2-t0");
-  const Outcome o = snnsim(mpirun(2), "run", out, set + " --threads 0");
-  INFO(o.output);
-  REQUIRE(o.status == 0);
-  CHECK(comparable(out) == expected);
+  CHECK(comparable_run(mpirun(2), "run", out, set + " --threads 0") == expected);
   std::ifstream in(out / "results.json");
   CHECK(json::parse(in)["timings"]["threads"] == std::max(1, snn::tool::mpi::threads_per_rank(0) / 2));
 }
@@ -293,15 +285,9 @@ TEST_CASE("mpirun simulate and bench agree with one process") {
   INFO(c.output);
   REQUIRE(c.status == 0);
   const std::string weights = fmt::format("--set 'network.weights=\"{}\"'", (conv / "weights").string());
-  const fs::path one = scratch("sim-one");
-  const Outcome a = snnsim("", "simulate", one, weights);
-  INFO(a.output);
-  REQUIRE(a.status == 0);
+  const std::string expected = comparable_run("", "simulate", scratch("sim-one"), weights);
   const fs::path three = scratch("sim-three");
-  const Outcome b = snnsim(mpirun(3), "simulate", three, weights + " --threads 1");
-  INFO(b.output);
-  REQUIRE(b.status == 0);
-  CHECK(comparable(three) == comparable(one));
+  CHECK(comparable_run(mpirun(3), "simulate", three, weights + " --threads 1") == expected);
 
   // bench: every simulator's gathered result equals the others' (exit 0), and
   // the JSON says how many ranks ran.
@@ -324,15 +310,9 @@ TEST_CASE("a rank without samples and the early-exit arrays gather to the one-pr
   if (!can_run_mpi()) return;
   // 2 samples over 3 ranks: rank 2 simulates none.
   const std::string extra = "--limit 2 --set simulation.early_exit=\"measure\"";
-  const fs::path one = scratch("few-one");
-  const Outcome a = snnsim("", "run", one, extra);
-  INFO(a.output);
-  REQUIRE(a.status == 0);
+  const std::string expected = comparable_run("", "run", scratch("few-one"), extra);
   const fs::path three = scratch("few-three");
-  const Outcome b = snnsim(mpirun(3), "run", three, extra + " --threads 1");
-  INFO(b.output);
-  REQUIRE(b.status == 0);
-  CHECK(comparable(three) == comparable(one));
+  CHECK(comparable_run(mpirun(3), "run", three, extra + " --threads 1") == expected);
   std::ifstream in(three / "results.json");
   CHECK(json::parse(in)["snn"]["samples"] == 2);
 }
