@@ -220,31 +220,51 @@ Evaluation evaluate(const WeightSet& weights, const Dataset& data, bool output_r
   return evaluate(model, data, samples, batch_size);
 }
 
-Evaluation evaluate(Model& model, const Dataset& data, std::size_t samples, std::size_t batch_size) {
+namespace {
+// The counts of images [first, first + count) in batches of batch_size.
+Evaluation count_predictions(Model& model, const Dataset& data, std::size_t first, std::size_t count, std::size_t batch_size) {
   if (batch_size == 0) throw Error("evaluate: batch_size must be > 0");
   const std::size_t classes = model.spec().outputs();
   check_data(data, model.spec().input, classes, "evaluation");
-  const std::size_t n = count_or_all(samples, data);
   Evaluation eval;
-  eval.samples = n;
+  eval.samples = count;
   eval.predicted.assign(classes, 0);
-  const std::vector<std::uint32_t> order = identity_order(n);
+  const std::vector<std::uint32_t> order = identity_order(first + count);
   Matrix x;
   const ForwardContext ctx{false, 0, 0};
-  for (std::size_t first = 0; first < n; first += batch_size) {
-    const std::size_t count = std::min(batch_size, n - first);
-    gather_batch(data, order, first, count, x);
+  for (std::size_t b = first; b < first + count; b += batch_size) {
+    const std::size_t rows = std::min(batch_size, first + count - b);
+    gather_batch(data, order, b, rows, x);
     const Matrix& out = model.forward(x, ctx);
-    for (std::size_t r = 0; r < count; ++r) {
+    for (std::size_t r = 0; r < rows; ++r) {
       const std::size_t p = argmax_row(out, r);
       ++eval.predicted[p];
-      if (p == data.labels[first + r]) ++eval.correct;
+      if (p == data.labels[b + r]) ++eval.correct;
     }
   }
-  eval.accuracy = n ? static_cast<double>(eval.correct) / static_cast<double>(n) : 0.0;
-  for (std::size_t c = 0; c < classes; ++c)
-    if (eval.predicted[c] == 0) eval.never_predicted.push_back(c);
   return eval;
+}
+}  // namespace
+
+Evaluation evaluate(Model& model, const Dataset& data, std::size_t samples, std::size_t batch_size) {
+  Evaluation eval = count_predictions(model, data, 0, count_or_all(samples, data), batch_size);
+  finish_evaluation(eval);
+  return eval;
+}
+
+Evaluation evaluate_range(const WeightSet& weights, const Dataset& data, bool output_relu, std::size_t first, std::size_t count) {
+  if (first + count > data.count)
+    throw Error("evaluate: images [{}, {}) are beyond the {} of the data", first, first + count, data.count);
+  Model model(spec_for(weights, output_relu), weights.layers,
+              weights.has_bias() ? weights.biases : std::vector<std::vector<float>>{});
+  return count_predictions(model, data, first, count, kEvaluationBatch);
+}
+
+void finish_evaluation(Evaluation& eval) {
+  eval.accuracy = eval.samples ? static_cast<double>(eval.correct) / static_cast<double>(eval.samples) : 0.0;
+  eval.never_predicted.clear();
+  for (std::size_t c = 0; c < eval.predicted.size(); ++c)
+    if (eval.predicted[c] == 0) eval.never_predicted.push_back(c);
 }
 
 std::vector<std::string> prediction_warnings(const Evaluation& eval, bool output_relu) {

@@ -267,9 +267,7 @@ void split_over_threads(Range range, std::size_t unit, int threads, const std::f
       Range s = share(range.count, k, n, unit);
       s.first += range.first;
       part(static_cast<std::size_t>(k), s);
-    } catch (...) {
-      errors[static_cast<std::size_t>(k)] = std::current_exception();
-    }
+    } catch (...) { errors[static_cast<std::size_t>(k)] = std::current_exception(); }
   };
   std::vector<std::thread> pool;
   for (int k = 1; k < n; ++k) pool.emplace_back(run, k);
@@ -322,21 +320,6 @@ std::vector<conversion::PercentileHistogram> histograms_shared(const WeightSet& 
   return hist;
 }
 
-// Images [first, first + count) of `data` as a set of their own.
-Dataset images(const Dataset& data, Range r) {
-  Dataset d;
-  d.count = r.count;
-  d.rows = data.rows;
-  d.cols = data.cols;
-  d.num_classes = data.num_classes;
-  const auto px = static_cast<std::ptrdiff_t>(data.image_size());
-  d.pixels.assign(data.pixels.begin() + static_cast<std::ptrdiff_t>(r.first) * px,
-                  data.pixels.begin() + static_cast<std::ptrdiff_t>(r.first + r.count) * px);
-  d.labels.assign(data.labels.begin() + static_cast<std::ptrdiff_t>(r.first),
-                  data.labels.begin() + static_cast<std::ptrdiff_t>(r.first + r.count));
-  return d;
-}
-
 }  // namespace
 
 void normalise(WeightSet& weights, const conversion::NormaliseOptions& options, const Dataset& train, int threads) {
@@ -365,13 +348,13 @@ void normalise(WeightSet& weights, const conversion::NormaliseOptions& options, 
 conversion::Evaluation evaluate(const WeightSet& weights, const Dataset& test, bool output_relu, std::size_t samples,
                                 int threads) {
   const std::size_t n = samples == 0 ? test.count : std::min(samples, test.count);
-  constexpr std::size_t kBatch = 500;  // conversion::evaluate's
+  constexpr std::size_t kBatch = conversion::kEvaluationBatch;
   const Range mine = share(n, rank(), size(), kBatch);
   const SingleThreadedBlas blas;
   std::vector<conversion::Evaluation> parts(static_cast<std::size_t>(std::max(1, threads)));
   split_over_threads(mine, kBatch, threads, [&](std::size_t k, Range s) {
     // An empty share still learns the class count (and checks the data fits).
-    parts[k] = conversion::evaluate(weights, images(test, s), output_relu, 0, kBatch);
+    parts[k] = conversion::evaluate_range(weights, test, output_relu, s.first, s.count);
   });
   // correct, then the per-class prediction counts: integers, summed exactly.
   std::vector<std::uint64_t> counts(1 + parts[0].predicted.size(), 0);
@@ -390,9 +373,7 @@ conversion::Evaluation evaluate(const WeightSet& weights, const Dataset& test, b
   eval.samples = n;
   eval.correct = counts[0];
   eval.predicted.assign(counts.begin() + 1, counts.end());
-  eval.accuracy = n ? static_cast<double>(eval.correct) / static_cast<double>(n) : 0.0;
-  for (std::size_t c = 0; c < eval.predicted.size(); ++c)
-    if (eval.predicted[c] == 0) eval.never_predicted.push_back(c);
+  conversion::finish_evaluation(eval);
   return eval;
 }
 

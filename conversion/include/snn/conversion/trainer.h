@@ -117,16 +117,26 @@ struct TrainResult {
 TrainResult train(const TrainConfig& config, const Dataset& train, const Dataset* test = nullptr,
                   TrainObserver* observer = nullptr);
 
+/// evaluate()'s batch size: a share of the test images that starts at a
+/// multiple of it is computed batch for batch as the whole-set pass computes it.
+inline constexpr std::size_t kEvaluationBatch = 500;
+
 /// The ANN's accuracy on `data` (first `samples` images, 0: all), without
 /// dropout, in batches of `batch_size`. output_relu as the network was trained
 /// (it changes only ties: ReLU'd outputs that are all 0 predict class 0).
 Evaluation evaluate(const std::vector<Matrix>& weights, const Dataset& data, bool output_relu = true, std::size_t samples = 0,
-                    std::size_t batch_size = 500);
+                    std::size_t batch_size = kEvaluationBatch);
 /// The same for any architecture: a weight set (spec_for(weights, output_relu)).
 Evaluation evaluate(const WeightSet& weights, const Dataset& data, bool output_relu = true, std::size_t samples = 0,
-                    std::size_t batch_size = 500);
+                    std::size_t batch_size = kEvaluationBatch);
 /// The same for a built model (its weights as they are; dropout off).
-Evaluation evaluate(Model& model, const Dataset& data, std::size_t samples = 0, std::size_t batch_size = 500);
+Evaluation evaluate(Model& model, const Dataset& data, std::size_t samples = 0, std::size_t batch_size = kEvaluationBatch);
+/// The counts (samples, correct, predicted) of images [first, first + count)
+/// of `data`, in batches of kEvaluationBatch from `first`; accuracy and
+/// never_predicted are left to finish_evaluation() once shares are summed.
+Evaluation evaluate_range(const WeightSet& weights, const Dataset& data, bool output_relu, std::size_t first, std::size_t count);
+/// Sets accuracy and never_predicted from samples, correct and predicted.
+void finish_evaluation(Evaluation& eval);
 
 /// Warnings for an evaluation: one line naming every class never predicted
 /// (possibly dead output units). Empty when every class is predicted at least once.
