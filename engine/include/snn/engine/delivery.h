@@ -251,8 +251,8 @@ namespace detail {
 // group: its own small loop nest, so the compiler keeps every pointer in a
 // register.
 template <int K, typename T>
-inline void add_tap_rows(Potential* __restrict cur, const T* const* w, std::ptrdiff_t wstep, std::size_t t0,
-                         std::size_t tstep, std::size_t rows, std::size_t n, std::size_t lo, std::size_t hi) {
+inline void add_tap_rows(Potential* __restrict cur, const T* const* w, std::ptrdiff_t wstep, std::size_t t0, std::size_t tstep,
+                         std::size_t rows, std::size_t n, std::size_t lo, std::size_t hi) {
   for (std::size_t r = 0; r < rows; ++r, t0 += tstep) {
     const std::size_t i0 = lo > t0 ? lo - t0 : 0;
     const std::size_t i1 = std::min(n, hi > t0 ? hi - t0 : 0);
@@ -338,17 +338,26 @@ inline void add_conv(Potential* __restrict cur, const FixedConnection& fc, std::
     }
     const NeuronId* id = ids.data();
     const NeuronId* const end = id + ids.size();
-    while (id != end) {
-      std::uint32_t c, pos;
-      locate.split(*id++, c, pos);
+    // A group: up to four consecutive spikes at one position. The spike that
+    // ends a group is split once and starts the next.
+    std::uint32_t c = 0, pos = 0;
+    bool more = id != end;
+    if (more) locate.split(*id++, c, pos);
+    while (more) {
       const ConvWindow win = windows[pos];
       std::size_t chan[4] = {c, 0, 0, 0};
       std::size_t k = 1;
-      for (; k < 4 && id != end; ++k, ++id) {
+      more = false;
+      while (id != end) {
         std::uint32_t c2, pos2;
-        locate.split(*id, c2, pos2);
-        if (pos2 != pos) break;
-        chan[k] = c2;
+        locate.split(*id++, c2, pos2);
+        if (pos2 != pos || k == 4) {
+          c = c2;
+          pos = pos2;
+          more = true;
+          break;
+        }
+        chan[k++] = c2;
       }
       if (win.rows == 0) continue;
       const T* w[4];
