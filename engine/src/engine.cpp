@@ -1,6 +1,7 @@
 #include "snn/engine/engine.h"
 
 #include "snn/engine/delivery.h"
+#include "snn/engine/dense_fire.h"
 
 #include "snn/engine/calendar_queue.h"
 #include "snn/engine/encoder.h"
@@ -152,7 +153,9 @@ class Team {
     std::uint32_t seen = 0;  // the last generation this member drained
     unsigned misses = 0;     // jobs in a row it took no chunk of
     for (;;) {
-      auto fresh = [&] { return stop_.load(std::memory_order_relaxed) || generation(next_.load(std::memory_order_acquire)) != seen; };
+      auto fresh = [&] {
+        return stop_.load(std::memory_order_relaxed) || generation(next_.load(std::memory_order_acquire)) != seen;
+      };
       bool slept = false;
       if (misses >= kMaxMisses || !spin_until(fresh)) {
         sleepers_.fetch_add(1);
@@ -393,8 +396,7 @@ class Simulator {
     // Model ids where someone needs them (a table pool reads engine ids).
     const bool last = p + 1 == net_.population_count();
     const bool engine_ids_out = !last && !pool_target_[p].empty();
-    const std::span<const NeuronId> model =
-        options_.record_spikes || !engine_ids_out ? model_ids(p, spikes) : spikes;
+    const std::span<const NeuronId> model = options_.record_spikes || !engine_ids_out ? model_ids(p, spikes) : spikes;
     if (options_.record_spikes && !model_id_[p].empty()) {
       recorded_.assign(model.begin(), model.end());  // recorded ascending, as the model numbers them
       std::sort(recorded_.begin(), recorded_.end());
@@ -462,6 +464,12 @@ class Simulator {
     const NeuronId lo = range.lo, hi = range.hi;
     Potential* cur = current_[p].data();
     const std::vector<Potential>& bias = bias_[p];
+    const FixedNeuronParams& params = net_.params(static_cast<PopulationId>(p));
+    spikes.clear();
+    if (fc.format == FanOutFormat::Dense && bias.empty() && !params.leaks() && params.refractory == 0) {
+      // Rows straight into the potentials, the last pass fused with the update.
+      return fire_dense(v_[p].data(), constant ? constant_.data() : nullptr, fc, params, due, lo, hi, spikes);
+    }
     if (fc.format == FanOutFormat::Dense && bias.empty()) {
       // The first pass of row adds initialises the current (no fill or copy).
       set_dense(cur, constant ? constant_.data() : nullptr, fc, due, lo, hi);
@@ -474,9 +482,7 @@ class Simulator {
         for (NeuronId j = lo; j < hi; ++j) cur[j] += bias[j];
       deliver(cur, fc, due, range);
     }
-    spikes.clear();
-    return update_neurons(net_.params(static_cast<PopulationId>(p)), v_[p].data(),
-                             refractory_[p].empty() ? nullptr : refractory_[p].data(), cur, lo, hi, spikes);
+    return update_neurons(params, v_[p].data(), refractory_[p].empty() ? nullptr : refractory_[p].data(), cur, lo, hi, spikes);
   }
 
   const FixedNetwork& net_;
@@ -484,9 +490,9 @@ class Simulator {
   std::size_t layers_;
   Team* team_ = nullptr;
   std::vector<std::vector<Potential>> v_, current_;
-  std::vector<std::vector<NeuronId>> model_id_;     // [pop]: engine id -> model id; empty: the same (number_conv_targets)
-  std::vector<std::vector<NeuronId>> pool_target_;  // [connection]: non-overlapping pool's target per engine source id
-  std::vector<std::vector<Potential>> bias_;        // [pop]: biases by engine id
+  std::vector<std::vector<NeuronId>> model_id_;        // [pop]: engine id -> model id; empty: the same (number_conv_targets)
+  std::vector<std::vector<NeuronId>> pool_target_;     // [connection]: non-overlapping pool's target per engine source id
+  std::vector<std::vector<Potential>> bias_;           // [pop]: biases by engine id
   std::vector<std::vector<ConvWindow>> conv_windows_;  // [connection]: stride-1 conv's windows per input position
   std::vector<NeuronId> model_spikes_, recorded_;
   std::vector<std::vector<Step>> refractory_;
