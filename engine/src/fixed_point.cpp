@@ -129,8 +129,8 @@ namespace {
 
 // Narrow copy of 32-bit weights already checked to fit T.
 template <typename T>
-std::vector<T> narrow(const std::vector<FixedWeight>& w) {
-  return std::vector<T>(w.begin(), w.end());
+TableVector<T> narrow(const TableVector<FixedWeight>& w) {
+  return TableVector<T>(w.begin(), w.end());
 }
 
 }  // namespace
@@ -209,7 +209,7 @@ FixedNetwork::FixedNetwork(const Network& network, int bits, int weight_bits) : 
     fc.weight_bits = weight_bits;
     fc.sources = conn.source_size();
     fc.targets = conn.target_size();
-    fc.weights = std::move(*q);
+    fc.weights.assign(q->begin(), q->end());
     if (fc.format == FanOutFormat::Sparse) {
       const SparseFanOut& sp = conn.sparse();
       fc.offsets.assign(sp.offsets.begin(), sp.offsets.end());
@@ -239,7 +239,7 @@ FixedNetwork::FixedNetwork(const Network& network, int bits, int weight_bits) : 
     // Narrow tables replace the 32-bit ones delivery would read (a conv keeps
     // its int32 kernel, small, for the dense baseline).
     if (weight_bits != 32) {
-      std::vector<FixedWeight>& src = fc.format == FanOutFormat::Conv ? fc.tap_major : fc.weights;
+      TableVector<FixedWeight>& src = fc.format == FanOutFormat::Conv ? fc.tap_major : fc.weights;
       if (fc.format != FanOutFormat::AvgPool) {
         auto& n16 = fc.format == FanOutFormat::Conv ? fc.tap_major16 : fc.weights16;
         auto& n8 = fc.format == FanOutFormat::Conv ? fc.tap_major8 : fc.weights8;

@@ -13,7 +13,7 @@ namespace snn::tool {
 namespace {
 
 template <typename T>
-double run_once(const std::vector<T>& matrix, std::size_t rows, std::size_t width, int threads, double seconds) {
+double run_once(const engine::TableVector<T>& matrix, std::size_t rows, std::size_t width, int threads, double seconds) {
   std::vector<double> rates(static_cast<std::size_t>(threads));
   auto worker = [&](int id) {
     std::mt19937 rng(static_cast<unsigned>(id) * 7919u + 1u);
@@ -53,7 +53,7 @@ std::vector<RowAddBound> measure(std::size_t width, int threads, double seconds,
   std::vector<RowAddBound> out;
   for (const auto& level : levels) {
     const std::size_t rows = std::max<std::size_t>(1, level.bytes / (width * sizeof(std::int32_t)));
-    std::vector<T> matrix(rows * width);
+    engine::TableVector<T> matrix(rows * width);  // aligned as the engine's tables
     std::mt19937 rng(42);
     for (auto& v : matrix) v = static_cast<T>(static_cast<int>(rng() % 201) - 100);
     std::vector<double> samples;
