@@ -37,6 +37,7 @@ struct Combo {
   bool tie_break;
   int early_exit;  // 0 off, 1 stop, 2 measure
   bool coarse;     // weights on a 1/8 grid: potentials hit the threshold exactly
+  bool biases;     // every spiking population has per-neuron biases
 };
 
 Network random_network(std::mt19937_64& rng, const Combo& k, std::size_t layers) {
@@ -61,6 +62,11 @@ Network random_network(std::mt19937_64& rng, const Combo& k, std::size_t layers)
     spec.cutoff = k.format == FanOutFormat::Sparse ? 0.02 : 0.0;
     spec.delay = k.delays ? delay(rng) : 0;
     net.add_layer(m, p, spec);
+    if (k.biases) {
+      std::vector<float> b(out);
+      for (auto& x : b) x = static_cast<float>(static_cast<double>(rng() % 201) / 1000.0 - 0.1);  // +-0.1 theta
+      net.set_bias(static_cast<snn::PopulationId>(l + 1), std::move(b));
+    }
     in = out;
   }
   return net;
@@ -95,7 +101,8 @@ TEST_CASE("event engine == dense baseline == plain reference, all option combina
             for (FanOutFormat format : {FanOutFormat::Dense, FanOutFormat::Sparse})
               for (Encoding encoding : {Encoding::Poisson, Encoding::Analog})
                 for (int early_exit : {0, 1, 2}) {
-                  const Combo k{reset, beta, refractory, delays, format, encoding, combos % 2 == 0, early_exit, combos % 3 == 0};
+                  const Combo k{reset,           beta,       refractory,      delays,        format, encoding,
+                                combos % 2 == 0, early_exit, combos % 3 == 0, combos % 5 < 2};
                   ++combos;
                   const std::size_t layers = 2 + combos % 2;
                   const Network net = random_network(rng, k, layers);
@@ -107,7 +114,7 @@ TEST_CASE("event engine == dense baseline == plain reference, all option combina
                   INFO("combo " << combos << ": reset " << snn::to_string(reset) << ", beta " << beta << ", refractory "
                                 << refractory << ", delays " << delays << ", " << snn::to_string(format) << ", "
                                 << snn::engine::to_string(encoding) << ", tie-break " << k.tie_break << ", early exit "
-                                << early_exit << ", coarse " << k.coarse << ", layers " << layers);
+                                << early_exit << ", coarse " << k.coarse << ", biases " << k.biases << ", layers " << layers);
 
                   const Engine engine(net, snn::engine::kDefaultFixedPointBits, weight_bits);
                   INFO("weight bits " << weight_bits);

@@ -466,9 +466,11 @@ class Simulator {
     const std::vector<Potential>& bias = bias_[p];
     const FixedNeuronParams& params = net_.params(static_cast<PopulationId>(p));
     spikes.clear();
-    if (fc.format == FanOutFormat::Dense && bias.empty() && !params.leaks() && params.refractory == 0) {
-      // Rows straight into the potentials, the last pass fused with the update.
-      return fire_dense(v_[p].data(), constant ? constant_.data() : nullptr, fc, params, due, lo, hi, spikes);
+    if (fc.format == FanOutFormat::Dense && !params.leaks() && params.refractory == 0 && (bias.empty() || !constant)) {
+      // Rows straight into the potentials, the last pass fused with the update;
+      // the step's one constant current (input or biases) added in the first pass.
+      const Potential* from = constant ? constant_.data() : bias.empty() ? nullptr : bias.data();
+      return fire_dense(v_[p].data(), from, fc, params, due, lo, hi, spikes);
     }
     if (fc.format == FanOutFormat::Dense && bias.empty()) {
       // The first pass of row adds initialises the current (no fill or copy).
