@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
+#include <type_traits>
 
 namespace snn::engine {
 
@@ -26,7 +28,7 @@ std::vector<Weight> stored_weights(const Connection& conn) {
 
 // Max over targets of sum |w_q| over the target's real fan-in (conv: taps
 // that fall inside the input, not on padding).
-std::int64_t max_fan_in_sum(const Connection& conn, const std::vector<FixedWeight>& q, const std::vector<Potential>& bias) {
+std::int64_t max_fan_in_sum(const Connection& conn, std::span<const FixedWeight> q, const std::vector<Potential>& bias) {
   std::vector<std::int64_t> sums(conn.target_size(), 0);
   // A bias is one more constant term of the target's sum.
   for (std::size_t t = 0; t < bias.size(); ++t) sums[t] = std::abs(static_cast<std::int64_t>(bias[t]));
@@ -78,7 +80,7 @@ std::int64_t max_fan_in_sum(const Connection& conn, const std::vector<FixedWeigh
 // `bias` (the target's, model units, may be empty) is quantised into `bias_q`.
 // With `max_weight` (< 2^24), some |w_q| above it (a narrower weight table) also
 // asks for a smaller k; biases stay int32 and only obey the 2^24 bound.
-std::optional<std::vector<FixedWeight>> quantise(const Connection& conn, const std::vector<Weight>& w,
+std::optional<TableVector<FixedWeight>> quantise(const Connection& conn, const std::vector<Weight>& w,
                                                  const std::vector<Weight>& bias, double theta, int bits, std::int64_t max_weight,
                                                  std::int64_t& max_sum, std::vector<Potential>& bias_q) {
   const double scale = std::ldexp(1.0, bits) / theta;
@@ -90,7 +92,7 @@ std::optional<std::vector<FixedWeight>> quantise(const Connection& conn, const s
     out.push_back(static_cast<FixedWeight>(r));
     return true;
   };
-  std::vector<FixedWeight> q;
+  TableVector<FixedWeight> q;
   q.reserve(w.size());
   for (Weight x0 : w)
     if (!one(x0, q, max_weight)) return std::nullopt;
@@ -133,6 +135,23 @@ TableVector<T> narrow(const TableVector<FixedWeight>& w) {
   return TableVector<T>(w.begin(), w.end());
 }
 
+// A conv kernel [out, in * kh * kw] tap-major, [in * kh * kw, out]. Stride-1
+// columns are stored reversed (kx -> kw - 1 - kx): then the taps one source
+// meets along an output row are adjacent, in the order of the targets
+// (add_conv's flat row add).
+TableVector<FixedWeight> tap_major_of(const TableVector<FixedWeight>& kernel, const WindowGeometry& g) {
+  const std::size_t oc = g.output.channels, k = kernel.size() / oc;
+  const std::size_t kw = g.kernel_w;
+  const bool reversed = g.stride_w == 1;
+  TableVector<FixedWeight> taps(kernel.size());
+  for (std::size_t o = 0; o < oc; ++o)
+    for (std::size_t i = 0; i < k; ++i) {
+      const std::size_t kx = i % kw, row = i - kx;
+      taps[(row + (reversed ? kw - 1 - kx : kx)) * oc + o] = kernel[o * k + i];
+    }
+  return taps;
+}
+
 }  // namespace
 
 FixedNetwork::FixedNetwork(const Network& network, int bits, int weight_bits) : weight_bits_(weight_bits) {
@@ -150,7 +169,7 @@ FixedNetwork::FixedNetwork(const Network& network, int bits, int weight_bits) : 
 
     int k = bits;
     std::int64_t max_sum = 0;
-    std::optional<std::vector<FixedWeight>> q;
+    std::optional<TableVector<FixedWeight>> q;
     const std::vector<Weight> w = stored_weights(conn);
     for (; k >= 0; --k) {
       q = quantise(conn, w, pop.bias, theta, k, max_weight, max_sum, biases_[target]);
@@ -209,47 +228,33 @@ FixedNetwork::FixedNetwork(const Network& network, int bits, int weight_bits) : 
     fc.weight_bits = weight_bits;
     fc.sources = conn.source_size();
     fc.targets = conn.target_size();
-    fc.weights.assign(q->begin(), q->end());
+    TableVector<FixedWeight> weights = std::move(*q);
     if (fc.format == FanOutFormat::Sparse) {
       const SparseFanOut& sp = conn.sparse();
       fc.offsets.assign(sp.offsets.begin(), sp.offsets.end());
-      fc.target_ids.assign(sp.target_ids.begin(), sp.target_ids.end());
+      fc.target_ids = TableArray<NeuronId>(TableVector<NeuronId>(sp.target_ids.begin(), sp.target_ids.end()));
       fc.fan_out.resize(fc.sources);
       for (std::size_t s = 0; s < fc.sources; ++s) fc.fan_out[s] = static_cast<std::uint32_t>(sp.row_size(s));
-    } else if (fc.format == FanOutFormat::Conv || fc.format == FanOutFormat::AvgPool) {
+    }
+    TableVector<FixedWeight> tap_major;
+    if (fc.format == FanOutFormat::Conv || fc.format == FanOutFormat::AvgPool) {
       fc.geometry = fc.format == FanOutFormat::Conv ? conn.conv().geometry : conn.pool().geometry;
       fc.locator = SourceLocator(fc.geometry);
       fc.row_reach = axis_reach(fc.geometry, true);
-      if (fc.format == FanOutFormat::Conv) {
-        // Stride-1 columns are stored reversed (kx -> kw - 1 - kx): then the
-        // taps one source meets along an output row are adjacent, in the
-        // order of the targets (add_conv's flat row add).
-        const std::size_t oc = fc.geometry.output.channels, k = fc.weights.size() / oc;
-        const std::size_t kw = fc.geometry.kernel_w;
-        const bool reversed = fc.geometry.stride_w == 1;
-        fc.tap_major.resize(fc.weights.size());
-        for (std::size_t o = 0; o < oc; ++o)
-          for (std::size_t i = 0; i < k; ++i) {
-            const std::size_t kx = i % kw, row = i - kx;
-            fc.tap_major[(row + (reversed ? kw - 1 - kx : kx)) * oc + o] = fc.weights[o * k + i];
-          }
-      }
       fc.col_reach = axis_reach(fc.geometry, false);
+      if (fc.format == FanOutFormat::Conv) tap_major = tap_major_of(weights, fc.geometry);
     }
     // Narrow tables replace the 32-bit ones delivery would read (a conv keeps
-    // its int32 kernel, small, for the dense baseline).
-    if (weight_bits != 32) {
-      TableVector<FixedWeight>& src = fc.format == FanOutFormat::Conv ? fc.tap_major : fc.weights;
-      if (fc.format != FanOutFormat::AvgPool) {
-        auto& n16 = fc.format == FanOutFormat::Conv ? fc.tap_major16 : fc.weights16;
-        auto& n8 = fc.format == FanOutFormat::Conv ? fc.tap_major8 : fc.weights8;
-        if (weight_bits == 16)
-          n16 = narrow<std::int16_t>(src);
-        else
-          n8 = narrow<std::int8_t>(src);
-        src = {};
-      }
-    }
+    // its int32 kernel, small, for the dense baseline; a pool its one weight).
+    const bool conv = fc.format == FanOutFormat::Conv;
+    TableVector<FixedWeight>& table = conv ? tap_major : weights;
+    if (weight_bits == 16 && fc.format != FanOutFormat::AvgPool)
+      (conv ? fc.tap_major16 : fc.weights16) = TableArray<std::int16_t>(narrow<std::int16_t>(table));
+    else if (weight_bits == 8 && fc.format != FanOutFormat::AvgPool)
+      (conv ? fc.tap_major8 : fc.weights8) = TableArray<std::int8_t>(narrow<std::int8_t>(table));
+    else if (conv)
+      fc.tap_major = TableArray<FixedWeight>(std::move(tap_major));
+    if (conv || weight_bits == 32 || fc.format == FanOutFormat::AvgPool) fc.weights = TableArray<FixedWeight>(std::move(weights));
     max_delay_ = std::max(max_delay_, fc.delay);
     connections_.push_back(std::move(fc));
   }
@@ -262,6 +267,75 @@ std::vector<float> FixedNetwork::dense_float_weights(std::size_t c) const {
   for (std::size_t s = 0; s < fc.sources; ++s)
     fc.for_each_target(s, [&](std::size_t t, FixedWeight x) { w[s * fc.targets + t] = static_cast<float>(x); });
   return w;
+}
+
+namespace {
+
+// Calls f(array) for each delivery table of `fc` that share_tables moves, in
+// the order of the shared layout (a conv's or pool's `weights` stays: the
+// kernel for the dense baseline, the pool's one weight).
+template <class Connection, class F>
+void for_each_table(Connection& fc, F&& f) {
+  if (fc.format == FanOutFormat::Dense || fc.format == FanOutFormat::Sparse) f(fc.weights);
+  f(fc.weights16);
+  f(fc.weights8);
+  f(fc.target_ids);
+  f(fc.tap_major);
+  f(fc.tap_major16);
+  f(fc.tap_major8);
+}
+
+std::size_t aligned(std::size_t n) { return (n + kTableAlignment - 1) / kTableAlignment * kTableAlignment; }
+
+// The start of shared table memory: what layout follows, so a reader built
+// from another network (or a memory nobody wrote) is refused, not misread.
+struct TableHeader {
+  std::uint64_t magic;
+  std::uint64_t bytes;        // table_bytes()
+  std::uint64_t connections;  // connection_count()
+  std::uint64_t weight_bits;
+};
+constexpr std::uint64_t kTableMagic = 0x31626174'6e6e73ULL;  // "snntab1"
+static_assert(sizeof(TableHeader) <= kTableAlignment);
+
+}  // namespace
+
+std::size_t FixedNetwork::table_bytes() const {
+  std::size_t b = kTableAlignment;  // the header
+  for (const FixedConnection& fc : connections_)
+    for_each_table(fc, [&](const auto& t) { b += aligned(t.size() * sizeof(t[0])); });
+  return b;
+}
+
+void FixedNetwork::share_tables(std::byte* memory, std::shared_ptr<const void> owner, bool write) {
+  if (tables_shared_) throw Error("fixed-point network: its tables were already moved to shared memory");
+  if (memory == nullptr || reinterpret_cast<std::uintptr_t>(memory) % kTableAlignment != 0)
+    throw Error("fixed-point network: shared table memory at {} is not aligned to {} bytes", static_cast<const void*>(memory),
+                kTableAlignment);
+  const TableHeader mine{kTableMagic, table_bytes(), connections_.size(), static_cast<std::uint64_t>(weight_bits_)};
+  if (write) {
+    std::memcpy(memory, &mine, sizeof mine);
+  } else {
+    TableHeader theirs;
+    std::memcpy(&theirs, memory, sizeof theirs);
+    if (theirs.magic != mine.magic || theirs.bytes != mine.bytes || theirs.connections != mine.connections ||
+        theirs.weight_bits != mine.weight_bits)
+      throw Error(
+          "fixed-point network: the shared table memory holds {} ({} bytes, {} connections, {}-bit weights), not this "
+          "network's tables ({} bytes, {} connections, {}-bit weights)",
+          theirs.magic == kTableMagic ? "another network's tables" : "no tables", theirs.bytes, theirs.connections,
+          theirs.weight_bits, mine.bytes, mine.connections, mine.weight_bits);
+  }
+  std::size_t offset = kTableAlignment;
+  for (FixedConnection& fc : connections_)
+    for_each_table(fc, [&](auto& t) {
+      using T = std::remove_cvref_t<decltype(t[0])>;
+      const std::size_t n = t.size() * sizeof(T);
+      t.move_to(reinterpret_cast<T*>(memory + offset), write);
+      offset += aligned(n);
+    });
+  tables_shared_ = true;
+  table_owner_ = std::move(owner);
 }
 
 std::size_t FixedNetwork::bytes() const {

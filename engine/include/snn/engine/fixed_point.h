@@ -17,8 +17,10 @@
 
 #include <boost/align/aligned_allocator.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -122,6 +124,61 @@ class SourceLocator {
   std::uint64_t mw_ = 0, mp_ = 0;
 };
 
+/// Every delivery table starts at a multiple of this many bytes (one cache
+/// line), whether the network owns it (TableVector) or share_tables moved it.
+inline constexpr std::size_t kTableAlignment = 64;
+
+/// A delivery table's storage: 64-byte (cache-line) aligned. malloc starts a
+/// large block 16 bytes past a line, so every 64-byte load of a 32-bit row and
+/// every other 32-byte load of a 16-bit row straddled two lines; aligned, the
+/// row adds from L3 ran 11-14 % (32-bit) and 15-28 % (16-bit) faster
+/// (1200-wide rows, 1.9 to 5.8 MB tables, one thread, load 3).
+template <typename T>
+using TableVector = std::vector<T, boost::alignment::aligned_allocator<T, kTableAlignment>>;
+
+/// The elements of one delivery table: its own (kTableAlignment-aligned)
+/// copy as built, or, once FixedNetwork::share_tables moved them, a
+/// read-only view of memory that the network's table owner keeps alive (then
+/// it holds none of its own). Reads the same either way; copies of a view
+/// view the same memory.
+template <typename T>
+class TableArray {
+ public:
+  TableArray() = default;
+  explicit TableArray(TableVector<T> v) : own_(std::move(v)), data_(own_.data()), size_(own_.size()) {}
+  TableArray(const TableArray& o) : own_(o.own_), data_(o.shared_ ? o.data_ : own_.data()), size_(o.size_), shared_(o.shared_) {}
+  TableArray& operator=(const TableArray& o) {
+    if (this != &o) *this = TableArray(o);
+    return *this;
+  }
+  // A moved vector keeps its buffer, so data_ stays valid.
+  TableArray(TableArray&&) noexcept = default;
+  TableArray& operator=(TableArray&&) noexcept = default;
+
+  const T* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const T& operator[](std::size_t i) const { return data_[i]; }
+  const T* begin() const { return data_; }
+  const T* end() const { return data_ + size_; }
+  /// True once the elements live in memory this array does not own.
+  bool shared() const { return shared_; }
+  /// Makes `memory` (room for size() elements) the elements: copies them
+  /// there first when `write`, else it must already hold them. Frees the vector.
+  void move_to(T* memory, bool write) {
+    if (write) std::copy(own_.begin(), own_.end(), memory);
+    TableVector<T>().swap(own_);
+    data_ = memory;
+    shared_ = true;
+  }
+
+ private:
+  TableVector<T> own_;
+  const T* data_ = nullptr;
+  std::size_t size_ = 0;
+  bool shared_ = false;
+};
+
 /// One connection with integer weights, whichever its kind (`format`):
 ///  - Dense: `weights` is sources x targets, row s contiguous;
 ///  - Sparse: CSR as in SparseFanOut (`offsets`, `target_ids`, `weights`);
@@ -134,14 +191,9 @@ class SourceLocator {
 /// the dense baseline). Read a weight with weight(i); delivery uses table<T>().
 /// Conv and pool hold O(kernel + height + width) memory, independent of
 /// neurons x fan-out. Delivery is in delivery.h.
-/// A delivery table's storage: 64-byte (cache-line) aligned. malloc starts a
-/// large block 16 bytes past a line, so every 64-byte load of a 32-bit row and
-/// every other 32-byte load of a 16-bit row straddled two lines; aligned, the
-/// row adds from L3 ran 11-14 % (32-bit) and 15-28 % (16-bit) faster
-/// (1200-wide rows, 1.9 to 5.8 MB tables, one thread, load 3).
-template <typename T>
-using TableVector = std::vector<T, boost::alignment::aligned_allocator<T, 64>>;
-
+/// The delivery tables (the TableArray members but a conv's or pool's int32
+/// `weights`) may live in memory shared with other processes
+/// (FixedNetwork::share_tables); they are read-only after construction.
 struct FixedConnection {
   PopulationId source = 0;
   Step delay = 0;
@@ -149,20 +201,20 @@ struct FixedConnection {
   std::size_t sources = 0;
   std::size_t targets = 0;
   int weight_bits = kDefaultWeightBits;  ///< 32, 16 or 8: the element type of the delivery tables
-  TableVector<FixedWeight> weights;
-  TableVector<std::int16_t> weights16;  ///< dense/sparse with weight_bits 16
-  TableVector<std::int8_t> weights8;    ///< dense/sparse with weight_bits 8
-  std::vector<std::uint64_t> offsets;   ///< sparse only: sources + 1
-  std::vector<NeuronId> target_ids;     ///< sparse only
-  std::vector<std::uint32_t> fan_out;   ///< sparse only: synapses per source
-  WindowGeometry geometry;              ///< conv and pool only
+  TableArray<FixedWeight> weights;
+  TableArray<std::int16_t> weights16;  ///< dense/sparse with weight_bits 16
+  TableArray<std::int8_t> weights8;    ///< dense/sparse with weight_bits 8
+  std::vector<std::uint64_t> offsets;  ///< sparse only: sources + 1
+  TableArray<NeuronId> target_ids;     ///< sparse only
+  std::vector<std::uint32_t> fan_out;  ///< sparse only: synapses per source
+  WindowGeometry geometry;             ///< conv and pool only
   /// Conv only: the kernel tap-major, [in_channels * kh * kw, out_channels],
   /// so one tap's weights to every output channel are contiguous (delivery);
   /// with stride_w == 1 each kernel row's columns are reversed (entry kx holds
   /// tap kw - 1 - kx), so a source's taps along an output row are adjacent.
-  TableVector<FixedWeight> tap_major;
-  TableVector<std::int16_t> tap_major16;  ///< conv with weight_bits 16
-  TableVector<std::int8_t> tap_major8;    ///< conv with weight_bits 8
+  TableArray<FixedWeight> tap_major;
+  TableArray<std::int16_t> tap_major16;  ///< conv with weight_bits 16
+  TableArray<std::int8_t> tap_major8;    ///< conv with weight_bits 8
   /// Conv and pool: output positions covered by input row y / column x
   /// (the fan-out of (c, y, x) is their product, times out_channels for conv).
   std::vector<std::uint32_t> row_reach, col_reach;
@@ -244,7 +296,7 @@ struct FixedConnection {
   void for_each_target(std::size_t s, F&& f) const;
 };
 
-/// The quantised network the simulators run./// The quantised network the simulators run. Population 0 is the input.
+/// The quantised network the simulators run. Population 0 is the input.
 class FixedNetwork {
  public:
   /// Quantises `network` with k = `bits` (0 .. kMaxFixedPointBits) per target
@@ -277,10 +329,30 @@ class FixedNetwork {
   /// matrix of the integer units (zeros where sparse has no synapse): what the
   /// dense baseline multiplies with.
   std::vector<float> dense_float_weights(std::size_t c) const;
-  /// Bytes held by the weight tables.
+  /// Bytes of the weight tables (wherever they live: see share_tables).
   std::size_t bytes() const;
   /// Element width of the fan-out tables (32, 16 or 8).
   int weight_bits() const { return weight_bits_; }
+
+  /// Bytes share_tables() needs: a 64-byte header, then every connection's
+  /// delivery tables in connection order (dense and sparse weights at their
+  /// width, sparse target ids, conv tap-major kernels), each starting at a
+  /// multiple of kTableAlignment. The same for every FixedNetwork built from
+  /// the same Network, bits and weight_bits.
+  std::size_t table_bytes() const;
+  /// Moves the delivery tables into `memory` (table_bytes() bytes, aligned to
+  /// kTableAlignment), so processes mapping one memory read one copy: with
+  /// `write` this network copies its tables in (with a header describing the
+  /// layout); without, `memory` must already hold what a writer built from
+  /// the same Network, bits and weight_bits wrote (the header is checked:
+  /// snn::Error otherwise). Afterwards the network holds no table of its own
+  /// and keeps `owner` (whatever keeps `memory` mapped) alive as long as it
+  /// or a copy of it lives; every reader sees the same values as before.
+  /// Call it before an Engine or DenseSimulator takes the network, at most
+  /// once (snn::Error otherwise); readers only after the writer finished.
+  void share_tables(std::byte* memory, std::shared_ptr<const void> owner, bool write);
+  /// True after share_tables().
+  bool tables_shared() const { return tables_shared_; }
 
  private:
   std::vector<std::size_t> sizes_;
@@ -290,6 +362,8 @@ class FixedNetwork {
   std::vector<QuantisationReport> reports_;
   Step max_delay_ = 0;
   int weight_bits_ = kDefaultWeightBits;
+  bool tables_shared_ = false;
+  std::shared_ptr<const void> table_owner_;  // keeps the shared tables' memory alive (share_tables)
 };
 
 template <typename F>
