@@ -285,9 +285,21 @@ TEST_CASE("mpirun simulate and bench agree with one process") {
   INFO(c.output);
   REQUIRE(c.status == 0);
   const std::string weights = fmt::format("--set 'network.weights=\"{}\"'", (conv / "weights").string());
-  const std::string expected = comparable_run("", "simulate", scratch("sim-one"), weights);
+  const fs::path one = scratch("sim-one");
+  const std::string expected = comparable_run("", "simulate", one, weights);
   const fs::path three = scratch("sim-three");
   CHECK(comparable_run(mpirun(3), "simulate", three, weights + " --threads 1") == expected);
+  // The 3 ranks of this machine read one copy of the engine's tables (mpi::share_tables).
+  {
+    std::ifstream one_in(one / "results.json"), three_in(three / "results.json");
+    const json one_t = json::parse(one_in)["timings"], three_t = json::parse(three_in)["timings"];
+    CHECK(one_t["ranks"] == 1);
+    CHECK(one_t["tables_shared_by"] == 1);
+    CHECK(three_t["ranks"] == 3);
+    CHECK(three_t["tables_shared_by"] == 3);
+    CHECK(three_t["table_bytes"] == one_t["table_bytes"]);
+    CHECK(three_t["table_bytes"] > 0);
+  }
 
   // bench: every simulator's gathered result equals the others' (exit 0), and
   // the JSON says how many ranks ran.
@@ -304,6 +316,8 @@ TEST_CASE("mpirun simulate and bench agree with one process") {
   const json j = json::parse(in);
   CHECK(j["ranks"] == 2);
   CHECK(j["identical"]["dense"] == true);
+  CHECK(d.output.find("one copy shared by the 2 ranks of a node") != std::string::npos);
+  for (const auto& x : j["precisions"]) CHECK(x["tables_shared_by"] == 2);
 }
 
 TEST_CASE("a rank without samples and the early-exit arrays gather to the one-process results") {

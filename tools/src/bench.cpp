@@ -97,6 +97,7 @@ bool reset_peak_rss() {
 struct Precision {
   int bits = 32;
   std::shared_ptr<const engine::FixedNetwork> fixed;
+  int tables_shared_by = 1;  // ranks of a node reading one copy of its tables (mpi::share_tables)
   engine::RunResult result;  // the untimed run's
   std::string differs;       // against the dense baseline on the same quantised weights ("" = identical)
   Timing time;
@@ -185,7 +186,9 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& common
     if (std::none_of(prec.begin(), prec.end(), [&](const Precision& x) { return x.bits == b; })) {
       Precision x;
       x.bits = b;
-      x.fixed = std::make_shared<const engine::FixedNetwork>(net, c.simulation.fixed_point_bits, b);
+      auto fixed = std::make_shared<engine::FixedNetwork>(net, c.simulation.fixed_point_bits, b);
+      x.tables_shared_by = mpi::share_tables(*fixed);  // ranks on a node read one copy, as threads do
+      x.fixed = std::move(fixed);
       prec.push_back(std::move(x));
     }
   const auto fixed = prec.front().fixed;
@@ -394,7 +397,11 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& common
                          100 * static_cast<double>(prec[i].result.total_work()) / prec[i].time.median() / b.adds_per_second));
   const bool all_same = std::all_of(prec.begin(), prec.end(), [](const Precision& x) { return x.differs.empty(); });
   if (mpi::distributed()) {
-    out += fmt::format("  {:<38} {}\n", "MPI ranks", fmt::format("{} x {} threads (peak RSS: rank 0's)", mpi::size(), threads));
+    const int shared_by = prec.front().tables_shared_by;
+    out += fmt::format("  {:<38} {}\n", "MPI ranks",
+                       fmt::format("{} x {} threads (peak RSS: rank 0's); tables MB: {}", mpi::size(), threads,
+                                   shared_by > 1 ? fmt::format("one copy shared by the {} ranks of a node", shared_by)
+                                                 : std::string("a copy per rank")));
     mpi::barrier();  // every rank done before rank 0 reports
   }
   if (!mpi::is_root()) return all_same ? 0 : 3;
@@ -453,6 +460,7 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& common
       pj.push_back({{"weight_bits", x.bits},
                     {"fixed_point_bits", ks},
                     {"table_bytes", x.fixed->bytes()},
+                    {"tables_shared_by", x.tables_shared_by},
                     {"seconds", timing(x.time)},
                     {"accuracy", x.result.accuracy(samples.labels)},
                     {"speedup_vs_32", t32 / x.time.median()},

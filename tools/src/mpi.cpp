@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -35,7 +36,8 @@ int g_rank = 0;
 int g_size = 1;
 int g_node_size = 1;
 #if SNNSIM_WITH_MPI
-bool g_active = false;  // MPI_Init was called, so MPI_Finalize must be
+bool g_active = false;            // MPI_Init was called, so MPI_Finalize must be
+MPI_Comm g_node = MPI_COMM_NULL;  // the ranks of this node (MPI_COMM_TYPE_SHARED)
 #endif
 
 using Clock = std::chrono::steady_clock;
@@ -124,11 +126,10 @@ Session::Session([[maybe_unused]] int& argc, [[maybe_unused]] char**& argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g_size);
   // The ranks sharing this node's memory (and cores), whatever the launcher.
-  MPI_Comm node;
-  if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
-    MPI_Comm_size(node, &g_node_size);
-    MPI_Comm_free(&node);
-  }
+  if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &g_node) == MPI_SUCCESS)
+    MPI_Comm_size(g_node, &g_node_size);
+  else
+    g_node = MPI_COMM_NULL;
 #else
   if (several_ranks_launched()) {
     std::fputs(
@@ -142,6 +143,7 @@ Session::Session([[maybe_unused]] int& argc, [[maybe_unused]] char**& argv) {
 
 Session::~Session() {
 #if SNNSIM_WITH_MPI
+  if (g_node != MPI_COMM_NULL) MPI_Comm_free(&g_node);
   if (g_active) MPI_Finalize();
   g_active = false;
 #endif
@@ -184,6 +186,68 @@ void barrier() {
   MPI_Request request;
   check(MPI_Ibarrier(MPI_COMM_WORLD, &request), "barrier");
   wait_sleeping(request, "barrier");
+#endif
+}
+
+#if SNNSIM_WITH_MPI
+namespace {
+
+// Frees a shared table window when the last network using it goes.
+// MPI_Win_free is collective over the node's ranks. A rank unwinding after an
+// error must not call it: its peers may be waiting for it elsewhere (in a
+// barrier, or still simulating), so it would wait for them forever instead
+// of reaching main's abort_job, whose MPI_Abort ends every rank (the memory
+// goes with the processes). Freeing every window in Session's destructor
+// instead would keep each run's tables mapped until exit; here a normal run
+// frees them where all ranks pass in step (the end of the command's scope).
+// After MPI_Finalize nothing may be freed either.
+void free_window(MPI_Win window) {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (std::uncaught_exceptions() > 0 || finalized) return;
+  MPI_Win_free(&window);
+}
+
+}  // namespace
+#endif
+
+int share_tables([[maybe_unused]] engine::FixedNetwork& network) {
+#if SNNSIM_WITH_MPI
+  if (!g_active || g_node == MPI_COMM_NULL || g_node_size < 2) return 1;
+  int node_rank = 0;
+  check(MPI_Comm_rank(g_node, &node_rank), "node rank");
+  // Room to start the tables at a kTableAlignment boundary: every rank maps
+  // the segment at a page boundary, so the same padding aligns it on all of
+  // them (were it not so, the reader's check of the header would say so).
+  constexpr std::size_t kAlign = engine::kTableAlignment;
+  const std::size_t bytes = network.table_bytes() + kAlign;
+  std::byte* mine = nullptr;
+  MPI_Win window = MPI_WIN_NULL;
+  check(MPI_Win_allocate_shared(node_rank == 0 ? static_cast<MPI_Aint>(bytes) : 0, 1, MPI_INFO_NULL, g_node, &mine, &window),
+        "allocating shared memory for the engine's tables");
+  MPI_Aint size = 0;
+  int unit = 0;
+  std::byte* base = nullptr;
+  check(MPI_Win_shared_query(window, 0, &size, &unit, &base), "locating the shared tables");
+  if (static_cast<std::size_t>(size) < bytes)
+    throw Error("MPI: the node's shared table memory has {} bytes, the engine's tables need {}{}", size, bytes, where());
+  std::byte* memory = base + (kAlign - reinterpret_cast<std::uintptr_t>(base) % kAlign) % kAlign;
+  const std::shared_ptr<const void> owner(memory, [window](const void*) { free_window(window); });
+  // The shared-memory model (MPI 3.1, 11.5.4.4): the writer's stores are made
+  // visible by MPI_Win_sync, the barrier orders them before the readers',
+  // whose MPI_Win_sync then makes them see them; within a passive epoch.
+  check(MPI_Win_lock_all(MPI_MODE_NOCHECK, window), "locking the shared tables");
+  if (node_rank == 0) network.share_tables(memory, owner, true);
+  check(MPI_Win_sync(window), "publishing the shared tables");
+  MPI_Request request;
+  check(MPI_Ibarrier(g_node, &request), "node barrier");
+  wait_sleeping(request, "node barrier");
+  check(MPI_Win_sync(window), "reading the shared tables");
+  if (node_rank != 0) network.share_tables(memory, owner, false);
+  check(MPI_Win_unlock_all(window), "unlocking the shared tables");
+  return g_node_size;
+#else
+  return 1;
 #endif
 }
 

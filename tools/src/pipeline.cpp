@@ -141,7 +141,10 @@ engine::RunOptions run_options(const Config& c) {
 SnnReport simulate(const Config& c, const WeightSet& weights, const Dataset& test, const CommonOptions& options) {
   const auto& s = c.simulation;
   const Network net = build_network(c, weights);
-  const engine::Engine eng(net, s.fixed_point_bits, s.weight_bits);
+  const auto fixed = std::make_shared<engine::FixedNetwork>(net, s.fixed_point_bits, s.weight_bits);
+  // The ranks of a node read one copy of the tables, as threads do (mpi.h).
+  const int tables_shared_by = mpi::share_tables(*fixed);
+  const engine::Engine eng(fixed);
 
   const std::size_t n = s.limit > 0 ? std::min<std::size_t>(static_cast<std::size_t>(s.limit), test.count) : test.count;
   const auto samples = engine::SampleSet::of(test, 0, n);
@@ -162,7 +165,11 @@ SnnReport simulate(const Config& c, const WeightSet& weights, const Dataset& tes
   const auto r = mpi::run_sharded(samples, [&](const engine::SampleSet& part) { return eng.run(part, ro); });
   bar.finish();
 
-  return snn_report(c, net, samples, r);
+  SnnReport report = snn_report(c, net, samples, r);
+  report.ranks = mpi::size();
+  report.table_bytes = fixed->bytes();
+  report.tables_shared_by = tables_shared_by;
+  return report;
 }
 
 }  // namespace snn::tool

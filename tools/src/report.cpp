@@ -551,6 +551,9 @@ std::string results_json(const RunReport& r) {
   json timings = json::object();
   for (const auto& [k, v] : r.timings) timings[k] = v;
   timings["threads"] = s.threads;
+  timings["ranks"] = s.ranks;
+  timings["table_bytes"] = s.table_bytes;
+  timings["tables_shared_by"] = s.tables_shared_by;
   timings["simulation_seconds"] = s.seconds;
   j["timings"] = timings;
   return j.dump(1) + "\n";
@@ -640,6 +643,12 @@ std::string summary_table(const RunReport& r) {
   for (const auto& [k, v] : r.timings) row(fmt::format("wall time {}", k), fmt::format("{:.2f} s", v));
   row("wall time simulation", fmt::format("{:.2f} s on {} thread{} ({:.0f} samples/s)", s.seconds, s.threads,
                                           s.threads == 1 ? "" : "s", s.seconds > 0 ? s.samples / s.seconds : 0.0));
+  if (s.ranks > 1)
+    row("MPI ranks",
+        fmt::format("{} x {} thread{}; engine tables {:.1f} MB, {}", s.ranks, s.threads, s.threads == 1 ? "" : "s",
+                    static_cast<double>(s.table_bytes) / 1e6,
+                    s.tables_shared_by > 1 ? fmt::format("one copy shared by the {} ranks of a node", s.tables_shared_by)
+                                           : std::string("a copy per rank")));
   for (const auto& w : r.warnings) out += fmt::format("  warning: {}\n", w);
   for (const auto& w : s.quantisation_warnings) out += fmt::format("  warning: {}\n", w);
   return out;

@@ -16,6 +16,7 @@
 #pragma once
 
 #include "snn/engine/encoder.h"
+#include "snn/engine/fixed_point.h"
 #include "snn/engine/run.h"
 #include "snn/network/dataset.h"
 #include "snn/network/weights.h"
@@ -78,6 +79,17 @@ engine::RunResult run_sharded(const engine::SampleSet& samples,
 
 /// Ranks of this job on this process's node (1 without MPI).
 int node_size();
+
+/// Moves `network`'s delivery tables (engine::FixedNetwork::share_tables)
+/// into memory shared by the ranks of this node, written by the node's first
+/// rank: the node's ranks then read one copy, as the threads of one rank do,
+/// instead of one copy each competing for the node's shared cache. Every rank
+/// calls it for the same network, in the same order (it is collective over
+/// the node's ranks), before any engine takes the network. Returns how many
+/// ranks read the one copy: node_size(), or 1 when it did nothing (without
+/// MPI, or one rank on this node). The memory is released when the last copy
+/// of the network goes, unless an exception is in flight (see mpi.cpp).
+int share_tables(engine::FixedNetwork& network);
 
 /// Worker threads of this rank for simulation.threads = `requested`: at most
 /// the cores; 0 (all cores) means this rank's share of its node's cores

@@ -74,7 +74,12 @@ struct SnnReport {
   double exit_accuracy = 0;              ///< with early exit: accuracy of the predictions at the exit
   double synops_at_exit_per_sample = 0;  ///< with early exit: SynOps spent up to the exit, mean per sample
   double seconds = 0;                    ///< wall time of the simulation
-  int threads = 1;
+  int threads = 1;                       ///< per rank
+  int ranks = 1;                         ///< MPI ranks that shared the samples
+  std::size_t table_bytes = 0;           ///< the engine's weight tables (engine::FixedNetwork::bytes), bytes
+  /// Ranks on a node reading one copy of the tables (mpi::share_tables); 1:
+  /// each rank its own copy.
+  int tables_shared_by = 1;
   /// Per sample: output spikes over the whole run, all classes together.
   /// Empty when not recorded. A sample with 0 never spiked at the output: its
   /// prediction is only the readout's tie-break (class 0 unless ties go by
