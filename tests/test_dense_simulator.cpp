@@ -170,7 +170,7 @@ TEST_CASE("event engine == dense baseline == plain reference, all option combina
 
 TEST_CASE("dense baseline: batch size and the precomputed first layer change nothing") {
   std::mt19937_64 rng(99);
-  const Combo k{ResetMode::Subtract, 1.0, 0, false, FanOutFormat::Dense, Encoding::Poisson, false, 0, false};
+  const Combo k{ResetMode::Subtract, 1.0, 0, false, FanOutFormat::Dense, Encoding::Poisson, false, 0, false, false};
   const Network net = random_network(rng, k, 3);
   const std::size_t n = 7;
   const auto values = snn::test::random_inputs(rng, n, net.input_size());

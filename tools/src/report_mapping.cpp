@@ -51,8 +51,8 @@ SnnReport snn_report(const Config& c, const Network& net, const engine::SampleSe
                         static_cast<int>(conn.delay()),
                         conn.synapses(),
                         static_cast<double>(synops[l]) / static_cast<double>(n),
-                        static_cast<double>(result.dense_macs_per_step[l]) * s.steps};
-    cr.kind = to_string(conn.format());
+                        static_cast<double>(result.dense_macs_per_step[l]) * s.steps,
+                        std::string(to_string(conn.format()))};
     cr.analog_input = analog && l == 0;
     if (l < result.quantisation.size()) {
       const engine::QuantisationReport& q = result.quantisation[l];
