@@ -7,6 +7,7 @@
 #include "snn/conversion/layers.h"
 #include "snn/conversion/normalise.h"
 #include "snn/conversion/trainer.h"
+#include "snn/engine/fixed_point.h"
 #include "snn/error.h"
 #include "snn/tool/interrupt.h"
 

@@ -16,7 +16,6 @@
 #pragma once
 
 #include "snn/engine/encoder.h"
-#include "snn/engine/fixed_point.h"
 #include "snn/engine/run.h"
 #include "snn/network/dataset.h"
 #include "snn/network/weights.h"
@@ -29,6 +28,9 @@
 namespace snn::conversion {
 struct NormaliseOptions;
 struct Evaluation;
+}
+namespace snn::engine {
+class FixedNetwork;
 }
 
 namespace snn::tool::mpi {
