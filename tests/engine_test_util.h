@@ -184,6 +184,35 @@ inline Matrix random_matrix(std::mt19937_64& rng, std::size_t out, std::size_t i
   return m;
 }
 
+/// Network::from_layers for `layers` on input `in`, every weighted layer with
+/// random weights that make it spike (mean 2 / fan-in, spread 3 / fan-in), and
+/// per spiking layer l (the k-th) the neuron parameters and connection spec
+/// `spiking(l, k)` returns (a std::pair), asked after that layer's weights are
+/// drawn. `layers` must tile `in` (infer_shapes).
+template <typename Spiking>
+Network random_layered_network(std::mt19937_64& rng, const Shape& in, const std::vector<LayerSpec>& layers, Spiking&& spiking) {
+  const std::vector<Shape> shapes = infer_shapes(in, layers);
+  std::vector<Matrix> weights;
+  std::vector<NeuronParams> params;
+  std::vector<ConnectionSpec> specs;
+  Shape s = in;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const LayerSpec& l = layers[i];
+    if (l.has_weights()) {
+      const auto ws = weight_shape(l, s);
+      const std::size_t cols = l.kind == LayerKind::Conv ? ws[1] * ws[2] * ws[3] : ws[1];
+      weights.push_back(random_matrix(rng, ws[0], cols, 2.0 / static_cast<double>(cols), 3.0 / static_cast<double>(cols)));
+    }
+    if (l.spiking()) {
+      auto [p, spec] = spiking(l, params.size());
+      params.push_back(p);
+      specs.push_back(spec);
+    }
+    s = shapes[i];
+  }
+  return Network::from_layers(in, layers, weights, params, specs);
+}
+
 /// Every per-sample field that says what the network did is equal in `a` and
 /// `b` (the work done is compared only when both came from the same simulator).
 inline void require_same_run(const engine::RunResult& a, const engine::RunResult& b, bool same_simulator) {

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <random>
 #include <string>
+#include <utility>
 
 using snn::ConnectionSpec;
 using snn::LayerSpec;
@@ -215,34 +216,15 @@ ConvNet random_conv_net(std::mt19937_64& rng, ResetMode reset, double beta, Step
     if (pick(0, 1)) layers.push_back(LayerSpec::conv(pick(2, 3), pick(1, 2), 1, pick(0, 1)));
     layers.push_back(LayerSpec::flatten());
     layers.push_back(LayerSpec::dense(5));
-    std::vector<Shape> shapes;
     try {
-      shapes = snn::infer_shapes(in, layers);
+      snn::infer_shapes(in, layers);
     } catch (const snn::Error&) { continue; }
-    std::vector<Matrix> weights;
-    std::vector<NeuronParams> params;
-    std::vector<ConnectionSpec> specs;
-    Shape s = in;
-    for (std::size_t i = 0; i < layers.size(); ++i) {
-      const LayerSpec& l = layers[i];
-      if (l.has_weights()) {
-        const auto ws = snn::weight_shape(l, s);
-        const std::size_t cols = l.kind == snn::LayerKind::Conv ? ws[1] * ws[2] * ws[3] : ws[1];
-        // Enough drive that every layer spikes.
-        weights.push_back(
-            snn::test::random_matrix(rng, ws[0], cols, 2.0 / static_cast<double>(cols), 3.0 / static_cast<double>(cols)));
-      }
-      if (l.spiking()) {
-        NeuronParams p{0.6 + 0.1 * static_cast<double>(params.size()), reset, beta, refractory};
-        params.push_back(p);
-        ConnectionSpec spec;
-        spec.delay = delays ? static_cast<Step>(pick(0, 2)) : 0;
-        if (l.kind == snn::LayerKind::AvgPool) spec.pool_scale = 1.5;
-        specs.push_back(spec);
-      }
-      s = shapes[i];
-    }
-    Network net = Network::from_layers(in, layers, weights, params, specs);
+    Network net = snn::test::random_layered_network(rng, in, layers, [&](const LayerSpec& l, std::size_t k) {
+      ConnectionSpec spec;
+      spec.delay = delays ? static_cast<Step>(pick(0, 2)) : 0;
+      if (l.kind == snn::LayerKind::AvgPool) spec.pool_scale = 1.5;
+      return std::pair{NeuronParams{0.6 + 0.1 * static_cast<double>(k), reset, beta, refractory}, spec};
+    });
     // Biases on every other population, some negative.
     for (snn::PopulationId p = 1; p < net.populations().size(); p += 2) {
       std::vector<snn::Weight> bias(net.population(p).size);
@@ -556,7 +538,8 @@ TEST_CASE("conv targets' position-major engine ids and their model ids are inver
 
 TEST_CASE("non-overlapping pool delivered through a per-source target table equals the synapse list, over any split") {
   std::mt19937_64 rng(17);
-  for (const auto& [in, k] : std::vector<std::pair<Shape, std::size_t>>{{Shape{3, 8, 8}, 2}, {Shape{2, 9, 6}, 3}, {Shape{1, 4, 4}, 1}}) {
+  for (const auto& [in, k] :
+       std::vector<std::pair<Shape, std::size_t>>{{Shape{3, 8, 8}, 2}, {Shape{2, 9, 6}, 3}, {Shape{1, 4, 4}, 1}}) {
     Network net(in);
     net.add_pool(LayerSpec::avgpool(k), NeuronParams{});
     const snn::engine::FixedNetwork fixed(net);

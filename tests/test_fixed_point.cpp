@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <random>
+#include <utility>
 #include <vector>
 
 using snn::ConnectionSpec;
@@ -69,28 +70,11 @@ Network conv_net(std::mt19937_64& rng) {
   c2.stride_w = 1;
   const std::vector<LayerSpec> layers{LayerSpec::conv(3, 3, 1, 1), LayerSpec::avgpool(2), c2, LayerSpec::flatten(),
                                       LayerSpec::dense(5)};
-  const std::vector<Shape> shapes = snn::infer_shapes(in, layers);
-  std::vector<Matrix> weights;
-  std::vector<NeuronParams> params;
-  std::vector<ConnectionSpec> specs;
-  Shape s = in;
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    const LayerSpec& l = layers[i];
-    if (l.has_weights()) {
-      const auto ws = snn::weight_shape(l, s);
-      const std::size_t cols = l.kind == snn::LayerKind::Conv ? ws[1] * ws[2] * ws[3] : ws[1];
-      weights.push_back(
-          snn::test::random_matrix(rng, ws[0], cols, 2.0 / static_cast<double>(cols), 3.0 / static_cast<double>(cols)));
-    }
-    if (l.spiking()) {
-      params.push_back(NeuronParams{0.6, snn::ResetMode::Subtract, 1.0, 0});
-      ConnectionSpec spec;
-      if (l.kind == snn::LayerKind::AvgPool) spec.pool_scale = 1.5;
-      specs.push_back(spec);
-    }
-    s = shapes[i];
-  }
-  return Network::from_layers(in, layers, weights, params, specs);
+  return snn::test::random_layered_network(rng, in, layers, [](const LayerSpec& l, std::size_t) {
+    ConnectionSpec spec;
+    if (l.kind == snn::LayerKind::AvgPool) spec.pool_scale = 1.5;
+    return std::pair{NeuronParams{0.6, snn::ResetMode::Subtract, 1.0, 0}, spec};
+  });
 }
 
 // Every weight `a` reads, by every reader, equals `b`'s.
