@@ -397,11 +397,9 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& common
                          100 * static_cast<double>(prec[i].result.total_work()) / prec[i].time.median() / b.adds_per_second));
   const bool all_same = std::all_of(prec.begin(), prec.end(), [](const Precision& x) { return x.differs.empty(); });
   if (mpi::distributed()) {
-    const int shared_by = prec.front().tables_shared_by;
     out += fmt::format("  {:<38} {}\n", "MPI ranks",
                        fmt::format("{} x {} threads (peak RSS: rank 0's); tables MB: {}", mpi::size(), threads,
-                                   shared_by > 1 ? fmt::format("one copy shared by the {} ranks of a node", shared_by)
-                                                 : std::string("a copy per rank")));
+                                   mpi::table_sharing(prec.front().tables_shared_by)));
     mpi::barrier();  // every rank done before rank 0 reports
   }
   if (!mpi::is_root()) return all_same ? 0 : 3;

@@ -212,6 +212,10 @@ void free_window(MPI_Win window) {
 }  // namespace
 #endif
 
+std::string table_sharing(int shared_by) {
+  return shared_by > 1 ? fmt::format("one copy shared by the {} ranks of a node", shared_by) : std::string("a copy per rank");
+}
+
 int share_tables([[maybe_unused]] engine::FixedNetwork& network) {
 #if SNNSIM_WITH_MPI
   if (!g_active || g_node == MPI_COMM_NULL || g_node_size < 2) return 1;

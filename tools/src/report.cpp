@@ -4,6 +4,7 @@
 #include "snn/engine/run.h"
 #include "snn/error.h"
 #include "snn/network/atomic_file.h"
+#include "snn/tool/mpi.h"
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -644,11 +645,8 @@ std::string summary_table(const RunReport& r) {
   row("wall time simulation", fmt::format("{:.2f} s on {} thread{} ({:.0f} samples/s)", s.seconds, s.threads,
                                           s.threads == 1 ? "" : "s", s.seconds > 0 ? s.samples / s.seconds : 0.0));
   if (s.ranks > 1)
-    row("MPI ranks",
-        fmt::format("{} x {} thread{}; engine tables {:.1f} MB, {}", s.ranks, s.threads, s.threads == 1 ? "" : "s",
-                    static_cast<double>(s.table_bytes) / 1e6,
-                    s.tables_shared_by > 1 ? fmt::format("one copy shared by the {} ranks of a node", s.tables_shared_by)
-                                           : std::string("a copy per rank")));
+    row("MPI ranks", fmt::format("{} x {} thread{}; engine tables {:.1f} MB, {}", s.ranks, s.threads, s.threads == 1 ? "" : "s",
+                                 static_cast<double>(s.table_bytes) / 1e6, mpi::table_sharing(s.tables_shared_by)));
   for (const auto& w : r.warnings) out += fmt::format("  warning: {}\n", w);
   for (const auto& w : s.quantisation_warnings) out += fmt::format("  warning: {}\n", w);
   return out;

@@ -28,7 +28,7 @@
 namespace snn::conversion {
 struct NormaliseOptions;
 struct Evaluation;
-}
+}  // namespace snn::conversion
 namespace snn::engine {
 class FixedNetwork;
 }
@@ -92,6 +92,9 @@ int node_size();
 /// MPI, or one rank on this node). The memory is released when the last copy
 /// of the network goes, unless an exception is in flight (see mpi.cpp).
 int share_tables(engine::FixedNetwork& network);
+/// share_tables' result in words, for reports: "one copy shared by the N
+/// ranks of a node", or "a copy per rank" for 1.
+std::string table_sharing(int shared_by);
 
 /// Worker threads of this rank for simulation.threads = `requested`: at most
 /// the cores; 0 (all cores) means this rank's share of its node's cores
@@ -113,7 +116,8 @@ void normalise(WeightSet& weights, const conversion::NormaliseOptions& options, 
 /// `test` (0: all), split like normalise(): whole batches of 500 over ranks
 /// and threads, single-threaded OpenBLAS each, the integer counts summed.
 /// The same Evaluation on every rank, for any ranks and threads.
-conversion::Evaluation evaluate(const WeightSet& weights, const Dataset& test, bool output_relu, std::size_t samples, int threads);
+conversion::Evaluation evaluate(const WeightSet& weights, const Dataset& test, bool output_relu, std::size_t samples,
+                                int threads);
 
 /// Rank 0 runs `produce` (train or load the ANN weights, which stores them in
 /// a directory) and sends its result, the directory, to the others once done;
