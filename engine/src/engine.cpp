@@ -374,11 +374,7 @@ class Simulator {
       // Too little work to be worth sharing: all of p as one range here (the
       // same results as any split, without a pass over `due` per partition).
       SpikeList& out = part_spikes_[p][0];
-      TargetRange all = partition(p, 0);
-      all.hi = static_cast<NeuronId>(fc.targets);
-      all.split = nullptr;
-      all.parts = 1;
-      const NeuronId bad = range_step(p, all, due, constant, out);
+      const NeuronId bad = range_step(p, whole(p), due, constant, out);
       queue_.pop(t, c);
       if (bad != kAllInRange) throw_potential_out_of_range(net_, sample, p, model_of(p, bad), t);
       spikes = {out.data(), out.size()};
@@ -422,10 +418,7 @@ class Simulator {
     if (options_.input.encoding == Encoding::Poisson) {
       prepare_input(x, n_in, options_.input.rate_per_step(), input_);
       constant_synops_ = fc.synops(input_.always);
-      TargetRange all{0, static_cast<NeuronId>(fc.targets)};
-      all.pool_target = pool_target_[0].empty() ? nullptr : pool_target_[0].data();
-      all.conv_windows = conv_windows_[0].empty() ? nullptr : conv_windows_[0].data();
-      deliver(constant_.data(), fc, input_.always, all);
+      deliver(constant_.data(), fc, input_.always, whole(1));
       has_constant_ = !input_.always.empty();
     } else {
       // Exact: byte * w_q summed in 64 bits, then one rounding per target.
@@ -440,6 +433,15 @@ class Simulator {
       has_constant_ = constant_synops_ > 0;
     }
     rec.work(0, constant_synops_);
+  }
+
+  // All of population p as one range (whole rows of a sparse table).
+  TargetRange whole(std::size_t p) {
+    const std::size_t c = p - 1;
+    TargetRange all{0, static_cast<NeuronId>(net_.connection(c).targets)};
+    all.pool_target = pool_target_[c].empty() ? nullptr : pool_target_[c].data();
+    all.conv_windows = conv_windows_[c].empty() ? nullptr : conv_windows_[c].data();
+    return all;
   }
 
   // Latency mode's partition q of population p.

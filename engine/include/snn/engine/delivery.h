@@ -404,9 +404,8 @@ inline void add_pool_table(Potential* __restrict cur, FixedWeight v, const Neuro
 /// oy, ox) for each window of channel c that covers (y, x); targets [lo, hi)
 /// only. Generated from the geometry, nothing per synapse stored. A pool's
 /// sources spike often (every spike of the conv before it) and each adds one
-/// or a few weights, so the per-spike work is kept minimal: the whole
-/// population (no clipping) and non-overlapping windows (one target per
-/// source) have their own loops.
+/// or a few weights, so the whole population (no clipping) has its own loop;
+/// the engine sends non-overlapping pools to add_pool_table instead.
 inline void add_pool(Potential* __restrict cur, const FixedConnection& fc, std::span<const NeuronId> ids, NeuronId lo,
                      NeuronId hi) {
   const WindowGeometry& g = fc.geometry;
@@ -414,13 +413,6 @@ inline void add_pool(Potential* __restrict cur, const FixedConnection& fc, std::
   const FixedWeight v = fc.weights[0];
   const SourceLocator& locate = fc.locator;
   if (lo == 0 && hi == fc.targets) {
-    if (g.stride_h >= g.kernel_h && g.stride_w >= g.kernel_w) {
-      for (NeuronId s : ids) {
-        SourceWindow win;
-        if (source_window(fc, locate, s, win)) cur[win.c * ohw + win.r0 * OW + win.c0] += v;
-      }
-      return;
-    }
     for (NeuronId s : ids) {
       SourceWindow win;
       if (!source_window(fc, locate, s, win)) continue;

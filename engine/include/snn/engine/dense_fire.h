@@ -35,9 +35,6 @@ inline Potential fire_one(Potential x, Potential threshold, NeuronId j, NeuronId
 template <std::size_t N, ResetMode kReset, typename T>
 inline NeuronId* fire_rows(Potential* __restrict v, const Potential* __restrict from, const T* const* r, std::size_t lo,
                            std::size_t hi, Potential threshold, NeuronId* __restrict out, bool& bad) {
-  const __m512i th = _mm512_set1_epi32(threshold);
-  const __m512i limit_hi = _mm512_set1_epi32(kPotentialLimit);
-  const __m512i limit_lo = _mm512_set1_epi32(-kPotentialLimit);
   const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   __mmask16 out_of_range = 0;
   // One block of 16 (m: its lanes within the slice).
@@ -45,12 +42,8 @@ inline NeuronId* fire_rows(Potential* __restrict v, const Potential* __restrict 
     __m512i x = _mm512_maskz_loadu_epi32(m, v + j);
     if (from) x = _mm512_add_epi32(x, _mm512_maskz_loadu_epi32(m, from + j));
     if constexpr (N > 0) x = _mm512_add_epi32(x, row_sum16<N>(r, j, tail...));
-    const __mmask16 fire = _mm512_mask_cmpgt_epi32_mask(m, x, th);
-    x = kReset == ResetMode::Subtract ? _mm512_mask_sub_epi32(x, fire, x, th) : _mm512_maskz_mov_epi32(~fire, x);
-    _mm512_mask_storeu_epi32(v + j, m, x);
-    _mm512_storeu_si512(out, _mm512_maskz_compress_epi32(fire, _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(j)), iota)));
-    out += __builtin_popcount(fire);
-    out_of_range |= _mm512_mask_cmpgt_epi32_mask(m, x, limit_hi) | _mm512_mask_cmplt_epi32_mask(m, x, limit_lo);
+    const __m512i ids = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(j)), iota);
+    out = fire16<kReset>(x, m, threshold, ids, v + j, out, out_of_range);
   };
   std::size_t j = lo;
   for (; j + 16 <= hi; j += 16) block(j, kAll16);

@@ -85,6 +85,24 @@ NeuronId update_plain_generic(Potential threshold, Potential* __restrict v, cons
 }
 
 #if defined(__AVX512F__)
+// The rule above, vectorised, for 16 neurons (the lanes of m) whose potential
+// plus current is x and whose ids are `ids`: stores the new potentials at v,
+// the ids of those that spike at out (a plain 16-lane store: 16 slots of
+// slack), ORs the lanes left out of range into `bad`, and returns out past
+// the spikes. The one block both update_plain and the fused dense step
+// (dense_fire.h) use.
+template <ResetMode kReset>
+inline NeuronId* fire16(__m512i x, __mmask16 m, Potential threshold, __m512i ids, Potential* v, NeuronId* out, __mmask16& bad) {
+  const __m512i th = _mm512_set1_epi32(threshold);
+  const __mmask16 fire = _mm512_mask_cmpgt_epi32_mask(m, x, th);
+  x = kReset == ResetMode::Subtract ? _mm512_mask_sub_epi32(x, fire, x, th) : _mm512_maskz_mov_epi32(~fire, x);
+  _mm512_mask_storeu_epi32(v, m, x);
+  _mm512_storeu_si512(out, _mm512_maskz_compress_epi32(fire, ids));
+  bad |= _mm512_mask_cmpgt_epi32_mask(m, x, _mm512_set1_epi32(kPotentialLimit)) |
+         _mm512_mask_cmplt_epi32_mask(m, x, _mm512_set1_epi32(-kPotentialLimit));
+  return out + __builtin_popcount(fire);
+}
+
 // The same with AVX-512 and no branch per block: one add, one compare, a
 // masked reset and a register compress of the spiking lanes' ids per 16
 // neurons. At the seed's rates about half of the blocks of a 1200-neuron
@@ -95,29 +113,21 @@ NeuronId update_plain_generic(Potential threshold, Potential* __restrict v, cons
 template <ResetMode kReset>
 NeuronId update_plain(Potential threshold, Potential* __restrict v, const Potential* __restrict current, NeuronId begin,
                       NeuronId end, SpikeList& spikes) {
-  const __m512i th = _mm512_set1_epi32(threshold);
-  const __m512i hi = _mm512_set1_epi32(kPotentialLimit);
-  const __m512i lo = _mm512_set1_epi32(-kPotentialLimit);
   const __m512i step = _mm512_set1_epi32(16);
   const std::size_t base = spikes.size();
   spikes.resize(base + (end - begin) + 16, boost::container::default_init);
-  NeuronId* out = spikes.data() + base;
-  std::size_t count = 0;
+  NeuronId* const first = spikes.data() + base;
+  NeuronId* out = first;
   __m512i ids = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(begin)),
                                  _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
   __mmask16 bad = 0;
   NeuronId j = begin;
   for (; j + 16 <= end; j += 16) {
-    __m512i x = _mm512_add_epi32(_mm512_loadu_si512(v + j), _mm512_loadu_si512(current + j));
-    const __mmask16 fire = _mm512_cmpgt_epi32_mask(x, th);
-    x = kReset == ResetMode::Subtract ? _mm512_mask_sub_epi32(x, fire, x, th) : _mm512_maskz_mov_epi32(~fire, x);
-    _mm512_storeu_si512(v + j, x);
-    _mm512_storeu_si512(out + count, _mm512_maskz_compress_epi32(fire, ids));
-    count += static_cast<std::size_t>(__builtin_popcount(fire));
-    bad |= _mm512_cmpgt_epi32_mask(x, hi) | _mm512_cmplt_epi32_mask(x, lo);
+    const __m512i x = _mm512_add_epi32(_mm512_loadu_si512(v + j), _mm512_loadu_si512(current + j));
+    out = fire16<kReset>(x, 0xFFFF, threshold, ids, v + j, out, bad);
     ids = _mm512_add_epi32(ids, step);
   }
-  spikes.resize(base + count);
+  spikes.resize(base + static_cast<std::size_t>(out - first));
   if (bad) [[unlikely]] {
     for (NeuronId i = begin; i < j; ++i)
       if (out_of_range(v[i])) return i;
