@@ -358,6 +358,15 @@ TEST_CASE("commands that do not share their work refuse to run under mpirun") {
   CHECK(o.status != 0);
   CHECK(o.output.find("snnsim convert runs in one process") != std::string::npos);
   CHECK_FALSE(fs::exists(out / "weights"));
+  // bench --latency times one process's threads; refused before any rank
+  // loads or trains (a cache of its own stays unwritten).
+  const fs::path lat = scratch("latency-mpi");
+  const Outcome l =
+      snnsim(mpirun(2), "bench", lat, fmt::format("--latency --set 'output.cache=\"{}\"'", (lat / "cache").string()));
+  INFO(l.output);
+  CHECK(l.status != 0);
+  CHECK(l.output.find("--latency times one process's threads") != std::string::npos);
+  CHECK_FALSE(fs::exists(lat / "cache"));
 }
 
 TEST_CASE("SIGTERM to mpirun stops every rank with a non-zero exit and publishes nothing") {

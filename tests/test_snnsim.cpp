@@ -28,6 +28,7 @@ namespace {
 
 using snn::test::kSnnsim;
 const fs::path kTiny = fs::path(SNNSIM_SOURCE_DIR) / "configs" / "tiny.toml";
+const fs::path kOnnxConfig = fs::path(SNNSIM_SOURCE_DIR) / "configs" / "onnx_convnet.toml";
 
 using snn::test::Outcome;
 
@@ -947,6 +948,7 @@ TEST_CASE("snnsim bench refuses bad random-weight and latency options with a cle
   fails(tiny + "--random-weights --tune-samples 100000", 1, {"--tune-samples 100000", "8004 training images"});
   fails(conv.string() + " --quiet --set 'output.cache=\"" + (dir / "cache").string() + "\"' --random-width 8 --latency", 1,
         {"--random-width 8", "network.layers", "--random-weights"});
+  fails(kOnnxConfig.string() + " --quiet --random-width 64", 1, {"--random-width 64", "network.model", "--random-weights"});
   fails(tiny + "--random-weights --set network.weights=/nonexistent/weights", 1, {"network.weights", "/nonexistent/weights"});
   CHECK_FALSE(fs::exists(dir / "cache"));
 }

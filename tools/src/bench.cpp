@@ -146,8 +146,9 @@ BenchNetwork bench_network(const Prepared& p, const CommonOptions& options, cons
 }
 
 // --random-width N: the config with network.hidden = [N, N], after every
-// other override; refused for a config with a layer list, which it would
-// silently turn into an MLP.
+// other override. A config the override does not fit (a layer list, an ONNX
+// model, per-population settings sized for its own layers) is refused naming
+// the option, not only the key it set.
 CommonOptions with_random_width(const std::filesystem::path& path, const CommonOptions& options, const BenchOptions& bench) {
   CommonOptions o = options;
   if (bench.random_width <= 0) return o;
@@ -155,27 +156,27 @@ CommonOptions with_random_width(const std::filesystem::path& path, const CommonO
   try {
     load_config(path, overrides_of(o));
     return o;
-  } catch (const Error&) {
-    // Say why if it is the layer list; else the config's own problem.
-    const Config c = load_config(path, overrides_of(options));
-    if (!c.network.layers.empty())
-      throw Error(
-          "--random-width {} times a random 784-{}-{}-10 MLP, but {} has a layer list (network.layers); use "
-          "--random-weights to time its own layers with random weights",
-          bench.random_width, bench.random_width, bench.random_width, path.string());
-    throw;
+  } catch (const Error& e) {
+    load_config(path, overrides_of(options));  // the config's own mistake, if it has one, said as always
+    throw Error(
+        "--random-width {0} times a random 784-{0}-{0}-10 MLP (network.hidden = [{0}, {0}]), which {1} does not "
+        "allow: {2}; use --random-weights to time its own network with random weights",
+        bench.random_width, path.string(), e.what());
   }
 }
 
 }  // namespace
 
 int bench_command(const std::filesystem::path& path, const CommonOptions& common, const BenchOptions& bench) {
+  // Before any loading or training: every rank would do that work first.
+  if (bench.latency && mpi::distributed())
+    throw Error("--latency times one process's threads working on one sample; run it without mpirun");
   const CommonOptions options = with_random_width(path, common, bench);
   const std::string load_before = load_average();
   const Prepared p = prepare(path, options, false);
   const Config& c = p.config;
   const BenchNetwork bn = bench_network(p, options, bench);
-  if (bench.latency) return bench_parts::latency_bench(path, p, bn, options, bench);
+  if (bench.latency) return bench_parts::latency_bench(path, p, bn, options, bench, load_before);
   const Network& net = bn.network;
   const double rss_before = peak_rss_mb();
   const bool rss_reset = reset_peak_rss();

@@ -8,7 +8,6 @@
 #include "snn/error.h"
 #include "snn/network/atomic_file.h"
 #include "snn/tool/interrupt.h"
-#include "snn/tool/mpi.h"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -18,10 +17,8 @@
 namespace snn::tool::bench_parts {
 
 int latency_bench(const std::filesystem::path& path, const Prepared& p, const BenchNetwork& bn, const CommonOptions& options,
-                  const BenchOptions& bench) {
-  if (mpi::distributed()) throw Error("--latency times one process's threads working on one sample; run it without mpirun");
+                  const BenchOptions& bench, const std::string& load_before) {
   const Config& c = p.config;
-  const std::string load_before = load_average();
   const auto fixed =
       std::make_shared<const engine::FixedNetwork>(bn.network, c.simulation.fixed_point_bits, c.simulation.weight_bits);
   const engine::Engine engine(fixed);

@@ -43,8 +43,9 @@ std::size_t bench_samples(const Config& config, const CommonOptions& options, co
 /// "784-1200-1200-10" or "1x28x28-12x24x24-...": the populations' shapes.
 std::string shapes_of(const Network& network);
 
-/// `snnsim bench --latency`: see bench.h.
+/// `snnsim bench --latency`: see bench.h. `load_before`: load_average() read
+/// before the command loaded anything, as the other modes report it.
 int latency_bench(const std::filesystem::path& path, const Prepared& prepared, const BenchNetwork& net,
-                  const CommonOptions& options, const BenchOptions& bench);
+                  const CommonOptions& options, const BenchOptions& bench, const std::string& load_before);
 
 }  // namespace snn::tool::bench_parts
