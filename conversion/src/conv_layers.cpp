@@ -183,7 +183,7 @@ void ConvLayer::forward(const Matrix& x, Matrix& y, const ForwardContext&) {
   const std::size_t positions = out_.height * out_.width;
   const std::size_t oc = spec_.outputs;
   reshape(y, x.rows, out_.size());
-  const detail::SerialBlas serial;
+  const SerialBlas serial;
   prepare_scratch();
   // Per piece: im2col, then W [out, patch] x col [patch, samples * positions]
   // in one GEMM, giving [out, samples * positions]; then each sample's
@@ -222,7 +222,7 @@ void ConvLayer::backward(const Matrix& x, const Matrix&, const Matrix& dy, Matri
   dw_parts_.resize(pieces * wn);
   db_parts_.resize(pieces * b_.size());
   if (dx) reshape(*dx, x.rows, in_.size());
-  const detail::SerialBlas serial;
+  const SerialBlas serial;
   prepare_scratch();
   detail::for_each_piece(pieces, [&](std::size_t piece) {
     const auto [first, last] = piece_samples(piece, x.rows);

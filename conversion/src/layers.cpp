@@ -27,14 +27,12 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
 int blas_threads() { return openblas_get_num_threads(); }
 void set_blas_threads(int n) { openblas_set_num_threads(n); }
 
-namespace detail {
 SerialBlas::SerialBlas() : saved_(openblas_get_num_threads()) {
   if (saved_ != 1) openblas_set_num_threads(1);
 }
 SerialBlas::~SerialBlas() {
   if (saved_ != 1) openblas_set_num_threads(saved_);
 }
-}  // namespace detail
 
 MachineRecord machine_record() {
   MachineRecord m;

@@ -157,7 +157,7 @@ const Matrix& Model::forward(const Matrix& x, const ForwardContext& ctx) {
   if (x.cols != spec_.inputs())
     throw Error("network takes {} inputs per sample ({}), the batch has {}", spec_.inputs(), to_string(spec_.input), x.cols);
   input_ = &x;
-  std::optional<detail::SerialBlas> serial;
+  std::optional<SerialBlas> serial;
   if (has_conv_) serial.emplace();
   const Matrix* in = &x;
   for (std::size_t i = 0; i < layers_.size(); ++i) {
@@ -169,7 +169,7 @@ const Matrix& Model::forward(const Matrix& x, const ForwardContext& ctx) {
 
 void Model::backward(const Matrix& doutput) {
   if (!input_) throw Error("Model::backward called before forward");
-  std::optional<detail::SerialBlas> serial;
+  std::optional<SerialBlas> serial;
   if (has_conv_) serial.emplace();
   const Matrix* dy = &doutput;
   for (std::size_t i = layers_.size(); i-- > 0;) {

@@ -31,19 +31,4 @@ void for_each_piece(std::size_t pieces, const Body& body) {
 /// Pieces of at most `per_piece` items covering `n` items.
 inline std::size_t piece_count(std::size_t n, std::size_t per_piece) { return (n + per_piece - 1) / per_piece; }
 
-/// While alive, OpenBLAS runs single-threaded (its setting is process-wide:
-/// create it outside parallel regions only). GEMMs called from several
-/// threads at once must not each wake OpenBLAS's own threads, and a GEMM's
-/// summation order must not depend on OpenBLAS's thread count.
-class SerialBlas {
- public:
-  SerialBlas();
-  ~SerialBlas();
-  SerialBlas(const SerialBlas&) = delete;
-  SerialBlas& operator=(const SerialBlas&) = delete;
-
- private:
-  int saved_;
-};
-
 }  // namespace snn::conversion::detail

@@ -309,27 +309,18 @@ engine::RunResult run_sharded(const engine::SampleSet& samples,
 
 namespace {
 
-// OpenBLAS at one thread while alive (then as before): an sgemm's summation
-// order, so its results' last bits, depend on its thread count (measured: 1 %
-// to 16 % of the seed network's activations differ between 1 and 2 threads),
-// so the activation passes run every batch single-threaded and get their
-// parallelism from splitting the batches instead.
-class SingleThreadedBlas {
- public:
-  SingleThreadedBlas() : before_(conversion::blas_threads()) { conversion::set_blas_threads(1); }
-  ~SingleThreadedBlas() { conversion::set_blas_threads(before_); }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+// Threads split_over_threads uses for `range`: `threads`, but no more than
+// its whole `unit`s (an idle thread would still build a model of the weights,
+// and a robust pass allocate its histograms), at least 1.
+int threads_for(Range range, std::size_t unit, int threads) {
+  const auto units = static_cast<int>(std::min<std::size_t>((range.count + unit - 1) / unit, INT_MAX));
+  return std::max(1, std::min(threads, units));
+}
 
- private:
-  int before_;
-};
-
-// Calls part(k, range) for each of `threads` contiguous shares of `range` in
-// whole `unit`s (range.first is a multiple of unit), share k on its own thread
+// Calls part(k, range) for each of `n` contiguous shares of `range` in whole
+// `unit`s (range.first is a multiple of unit), share k on its own thread
 // (share 0 on this one); rethrows the first error once all are done.
-void split_over_threads(Range range, std::size_t unit, int threads, const std::function<void(std::size_t, Range)>& part) {
-  const int n = std::max(1, threads);
+void split_over_threads(Range range, std::size_t unit, int n, const std::function<void(std::size_t, Range)>& part) {
   std::vector<std::exception_ptr> errors(static_cast<std::size_t>(n));
   const auto run = [&](int k) {
     try {
@@ -347,8 +338,9 @@ void split_over_threads(Range range, std::size_t unit, int threads, const std::f
 }
 
 std::vector<double> max_activations_shared(const WeightSet& weights, const Dataset& train, Range mine, int threads) {
-  std::vector<std::vector<double>> parts(static_cast<std::size_t>(std::max(1, threads)));
-  split_over_threads(mine, conversion::kActivationBatch, threads, [&](std::size_t k, Range s) {
+  const int n = threads_for(mine, conversion::kActivationBatch, threads);
+  std::vector<std::vector<double>> parts(static_cast<std::size_t>(n));
+  split_over_threads(mine, conversion::kActivationBatch, n, [&](std::size_t k, Range s) {
     parts[k] = conversion::max_activations_in(weights, train, s.first, s.count);
   });
   std::vector<double> scales = parts[0];
@@ -366,8 +358,9 @@ std::vector<double> max_activations_shared(const WeightSet& weights, const Datas
 
 std::vector<conversion::PercentileHistogram> histograms_shared(const WeightSet& weights, const Dataset& train, Range mine,
                                                                int threads) {
-  std::vector<std::vector<conversion::PercentileHistogram>> parts(static_cast<std::size_t>(std::max(1, threads)));
-  split_over_threads(mine, conversion::kActivationBatch, threads, [&](std::size_t k, Range s) {
+  const int n = threads_for(mine, conversion::kActivationBatch, threads);
+  std::vector<std::vector<conversion::PercentileHistogram>> parts(static_cast<std::size_t>(n));
+  split_over_threads(mine, conversion::kActivationBatch, n, [&](std::size_t k, Range s) {
     parts[k] = conversion::activation_histograms_in(weights, train, s.first, s.count);
   });
   std::vector<conversion::PercentileHistogram> hist = std::move(parts[0]);
@@ -403,7 +396,11 @@ void normalise(WeightSet& weights, const conversion::NormaliseOptions& options, 
   // Whole batches per rank and thread: each batch is then computed exactly
   // as the one-process, one-thread pass computes it.
   const Range mine = share(n, rank(), size(), conversion::kActivationBatch);
-  const SingleThreadedBlas blas;
+  // Every batch on one OpenBLAS thread: an sgemm's summation order, so its
+  // results' last bits, depend on its thread count (1 % to 16 % of the seed
+  // network's activations differ between 1 and 2 threads); the parallelism
+  // comes from splitting the batches instead.
+  const conversion::SerialBlas blas;
   std::vector<double> scales;
   if (options.method == Normalisation::Data) {
     scales = max_activations_shared(weights, train, mine, threads);
@@ -419,9 +416,10 @@ conversion::Evaluation evaluate(const WeightSet& weights, const Dataset& test, b
   const std::size_t n = samples == 0 ? test.count : std::min(samples, test.count);
   constexpr std::size_t kBatch = conversion::kEvaluationBatch;
   const Range mine = share(n, rank(), size(), kBatch);
-  const SingleThreadedBlas blas;
-  std::vector<conversion::Evaluation> parts(static_cast<std::size_t>(std::max(1, threads)));
-  split_over_threads(mine, kBatch, threads, [&](std::size_t k, Range s) {
+  const conversion::SerialBlas blas;
+  const int parts_n = threads_for(mine, kBatch, threads);
+  std::vector<conversion::Evaluation> parts(static_cast<std::size_t>(parts_n));
+  split_over_threads(mine, kBatch, parts_n, [&](std::size_t k, Range s) {
     // An empty share still learns the class count (and checks the data fits).
     parts[k] = conversion::evaluate_range(weights, test, output_relu, s.first, s.count);
   });

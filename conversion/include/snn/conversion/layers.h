@@ -118,10 +118,10 @@ class ConvLayer final : public Layer {
   void col2im(const float* col, Matrix& dx, std::size_t first, std::size_t last) const;
   LayerSpec spec_;
   Shape in_, out_;
-  std::size_t patch_;          // in_c * kh * kw
-  Matrix w_, dw_;              // [out, patch]
-  std::vector<float> b_, db_;  // [out] or empty
-  std::vector<Scratch> scratch_;  // one per thread of the arena
+  std::size_t patch_;                       // in_c * kh * kw
+  Matrix w_, dw_;                           // [out, patch]
+  std::vector<float> b_, db_;               // [out] or empty
+  std::vector<Scratch> scratch_;            // one per thread of the arena
   std::vector<float> dw_parts_, db_parts_;  // per piece of the batch: its weight / bias gradient
 };
 
@@ -212,6 +212,21 @@ void sgemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t
 /// OpenBLAS's thread count (set_blas_threads(n) calls openblas_set_num_threads).
 int blas_threads();
 void set_blas_threads(int n);
+
+/// While alive, OpenBLAS runs single-threaded (its setting is process-wide:
+/// create it outside parallel regions only). GEMMs called from several
+/// threads at once must not each wake OpenBLAS's own threads, and a GEMM's
+/// summation order must not depend on OpenBLAS's thread count.
+class SerialBlas {
+ public:
+  SerialBlas();
+  ~SerialBlas();
+  SerialBlas(const SerialBlas&) = delete;
+  SerialBlas& operator=(const SerialBlas&) = delete;
+
+ private:
+  int saved_;
+};
 
 /// This machine as far as training reproducibility goes: the CPU
 /// (/proc/cpuinfo) and the OpenBLAS kernels in use (openblas_get_corename(),
