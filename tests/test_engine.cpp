@@ -239,6 +239,32 @@ TEST_CASE("analog input delivers round(x * W) every step") {
   CHECK(r.synops[0] == 11 * 2);  // 2 non-zero inputs x fan-out 1 x 11 steps
 }
 
+TEST_CASE("fixed point: weights round to the nearest unit, halves away from zero, as std::llround does") {
+  // Hand-picked halves (k = 1, theta 1: w * 2): 2.5 -> 3 and -2.5 -> -3, where
+  // rounding half to even would give 2 and -2.
+  Network halves(6);
+  Matrix h(1, 6);
+  const float w[] = {1.25f, -1.25f, 0.25f, -0.25f, 0.75f, 0.2f};
+  const snn::FixedWeight want[] = {3, -3, 1, -1, 2, 0};
+  for (std::size_t i = 0; i < 6; ++i) h(0, i) = w[i];
+  halves.add_layer(h, NeuronParams{1.0, ResetMode::Subtract, 1.0, 0});
+  const snn::engine::FixedNetwork fh(halves, 1);
+  for (std::size_t i = 0; i < 6; ++i) CHECK(fh.connection(0).row(i)[0] == want[i]);
+
+  // Random weights at k = 16, theta 1.5, against std::llround in double.
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-0.05f, 0.05f);
+  Network net(300);
+  Matrix m(40, 300);
+  for (float& x : m.data) x = u(rng);
+  net.add_layer(m, NeuronParams{1.5, ResetMode::Subtract, 1.0, 0});
+  const snn::engine::FixedNetwork f(net);
+  REQUIRE(f.report(0).bits == 16);
+  for (std::size_t s = 0; s < 300; ++s)
+    for (std::size_t t = 0; t < 40; ++t)
+      REQUIRE(f.connection(0).row(s)[t] == std::llround(static_cast<double>(m(t, s)) * 65536.0 / 1.5));
+}
+
 TEST_CASE("fixed point: k = 16 by default, lowered when a target's sum |w| reaches 2^24 units") {
   Network net(4);
   Matrix m(2, 4, 0.3f);
