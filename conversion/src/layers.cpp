@@ -70,11 +70,16 @@ std::size_t argmax_row(const Matrix& m, std::size_t r) {
 // ---- dense ----
 
 DenseLayer::DenseLayer(Matrix weights, std::vector<float> bias)
-    : w_(std::move(weights)), dw_(w_.rows, w_.cols), b_(std::move(bias)), db_(b_.size()) {
+    : w_(std::move(weights)), b_(std::move(bias)), db_(b_.size()) {
   if (w_.rows == 0 || w_.cols == 0 || w_.data.size() != w_.rows * w_.cols)
     throw Error("dense layer: invalid weight matrix [{}, {}] holding {} values", w_.rows, w_.cols, w_.data.size());
   if (!b_.empty() && b_.size() != w_.rows)
     throw Error("dense layer [{}, {}]: bias has {} values, expected {}", w_.rows, w_.cols, b_.size(), w_.rows);
+}
+
+std::span<float> DenseLayer::gradients() {
+  if (dw_.data.empty()) dw_ = Matrix(w_.rows, w_.cols);
+  return dw_.data;
 }
 
 void DenseLayer::forward(const Matrix& x, Matrix& y, const ForwardContext&) {
@@ -89,8 +94,9 @@ void DenseLayer::forward(const Matrix& x, Matrix& y, const ForwardContext&) {
 void DenseLayer::backward(const Matrix& x, const Matrix&, const Matrix& dy, Matrix* dx) {
   // dW = dy^T x sums over the batch inside one GEMM; with a zero-row batch the
   // GEMM is skipped and dW must still be defined.
-  if (x.rows == 0) std::fill(dw_.data.begin(), dw_.data.end(), 0.0f);
-  sgemm(true, false, w_.rows, w_.cols, x.rows, 1.0f, dy.data.data(), x.data.data(), 0.0f, dw_.data.data());
+  const std::span<float> dw = gradients();
+  if (x.rows == 0) std::fill(dw.begin(), dw.end(), 0.0f);
+  sgemm(true, false, w_.rows, w_.cols, x.rows, 1.0f, dy.data.data(), x.data.data(), 0.0f, dw.data());
   if (!b_.empty()) {
     std::fill(db_.begin(), db_.end(), 0.0f);
     for (std::size_t r = 0; r < dy.rows; ++r)

@@ -65,7 +65,9 @@ class DenseLayer final : public Layer {
   void forward(const Matrix& x, Matrix& y, const ForwardContext& ctx) override;
   void backward(const Matrix& x, const Matrix& y, const Matrix& dy, Matrix* dx) override;
   std::span<float> parameters() override { return w_.data; }
-  std::span<float> gradients() override { return dw_.data; }
+  /// Allocated on first use: a model that only evaluates (ANN accuracy,
+  /// normalisation) never holds a gradient as large as its weights.
+  std::span<float> gradients() override;
   std::span<float> bias_parameters() override { return b_; }
   std::span<float> bias_gradients() override { return db_; }
   const Matrix& weights() const { return w_; }
@@ -74,7 +76,7 @@ class DenseLayer final : public Layer {
 
  private:
   Matrix w_;
-  Matrix dw_;
+  Matrix dw_;  // [out, in] once gradients() or backward() needed it
   std::vector<float> b_, db_;
 };
 
