@@ -69,8 +69,7 @@ std::size_t argmax_row(const Matrix& m, std::size_t r) {
 
 // ---- dense ----
 
-DenseLayer::DenseLayer(Matrix weights, std::vector<float> bias)
-    : w_(std::move(weights)), b_(std::move(bias)), db_(b_.size()) {
+DenseLayer::DenseLayer(Matrix weights, std::vector<float> bias) : w_(std::move(weights)), b_(std::move(bias)), db_(b_.size()) {
   if (w_.rows == 0 || w_.cols == 0 || w_.data.size() != w_.rows * w_.cols)
     throw Error("dense layer: invalid weight matrix [{}, {}] holding {} values", w_.rows, w_.cols, w_.data.size());
   if (!b_.empty() && b_.size() != w_.rows)
