@@ -1,5 +1,6 @@
 // snnsim command line: CLI11 parses, the sub-command functions (snn::tool) do
 // the work, and this is the one place that catches snn::Error.
+#include "snn/conversion/layers.h"
 #include "snn/error.h"
 #include "snn/tool/bench.h"
 #include "snn/tool/commands.h"
@@ -123,6 +124,11 @@ int main(int argc, char** argv) {
   // Before anything else: MPI_Init may consume its own arguments. Without
   // mpirun (or without SNNSIM_MPI) this does nothing.
   const snn::tool::mpi::Session mpi_session(argc, argv);
+  // OpenBLAS started its threads spinning when the process loaded. One BLAS
+  // thread unless a command asks for more (training, the dense baseline), and
+  // the idle ones stopped: a --threads 1 run used a second core for 0.1 s.
+  snn::conversion::set_blas_threads(1);
+  snn::conversion::release_blas_threads();
   CLI::App app{
       "snnsim: event-driven simulation of spiking networks converted from ReLU networks.\n"
       "Run a config end to end with `snnsim run configs/default.toml`; see README.md.",

@@ -34,6 +34,15 @@ SerialBlas::~SerialBlas() {
   if (saved_ != 1) openblas_set_num_threads(saved_);
 }
 
+// OpenBLAS's own fork handler, exported by its pthreads builds: it stops the
+// worker threads, which the next threaded call starts again. Weak: other
+// builds do not have it, and then there is nothing to stop.
+extern "C" int blas_thread_shutdown_(void) __attribute__((weak));
+
+void release_blas_threads() {
+  if (blas_thread_shutdown_) blas_thread_shutdown_();
+}
+
 MachineRecord machine_record() {
   MachineRecord m;
   // The first processor's entry; a machine of one kind has one CPU model.

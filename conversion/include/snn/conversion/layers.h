@@ -230,6 +230,13 @@ class SerialBlas {
   int saved_;
 };
 
+/// Puts OpenBLAS's worker threads to sleep now. After the library starts and
+/// after every multi-threaded GEMM they spin (sched_yield) before sleeping:
+/// about 0.1 s of CPU per process on the other cores, which the engine's
+/// threads or other MPI ranks of the node want. The next multi-threaded GEMM
+/// wakes them again. Call it outside parallel regions only.
+void release_blas_threads();
+
 /// This machine as far as training reproducibility goes: the CPU
 /// (/proc/cpuinfo) and the OpenBLAS kernels in use (openblas_get_corename(),
 /// chosen by CPU model unless $OPENBLAS_CORETYPE pins them).
