@@ -43,7 +43,16 @@ reference = None
 # UCX and the OFI/PSM transports, which took 0.2-0.3 s of every rank's
 # MPI_Init here (0.33 s -> 0.10 s); osc ucx likewise.
 mpi_flags = ["--oversubscribe", "--allow-run-as-root", "--mca", "btl", "self,vader", "--mca", "pml", "ob1",
-             "--mca", "osc", "^ucx", "--mca", "btl_vader_single_copy_mechanism", "none", "--bind-to", "none"]
+             "--mca", "osc", "^ucx", "--mca", "btl_vader_single_copy_mechanism", "none"]
+
+
+def binding(threads):
+    """A one-thread rank is pinned to its core, as a cluster job would be
+    (docs/scaling.md's srun --cpu-bind=cores; Open MPI's own default for two
+    ranks): unpinned, the scheduler now and then put both ranks on one core
+    for a while, and one rank's engine took 0.40 - 0.43 s instead of 0.37.
+    A rank with more threads than that is left free to use every core."""
+    return ["--bind-to", "core" if threads == 1 else "none"]
 
 
 def record(name, key, value):
@@ -64,11 +73,11 @@ for r in range(a.repeat):
     for name, ranks, threads in variants:
         # The launcher alone: what any job of this many ranks costs.
         start = time.monotonic()
-        subprocess.run([a.mpirun, *mpi_flags, "-np", str(ranks), "/bin/true"], check=True)
+        subprocess.run([a.mpirun, *mpi_flags, *binding(threads), "-np", str(ranks), "/bin/true"], check=True)
         record(name, "launcher", time.monotonic() - start)
 
         out = os.path.join(work, f"r{ranks}t{threads}")
-        cmd = [a.mpirun, *mpi_flags, "-np", str(ranks),
+        cmd = [a.mpirun, *mpi_flags, *binding(threads), "-np", str(ranks),
                # each rank under /usr/bin/time: its own CPU seconds
                "sh", "-c", 'exec /usr/bin/time -f "%U %S" -o "$0.cpu.${OMPI_COMM_WORLD_RANK:-0}" "$@"', out,
                a.snnsim, "run", a.config, "--quiet", "--out", out, "--threads", str(threads),
@@ -142,6 +151,11 @@ def phase_table(title, columns):
 phase_table("per phase, wall seconds (speed-up against 1 rank x 1 thread)", cols)
 phase_table("per phase, CPU seconds of rank 0 (speed-up against 1 rank x 1 thread): the work, whatever the load",
             [("start-up_cpu", "start-up")] + [(k + "_cpu", label) for k, label in cols[2:-2]])
+print("run total, speed-up of each repeat against the same repeat's 1 rank x 1 thread (median, min - max):")
+for name, _, _ in variants[1:]:
+    r = [b / x for b, x in zip(times[variants[0][0]]["total"], times[name]["total"])]
+    print(f"  {name:22} {statistics.median(r):.2f}x ({min(r):.2f} - {max(r):.2f}x)")
+print("binding: a 1-thread rank is pinned to a core (--bind-to core); 1 rank x 2 threads is not (--bind-to none)")
 print("results.json identical (timings aside) in every run: yes")
 print("CPU: CPU seconds of the whole job; max rank CPU: of its busiest rank (for 1 rank x 2 threads both threads').")
 print("mpirun true: an empty job of as many ranks; start-up: job - run total (mpirun, MPI_Init/Finalize, the")
