@@ -165,23 +165,39 @@ CommonOptions with_random_width(const std::filesystem::path& path, const CommonO
   }
 }
 
-}  // namespace
+// What the phases of the throughput bench share, filled in phase by phase:
+// bench_command's set-up, time_runs, compare; the reports only read it.
+struct Bench {
+  const std::filesystem::path& path;
+  const Prepared& p;
+  const BenchNetwork& bn;
+  const CommonOptions& options;
+  const BenchOptions& bench;
+  std::string load_before;
+  // Before the simulators.
+  double rss_before = 0;
+  bool rss_reset = false;
+  std::vector<Precision> prec{};  // the config's width first
+  std::size_t n = 0;
+  engine::SampleSet samples{};
+  engine::RunOptions ro{};
+  int threads = 0;
+  engine::DenseOptions per_step{}, chunked{};
+  FanOutFormat first{};
+  bool with_chunk = false;
+  // The runs: the event engine's are each width's Precision.
+  double rss_event = 0, rss_all = 0;
+  bool exit_on = false;
+  engine::RunResult dn_result{}, dc_result{};     // the dense baselines' first timed runs
+  engine::RunResult stop_result{}, off_result{};  // early exit stopping and off: the last timed runs
+  Timing t_dense{}, t_chunk{}, t_stop{}, t_off{};
+  // The comparisons: against the config's width's event run ("" = identical).
+  std::string diff_step{}, diff_chunk{};
+};
 
-int bench_command(const std::filesystem::path& path, const CommonOptions& common, const BenchOptions& bench) {
-  // Before any loading or training: every rank would do that work first.
-  if (bench.latency && mpi::distributed())
-    throw Error("--latency times one process's threads working on one sample; run it without mpirun");
-  const CommonOptions options = with_random_width(path, common, bench);
-  const std::string load_before = load_average();
-  const Prepared p = prepare(path, options, false);
-  const Config& c = p.config;
-  const BenchNetwork bn = bench_network(p, options, bench);
-  if (bench.latency) return bench_parts::latency_bench(path, p, bn, options, bench, load_before);
-  const Network& net = bn.network;
-  const double rss_before = peak_rss_mb();
-  const bool rss_reset = reset_peak_rss();
-  // Every table width, the config's first: its tables are the ones the dense
-  // baselines time and the main table reports.
+// Every table width, the config's first: its tables are the ones the dense
+// baselines time and the main table reports.
+std::vector<Precision> precisions(const Network& net, const Config& c) {
   std::vector<Precision> prec;
   for (int b : {c.simulation.weight_bits, 32, 16, 8})
     if (std::none_of(prec.begin(), prec.end(), [&](const Precision& x) { return x.bits == b; })) {
@@ -192,284 +208,362 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& common
       x.fixed = std::move(fixed);
       prec.push_back(std::move(x));
     }
-  const auto fixed = prec.front().fixed;
-  const engine::Engine event(fixed);
-  const engine::DenseSimulator dense(fixed);
+  return prec;
+}
 
-  const Dataset& test = p.data.test;
-  const std::size_t n = bench_parts::bench_samples(c, options, bench, test.count);
-  const auto samples = engine::SampleSet::of(test, 0, n);
-  engine::RunOptions ro = run_options(c);
-  ro.progress = [](std::size_t, std::size_t) { throw_if_interrupted(); };
-  const int threads = engine::effective_threads(ro);
-  engine::DenseOptions per_step;
-  per_step.batch = static_cast<std::size_t>(c.simulation.batch_size);
-  engine::DenseOptions chunked = per_step;
-  chunked.precompute_first_layer = true;
+// The samples, run options and dense variants every run uses.
+void set_up_runs(Bench& b) {
+  const Config& c = b.p.config;
+  const Dataset& test = b.p.data.test;
+  b.n = bench_parts::bench_samples(c, b.options, b.bench, test.count);
+  b.samples = engine::SampleSet::of(test, 0, b.n);
+  b.ro = run_options(c);
+  b.ro.progress = [](std::size_t, std::size_t) { throw_if_interrupted(); };
+  b.threads = engine::effective_threads(b.ro);
+  b.per_step.batch = static_cast<std::size_t>(c.simulation.batch_size);
+  b.chunked = b.per_step;
+  b.chunked.precompute_first_layer = true;
   // The precompute variant turns connection 0 into one big GEMM over a chunk
   // of steps; it exists for dense and sparse tables only (a conv or pool first
   // layer would silently run as the per-step baseline), so it is skipped.
-  const FanOutFormat first = fixed->connection(0).format;
-  const bool with_chunk = first == FanOutFormat::Dense || first == FanOutFormat::Sparse;
+  b.first = b.prec.front().fixed->connection(0).format;
+  b.with_chunk = b.first == FanOutFormat::Dense || b.first == FanOutFormat::Sparse;
+}
 
-  if (!options.quiet)
-    fmt::print(stderr, "bench: {} samples x {} steps, {} threads, {} timed runs of each simulator, weights of {} bits\n", n,
-               c.simulation.steps, threads, bench.repeat, c.simulation.weight_bits);
+// Under MPI each simulator shares the samples over the ranks (mpi.h); the
+// times are the slowest rank's, gather included.
+engine::RunResult run_event(const Bench& b, const std::shared_ptr<const engine::FixedNetwork>& f) {
+  const engine::Engine e(f);
+  return mpi::run_sharded(b.samples, [&](const engine::SampleSet& s) { return e.run(s, b.ro); });
+}
+engine::RunResult run_dense(const Bench& b, const engine::DenseSimulator& d, const engine::DenseOptions& o) {
+  return mpi::run_sharded(b.samples, [&](const engine::SampleSet& s) { return d.run(s, b.ro, o); });
+}
+
+// One untimed event run of each width, then bench.repeat timed rounds of
+// every simulator, with the peak RSS after each stage.
+void time_runs(Bench& b, const engine::Engine& event, const engine::DenseSimulator& dense) {
+  const Config& c = b.p.config;
+  if (!b.options.quiet)
+    fmt::print(stderr, "bench: {} samples x {} steps, {} threads, {} timed runs of each simulator, weights of {} bits\n", b.n,
+               c.simulation.steps, b.threads, b.bench.repeat, c.simulation.weight_bits);
   // One untimed event run first (pages in weights and data, sizes buffers); its
   // peak RSS is the event engine's alone, before the dense baseline allocates.
-  // Under MPI each simulator shares the samples over the ranks (mpi.h); the
-  // times are the slowest rank's, gather included.
-  auto run_event = [&](const std::shared_ptr<const engine::FixedNetwork>& f) {
-    const engine::Engine e(f);
-    return mpi::run_sharded(samples, [&](const engine::SampleSet& s) { return e.run(s, ro); });
-  };
-  auto run_dense = [&](const engine::DenseSimulator& d, const engine::DenseOptions& o) {
-    return mpi::run_sharded(samples, [&](const engine::SampleSet& s) { return d.run(s, ro, o); });
-  };
-  for (auto& x : prec) x.result = run_event(x.fixed);
-  const auto& ev_result = prec.front().result;
-  const double rss_event = peak_rss_mb();
-  engine::RunResult dn_result, dc_result;
+  for (auto& x : b.prec) x.result = run_event(b, x.fixed);
+  b.rss_event = peak_rss_mb();
 
   // With early exit on: the event engine once more with samples stopped at
   // their exit and once without early exit, to show the time it saves.
-  const bool exit_on = c.simulation.early_exit != EarlyExitMode::Off;
-  engine::RunOptions ro_stop = ro, ro_off = ro;
+  b.exit_on = c.simulation.early_exit != EarlyExitMode::Off;
+  engine::RunOptions ro_stop = b.ro, ro_off = b.ro;
   ro_stop.early_exit.stop = true;
   ro_off.early_exit.enabled = false;
-  engine::RunResult stop_result, off_result;
-  Timing t_dense, t_chunk, t_stop, t_off;
-  Timing& t_event = prec.front().time;
-  for (int r = 0; r < bench.repeat; ++r) {
-    if (exit_on) {
-      stop_result = event.run(samples, ro_stop);
-      t_stop.seconds.push_back(stop_result.seconds);
-      off_result = event.run(samples, ro_off);
-      t_off.seconds.push_back(off_result.seconds);
+  for (int r = 0; r < b.bench.repeat; ++r) {
+    if (b.exit_on) {
+      b.stop_result = event.run(b.samples, ro_stop);
+      b.t_stop.seconds.push_back(b.stop_result.seconds);
+      b.off_result = event.run(b.samples, ro_off);
+      b.t_off.seconds.push_back(b.off_result.seconds);
     }
     // Alternating, so a slow spell of the shared machine hits all of them alike.
     // OpenBLAS's threads spin for a while after a GEMM; the pause lets them go
     // idle so they do not steal the event engine's cores.
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    for (auto& x : prec) x.time.seconds.push_back(run_event(x.fixed).seconds);
-    auto d = run_dense(dense, per_step);
-    t_dense.seconds.push_back(d.seconds);
+    for (auto& x : b.prec) x.time.seconds.push_back(run_event(b, x.fixed).seconds);
+    auto d = run_dense(b, dense, b.per_step);
+    b.t_dense.seconds.push_back(d.seconds);
     engine::RunResult dc;
-    if (with_chunk) {
-      dc = run_dense(dense, chunked);
-      t_chunk.seconds.push_back(dc.seconds);
+    if (b.with_chunk) {
+      dc = run_dense(b, dense, b.chunked);
+      b.t_chunk.seconds.push_back(dc.seconds);
     }
     if (r == 0) {
-      dn_result = std::move(d);
-      dc_result = std::move(dc);
+      b.dn_result = std::move(d);
+      b.dc_result = std::move(dc);
     }
-    if (!options.quiet) {
+    if (!b.options.quiet) {
       std::string ev;
-      for (const auto& x : prec) ev += fmt::format("event/{} {:.3f} s, ", x.bits, x.time.seconds.back());
-      fmt::print(stderr, "  run {}/{}: {}dense {:.3f} s{}\n", r + 1, bench.repeat, ev, t_dense.seconds.back(),
-                 with_chunk ? fmt::format(", dense+precompute {:.3f} s", t_chunk.seconds.back()) : "");
+      for (const auto& x : b.prec) ev += fmt::format("event/{} {:.3f} s, ", x.bits, x.time.seconds.back());
+      fmt::print(stderr, "  run {}/{}: {}dense {:.3f} s{}\n", r + 1, b.bench.repeat, ev, b.t_dense.seconds.back(),
+                 b.with_chunk ? fmt::format(", dense+precompute {:.3f} s", b.t_chunk.seconds.back()) : "");
     }
   }
+  b.rss_all = peak_rss_mb();
+}
 
-  const double rss_all = peak_rss_mb();
-  const std::string diff_step = first_difference(ev_result, dn_result);
-  const std::string diff_chunk = with_chunk ? first_difference(ev_result, dc_result) : "";
-  prec.front().differs = diff_step.empty() ? diff_chunk : diff_step;
+// Whether each width's event run equals the dense baseline's, and each
+// width's row-add bound (unless --no-bound).
+void compare(Bench& b) {
+  const engine::RunResult& ev = b.prec.front().result;
+  b.diff_step = first_difference(ev, b.dn_result);
+  b.diff_chunk = b.with_chunk ? first_difference(ev, b.dc_result) : "";
+  b.prec.front().differs = b.diff_step.empty() ? b.diff_chunk : b.diff_step;
   // The other widths against the dense baseline on their own quantised weights
   // (untimed: the dense baseline's time does not depend on the width; the
   // precompute variant where it applies, which is the faster one).
-  for (std::size_t i = 1; i < prec.size(); ++i)
-    prec[i].differs =
-        first_difference(prec[i].result, run_dense(engine::DenseSimulator(prec[i].fixed), with_chunk ? chunked : per_step));
-  if (!bench.skip_bound)
-    for (auto& x : prec) x.bound = measure_row_add_bound(fixed->connection(0).targets, threads, 0.3, 3, x.bits);
-  const std::vector<RowAddBound>& bound = prec.front().bound;
+  for (std::size_t i = 1; i < b.prec.size(); ++i)
+    b.prec[i].differs = first_difference(
+        b.prec[i].result, run_dense(b, engine::DenseSimulator(b.prec[i].fixed), b.with_chunk ? b.chunked : b.per_step));
+  if (!b.bench.skip_bound)
+    for (auto& x : b.prec)
+      x.bound = measure_row_add_bound(b.prec.front().fixed->connection(0).targets, b.threads, 0.3, 3, x.bits);
+}
 
-  const double dn = static_cast<double>(n);
-  const double synops = static_cast<double>(ev_result.total_synops()) / dn;
-  const double work = static_cast<double>(ev_result.total_work()) / dn;
-  const double macs = static_cast<double>(ev_result.dense_macs()) / dn;
-  const double best_dense = with_chunk ? std::min(t_dense.median(), t_chunk.median()) : t_dense.median();
-  const double te = t_event.median();
-  const auto accuracy = ev_result.accuracy(samples.labels);
+// What the text and JSON reports both say, per sample where it is a count.
+struct Figures {
+  double dn = 0;                // samples, as a double
+  double synops = 0, work = 0;  // per sample: the event engine's SynOps and the adds it did
+  double macs = 0;              // per sample: the dense baseline's
+  double te = 0;                // the event engine's median time (the config's width)
+  double best_dense = 0;        // the faster dense variant's median time
+  double t32 = 0;               // the 32-bit tables' median time
+  double accuracy = 0;          // the event engine's
+  double mean_steps = 0;        // steps simulated per sample, early exit stopping (0 if off)
+  std::string load_after;
+  const SeedSetting* seed = nullptr;  // the seed notebook's loop, if the config is one of its settings
+};
 
+Figures figures(const Bench& b) {
+  const engine::RunResult& ev = b.prec.front().result;
+  Figures f;
+  f.dn = static_cast<double>(b.n);
+  f.synops = static_cast<double>(ev.total_synops()) / f.dn;
+  f.work = static_cast<double>(ev.total_work()) / f.dn;
+  f.macs = static_cast<double>(ev.dense_macs()) / f.dn;
+  f.best_dense = b.with_chunk ? std::min(b.t_dense.median(), b.t_chunk.median()) : b.t_dense.median();
+  f.te = b.prec.front().time.median();
+  f.accuracy = ev.accuracy(b.samples.labels);
+  f.load_after = load_average();
+  f.seed = seed_setting(b.p.config);
+  if (b.exit_on) {
+    for (auto st : b.stop_result.steps_simulated) f.mean_steps += static_cast<double>(st);
+    f.mean_steps /= f.dn;
+  }
+  f.t32 = f.te;
+  for (const auto& x : b.prec)
+    if (x.bits == 32) {
+      f.t32 = x.time.median();
+      break;
+    }
+  return f;
+}
+
+// The main table: the event engine against the dense baselines on the
+// config's width, and what the runs say about the network.
+std::string report_main(const Bench& b, const Figures& f) {
+  const Config& c = b.p.config;
+  const Network& net = b.bn.network;
+  const engine::RunResult& ev = b.prec.front().result;
+  const Timing& t_event = b.prec.front().time;
+  const double dn = f.dn, te = f.te;
   std::string out;
   auto line = [&](const std::string& k, const std::string& v) { out += fmt::format("  {:<38} {}\n", k, v); };
-  const std::string load_after = load_average();
-  out += fmt::format("snnsim bench {}: {} samples x {} steps on {}, {} threads (median of {} runs)\n", path.string(), n,
-                     c.simulation.steps, p.data.name, threads, bench.repeat);
+  out += fmt::format("snnsim bench {}: {} samples x {} steps on {}, {} threads (median of {} runs)\n", b.path.string(), b.n,
+                     c.simulation.steps, b.p.data.name, b.threads, b.bench.repeat);
   line("network", bench_parts::shapes_of(net));
-  line("weights", bn.weights);
+  line("weights", b.bn.weights);
   line("load average (1, 5, 15 min)",
-       fmt::format("{} before, {} after ({} cores)", load_before, load_after, std::thread::hardware_concurrency()));
+       fmt::format("{} before, {} after ({} cores)", b.load_before, f.load_after, std::thread::hardware_concurrency()));
   out += fmt::format("  {:<38} {:>12} {:>14} {:>18}\n", "", "event", "dense/step", "dense+precompute");
-  auto trio = [&](const std::string& k, const std::string& a, const std::string& b, const std::string& d) {
-    out += fmt::format("  {:<38} {:>12} {:>14} {:>18}\n", k, a, b, d);
+  auto trio = [&](const std::string& k, const std::string& e, const std::string& d, const std::string& dc) {
+    out += fmt::format("  {:<38} {:>12} {:>14} {:>18}\n", k, e, d, dc);
   };
   const std::string na = "n/a";
   auto secs = [&](const Timing& t) { return t.seconds.empty() ? na : fmt::format("{:.3f} s", t.median()); };
   auto range = [&](const Timing& t) { return t.seconds.empty() ? na : fmt::format("{:.3f}-{:.3f}", t.min(), t.max()); };
-  trio("wall time (median)", secs(t_event), secs(t_dense), secs(t_chunk));
-  trio("wall time (range)", range(t_event), range(t_dense), range(t_chunk));
-  trio("samples/s", fmt::format("{:.0f}", dn / te), fmt::format("{:.0f}", dn / t_dense.median()),
-       with_chunk ? fmt::format("{:.0f}", dn / t_chunk.median()) : na);
-  trio("ops/sample (SynOps | MACs)", fmt::format("{:.4g} M", synops / 1e6), fmt::format("{:.4g} M", macs / 1e6),
-       with_chunk ? fmt::format("{:.4g} M", macs / 1e6) : na);
-  trio("ops/s (SynOps | MAC)", fmt::format("{:.3g} G", synops * dn / te / 1e9),
-       fmt::format("{:.3g} G", macs * dn / t_dense.median() / 1e9),
-       with_chunk ? fmt::format("{:.3g} G", macs * dn / t_chunk.median() / 1e9) : na);
-  line("speed-up, event vs best dense", fmt::format("{:.2f}x", best_dense / te));
-  line("speed-up, event vs dense per step", fmt::format("{:.2f}x", t_dense.median() / te));
+  trio("wall time (median)", secs(t_event), secs(b.t_dense), secs(b.t_chunk));
+  trio("wall time (range)", range(t_event), range(b.t_dense), range(b.t_chunk));
+  trio("samples/s", fmt::format("{:.0f}", dn / te), fmt::format("{:.0f}", dn / b.t_dense.median()),
+       b.with_chunk ? fmt::format("{:.0f}", dn / b.t_chunk.median()) : na);
+  trio("ops/sample (SynOps | MACs)", fmt::format("{:.4g} M", f.synops / 1e6), fmt::format("{:.4g} M", f.macs / 1e6),
+       b.with_chunk ? fmt::format("{:.4g} M", f.macs / 1e6) : na);
+  trio("ops/s (SynOps | MAC)", fmt::format("{:.3g} G", f.synops * dn / te / 1e9),
+       fmt::format("{:.3g} G", f.macs * dn / b.t_dense.median() / 1e9),
+       b.with_chunk ? fmt::format("{:.3g} G", f.macs * dn / b.t_chunk.median() / 1e9) : na);
+  line("speed-up, event vs best dense", fmt::format("{:.2f}x", f.best_dense / te));
+  line("speed-up, event vs dense per step", fmt::format("{:.2f}x", b.t_dense.median() / te));
   // The seed notebook's PyTorch + snntorch loop, measured once on this
   // machine kind, scaled to these samples: a reference, not a same-run figure.
-  const SeedSetting* seed = seed_setting(c);
-  if (seed)
+  if (f.seed)
     line("speed-up, event vs the seed's loop",
          fmt::format("{:.1f}x (its {:.2f} s for 1996 images, {:.3f} s for {}; measured in another session)",
-                     seed->seconds * dn / 1996.0 / te, seed->seconds, seed->seconds * dn / 1996.0, n));
-  line("dense MACs per SynOp", fmt::format("{:.1f}", macs / synops));
+                     f.seed->seconds * dn / 1996.0 / te, f.seed->seconds, f.seed->seconds * dn / 1996.0, b.n));
+  line("dense MACs per SynOp", fmt::format("{:.1f}", f.macs / f.synops));
   std::vector<std::string> per_pop;
-  for (auto x : ev_result.spikes_per_population()) per_pop.push_back(fmt::format("{:.1f}", static_cast<double>(x) / dn));
+  for (auto x : ev.spikes_per_population()) per_pop.push_back(fmt::format("{:.1f}", static_cast<double>(x) / dn));
   line("spikes per sample (input first)", fmt::format("{}", fmt::join(per_pop, ", ")));
-  const auto per_conn = ev_result.synops_per_connection();
+  const auto per_conn = ev.synops_per_connection();
   for (std::size_t l = 0; l < per_conn.size(); ++l) {
     const auto& conn = net.connection(l);
-    const double dense_l = static_cast<double>(ev_result.dense_macs_per_step[l]) * c.simulation.steps;
+    const double dense_l = static_cast<double>(ev.dense_macs_per_step[l]) * c.simulation.steps;
     line(fmt::format("  {}->{} ({})", net.population(conn.source()).name, net.population(conn.target()).name,
                      to_string(conn.format())),
          fmt::format("{:.4g} M SynOps vs {:.4g} M MACs ({:.1f}x)", per_conn[l] / dn / 1e6, dense_l / 1e6,
                      per_conn[l] > 0 ? dense_l * dn / per_conn[l] : 0.0));
   }
-  line("engine adds/sample (done)", fmt::format("{:.4g} M ({:.0f} % of SynOps)", work / 1e6, 100 * work / synops));
-  line("engine adds/s (done)", fmt::format("{:.3g} G", work * dn / te / 1e9));
-  for (const auto& b : bound)
-    line(fmt::format("row-add bound {} ({:.1f} MB)", b.level, b.bytes / 1e6),
-         fmt::format("{:.3g} G adds/s; engine at {:.0f} % (SynOps {:.0f} %)", b.adds_per_second / 1e9,
-                     100 * work * dn / te / b.adds_per_second, 100 * synops * dn / te / b.adds_per_second));
+  line("engine adds/sample (done)", fmt::format("{:.4g} M ({:.0f} % of SynOps)", f.work / 1e6, 100 * f.work / f.synops));
+  line("engine adds/s (done)", fmt::format("{:.3g} G", f.work * dn / te / 1e9));
+  for (const auto& x : b.prec.front().bound)
+    line(fmt::format("row-add bound {} ({:.1f} MB)", x.level, x.bytes / 1e6),
+         fmt::format("{:.3g} G adds/s; engine at {:.0f} % (SynOps {:.0f} %)", x.adds_per_second / 1e9,
+                     100 * f.work * dn / te / x.adds_per_second, 100 * f.synops * dn / te / x.adds_per_second));
   line("peak RSS before simulating",
-       fmt::format("{:.1f} MB (loading, training or random-weight tuning, normalisation{})", rss_before,
-                   rss_reset ? "; reset before the simulators" : "; could not reset: below include it"));
-  double mean_steps = 0;
-  if (exit_on) {
-    for (auto st : stop_result.steps_simulated) mean_steps += static_cast<double>(st);
-    mean_steps /= dn;
+       fmt::format("{:.1f} MB (loading, training or random-weight tuning, normalisation{})", b.rss_before,
+                   b.rss_reset ? "; reset before the simulators" : "; could not reset: below include it"));
+  if (b.exit_on) {
     line("early exit (stop): wall time (median)",
-         fmt::format("{:.3f} s, without early exit {:.3f} s: {:.0f} % saved", t_stop.median(), t_off.median(),
-                     100 * (1 - t_stop.median() / t_off.median())));
+         fmt::format("{:.3f} s, without early exit {:.3f} s: {:.0f} % saved", b.t_stop.median(), b.t_off.median(),
+                     100 * (1 - b.t_stop.median() / b.t_off.median())));
     line("early exit (stop): steps/sample, accuracy",
-         fmt::format("{:.1f} of {}, {:.2f} % (without early exit {:.2f} %)", mean_steps, c.simulation.steps,
-                     stop_result.accuracy(samples.labels) * 100, off_result.accuracy(samples.labels) * 100));
+         fmt::format("{:.1f} of {}, {:.2f} % (without early exit {:.2f} %)", f.mean_steps, c.simulation.steps,
+                     b.stop_result.accuracy(b.samples.labels) * 100, b.off_result.accuracy(b.samples.labels) * 100));
   }
-  line("peak RSS after event runs", fmt::format("{:.1f} MB", rss_event));
-  line("peak RSS after dense runs", fmt::format("{:.1f} MB", rss_all));
-  line("SNN accuracy", fmt::format("{:.2f} %{}", accuracy * 100, bn.random ? " (random weights: meaningless)" : ""));
-  line("event == dense per step", diff_step.empty() ? "yes: every spike count and prediction" : "NO: " + diff_step + " differ");
-  if (with_chunk)
+  line("peak RSS after event runs", fmt::format("{:.1f} MB", b.rss_event));
+  line("peak RSS after dense runs", fmt::format("{:.1f} MB", b.rss_all));
+  line("SNN accuracy", fmt::format("{:.2f} %{}", f.accuracy * 100, b.bn.random ? " (random weights: meaningless)" : ""));
+  line("event == dense per step",
+       b.diff_step.empty() ? "yes: every spike count and prediction" : "NO: " + b.diff_step + " differ");
+  if (b.with_chunk)
     line("event == dense + precompute",
-         diff_chunk.empty() ? "yes: every spike count and prediction" : "NO: " + diff_chunk + " differ");
+         b.diff_chunk.empty() ? "yes: every spike count and prediction" : "NO: " + b.diff_chunk + " differ");
   else
     line("dense + precompute",
-         fmt::format("skipped: the first connection is {}, the variant is for dense tables only", to_string(first)));
+         fmt::format("skipped: the first connection is {}, the variant is for dense tables only", to_string(b.first)));
+  return out;
+}
 
-  // Each table width: the same samples, runs alternating with the others.
-  const double t32 = [&] {
-    for (const auto& x : prec)
-      if (x.bits == 32) return x.time.median();
-    return te;
-  }();
+// Each table width: the same samples, runs alternating with the others; then
+// the other widths' row-add bounds below L3, and the MPI ranks if any.
+std::string report_precisions(const Bench& b, const Figures& f) {
+  std::string out;
   out += fmt::format("  weight precision (event engine; dense baseline on the same quantised weights):\n");
   out += fmt::format("  {:>6} {:>12} {:>10} {:>10} {:>9} {:>9} {:>9} {:>10} {:>14} {:>8}\n", "bits", "k per conn", "tables MB",
                      "time (s)", "vs 32", "vs dense", "accuracy", "adds/s", "L3 bound", "== dense");
-  for (const auto& x : prec) {
+  for (const auto& x : b.prec) {
     const double tx = x.time.median();
     const double adds = static_cast<double>(x.result.total_work()) / tx;  // its own spikes: widths may differ
     std::string l3 = "-";
-    for (const auto& b : x.bound)
-      if (b.level == "L3") l3 = fmt::format("{:.3g} G {:.0f} %", b.adds_per_second / 1e9, 100 * adds / b.adds_per_second);
+    for (const auto& y : x.bound)
+      if (y.level == "L3") l3 = fmt::format("{:.3g} G {:.0f} %", y.adds_per_second / 1e9, 100 * adds / y.adds_per_second);
     out += fmt::format("  {:>6} {:>12} {:>10.2f} {:>10.3f} {:>8.2f}x {:>8.1f}x {:>8.2f}% {:>8.3g} G {:>14} {:>8}\n", x.bits,
-                       bits_used(*x.fixed), static_cast<double>(x.fixed->bytes()) / 1e6, tx, t32 / tx, best_dense / tx,
-                       100 * x.result.accuracy(samples.labels), adds / 1e9, l3, x.differs.empty() ? "yes" : "NO");
+                       bits_used(*x.fixed), static_cast<double>(x.fixed->bytes()) / 1e6, tx, f.t32 / tx, f.best_dense / tx,
+                       100 * x.result.accuracy(b.samples.labels), adds / 1e9, l3, x.differs.empty() ? "yes" : "NO");
   }
-  for (std::size_t i = 1; i < prec.size(); ++i)  // the config's width's levels are printed above
-    for (const auto& b : prec[i].bound)
-      if (b.level != "L3")
-        line(fmt::format("row-add bound {}, {}-bit ({:.1f} MB)", b.level, prec[i].bits, b.bytes / 1e6),
-             fmt::format("{:.3g} G adds/s; engine at {:.0f} %", b.adds_per_second / 1e9,
-                         100 * static_cast<double>(prec[i].result.total_work()) / prec[i].time.median() / b.adds_per_second));
-  const bool all_same = std::all_of(prec.begin(), prec.end(), [](const Precision& x) { return x.differs.empty(); });
-  if (mpi::distributed()) {
-    out += fmt::format("  {:<38} {}\n", "MPI ranks",
-                       fmt::format("{} x {} threads (peak RSS: rank 0's); tables MB: {}", mpi::size(), threads,
-                                   mpi::table_sharing(prec.front().tables_shared_by)));
-    mpi::barrier();  // every rank done before rank 0 reports
+  auto line = [&](const std::string& k, const std::string& v) { out += fmt::format("  {:<38} {}\n", k, v); };
+  for (std::size_t i = 1; i < b.prec.size(); ++i)  // the config's width's levels are printed above
+    for (const auto& y : b.prec[i].bound)
+      if (y.level != "L3")
+        line(fmt::format("row-add bound {}, {}-bit ({:.1f} MB)", y.level, b.prec[i].bits, y.bytes / 1e6),
+             fmt::format("{:.3g} G adds/s; engine at {:.0f} %", y.adds_per_second / 1e9,
+                         100 * static_cast<double>(b.prec[i].result.total_work()) / b.prec[i].time.median() / y.adds_per_second));
+  if (mpi::distributed())
+    line("MPI ranks", fmt::format("{} x {} threads (peak RSS: rank 0's); tables MB: {}", mpi::size(), b.threads,
+                                  mpi::table_sharing(b.prec.front().tables_shared_by)));
+  return out;
+}
+
+nlohmann::json timing_json(const Timing& t) {
+  return nlohmann::json{{"median", t.median()}, {"min", t.min()}, {"max", t.max()}, {"runs", t.seconds}};
+}
+
+nlohmann::json bound_json(const std::vector<RowAddBound>& bound) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& x : bound) out.push_back({{"level", x.level}, {"bytes", x.bytes}, {"adds_per_second", x.adds_per_second}});
+  return out;
+}
+
+// The figures of both text tables, for --json.
+nlohmann::json report_json(const Bench& b, const Figures& f) {
+  const Config& c = b.p.config;
+  const engine::RunResult& ev = b.prec.front().result;
+  const double dn = f.dn, te = f.te;
+  nlohmann::json j;
+  j["config"] = b.path.string();
+  j["samples"] = b.n;
+  j["steps"] = c.simulation.steps;
+  j["threads"] = b.threads;
+  j["ranks"] = mpi::size();
+  j["repeat"] = b.bench.repeat;
+  j["accuracy"] = f.accuracy;
+  j["mode"] = "throughput";
+  j["network"] = bench_parts::shapes_of(b.bn.network);
+  j["random_weights"] = b.bn.random;
+  std::vector<double> spikes;
+  for (auto x : ev.spikes_per_population()) spikes.push_back(static_cast<double>(x) / dn);
+  j["spikes_per_sample"] = spikes;
+  j["load_average"] = {{"before", b.load_before}, {"after", f.load_after}};
+  j["seed_speedup"] = f.seed ? nlohmann::json(f.seed->seconds * dn / 1996.0 / te) : nlohmann::json(nullptr);
+  j["event"] = {{"seconds", timing_json(b.prec.front().time)},
+                {"synops_per_sample", f.synops},
+                {"adds_per_sample", f.work},
+                {"peak_rss_mb", b.rss_event}};
+  j["dense"] = {{"seconds", timing_json(b.t_dense)}, {"macs_per_sample", f.macs}, {"batch", b.per_step.batch}};
+  if (b.with_chunk)
+    j["dense_precompute"] = {{"seconds", timing_json(b.t_chunk)}, {"macs_per_sample", f.macs}};
+  else
+    j["dense_precompute"] = nullptr;
+  j["speedup_vs_best_dense"] = f.best_dense / te;
+  if (b.exit_on)
+    j["early_exit"] = {{"stop_seconds", timing_json(b.t_stop)},
+                       {"no_exit_seconds", timing_json(b.t_off)},
+                       {"time_saved", 1 - b.t_stop.median() / b.t_off.median()},
+                       {"mean_steps_simulated", f.mean_steps},
+                       {"accuracy", b.stop_result.accuracy(b.samples.labels)},
+                       {"no_exit_accuracy", b.off_result.accuracy(b.samples.labels)}};
+  j["peak_rss_mb"] = b.rss_all;
+  j["peak_rss_before_simulating_mb"] = b.rss_before;
+  j["peak_rss_reset"] = b.rss_reset;
+  j["identical"] = {{"dense", b.diff_step.empty()},
+                    {"dense_precompute", b.with_chunk ? nlohmann::json(b.diff_chunk.empty()) : nlohmann::json(nullptr)}};
+  j["row_add_bound"] = bound_json(b.prec.front().bound);
+  nlohmann::json pj = nlohmann::json::array();
+  for (const auto& x : b.prec) {
+    std::vector<int> ks;
+    for (const auto& r : x.fixed->reports()) ks.push_back(r.bits);
+    pj.push_back({{"weight_bits", x.bits},
+                  {"fixed_point_bits", ks},
+                  {"table_bytes", x.fixed->bytes()},
+                  {"tables_shared_by", x.tables_shared_by},
+                  {"seconds", timing_json(x.time)},
+                  {"accuracy", x.result.accuracy(b.samples.labels)},
+                  {"speedup_vs_32", f.t32 / x.time.median()},
+                  {"speedup_vs_best_dense", f.best_dense / x.time.median()},
+                  {"identical_to_dense", x.differs.empty()},
+                  {"row_add_bound", bound_json(x.bound)}});
   }
+  j["precisions"] = pj;
+  return j;
+}
+
+}  // namespace
+
+int bench_command(const std::filesystem::path& path, const CommonOptions& common, const BenchOptions& bench) {
+  // Before any loading or training: every rank would do that work first.
+  if (bench.latency && mpi::distributed())
+    throw Error("--latency times one process's threads working on one sample; run it without mpirun");
+  const CommonOptions options = with_random_width(path, common, bench);
+  const std::string load_before = load_average();
+  const Prepared p = prepare(path, options, false);
+  const BenchNetwork bn = bench_network(p, options, bench);
+  if (bench.latency) return bench_parts::latency_bench(path, p, bn, options, bench, load_before);
+
+  Bench b{path, p, bn, options, bench, load_before};
+  b.rss_before = peak_rss_mb();
+  b.rss_reset = reset_peak_rss();
+  b.prec = precisions(bn.network, p.config);
+  const engine::Engine event(b.prec.front().fixed);
+  const engine::DenseSimulator dense(b.prec.front().fixed);
+  set_up_runs(b);
+  time_runs(b, event, dense);
+  compare(b);
+
+  const Figures f = figures(b);
+  const std::string out = report_main(b, f) + report_precisions(b, f);
+  const bool all_same = std::all_of(b.prec.begin(), b.prec.end(), [](const Precision& x) { return x.differs.empty(); });
+  if (mpi::distributed()) mpi::barrier();  // every rank done before rank 0 reports
   if (!mpi::is_root()) return all_same ? 0 : 3;
   fmt::print("{}", out);
-
-  if (!bench.json.empty()) {
-    nlohmann::json j;
-    j["config"] = path.string();
-    j["samples"] = n;
-    j["steps"] = c.simulation.steps;
-    j["threads"] = threads;
-    j["ranks"] = mpi::size();
-    j["repeat"] = bench.repeat;
-    j["accuracy"] = accuracy;
-    j["mode"] = "throughput";
-    j["network"] = bench_parts::shapes_of(net);
-    j["random_weights"] = bn.random;
-    std::vector<double> spikes;
-    for (auto x : ev_result.spikes_per_population()) spikes.push_back(static_cast<double>(x) / dn);
-    j["spikes_per_sample"] = spikes;
-    j["load_average"] = {{"before", load_before}, {"after", load_after}};
-    j["seed_speedup"] = seed ? nlohmann::json(seed->seconds * dn / 1996.0 / te) : nlohmann::json(nullptr);
-    auto timing = [](const Timing& t) {
-      return nlohmann::json{{"median", t.median()}, {"min", t.min()}, {"max", t.max()}, {"runs", t.seconds}};
-    };
-    j["event"] = {
-        {"seconds", timing(t_event)}, {"synops_per_sample", synops}, {"adds_per_sample", work}, {"peak_rss_mb", rss_event}};
-    j["dense"] = {{"seconds", timing(t_dense)}, {"macs_per_sample", macs}, {"batch", per_step.batch}};
-    if (with_chunk)
-      j["dense_precompute"] = {{"seconds", timing(t_chunk)}, {"macs_per_sample", macs}};
-    else
-      j["dense_precompute"] = nullptr;
-    j["speedup_vs_best_dense"] = best_dense / te;
-    if (exit_on)
-      j["early_exit"] = {{"stop_seconds", timing(t_stop)},
-                         {"no_exit_seconds", timing(t_off)},
-                         {"time_saved", 1 - t_stop.median() / t_off.median()},
-                         {"mean_steps_simulated", mean_steps},
-                         {"accuracy", stop_result.accuracy(samples.labels)},
-                         {"no_exit_accuracy", off_result.accuracy(samples.labels)}};
-    j["peak_rss_mb"] = rss_all;
-    j["peak_rss_before_simulating_mb"] = rss_before;
-    j["peak_rss_reset"] = rss_reset;
-    j["identical"] = {{"dense", diff_step.empty()},
-                      {"dense_precompute", with_chunk ? nlohmann::json(diff_chunk.empty()) : nlohmann::json(nullptr)}};
-    nlohmann::json b = nlohmann::json::array();
-    for (const auto& x : bound) b.push_back({{"level", x.level}, {"bytes", x.bytes}, {"adds_per_second", x.adds_per_second}});
-    j["row_add_bound"] = b;
-    nlohmann::json pj = nlohmann::json::array();
-    for (const auto& x : prec) {
-      nlohmann::json xb = nlohmann::json::array();
-      for (const auto& y : x.bound)
-        xb.push_back({{"level", y.level}, {"bytes", y.bytes}, {"adds_per_second", y.adds_per_second}});
-      std::vector<int> ks;
-      for (const auto& r : x.fixed->reports()) ks.push_back(r.bits);
-      pj.push_back({{"weight_bits", x.bits},
-                    {"fixed_point_bits", ks},
-                    {"table_bytes", x.fixed->bytes()},
-                    {"tables_shared_by", x.tables_shared_by},
-                    {"seconds", timing(x.time)},
-                    {"accuracy", x.result.accuracy(samples.labels)},
-                    {"speedup_vs_32", t32 / x.time.median()},
-                    {"speedup_vs_best_dense", best_dense / x.time.median()},
-                    {"identical_to_dense", x.differs.empty()},
-                    {"row_add_bound", xb}});
-    }
-    j["precisions"] = pj;
-    write_file_atomically(bench.json, j.dump(1) + "\n");
-  }
+  if (!bench.json.empty()) write_file_atomically(bench.json, report_json(b, f).dump(1) + "\n");
   return all_same ? 0 : 3;
 }
 
