@@ -145,17 +145,22 @@ BenchNetwork bench_network(const Prepared& p, const CommonOptions& options, cons
           to_string(w.normalisation.method))};
 }
 
-// --random-width N: the config with network.hidden = [N, N], after every
-// other override. A config the override does not fit (a layer list, an ONNX
-// model, per-population settings sized for its own layers) is refused naming
-// the option, not only the key it set.
-CommonOptions with_random_width(const std::filesystem::path& path, const CommonOptions& options, const BenchOptions& bench) {
+// The config with the options' overrides and, for --random-width N,
+// network.hidden = [N, N] after every other override, read once. A config the
+// --random-width override does not fit (a layer list, an ONNX model,
+// per-population settings sized for its own layers) is refused naming the
+// option, not only the key it set.
+struct BenchConfig {
+  CommonOptions options;  // with the --random-width override, if any
+  Config config;
+};
+BenchConfig bench_config(const std::filesystem::path& path, const CommonOptions& options, const BenchOptions& bench) {
   CommonOptions o = options;
-  if (bench.random_width <= 0) return o;
+  if (bench.random_width <= 0) return {o, load_config(path, overrides_of(o))};
   o.set.push_back(fmt::format("network.hidden=[{0}, {0}]", bench.random_width));
   try {
-    load_config(path, overrides_of(o));
-    return o;
+    Config c = load_config(path, overrides_of(o));
+    return {std::move(o), std::move(c)};
   } catch (const Error& e) {
     load_config(path, overrides_of(options));  // the config's own mistake, if it has one, said as always
     throw Error(
@@ -541,9 +546,10 @@ int bench_command(const std::filesystem::path& path, const CommonOptions& common
   // Before any loading or training: every rank would do that work first.
   if (bench.latency && mpi::distributed())
     throw Error("--latency times one process's threads working on one sample; run it without mpirun");
-  const CommonOptions options = with_random_width(path, common, bench);
+  BenchConfig bc = bench_config(path, common, bench);
+  const CommonOptions& options = bc.options;
   const std::string load_before = load_average();
-  const Prepared p = prepare(path, options, false);
+  const Prepared p = prepare(std::move(bc.config), options, false);
   const BenchNetwork bn = bench_network(p, options, bench);
   if (bench.latency) return bench_parts::latency_bench(path, p, bn, options, bench, load_before);
 

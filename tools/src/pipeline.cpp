@@ -36,7 +36,11 @@ std::vector<NeuronParams> neuron_params(const Config& c, std::size_t layers) {
 }  // namespace
 
 Prepared prepare(const fs::path& path, const CommonOptions& options, bool needs_output, bool replaces_output) {
-  Prepared p{load_config(path, overrides_of(options)), {}};
+  return prepare(load_config(path, overrides_of(options)), options, needs_output, replaces_output);
+}
+
+Prepared prepare(Config config, const CommonOptions& options, bool needs_output, bool replaces_output) {
+  Prepared p{std::move(config), {}};
   for (const auto& w : p.config.warnings)
     if (!options.quiet) fmt::print(stderr, "note: {}\n", w);
   if (needs_output) {

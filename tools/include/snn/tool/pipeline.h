@@ -29,6 +29,9 @@ struct Prepared {
 /// loads the dataset.
 Prepared prepare(const std::filesystem::path& config, const CommonOptions& options, bool needs_output,
                  bool replaces_output = true);
+/// The same for a config already read with the options' overrides (a command
+/// that had to read it first, to check an override of its own, reads it once).
+Prepared prepare(Config config, const CommonOptions& options, bool needs_output, bool replaces_output = true);
 
 /// Weights after normalisation, and what is worth saying about them.
 struct NormalisedWeights {
