@@ -67,6 +67,14 @@ std::string shapes_of(const Network& net) {
   return fmt::format("{}", fmt::join(shapes, "-"));
 }
 
+std::string report_line(const std::string& key, const std::string& value) { return fmt::format("  {:<38} {}\n", key, value); }
+
+std::string header_lines(const BenchNetwork& net, const std::string& load_before, const std::string& load_after) {
+  return report_line("network", shapes_of(net.network)) + report_line("weights", net.weights) +
+         report_line("load average (1, 5, 15 min)",
+                     fmt::format("{} before, {} after ({} cores)", load_before, load_after, std::thread::hardware_concurrency()));
+}
+
 }  // namespace bench_parts
 
 namespace {
@@ -362,13 +370,10 @@ std::string report_main(const Bench& b, const Figures& f) {
   const Timing& t_event = b.prec.front().time;
   const double dn = f.dn, te = f.te;
   std::string out;
-  auto line = [&](const std::string& k, const std::string& v) { out += fmt::format("  {:<38} {}\n", k, v); };
+  auto line = [&](const std::string& k, const std::string& v) { out += bench_parts::report_line(k, v); };
   out += fmt::format("snnsim bench {}: {} samples x {} steps on {}, {} threads (median of {} runs)\n", b.path.string(), b.n,
                      c.simulation.steps, b.p.data.name, b.threads, b.bench.repeat);
-  line("network", bench_parts::shapes_of(net));
-  line("weights", b.bn.weights);
-  line("load average (1, 5, 15 min)",
-       fmt::format("{} before, {} after ({} cores)", b.load_before, f.load_after, std::thread::hardware_concurrency()));
+  out += bench_parts::header_lines(b.bn, b.load_before, f.load_after);
   out += fmt::format("  {:<38} {:>12} {:>14} {:>18}\n", "", "event", "dense/step", "dense+precompute");
   auto trio = [&](const std::string& k, const std::string& e, const std::string& d, const std::string& dc) {
     out += fmt::format("  {:<38} {:>12} {:>14} {:>18}\n", k, e, d, dc);
@@ -454,7 +459,7 @@ std::string report_precisions(const Bench& b, const Figures& f) {
                        bits_used(*x.fixed), static_cast<double>(x.fixed->bytes()) / 1e6, tx, f.t32 / tx, f.best_dense / tx,
                        100 * x.result.accuracy(b.samples.labels), adds / 1e9, l3, x.differs.empty() ? "yes" : "NO");
   }
-  auto line = [&](const std::string& k, const std::string& v) { out += fmt::format("  {:<38} {}\n", k, v); };
+  auto line = [&](const std::string& k, const std::string& v) { out += bench_parts::report_line(k, v); };
   for (std::size_t i = 1; i < b.prec.size(); ++i)  // the config's width's levels are printed above
     for (const auto& y : b.prec[i].bound)
       if (y.level != "L3")

@@ -12,8 +12,6 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <thread>
-
 namespace snn::tool::bench_parts {
 
 int latency_bench(const std::filesystem::path& path, const Prepared& p, const BenchNetwork& bn, const CommonOptions& options,
@@ -65,15 +63,12 @@ int latency_bench(const std::filesystem::path& path, const Prepared& p, const Be
 
   const double dn = static_cast<double>(n);
   std::string out;
-  auto line = [&](const std::string& k, const std::string& v) { out += fmt::format("  {:<38} {}\n", k, v); };
+  auto line = [&](const std::string& k, const std::string& v) { out += report_line(k, v); };
   out += fmt::format(
       "snnsim bench {} --latency: {} samples x {} steps on {}, one sample at a time, each population split over the "
       "threads (median of {} runs)\n",
       path.string(), n, c.simulation.steps, p.data.name, bench.repeat);
-  line("network", shapes_of(bn.network));
-  line("weights", bn.weights);
-  line("load average (1, 5, 15 min)",
-       fmt::format("{} before, {} after ({} cores)", load_before, load_after, std::thread::hardware_concurrency()));
+  out += header_lines(bn, load_before, load_after);
   for (const Way& w : ways)
     line(fmt::format("per sample, {}", w.name), fmt::format("{:.3f} ms (range {:.3f}-{:.3f})", 1e3 * w.time.median() / dn,
                                                             1e3 * w.time.min() / dn, 1e3 * w.time.max() / dn));

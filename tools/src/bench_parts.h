@@ -43,6 +43,13 @@ std::size_t bench_samples(const Config& config, const CommonOptions& options, co
 /// "784-1200-1200-10" or "1x28x28-12x24x24-...": the populations' shapes.
 std::string shapes_of(const Network& network);
 
+/// "  KEY VALUE", the key padded to 38 columns: one line of a bench report.
+std::string report_line(const std::string& key, const std::string& value);
+
+/// The lines under both modes' title: the network's shapes, where its weights
+/// came from, and the machine's load average before and after the runs.
+std::string header_lines(const BenchNetwork& net, const std::string& load_before, const std::string& load_after);
+
 /// `snnsim bench --latency`: see bench.h. `load_before`: load_average() read
 /// before the command loaded anything, as the other modes report it.
 int latency_bench(const std::filesystem::path& path, const Prepared& prepared, const BenchNetwork& net,
