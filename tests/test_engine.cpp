@@ -528,6 +528,20 @@ TEST_CASE("the vectorised neuron update equals the portable one") {
   snn::engine::SpikeList s;
   CHECK(snn::engine::detail::update_plain<ResetMode::Subtract>(65536, v.data(), c.data(), 0, 40, s) == 21);
   CHECK(snn::engine::detail::update_plain_generic<ResetMode::Subtract>(65536, v2.data(), c.data(), 0, 40, s) == 21);
+  // In either block, at either edge of a block: exactly -limit is in range,
+  // one unit past it is not; the vector path finds the same first neuron.
+  for (std::size_t at : {0u, 15u, 16u, 31u}) {
+    for (const snn::Potential step : {0, -1}) {
+      std::vector<snn::Potential> a(40, 0), b(40, 0), cur(40, 0);
+      a[at] = b[at] = -snn::engine::kPotentialLimit;
+      cur[at] = step;
+      a[at + 3] = b[at + 3] = -snn::engine::kPotentialLimit;  // a later one, found only if `at` is not
+      cur[at + 3] = -1;
+      const snn::NeuronId want = static_cast<snn::NeuronId>(step == 0 ? at + 3 : at);
+      CHECK(snn::engine::detail::update_plain<ResetMode::Zero>(65536, a.data(), cur.data(), 0, 40, s) == want);
+      CHECK(snn::engine::detail::update_plain_generic<ResetMode::Zero>(65536, b.data(), cur.data(), 0, 40, s) == want);
+    }
+  }
 }
 
 TEST_CASE("fixed point: the quantisation report counts weights rounded to 0 and the largest relative error") {

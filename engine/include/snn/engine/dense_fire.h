@@ -30,20 +30,20 @@ inline Potential fire_one(Potential x, Potential threshold, NeuronId j, NeuronId
 
 #if defined(__AVX512F__) && defined(__AVX512BW__)
 // The last pass: v[lo, hi) += (from) + the N rows r, then fire. Spiking ids
-// go to out (16 slots of slack needed past the last one), `bad` collects the
-// lanes whose potential left the range.
+// go to out (16 slots of slack needed past the last one); `bad` says whether
+// some potential left the range.
 template <std::size_t N, ResetMode kReset, typename T>
 inline NeuronId* fire_rows(Potential* __restrict v, const Potential* __restrict from, const T* const* r, std::size_t lo,
                            std::size_t hi, Potential threshold, NeuronId* __restrict out, bool& bad) {
   const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-  __mmask16 out_of_range = 0;
+  __m512i worst = _mm512_setzero_si512();
   // One block of 16 (m: its lanes within the slice).
   auto block = [&](std::size_t j, __mmask16 m, auto... tail) {
     __m512i x = _mm512_maskz_loadu_epi32(m, v + j);
     if (from) x = _mm512_add_epi32(x, _mm512_maskz_loadu_epi32(m, from + j));
     if constexpr (N > 0) x = _mm512_add_epi32(x, row_sum16<N>(r, j, tail...));
     const __m512i ids = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(j)), iota);
-    out = fire16<kReset>(x, m, threshold, ids, v + j, out, out_of_range);
+    out = fire16<kReset>(x, m, threshold, ids, v + j, out, worst);
   };
   std::size_t j = lo;
   for (; j + 16 <= hi; j += 16) block(j, kAll16);
@@ -51,7 +51,7 @@ inline NeuronId* fire_rows(Potential* __restrict v, const Potential* __restrict 
     const auto m = static_cast<__mmask16>((1u << (hi - j)) - 1u);
     block(j, m, m);
   }
-  bad = out_of_range != 0;
+  bad = out_of_range16(worst);
   return out;
 }
 

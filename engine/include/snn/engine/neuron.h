@@ -88,20 +88,28 @@ NeuronId update_plain_generic(Potential threshold, Potential* __restrict v, cons
 // The rule above, vectorised, for 16 neurons (the lanes of m) whose potential
 // plus current is x and whose ids are `ids`: stores the new potentials at v,
 // the ids of those that spike at out (a plain 16-lane store: 16 slots of
-// slack), ORs the lanes left out of range into `bad`, and returns out past
+// slack), keeps in `worst` the largest |potential| of each lane so far
+// (unsigned; out_of_range16 reads it once at the end), and returns out past
 // the spikes. The one block both update_plain and the fused dense step
-// (dense_fire.h) use.
+// (dense_fire.h) use. The range is kept as a running maximum, two vector
+// operations per block, rather than compared into a mask per block (two
+// compares and two mask ORs): the seed run's 16-bit engine took 0.268 s
+// against 0.281 s, 32-bit 0.362 against 0.365 s (`snnsim run`, 2 threads,
+// medians of 5 alternating, quiet), as fast as with no range check at all.
 template <ResetMode kReset>
-inline NeuronId* fire16(__m512i x, __mmask16 m, Potential threshold, __m512i ids, Potential* v, NeuronId* out, __mmask16& bad) {
+inline NeuronId* fire16(__m512i x, __mmask16 m, Potential threshold, __m512i ids, Potential* v, NeuronId* out, __m512i& worst) {
   const __m512i th = _mm512_set1_epi32(threshold);
   const __mmask16 fire = _mm512_mask_cmpgt_epi32_mask(m, x, th);
   x = kReset == ResetMode::Subtract ? _mm512_mask_sub_epi32(x, fire, x, th) : _mm512_maskz_mov_epi32(~fire, x);
   _mm512_mask_storeu_epi32(v, m, x);
   _mm512_storeu_si512(out, _mm512_maskz_compress_epi32(fire, ids));
-  bad |= _mm512_mask_cmpgt_epi32_mask(m, x, _mm512_set1_epi32(kPotentialLimit)) |
-         _mm512_mask_cmplt_epi32_mask(m, x, _mm512_set1_epi32(-kPotentialLimit));
+  // |INT_MIN| stays 2^31 as unsigned: above the limit too.
+  worst = _mm512_max_epu32(worst, _mm512_maskz_abs_epi32(m, x));
   return out + __builtin_popcount(fire);
 }
+
+// Whether some potential fire16 saw left [-kPotentialLimit, kPotentialLimit].
+inline bool out_of_range16(__m512i worst) { return _mm512_cmpgt_epu32_mask(worst, _mm512_set1_epi32(kPotentialLimit)) != 0; }
 
 // The same with AVX-512 and no branch per block: one add, one compare, a
 // masked reset and a register compress of the spiking lanes' ids per 16
@@ -120,15 +128,15 @@ NeuronId update_plain(Potential threshold, Potential* __restrict v, const Potent
   NeuronId* out = first;
   __m512i ids = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(begin)),
                                  _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
-  __mmask16 bad = 0;
+  __m512i worst = _mm512_setzero_si512();
   NeuronId j = begin;
   for (; j + 16 <= end; j += 16) {
     const __m512i x = _mm512_add_epi32(_mm512_loadu_si512(v + j), _mm512_loadu_si512(current + j));
-    out = fire16<kReset>(x, 0xFFFF, threshold, ids, v + j, out, bad);
+    out = fire16<kReset>(x, 0xFFFF, threshold, ids, v + j, out, worst);
     ids = _mm512_add_epi32(ids, step);
   }
   spikes.resize(base + static_cast<std::size_t>(out - first));
-  if (bad) [[unlikely]] {
+  if (out_of_range16(worst)) [[unlikely]] {
     for (NeuronId i = begin; i < j; ++i)
       if (out_of_range(v[i])) return i;
   }
