@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <optional>
 #include <span>
 #include <type_traits>
 
@@ -86,36 +85,44 @@ std::int64_t max_fan_in_sum(const Connection& conn, std::span<const FixedWeight>
   return sums.empty() ? 0 : *std::max_element(sums.begin(), sums.end());
 }
 
-// Quantised weights for k bits, or nothing when some target's sum |w_q|
-// reaches kExactSumLimit (then a smaller k is tried).
-// `bias` (the target's, model units, may be empty) is quantised into `bias_q`.
-// With `max_weight` (< 2^24), some |w_q| above it (a narrower weight table) also
-// asks for a smaller k; biases stay int32 and only obey the 2^24 bound.
-std::optional<TableVector<FixedWeight>> quantise(const Connection& conn, std::span<const Weight> w,
-                                                 const std::vector<Weight>& bias, double theta, int bits, std::int64_t max_weight,
-                                                 std::int64_t& max_sum, std::vector<Potential>& bias_q) {
-  const double scale = std::ldexp(1.0, bits) / theta;
-  // Every value is rounded and checked, then the checks are looked at once
-  // (a loop without early exits, which the compiler vectorises); a value
-  // out of range is clamped before its conversion, and the result dropped.
-  auto all = [&](std::span<const Weight> in, FixedWeight* out, std::int64_t limit) {
-    const auto lim = static_cast<double>(limit);
+// w scaled by `scale` and rounded into out, all of which must fit `limit`
+// (and 2^24): false as soon as a chunk of them holds one that does not. Within
+// a chunk the checks are gathered without a branch per weight (the flags are
+// near random), and a value out of range (NaN too) is converted as 0, never
+// as itself (undefined behaviour): its result is dropped anyway.
+bool quantise_all(std::span<const Weight> w, double scale, std::int64_t limit, FixedWeight* out) {
+  constexpr std::size_t kChunk = 4096;
+  const auto lim = static_cast<double>(limit);
+  for (std::size_t first = 0; first < w.size(); first += kChunk) {
+    const std::size_t last = std::min(w.size(), first + kChunk);
     bool fits = true;
-    for (std::size_t i = 0; i < in.size(); ++i) {
-      const double x = static_cast<double>(in[i]) * scale;
+    for (std::size_t i = first; i < last; ++i) {
+      const double x = static_cast<double>(w[i]) * scale;
       const double r = round_half_away(x);
-      fits &= (std::fabs(x) < static_cast<double>(kExactSumLimit)) & (std::fabs(r) <= lim);
-      out[i] = static_cast<FixedWeight>(std::clamp(r, -lim, lim));
+      const bool in_range = std::fabs(r) <= lim;  // false for NaN too
+      fits &= (std::fabs(x) < static_cast<double>(kExactSumLimit)) & in_range;
+      out[i] = static_cast<FixedWeight>(in_range ? r : 0.0);
     }
-    return fits;
-  };
-  TableVector<FixedWeight> q(w.size());
-  if (!all(w, q.data(), max_weight)) return std::nullopt;
+    if (!fits) return false;
+  }
+  return true;
+}
+
+// Quantises the weights for k bits into q (its buffer reused from k to k), or
+// returns false when some target's sum |w_q| reaches kExactSumLimit (then a
+// smaller k is tried). `bias` (the target's, model units, may be empty) is
+// quantised into `bias_q`. With `max_weight` (< 2^24), some |w_q| above it (a
+// narrower weight table) also asks for a smaller k; biases stay int32 and only
+// obey the 2^24 bound.
+bool quantise(const Connection& conn, std::span<const Weight> w, const std::vector<Weight>& bias, double theta, int bits,
+              std::int64_t max_weight, std::int64_t& max_sum, std::vector<Potential>& bias_q, TableVector<FixedWeight>& q) {
+  const double scale = std::ldexp(1.0, bits) / theta;
+  q.resize(w.size());
+  if (!quantise_all(w, scale, max_weight, q.data())) return false;
   bias_q.resize(bias.size());
-  if (!all(bias, bias_q.data(), kExactSumLimit)) return std::nullopt;
+  if (!quantise_all(bias, scale, kExactSumLimit, bias_q.data())) return false;
   max_sum = max_fan_in_sum(conn, q, bias_q);
-  if (max_sum >= kExactSumLimit) return std::nullopt;
-  return q;
+  return max_sum < kExactSumLimit;
 }
 
 // Output positions covered by each input row (or column) of one axis.
@@ -183,13 +190,14 @@ FixedNetwork::FixedNetwork(const Network& network, int bits, int weight_bits) : 
 
     int k = bits;
     std::int64_t max_sum = 0;
-    std::optional<TableVector<FixedWeight>> q;
+    TableVector<FixedWeight> q;
+    bool fits = false;
     const std::span<const Weight> w = stored_weights(conn);
     for (; k >= 0; --k) {
-      q = quantise(conn, w, pop.bias, theta, k, max_weight, max_sum, biases_[target]);
-      if (q) break;
+      fits = quantise(conn, w, pop.bias, theta, k, max_weight, max_sum, biases_[target], q);
+      if (fits) break;
     }
-    if (!q)
+    if (!fits)
       throw Error(
           "population {} ('{}'): weights too large for fixed point: even with 0 bits (unit = theta = {}) "
           "some neuron's sum of |w| over its inputs (and |bias|) reaches 2^24 units, or some |w| exceeds {} "
@@ -208,13 +216,13 @@ FixedNetwork::FixedNetwork(const Network& network, int bits, int weight_bits) : 
     // Over the stored weights (conv: each kernel weight once; pool: its one weight).
     std::size_t i = 0;
     for (const Weight x : w) {
-      const double err = std::fabs(static_cast<double>(x) - static_cast<double>((*q)[i]) * rep.unit);
+      const double err = std::fabs(static_cast<double>(x) - static_cast<double>(q[i]) * rep.unit);
       rep.max_abs_error = std::max(rep.max_abs_error, err);
       sq += err * err;
       max_w = std::max(max_w, std::fabs(static_cast<double>(x)));
-      if (x != 0.0f && (*q)[i] == 0) ++rep.zeroed;
+      if (x != 0.0f && q[i] == 0) ++rep.zeroed;
       rep.nonzero += x != 0.0f;
-      rep.max_abs_weight = std::max<std::int64_t>(rep.max_abs_weight, std::abs(static_cast<std::int64_t>((*q)[i])));
+      rep.max_abs_weight = std::max<std::int64_t>(rep.max_abs_weight, std::abs(static_cast<std::int64_t>(q[i])));
       ++i;
     }
     rep.rms_error = i ? std::sqrt(sq / static_cast<double>(i)) : 0.0;
@@ -242,7 +250,7 @@ FixedNetwork::FixedNetwork(const Network& network, int bits, int weight_bits) : 
     fc.weight_bits = weight_bits;
     fc.sources = conn.source_size();
     fc.targets = conn.target_size();
-    TableVector<FixedWeight> weights = std::move(*q);
+    TableVector<FixedWeight> weights = std::move(q);
     if (fc.format == FanOutFormat::Sparse) {
       const SparseFanOut& sp = conn.sparse();
       fc.offsets.assign(sp.offsets.begin(), sp.offsets.end());
