@@ -121,14 +121,15 @@ int parse(CLI::App& app, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Before anything else: MPI_Init may consume its own arguments. Without
-  // mpirun (or without SNNSIM_MPI) this does nothing.
-  const snn::tool::mpi::Session mpi_session(argc, argv);
   // OpenBLAS started its threads spinning when the process loaded. One BLAS
   // thread unless a command asks for more (training, the dense baseline), and
   // the idle ones stopped: a --threads 1 run used a second core for 0.1 s.
+  // First of all, so they do not spin through MPI_Init either.
   snn::conversion::set_blas_threads(1);
   snn::conversion::release_blas_threads();
+  // Before the command line is parsed: MPI_Init may consume its own
+  // arguments. Without mpirun (or without SNNSIM_MPI) this does nothing.
+  const snn::tool::mpi::Session mpi_session(argc, argv);
   CLI::App app{
       "snnsim: event-driven simulation of spiking networks converted from ReLU networks.\n"
       "Run a config end to end with `snnsim run configs/default.toml`; see README.md.",

@@ -81,14 +81,10 @@ TrainResult train(const TrainConfig& config, const Dataset& train_set, const Dat
   if (config.blas_threads < 0) throw Error("training: blas_threads {} must be >= 0", config.blas_threads);
   const int saved_threads = blas_threads();
   if (config.blas_threads > 0) set_blas_threads(config.blas_threads);
-  // Restore the caller's OpenBLAS setting however training ends, and stop
-  // the threads spinning after the last GEMM (on the simulation's cores).
+  // Restore the caller's OpenBLAS setting however training ends.
   struct Restore {
     int threads;
-    ~Restore() {
-      set_blas_threads(threads);
-      release_blas_threads();
-    }
+    ~Restore() { set_blas_threads(threads); }
   } restore{saved_threads};
 
   const auto start = Clock::now();

@@ -132,7 +132,10 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
   RunResult res = make_result(net, samples.count, options);
   const int threads = effective_threads(options);
   res.threads = threads;
-  openblas_set_num_threads(threads);
+  // Only when it changes: in OpenBLAS 0.3.21 setting a count restarts the
+  // worker pool if it was stopped (tools/main.cpp stops it), even for 1, and
+  // a restarted worker spins for 0.1 s on a core the run may want.
+  if (openblas_get_num_threads() != threads) openblas_set_num_threads(threads);
 
   const std::size_t pops = net.population_count();
   const std::size_t L = net.connection_count();

@@ -265,6 +265,10 @@ AnnWeights ann_weights_here(const Config& c, const DatasetSplits& data, const Co
                tc.checkpoint.string());
   TrainingObserver progress(options.quiet, tc.epochs, tc.checkpoint);
   const auto result = conversion::train(tc, data.train, &data.test, &progress);
+  // Its OpenBLAS threads would spin on the simulation's cores for a while.
+  // Here, not in train(): a library caller (Python) may be running GEMMs of
+  // its own on those threads.
+  conversion::release_blas_threads();
   WeightSet w = conversion::to_weight_set(tc, result, data.name, tc.train_samples ? tc.train_samples : data.train.count);
   save_weights(dir, w);
   // Only once the weights are stored: until then the checkpoint can still resume.

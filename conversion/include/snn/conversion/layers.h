@@ -234,7 +234,8 @@ class SerialBlas {
 /// after every multi-threaded GEMM they spin (sched_yield) before sleeping:
 /// about 0.1 s of CPU per process on the other cores, which the engine's
 /// threads or other MPI ranks of the node want. The next multi-threaded GEMM
-/// wakes them again. Call it outside parallel regions only.
+/// wakes them again. Call it only while no other thread of the process can be
+/// in a BLAS call (snnsim's main thread between phases, not a library).
 void release_blas_threads();
 
 /// This machine as far as training reproducibility goes: the CPU
