@@ -130,6 +130,20 @@ void check_fire_dense(std::mt19937_64& rng, snn::ResetMode reset) {
 
 }  // namespace
 
+TEST_CASE("the fused dense step reports a potential out of range in a part block, and none outside its slice") {
+  using namespace snn::engine;
+  // Slice [3, 19) of 20 neurons: one full block and a part block of 3 lanes.
+  // Neuron 17 is one unit past the limit; neuron 19, outside the slice, further.
+  const std::vector<std::int32_t> table(20, 0);
+  std::vector<snn::Potential> v(20, 0);
+  v[17] = -kPotentialLimit - 1;
+  v[19] = -kPotentialLimit - 100;
+  SpikeList spikes;
+  CHECK(fire_dense_rows<snn::ResetMode::Subtract>(v.data(), nullptr, table.data(), 20, {}, 3, 19, 1000, spikes) == 17);
+  v[17] = -kPotentialLimit;  // exactly at the limit: in range
+  CHECK(fire_dense_rows<snn::ResetMode::Subtract>(v.data(), nullptr, table.data(), 20, {}, 3, 19, 1000, spikes) == kAllInRange);
+}
+
 TEST_CASE("the fused dense step equals row adds then the neuron update, at every width, row count and slice") {
   std::mt19937_64 rng(11);
   for (int round = 0; round < 10; ++round)

@@ -542,6 +542,17 @@ TEST_CASE("the vectorised neuron update equals the portable one") {
       CHECK(snn::engine::detail::update_plain_generic<ResetMode::Zero>(65536, b.data(), cur.data(), 0, 40, s) == want);
     }
   }
+  // The upper edge, checked after the reset: a neuron at the limit that gets
+  // 2^20 fires and keeps limit + 2^20 - 65536 (out of range); one that ends
+  // exactly at limit + 65536 keeps the limit (in range).
+  for (const snn::Potential below : {65536 - (1 << 20), 0}) {
+    std::vector<snn::Potential> a(40, 0), b(40, 0), cur(40, 0);
+    a[20] = b[20] = snn::engine::kPotentialLimit + below;
+    cur[20] = 1 << 20;
+    const snn::NeuronId want = below == 0 ? 20 : snn::engine::kAllInRange;
+    CHECK(snn::engine::detail::update_plain<ResetMode::Subtract>(65536, a.data(), cur.data(), 0, 40, s) == want);
+    CHECK(snn::engine::detail::update_plain_generic<ResetMode::Subtract>(65536, b.data(), cur.data(), 0, 40, s) == want);
+  }
 }
 
 TEST_CASE("fixed point: the quantisation report counts weights rounded to 0 and the largest relative error") {

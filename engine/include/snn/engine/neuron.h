@@ -93,9 +93,8 @@ NeuronId update_plain_generic(Potential threshold, Potential* __restrict v, cons
 // the spikes. The one block both update_plain and the fused dense step
 // (dense_fire.h) use. The range is kept as a running maximum, two vector
 // operations per block, rather than compared into a mask per block (two
-// compares and two mask ORs): the seed run's 16-bit engine took 0.268 s
-// against 0.281 s, 32-bit 0.362 against 0.365 s (`snnsim run`, 2 threads,
-// medians of 5 alternating, quiet), as fast as with no range check at all.
+// compares and two mask ORs, which cost the 16-bit engine as much as the
+// whole check costs now; see the commit that made the change).
 template <ResetMode kReset>
 inline NeuronId* fire16(__m512i x, __mmask16 m, Potential threshold, __m512i ids, Potential* v, NeuronId* out, __m512i& worst) {
   const __m512i th = _mm512_set1_epi32(threshold);
