@@ -184,6 +184,28 @@ inline Matrix random_matrix(std::mt19937_64& rng, std::size_t out, std::size_t i
   return m;
 }
 
+/// Random weights of one layer of random_mlp: mean and spread (model units).
+struct WeightDraw {
+  double mean, spread;
+};
+
+/// A sizes[0]-sizes[1]-sizes[2]-sizes[3] network of `format` connections
+/// (sparse: weights below `cutoff` dropped), default neurons, the second
+/// connection with delay 1; connection l's weights random_matrix(rng, ...,
+/// draws[l]), drawn in that order.
+inline Network random_mlp(std::mt19937_64& rng, FanOutFormat format, double cutoff, const std::size_t (&sizes)[4],
+                          const WeightDraw (&draws)[3]) {
+  Network net(sizes[0]);
+  ConnectionSpec spec;
+  spec.format = format;
+  spec.cutoff = format == FanOutFormat::Sparse ? cutoff : 0.0;
+  for (std::size_t l = 0; l < 3; ++l) {
+    spec.delay = l == 1 ? 1 : 0;
+    net.add_layer(random_matrix(rng, sizes[l + 1], sizes[l], draws[l].mean, draws[l].spread), NeuronParams{}, spec);
+  }
+  return net;
+}
+
 /// Network::from_layers for `layers` on input `in`, every weighted layer with
 /// random weights that make it spike (mean 2 / fan-in, spread 3 / fan-in), and
 /// per spiking layer l (the k-th) the neuron parameters and connection spec

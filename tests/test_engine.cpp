@@ -373,16 +373,7 @@ namespace {
 // A network large enough for latency mode to split populations (>= 256
 // neurons per thread), with activity in every layer.
 Network threaded_network(FanOutFormat format, std::mt19937_64& rng) {
-  Network net(120);
-  ConnectionSpec spec;
-  spec.format = format;
-  spec.cutoff = format == FanOutFormat::Sparse ? 0.004 : 0.0;
-  net.add_layer(snn::test::random_matrix(rng, 1100, 120, 0.01, 0.04), NeuronParams{}, spec);
-  spec.delay = 1;
-  net.add_layer(snn::test::random_matrix(rng, 600, 1100, 0.004, 0.02), NeuronParams{}, spec);
-  spec.delay = 0;
-  net.add_layer(snn::test::random_matrix(rng, 10, 600, 0.01, 0.05), NeuronParams{}, spec);
-  return net;
+  return snn::test::random_mlp(rng, format, 0.004, {120, 1100, 600, 10}, {{0.01, 0.04}, {0.004, 0.02}, {0.01, 0.05}});
 }
 
 }  // namespace

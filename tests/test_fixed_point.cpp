@@ -50,16 +50,7 @@ struct Buffer {
 
 // Dense or sparse: 60 inputs, two hidden layers (one with a delay), 4 outputs.
 Network mlp(FanOutFormat format, std::mt19937_64& rng) {
-  Network net(60);
-  ConnectionSpec spec;
-  spec.format = format;
-  spec.cutoff = format == FanOutFormat::Sparse ? 0.01 : 0.0;
-  net.add_layer(snn::test::random_matrix(rng, 50, 60, 0.02, 0.06), NeuronParams{}, spec);
-  spec.delay = 1;
-  net.add_layer(snn::test::random_matrix(rng, 30, 50, 0.02, 0.08), NeuronParams{}, spec);
-  spec.delay = 0;
-  net.add_layer(snn::test::random_matrix(rng, 4, 30, 0.03, 0.1), NeuronParams{}, spec);
-  return net;
+  return snn::test::random_mlp(rng, format, 0.01, {60, 50, 30, 4}, {{0.02, 0.06}, {0.02, 0.08}, {0.03, 0.1}});
 }
 
 // conv 3x3 (stride 1, pad 1) -> avgpool 2 -> conv 2x3 (strides 2, 1) -> flatten -> dense.
