@@ -239,6 +239,30 @@ TEST_CASE("analog input delivers round(x * W) every step") {
   CHECK(r.synops[0] == 11 * 2);  // 2 non-zero inputs x fan-out 1 x 11 steps
 }
 
+TEST_CASE("fixed point: weights that fit no k are refused, naming the population and the width") {
+  // 2^25 theta breaks the 2^24-unit bound even at k = 0.
+  Network huge(1);
+  huge.add_layer(column({33554432.0f}), NeuronParams{});
+  try {
+    snn::engine::FixedNetwork f(huge);
+    FAIL("no error");
+  } catch (const snn::Error& e) {
+    const std::string m = e.what();
+    CHECK(m.find("population 1") != std::string::npos);
+    CHECK(m.find("weights too large for fixed point") != std::string::npos);
+  }
+  // 200 theta fits 32-bit tables but no 8-bit one (|w_q| <= 127 even at k = 0).
+  Network wide(1);
+  wide.add_layer(column({200.0f}), NeuronParams{});
+  CHECK_NOTHROW(snn::engine::FixedNetwork(wide, 16, 32));
+  try {
+    snn::engine::FixedNetwork f(wide, 16, 8);
+    FAIL("no error");
+  } catch (const snn::Error& e) {
+    CHECK(std::string(e.what()).find("8-bit weights") != std::string::npos);
+  }
+}
+
 TEST_CASE("fixed point: weights round to the nearest unit, halves away from zero, as std::llround does") {
   // Hand-picked halves (k = 1, theta 1: w * 2): 2.5 -> 3 and -2.5 -> -3, where
   // rounding half to even would give 2 and -2.
