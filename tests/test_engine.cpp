@@ -258,9 +258,7 @@ TEST_CASE("fixed point: weights that fit no k are refused, naming the population
   try {
     snn::engine::FixedNetwork f(wide, 16, 8);
     FAIL("no error");
-  } catch (const snn::Error& e) {
-    CHECK(std::string(e.what()).find("8-bit weights") != std::string::npos);
-  }
+  } catch (const snn::Error& e) { CHECK(std::string(e.what()).find("8-bit weights") != std::string::npos); }
 }
 
 TEST_CASE("fixed point: weights round to the nearest unit, halves away from zero, as std::llround does") {
