@@ -69,7 +69,7 @@ void im2col(const WindowGeometry& g, std::size_t nb, const float* in, std::vecto
 // The state of one batch: everything [sample in batch][...], flat.
 struct Batch {
   std::size_t size = 0;
-  std::vector<std::vector<Potential>> v;      // [pop]: size x n_p
+  std::vector<StateVector<Potential>> v;      // [pop]: size x n_p
   std::vector<std::vector<Step>> refractory;  // [pop]: size x n_p (empty without refractory period)
   // [pop][ring slot]: size x n_p 0/1 spike matrix of the population at the
   // slot's step, the GEMM's left operand for the connection leaving it.
@@ -166,7 +166,7 @@ RunResult DenseSimulator::run(const SampleSet& samples, const RunOptions& option
   batch.inputs.resize(B);
   batch.readouts.resize(B);
   std::vector<float> current;  // B x n_p, the GEMM's result
-  std::vector<Potential> current_int;
+  StateVector<Potential> current_int;
   SpikeList spikes;
   std::vector<NeuronId> chunk_ids, random_spikes;
   std::vector<Potential> analog;          // B x n1 constant current (analog input)

@@ -465,7 +465,7 @@ class Simulator {
     const FixedConnection& fc = net_.connection(p - 1);
     const NeuronId lo = range.lo, hi = range.hi;
     Potential* cur = current_[p].data();
-    const std::vector<Potential>& bias = bias_[p];
+    const StateVector<Potential>& bias = bias_[p];
     const FixedNeuronParams& params = net_.params(static_cast<PopulationId>(p));
     spikes.clear();
     if (fc.format == FanOutFormat::Dense && !params.leaks() && params.refractory == 0 && (bias.empty() || !constant)) {
@@ -493,10 +493,10 @@ class Simulator {
   const RunOptions& options_;
   std::size_t layers_;
   Team* team_ = nullptr;
-  std::vector<std::vector<Potential>> v_, current_;
+  std::vector<StateVector<Potential>> v_, current_;
   std::vector<std::vector<NeuronId>> model_id_;        // [pop]: engine id -> model id; empty: the same (number_conv_targets)
   std::vector<std::vector<NeuronId>> pool_target_;     // [connection]: non-overlapping pool's target per engine source id
-  std::vector<std::vector<Potential>> bias_;           // [pop]: biases by engine id
+  std::vector<StateVector<Potential>> bias_;           // [pop]: biases by engine id
   std::vector<std::vector<ConvWindow>> conv_windows_;  // [connection]: stride-1 conv's windows per input position
   std::vector<NeuronId> model_spikes_, recorded_;
   std::vector<std::vector<Step>> refractory_;
@@ -505,7 +505,7 @@ class Simulator {
   std::vector<std::vector<SpikeList>> part_spikes_;
   std::vector<NeuronId> bad_;
   std::vector<NeuronId> spikes_, input_spikes_, merged_;
-  std::vector<Potential> constant_;
+  StateVector<Potential> constant_;
   std::vector<std::int64_t> analog_;
   OpCount constant_synops_ = 0;
   bool has_constant_ = false;

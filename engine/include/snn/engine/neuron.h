@@ -102,8 +102,10 @@ inline NeuronId* fire16(__m512i x, __mmask16 m, Potential threshold, __m512i ids
   x = kReset == ResetMode::Subtract ? _mm512_mask_sub_epi32(x, fire, x, th) : _mm512_maskz_mov_epi32(~fire, x);
   _mm512_mask_storeu_epi32(v, m, x);
   _mm512_storeu_si512(out, _mm512_maskz_compress_epi32(fire, ids));
-  // |INT_MIN| stays 2^31 as unsigned: above the limit too.
-  worst = _mm512_max_epu32(worst, _mm512_maskz_abs_epi32(m, x));
+  // |INT_MIN| stays 2^31 as unsigned: above the limit too. (The maskz form
+  // with a full mask avoids GCC 12's false -Wmaybe-uninitialized on the plain
+  // one, which starts from _mm512_undefined.)
+  worst = _mm512_maskz_max_epu32(0xFFFF, worst, _mm512_maskz_abs_epi32(m, x));
   return out + __builtin_popcount(fire);
 }
 
