@@ -55,6 +55,39 @@ inline NeuronId* fire_rows(Potential* __restrict v, const Potential* __restrict 
   return out;
 }
 
+// A slice of at most 16 targets, one block (a classifier's output layer):
+// every row is added in registers, into four running sums so that the adds
+// need not wait for each other, and the block fires once; no load and store
+// of the potentials per kRowsPerPass<T> rows. Partial sums stay in int32: each
+// is v, or from, plus a part of the target's fan-in (bounded as in the
+// header comment).
+template <ResetMode kReset, typename T>
+inline NeuronId* fire_block(Potential* __restrict v, const Potential* __restrict from, const T* __restrict table,
+                            std::size_t stride, std::span<const NeuronId> ids, std::size_t lo, std::size_t hi,
+                            Potential threshold, NeuronId* __restrict out, bool& bad) {
+  const auto m = static_cast<__mmask16>(hi - lo == 16 ? 0xFFFFu : (1u << (hi - lo)) - 1u);
+  const T* const base = table + lo;
+  __m512i s0 = _mm512_maskz_loadu_epi32(m, v + lo);
+  __m512i s1 = from ? _mm512_maskz_loadu_epi32(m, from + lo) : _mm512_setzero_si512();
+  __m512i s2 = _mm512_setzero_si512(), s3 = _mm512_setzero_si512();
+  const NeuronId* id = ids.data();
+  std::size_t left = ids.size();
+  for (; left >= 4; left -= 4, id += 4) {
+    s0 = _mm512_add_epi32(s0, widen16(base + id[0] * stride, m));
+    s1 = _mm512_add_epi32(s1, widen16(base + id[1] * stride, m));
+    s2 = _mm512_add_epi32(s2, widen16(base + id[2] * stride, m));
+    s3 = _mm512_add_epi32(s3, widen16(base + id[3] * stride, m));
+  }
+  for (; left > 0; --left, ++id) s0 = _mm512_add_epi32(s0, widen16(base + *id * stride, m));
+  const __m512i x = _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3));
+  const __m512i lanes = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(lo)),
+                                         _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
+  __m512i worst = _mm512_setzero_si512();
+  out = fire16<kReset>(x, m, threshold, lanes, v + lo, out, worst);
+  bad = out_of_range16(worst);
+  return out;
+}
+
 // A pass that is not the last: v[lo, hi) += (from) + the N rows r.
 template <std::size_t N, typename T>
 inline void accumulate_rows(Potential* __restrict v, const Potential* __restrict from, const T* const* r, std::size_t lo,
@@ -120,6 +153,21 @@ template <ResetMode kReset, typename T>
 NeuronId fire_dense_rows(Potential* __restrict v, const Potential* __restrict from, const T* __restrict table, std::size_t stride,
                          std::span<const NeuronId> ids, std::size_t lo, std::size_t hi, Potential threshold, SpikeList& spikes) {
   constexpr std::size_t kGroup = kRowsPerPass<T>;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  if (hi - lo <= 16) {
+    const std::size_t base = spikes.size();
+    spikes.resize(base + 32, boost::container::default_init);
+    bool bad = false;
+    NeuronId* const first = spikes.data() + base;
+    NeuronId* const last = detail::fire_block<kReset>(v, from, table, stride, ids, lo, hi, threshold, first, bad);
+    spikes.resize(base + static_cast<std::size_t>(last - first));
+    if (bad) [[unlikely]] {
+      for (std::size_t j = lo; j < hi; ++j)
+        if (detail::out_of_range(v[j])) return static_cast<NeuronId>(j);
+    }
+    return kAllInRange;
+  }
+#endif
   const T* r[kGroup];
   const NeuronId* id = ids.data();
   std::size_t left = ids.size();
