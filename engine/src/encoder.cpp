@@ -105,20 +105,34 @@ namespace {
 
 #if defined(__AVX512F__)
 // Philox4x32-10 on 16 counters at once (lanes = blocks); same arithmetic as
-// philox4x32. mul_epu32 multiplies the even 32-bit lanes into 64-bit
-// products; the odd lanes are shifted down and multiplied separately, then
-// the halves are blended back into 16 (hi, lo) pairs.
+// philox4x32. The low halves of the 32 x 32-bit products come from one
+// vpmulld; the high halves from mul_epu32 on the even lanes and on the odd
+// lanes shifted down, blended back into 16 lanes. The round keys are read
+// from `keys` (k0, k1 of rounds 0-9), so that they enter the XORs as
+// embedded broadcasts rather than a broadcast per key and round.
 // (The maskz forms with a full mask avoid GCC 12's false -Wmaybe-uninitialized
 // on the plain intrinsics, which start from _mm512_undefined.)
 inline void mulhilo16(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {
   constexpr __mmask8 kAll = 0xFF;
   const __m512i even = _mm512_maskz_mul_epu32(kAll, a, m);
   const __m512i odd = _mm512_maskz_mul_epu32(kAll, _mm512_maskz_srli_epi64(kAll, a, 32), m);
-  lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_maskz_slli_epi64(kAll, odd, 32));
+  lo = _mm512_maskz_mullo_epi32(0xFFFF, a, m);
   hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_maskz_srli_epi64(kAll, even, 32), odd);
 }
 
-void philox16(const NeuronId* blocks, std::uint32_t step, std::uint32_t sample, std::uint64_t seed, std::uint32_t* w0,
+using RoundKeys = std::array<std::uint32_t, 20>;
+
+RoundKeys round_keys(std::uint64_t seed) {
+  RoundKeys keys;
+  std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
+  for (std::size_t round = 0; round < 10; ++round, k0 += 0x9E3779B9u, k1 += 0xBB67AE85u) {
+    keys[2 * round] = k0;
+    keys[2 * round + 1] = k1;
+  }
+  return keys;
+}
+
+void philox16(const NeuronId* blocks, std::uint32_t step, std::uint32_t sample, const RoundKeys& keys, std::uint32_t* w0,
               std::uint32_t* w1, std::uint32_t* w2, std::uint32_t* w3) {
   const __m512i m0 = _mm512_set1_epi32(static_cast<int>(0xD2511F53u));
   const __m512i m1 = _mm512_set1_epi32(static_cast<int>(0xCD9E8D57u));
@@ -126,17 +140,14 @@ void philox16(const NeuronId* blocks, std::uint32_t step, std::uint32_t sample, 
   __m512i c1 = _mm512_set1_epi32(static_cast<int>(step));
   __m512i c2 = _mm512_set1_epi32(static_cast<int>(sample));
   __m512i c3 = _mm512_setzero_si512();
-  std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
-  for (int round = 0; round < 10; ++round) {
+  for (std::size_t round = 0; round < 10; ++round) {
     __m512i hi0, lo0, hi1, lo1;
     mulhilo16(c0, m0, hi0, lo0);
     mulhilo16(c2, m1, hi1, lo1);
-    c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
+    c0 = _mm512_ternarylogic_epi32(hi1, c1, _mm512_set1_epi32(static_cast<int>(keys[2 * round])), 0x96);
     c1 = lo1;
-    c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
+    c2 = _mm512_ternarylogic_epi32(hi0, c3, _mm512_set1_epi32(static_cast<int>(keys[2 * round + 1])), 0x96);
     c3 = lo0;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
   }
   _mm512_storeu_si512(w0, c0);
   _mm512_storeu_si512(w1, c1);
@@ -157,6 +168,7 @@ void random_input_spikes(const PreparedInput& input, std::uint64_t seed, SampleI
   // Blocks 16 at a time; the padding lanes of the last group read block ids
   // past the end, so they come from a zero-padded copy.
   alignas(64) NeuronId ids[16];
+  const RoundKeys keys = round_keys(seed);
   for (std::size_t g = 0; g < nb; g += 16) {
     const NeuronId* src = input.blocks.data() + g;
     if (g + 16 > nb) {
@@ -164,7 +176,7 @@ void random_input_spikes(const PreparedInput& input, std::uint64_t seed, SampleI
       std::copy(src, src + (nb - g), ids);
       src = ids;
     }
-    philox16(src, static_cast<std::uint32_t>(step), sample, seed, w + g, w + padded + g, w + 2 * padded + g, w + 3 * padded + g);
+    philox16(src, static_cast<std::uint32_t>(step), sample, keys, w + g, w + padded + g, w + 2 * padded + g, w + 3 * padded + g);
   }
 #else
   for (std::size_t g = 0; g < nb; ++g) {
