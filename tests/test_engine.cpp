@@ -330,6 +330,9 @@ TEST_CASE("bad run options and inputs are errors, not silent results") {
   o.threads = -1;
   CHECK_THROWS_AS(engine.run(set, o), snn::Error);
   o.threads = 1;
+  o.step_block = -1;
+  CHECK_THROWS_AS(engine.run(set, o), snn::Error);
+  o.step_block = 0;
   o.input.dt = 0.0;
   CHECK_THROWS_AS(engine.run(set, o), snn::Error);
   o.input.dt = 0.005;
@@ -388,6 +391,75 @@ TEST_CASE("a potential leaving the fixed-point range is reported, not wrapped") 
   }
   o.steps = 18000;
   CHECK_NOTHROW(Engine(net).run(input.set(), o));
+}
+
+TEST_CASE("in blocks of steps, the error names the neuron and step met first step by step") {
+  // Both neurons fire at every step (subtract reset) and keep the rest, at
+  // k = 16 bits (limit 2^30 units = 16384 theta): population 1 gains 190
+  // theta a step and leaves the range after step 86 (190 * 87 > 16384),
+  // population 2 gains 200 theta a step and leaves it after step 81. Both
+  // fall in the block of steps 80 - 95, where population 1 runs first.
+  Network net(1);
+  net.add_layer(column({191.0f}), NeuronParams{});
+  net.add_layer(column({201.0f}), NeuronParams{});
+  const snn::test::AlwaysOnInput input(1);
+  RunOptions o = snn::test::hand_options(200);
+  auto error_of = [&](Step block) {
+    o.step_block = block;
+    try {
+      Engine(net).run(input.set(), o);
+    } catch (const snn::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string step_by_step = error_of(1);
+  CHECK(step_by_step.find("of population 2 left the fixed-point range") != std::string::npos);
+  CHECK(step_by_step.find("at step 81;") != std::string::npos);
+  CHECK(error_of(16) == step_by_step);
+  CHECK(error_of(200) == step_by_step);
+}
+
+TEST_CASE("blocks of steps give the results of step-by-step runs") {
+  std::mt19937_64 rng(17);
+  for (FanOutFormat format : {FanOutFormat::Dense, FanOutFormat::Sparse}) {
+    INFO(snn::to_string(format));
+    // Delay 1 on the middle connection (random_mlp).
+    const Network net = snn::test::random_mlp(rng, format, 0.004, {120, 400, 300, 10}, {{0.01, 0.04}, {0.004, 0.02}, {0.0, 0.03}});
+    REQUIRE(net.connection(1).delay() == 1);
+    const std::size_t n = 5;
+    const auto values = snn::test::random_inputs(rng, n, net.input_size());
+    const std::vector<std::uint8_t> labels(n, 3);
+    const snn::engine::SampleSet set{n, net.input_size(), values, labels};
+    RunOptions o;
+    o.steps = 45;
+    o.record_spikes = true;
+    o.threads = 1;
+    o.early_exit.enabled = true;  // measured, not stopping: the SynOps at the exit count steps up to it
+    o.early_exit.stop = false;
+    o.early_exit.margin = 1;
+    o.early_exit.hold = 2;
+    o.step_block = 1;
+    const Engine engine(net);
+    const RunResult base = engine.run(set, o);
+    const auto pops = base.spikes_per_population();
+    REQUIRE(pops[1] > 100);
+    REQUIRE(pops[2] > 100);
+    REQUIRE(pops[3] > 10);
+    REQUIRE(std::count_if(base.exit_step.begin(), base.exit_step.end(), [](Step s) { return s >= 0; }) > 0);
+    for (Step block : {2, 7, 16, 45, 64}) {
+      INFO("block " << block);
+      o.step_block = block;
+      o.threads = 1;
+      o.parallelism = snn::engine::Parallelism::Samples;
+      snn::test::require_same_run(base, engine.run(set, o), true);
+      o.threads = 2;  // and latency mode, every population and step split
+      o.parallelism = snn::engine::Parallelism::Targets;
+      o.min_parallel_work = 0;
+      snn::test::require_same_run(base, engine.run(set, o), true);
+      o.min_parallel_work = RunOptions{}.min_parallel_work;
+    }
+  }
 }
 
 namespace {

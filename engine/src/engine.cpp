@@ -232,31 +232,60 @@ class Simulator {
     }
     number_conv_targets();
     constant_.assign(net.size(1), 0);
-    queue_.reset(layers_, net.max_delay());
+    // A block's events wait up to step_block - 1 steps longer (run_blocks).
+    block_ = options.step_block > 0 ? options.step_block : net.weight_bits() < 32 ? kNarrowStepBlock : 1;
+    queue_.reset(layers_, net.max_delay() + block_ - 1);
     spikes_.reserve(net.input_size());
   }
 
   // One sample: per step the four phases input, deliver + update (per
   // population, fused per target partition so that each thread's slice of
-  // the current stays in its cache), readout.
+  // the current stays in its cache), readout; in blocks of steps, each phase
+  // and population over the whole block before the next
+  // (RunOptions::step_block).
   void run(const SampleSet& set, std::size_t sample, RunResult& res) {
-    SampleRecorder rec(res, options_, sample);
-    reset(set.sample(sample), rec);
-    const std::size_t id = set.first_id + sample;  // keys the input's random numbers, names the sample in errors
-    Step t = 0;
-    for (; t < options_.steps; ++t) {
-      if (options_.check_cancel && t % kCancelCheckSteps == 0) options_.check_cancel();
-      input(id, t, rec);
-      for (std::size_t p = 1; p < net_.population_count(); ++p) deliver_and_update(id, p, t, rec);
-      if (rec.readout(t, readout_, v_.back().data())) {
-        ++t;
-        break;
-      }
-    }
-    rec.finish(readout_, t);
+    const bool stops = options_.early_exit.enabled && options_.early_exit.stop;
+    if (run_blocks(set, sample, res, stops ? 1 : block_)) return;
+    // A potential left the range. Step by step, the error names the neuron
+    // and step a run in step order meets first, whatever the block length.
+    run_blocks(set, sample, res, 1);
+    throw Error("sample {}: a potential left the fixed-point range in a block of {} steps but not step by step",
+                set.first_id + sample, block_);
   }
 
  private:
+  // Simulates the sample in blocks of `block` steps. Returns false when
+  // block > 1 and a potential left the range (the state is then spent);
+  // with block == 1 that error is thrown.
+  bool run_blocks(const SampleSet& set, std::size_t sample, RunResult& res, Step block) {
+    SampleRecorder rec(res, options_, sample);
+    reset(set.sample(sample), rec);
+    defer_range_error_ = block > 1;
+    range_failed_ = false;
+    const std::size_t id = set.first_id + sample;  // keys the input's random numbers, names the sample in errors
+    const std::size_t last = net_.population_count() - 1;
+    Step t = 0;
+    for (Step t0 = 0; t0 < options_.steps; t0 += block) {
+      const Step t1 = std::min<Step>(options_.steps, t0 + block);
+      for (t = t0; t < t1; ++t) {
+        if (options_.check_cancel && t % kCancelCheckSteps == 0) options_.check_cancel();
+        input(id, t, rec);
+      }
+      for (std::size_t p = 1; p <= last; ++p) {
+        for (t = t0; t < t1; ++t) {
+          deliver_and_update(id, p, t, rec);
+          if (range_failed_) return false;
+          if (p == last && rec.readout(t, readout_, v_.back().data())) {
+            rec.finish(readout_, t + 1);
+            return true;
+          }
+        }
+      }
+    }
+    rec.finish(readout_, t);
+    return true;
+  }
+
   // Engine numbering (docs/design.md, "Connection kinds"): the target
   // population of a conv or of a non-overlapping pool, unless it is the
   // output, is numbered position-major (HWC) in here, so that add_conv adds
@@ -354,6 +383,13 @@ class Simulator {
     if (due < options_.steps) queue_.push(due, 0, input_spikes_);
   }
 
+  // A potential of population p left the range at step t: thrown, or in a
+  // block of steps noted for run() (see there).
+  void range_error(std::size_t sample, std::size_t p, NeuronId neuron, Step t) {
+    if (!defer_range_error_) throw_potential_out_of_range(net_, sample, p, neuron, t);
+    range_failed_ = true;
+  }
+
   // Phases "deliver" and "update" of population p at step t: the current
   // starts at the constant input (population 1) plus the biases, the events
   // due for connection p - 1 add their fan-outs, then the neurons integrate and
@@ -376,7 +412,7 @@ class Simulator {
       SpikeList& out = part_spikes_[p][0];
       const NeuronId bad = range_step(p, whole(p), due, constant, out);
       queue_.pop(t, c);
-      if (bad != kAllInRange) throw_potential_out_of_range(net_, sample, p, model_of(p, bad), t);
+      if (bad != kAllInRange) return range_error(sample, p, model_of(p, bad), t);
       spikes = {out.data(), out.size()};
     } else {
       team_->run(parts, [&](std::size_t q) { bad_[q] = range_step(p, partition(p, q), due, constant, part_spikes_[p][q]); });
@@ -384,7 +420,7 @@ class Simulator {
       NeuronId bad = kAllInRange;  // the lowest model id reported
       for (std::size_t q = 0; q < parts; ++q)
         if (bad_[q] != kAllInRange) bad = std::min(bad, model_of(p, bad_[q]));
-      if (bad != kAllInRange) throw_potential_out_of_range(net_, sample, p, bad, t);
+      if (bad != kAllInRange) return range_error(sample, p, bad, t);
       spikes_.clear();  // partitions are ascending ranges
       for (const auto& s : part_spikes_[p]) spikes_.insert(spikes_.end(), s.begin(), s.end());
       spikes = spikes_;
@@ -509,6 +545,8 @@ class Simulator {
   std::vector<std::int64_t> analog_;
   OpCount constant_synops_ = 0;
   bool has_constant_ = false;
+  Step block_ = 1;  // steps per block (RunOptions::step_block)
+  bool defer_range_error_ = false, range_failed_ = false;
   PreparedInput input_;
   CalendarQueue queue_;
   Readout readout_;

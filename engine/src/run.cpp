@@ -6,7 +6,6 @@
 
 #include "snn/error.h"
 
-#include <algorithm>
 #include <numeric>
 
 namespace snn::engine {
@@ -46,6 +45,7 @@ int effective_threads(const RunOptions& options) {
 void validate(const RunOptions& options) {
   if (options.steps < 1) throw Error("steps must be >= 1, got {}", options.steps);
   if (options.threads < 0) throw Error("threads must be >= 0 (0 = all cores), got {}", options.threads);
+  if (options.step_block < 0) throw Error("step_block must be >= 0 steps (0 = automatic), got {}", options.step_block);
   validate(options.input);
   if (options.early_exit.enabled) {
     if (options.early_exit.margin < 1) throw Error("early exit margin must be >= 1 spike, got 0");
@@ -181,13 +181,19 @@ void SampleRecorder::spikes(Step t, PopulationId p, std::span<const NeuronId> id
 
 OpCount SampleRecorder::spent() const { return std::accumulate(synops_, synops_ + res_.connections, OpCount{0}); }
 
+OpCount SampleRecorder::spent_through(Step t) const {
+  return std::accumulate(step_synops_, step_synops_ + t + 1, OpCount{0});
+}
+
 bool SampleRecorder::readout(Step t, Readout& readout, const Potential* output_potentials) {
   const std::uint16_t pred = readout.predict(output_potentials);
   predicted_[t] = pred;
   if (!readout.exit_now()) return false;
   res_.exit_step[sample_] = t;
   res_.exit_predictions[sample_] = pred;
-  res_.synops_at_exit[sample_] = spent();
+  // By step: in a block of steps the populations before the output have
+  // already spent the block's later steps.
+  res_.synops_at_exit[sample_] = spent_through(t);
   if (!options_.early_exit.stop) return false;
   std::fill(predicted_ + t + 1, predicted_ + res_.steps, pred);
   return true;
@@ -195,6 +201,14 @@ bool SampleRecorder::readout(Step t, Readout& readout, const Potential* output_p
 
 void SampleRecorder::finish(const Readout& readout, Step simulated) {
   res_.steps_simulated[sample_] = simulated;
+  if (options_.record_spikes) {
+    // In step order, as a run in blocks of one step records them (each
+    // step's ids of a population are already ascending).
+    auto& train = res_.spike_trains[sample_];
+    std::stable_sort(train.begin(), train.end(), [](const SpikeEvent& a, const SpikeEvent& b) {
+      return a.step != b.step ? a.step < b.step : a.population < b.population;
+    });
+  }
   const auto& counts = readout.counts();
   std::copy(counts.begin(), counts.end(), res_.output_counts.begin() + static_cast<std::ptrdiff_t>(sample_ * counts.size()));
   res_.predictions[sample_] = predicted_[res_.steps - 1];
