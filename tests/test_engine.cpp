@@ -408,9 +408,7 @@ TEST_CASE("in blocks of steps, the error names the neuron and step met first ste
     o.step_block = block;
     try {
       Engine(net).run(input.set(), o);
-    } catch (const snn::Error& e) {
-      return std::string(e.what());
-    }
+    } catch (const snn::Error& e) { return std::string(e.what()); }
     return std::string("no error");
   };
   const std::string step_by_step = error_of(1);
@@ -425,7 +423,8 @@ TEST_CASE("blocks of steps give the results of step-by-step runs") {
   for (FanOutFormat format : {FanOutFormat::Dense, FanOutFormat::Sparse}) {
     INFO(snn::to_string(format));
     // Delay 1 on the middle connection (random_mlp).
-    const Network net = snn::test::random_mlp(rng, format, 0.004, {120, 400, 300, 10}, {{0.01, 0.04}, {0.004, 0.02}, {0.0, 0.03}});
+    const Network net =
+        snn::test::random_mlp(rng, format, 0.004, {120, 400, 300, 10}, {{0.01, 0.04}, {0.004, 0.02}, {0.0, 0.03}});
     REQUIRE(net.connection(1).delay() == 1);
     const std::size_t n = 5;
     const auto values = snn::test::random_inputs(rng, n, net.input_size());

@@ -107,9 +107,9 @@ namespace {
 // Philox4x32-10 on 16 counters at once (lanes = blocks); same arithmetic as
 // philox4x32. The low halves of the 32 x 32-bit products come from one
 // vpmulld; the high halves from mul_epu32 on the even lanes and on the odd
-// lanes shifted down, blended back into 16 lanes. The round keys are read
-// from `keys` (k0, k1 of rounds 0-9), so that they enter the XORs as
-// embedded broadcasts rather than a broadcast per key and round.
+// lanes shifted down, blended back into 16 lanes. The round keys come from
+// `keys` (k0, k1 of rounds 0-9), computed once per call, so the compiler
+// broadcasts each once, outside the rounds, rather than per key and round.
 // (The maskz forms with a full mask avoid GCC 12's false -Wmaybe-uninitialized
 // on the plain intrinsics, which start from _mm512_undefined.)
 inline void mulhilo16(__m512i a, __m512i m, __m512i& hi, __m512i& lo) {

@@ -232,9 +232,13 @@ class Simulator {
     }
     number_conv_targets();
     constant_.assign(net.size(1), 0);
-    // A block's events wait up to step_block - 1 steps longer (run_blocks).
-    block_ = options.step_block > 0 ? options.step_block : net.weight_bits() < 32 ? kNarrowStepBlock : 1;
-    queue_.reset(layers_, net.max_delay() + block_ - 1);
+    if (options.early_exit.enabled && options.early_exit.stop)
+      block_ = 1;  // no work past an exit
+    else if (options.step_block > 0)
+      block_ = std::min(options.step_block, options.steps);
+    else
+      block_ = net.weight_bits() < 32 ? std::min(kNarrowStepBlock, options.steps) : 1;
+    queue_.reset(layers_, net.max_delay(), block_);
     spikes_.reserve(net.input_size());
   }
 
@@ -244,10 +248,11 @@ class Simulator {
   // and population over the whole block before the next
   // (RunOptions::step_block).
   void run(const SampleSet& set, std::size_t sample, RunResult& res) {
-    const bool stops = options_.early_exit.enabled && options_.early_exit.stop;
-    if (run_blocks(set, sample, res, stops ? 1 : block_)) return;
+    if (run_blocks(set, sample, res, block_)) return;
     // A potential left the range. Step by step, the error names the neuron
     // and step a run in step order meets first, whatever the block length.
+    // (The counts the failed try left in `res` stay wrong, which is fine only
+    // because this run always throws.)
     run_blocks(set, sample, res, 1);
     throw Error("sample {}: a potential left the fixed-point range in a block of {} steps but not step by step",
                 set.first_id + sample, block_);

@@ -181,9 +181,7 @@ void SampleRecorder::spikes(Step t, PopulationId p, std::span<const NeuronId> id
 
 OpCount SampleRecorder::spent() const { return std::accumulate(synops_, synops_ + res_.connections, OpCount{0}); }
 
-OpCount SampleRecorder::spent_through(Step t) const {
-  return std::accumulate(step_synops_, step_synops_ + t + 1, OpCount{0});
-}
+OpCount SampleRecorder::spent_through(Step t) const { return std::accumulate(step_synops_, step_synops_ + t + 1, OpCount{0}); }
 
 bool SampleRecorder::readout(Step t, Readout& readout, const Potential* output_potentials) {
   const std::uint16_t pred = readout.predict(output_potentials);
@@ -205,9 +203,10 @@ void SampleRecorder::finish(const Readout& readout, Step simulated) {
     // In step order, as a run in blocks of one step records them (each
     // step's ids of a population are already ascending).
     auto& train = res_.spike_trains[sample_];
-    std::stable_sort(train.begin(), train.end(), [](const SpikeEvent& a, const SpikeEvent& b) {
+    auto before = [](const SpikeEvent& a, const SpikeEvent& b) {
       return a.step != b.step ? a.step < b.step : a.population < b.population;
-    });
+    };
+    if (!std::is_sorted(train.begin(), train.end(), before)) std::stable_sort(train.begin(), train.end(), before);
   }
   const auto& counts = readout.counts();
   std::copy(counts.begin(), counts.end(), res_.output_counts.begin() + static_cast<std::ptrdiff_t>(sample_ * counts.size()));

@@ -16,6 +16,14 @@
 // seed's same-step propagation. Within a list the order of events does not
 // matter, because fixed-point currents are integer sums.
 //
+// In blocks of B steps (RunOptions::step_block) the simulator runs the input
+// over steps t0 .. t0 + B - 1, then population 1 over them, then population
+// 2, and so on. Connection p is pushed only while population p runs its
+// block and popped only while population p + 1 runs it, afterwards; so when
+// it is pushed, its events not yet taken are due in [t0, t0 + B - 1 + d], at
+// most B + d distinct steps, and a ring of R = max delay + B slots keeps
+// them apart.
+//
 // What it costs: push O(k) for k events (a vector append, amortised, no
 // comparisons), pop O(1) per list, no locks (each simulator, i.e. each worker
 // thread, owns its queue); memory R x connections lists whose capacity grows
@@ -35,12 +43,13 @@ namespace snn::engine {
 class CalendarQueue {
  public:
   CalendarQueue() = default;
-  /// A queue for `connections` connections whose delays are all <= max_delay.
-  CalendarQueue(std::size_t connections, Step max_delay) { reset(connections, max_delay); }
+  /// A queue for `connections` connections whose delays are all <= max_delay,
+  /// used in blocks of `block` steps (>= 1; see above).
+  CalendarQueue(std::size_t connections, Step max_delay, Step block = 1) { reset(connections, max_delay, block); }
 
-  void reset(std::size_t connections, Step max_delay) {
+  void reset(std::size_t connections, Step max_delay, Step block = 1) {
     connections_ = connections;
-    ring_ = static_cast<std::size_t>(max_delay) + 1;
+    ring_ = static_cast<std::size_t>(max_delay) + static_cast<std::size_t>(block);
     slots_.resize(ring_ * connections_);
     clear();
   }

@@ -156,7 +156,7 @@ NeuronId fire_dense_rows(Potential* __restrict v, const Potential* __restrict fr
 #if defined(__AVX512F__) && defined(__AVX512BW__)
   if (hi - lo <= 16) {
     const std::size_t base = spikes.size();
-    spikes.resize(base + 32, boost::container::default_init);
+    spikes.resize(base + 32, boost::container::default_init);  // fire16 stores 16 ids at once
     bool bad = false;
     NeuronId* const first = spikes.data() + base;
     NeuronId* const last = detail::fire_block<kReset>(v, from, table, stride, ids, lo, hi, threshold, first, bad);

@@ -1,5 +1,6 @@
 // The event-driven simulator. Per sample and step t, four named phases
-// (Simulator::run in engine.cpp):
+// (Simulator::run in engine.cpp; with RunOptions::step_block > 1 each phase,
+// and each population, runs over a block of steps before the next):
 //   1. input: the encoder's spikes at t go into the calendar queue
 //      (calendar_queue.h), due at t + delay of connection 0;
 //   2. deliver, for each population p = 1 .. L in order: the current buffer

@@ -82,9 +82,11 @@ struct RunOptions {
   /// between two of its steps. Results do not depend on it: every step still
   /// sees exactly the events due at it, and recorded spike trains are put in
   /// step order. 0 (default): kNarrowStepBlock steps with 16- and 8-bit
-  /// tables, 1 with 32-bit ones (see kNarrowStepBlock). Runs that stop early
-  /// (early_exit.stop) always use blocks of one step, so that no work is done
-  /// past an exit.
+  /// tables, 1 with 32-bit ones (see kNarrowStepBlock); capped at `steps`.
+  /// Runs that stop early (early_exit.stop) always use blocks of one step, so
+  /// that no work is done past an exit. check_cancel is called for a block's
+  /// steps when the block starts, so a block longer than kCancelCheckSteps
+  /// answers a cancel that much later.
   Step step_block = 0;
   ProgressCallback progress;
   /// Called from worker threads (concurrently: must be thread-safe) every
@@ -96,9 +98,10 @@ struct RunOptions {
 
 /// RunOptions::step_block's default with 16- and 8-bit tables. On the seed
 /// data-norm run (`snnsim run`, medians of 5 - 9 alternating runs) blocks of
-/// 16 steps took 16-bit tables from 0.505 to 0.483 s on one thread and about
-/// 2 % off on two, 8-bit 6 % off; at 32 bits they cost 1 - 2 % (0.694 ->
-/// 0.708 s on one thread), so 32-bit tables run step by step.
+/// 16 steps took 16-bit tables from 0.505 to 0.483 s on one thread and 2 - 5
+/// % off on two (three A/B batches), 8-bit 6 % off; at 32 bits they cost 1 -
+/// 2 % (0.694 -> 0.708 s on one thread), so 32-bit tables run step by step.
+/// At most kCancelCheckSteps, so that check_cancel keeps its cadence.
 inline constexpr Step kNarrowStepBlock = 16;
 
 /// Steps between two RunOptions::check_cancel calls within a sample.
