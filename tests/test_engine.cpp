@@ -418,6 +418,39 @@ TEST_CASE("in blocks of steps, the error names the neuron and step met first ste
   CHECK(error_of(200) == step_by_step);
 }
 
+namespace {
+
+// n random samples for `net` (all labelled 3): what the thread and block
+// tests run, with options that record spikes on one thread. Not copyable:
+// `set` views the two vectors.
+struct RandomSamples {
+  std::vector<std::uint8_t> values, labels;
+  snn::engine::SampleSet set;
+  RandomSamples(std::mt19937_64& rng, const Network& net, std::size_t n)
+      : values(snn::test::random_inputs(rng, n, net.input_size())), labels(n, 3), set{n, net.input_size(), values, labels} {}
+  RandomSamples(const RandomSamples&) = delete;
+  RandomSamples& operator=(const RandomSamples&) = delete;
+};
+
+RunOptions recording_options(Step steps) {
+  RunOptions o;
+  o.steps = steps;
+  o.record_spikes = true;
+  o.threads = 1;
+  return o;
+}
+
+// Spikes in every layer of a three-layer MLP run, so that a comparison of
+// runs compares something.
+void require_activity(const RunResult& r) {
+  const auto pops = r.spikes_per_population();
+  REQUIRE(pops[1] > 100);
+  REQUIRE(pops[2] > 100);
+  REQUIRE(pops[3] > 10);
+}
+
+}  // namespace
+
 TEST_CASE("blocks of steps give the results of step-by-step runs") {
   std::mt19937_64 rng(17);
   for (FanOutFormat format : {FanOutFormat::Dense, FanOutFormat::Sparse}) {
@@ -426,14 +459,9 @@ TEST_CASE("blocks of steps give the results of step-by-step runs") {
     const Network net =
         snn::test::random_mlp(rng, format, 0.004, {120, 400, 300, 10}, {{0.01, 0.04}, {0.004, 0.02}, {0.0, 0.03}});
     REQUIRE(net.connection(1).delay() == 1);
-    const std::size_t n = 5;
-    const auto values = snn::test::random_inputs(rng, n, net.input_size());
-    const std::vector<std::uint8_t> labels(n, 3);
-    const snn::engine::SampleSet set{n, net.input_size(), values, labels};
-    RunOptions o;
-    o.steps = 45;
-    o.record_spikes = true;
-    o.threads = 1;
+    const RandomSamples samples(rng, net, 5);
+    const snn::engine::SampleSet& set = samples.set;
+    RunOptions o = recording_options(45);
     o.early_exit.enabled = true;  // measured, not stopping: the SynOps at the exit count steps up to it
     o.early_exit.stop = false;
     o.early_exit.margin = 1;
@@ -441,10 +469,7 @@ TEST_CASE("blocks of steps give the results of step-by-step runs") {
     o.step_block = 1;
     const Engine engine(net);
     const RunResult base = engine.run(set, o);
-    const auto pops = base.spikes_per_population();
-    REQUIRE(pops[1] > 100);
-    REQUIRE(pops[2] > 100);
-    REQUIRE(pops[3] > 10);
+    require_activity(base);
     REQUIRE(std::count_if(base.exit_step.begin(), base.exit_step.end(), [](Step s) { return s >= 0; }) > 0);
     for (Step block : {2, 7, 16, 45, 64}) {
       INFO("block " << block);
@@ -476,20 +501,12 @@ TEST_CASE("identical results for 1 to 4 threads, both parallel modes, and across
   for (FanOutFormat format : {FanOutFormat::Dense, FanOutFormat::Sparse}) {
     INFO(snn::to_string(format));
     const Network net = threaded_network(format, rng);
-    const std::size_t n = 6;
-    const auto values = snn::test::random_inputs(rng, n, net.input_size());
-    const std::vector<std::uint8_t> labels(n, 3);
-    const snn::engine::SampleSet set{n, net.input_size(), values, labels};
-    RunOptions o;
-    o.steps = 30;
-    o.record_spikes = true;
-    o.threads = 1;
+    const RandomSamples samples(rng, net, 6);
+    const snn::engine::SampleSet& set = samples.set;
+    RunOptions o = recording_options(30);
     const Engine engine(net);
     const RunResult base = engine.run(set, o);
-    const auto pops = base.spikes_per_population();
-    REQUIRE(pops[1] > 100);
-    REQUIRE(pops[2] > 100);
-    REQUIRE(pops[3] > 10);
+    require_activity(base);
     // 4 threads on a 2-core machine: members start late or are preempted, so
     // the chunks of a step fall to the threads differently from run to run.
     for (int threads : {1, 2, 3, 4}) {
