@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <random>
 #include <string>
 #include <utility>
@@ -260,8 +261,11 @@ TEST_CASE("random conv nets: event engine == dense im2col baseline == plain refe
               o.input.seed = rng();
               o.record_spikes = true;
               o.threads = 1;
+              // The event engine's block length (0: its default for the width).
+              o.step_block = std::array<Step, 5>{0, 1, 3, 7, 30}[static_cast<std::size_t>(combos % 5)];
               INFO("combo " << combos << ": " << net.connection_count() << " connections, delays " << delays << ", "
-                            << snn::engine::to_string(encoding) << ", weight bits " << weight_bits);
+                            << snn::engine::to_string(encoding) << ", weight bits " << weight_bits << ", step block "
+                            << o.step_block);
               const Engine engine(net, snn::engine::kDefaultFixedPointBits, weight_bits);
               const RunResult ev = engine.run(set, o);
               DenseOptions dopt;

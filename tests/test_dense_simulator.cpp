@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <random>
 
 using snn::ConnectionSpec;
@@ -110,11 +111,14 @@ TEST_CASE("event engine == dense baseline == plain reference, all option combina
                   const auto values = snn::test::random_inputs(rng, n, net.input_size());
                   const std::vector<std::uint8_t> labels{0, 1, 2};
                   const snn::engine::SampleSet set{n, net.input_size(), values, labels};
-                  const RunOptions o = options_for(k, rng());
+                  RunOptions o = options_for(k, rng());
+                  // The event engine's block length (0: its default for the width).
+                  o.step_block = std::array<snn::Step, 7>{0, 1, 2, 3, 7, 16, 40}[static_cast<std::size_t>(combos % 7)];
                   INFO("combo " << combos << ": reset " << snn::to_string(reset) << ", beta " << beta << ", refractory "
                                 << refractory << ", delays " << delays << ", " << snn::to_string(format) << ", "
                                 << snn::engine::to_string(encoding) << ", tie-break " << k.tie_break << ", early exit "
-                                << early_exit << ", coarse " << k.coarse << ", biases " << k.biases << ", layers " << layers);
+                                << early_exit << ", coarse " << k.coarse << ", biases " << k.biases << ", layers " << layers
+                                << ", step block " << o.step_block);
 
                   const Engine engine(net, snn::engine::kDefaultFixedPointBits, weight_bits);
                   INFO("weight bits " << weight_bits);
