@@ -1,6 +1,7 @@
 #include "snn/tool/bench.h"
 
 #include "bench_parts.h"
+#include "snn/conversion/layers.h"
 #include "snn/engine/dense_simulator.h"
 #include "snn/engine/engine.h"
 #include "snn/error.h"
@@ -279,9 +280,9 @@ void time_runs(Bench& b, const engine::Engine& event, const engine::DenseSimulat
       b.t_off.seconds.push_back(b.off_result.seconds);
     }
     // Alternating, so a slow spell of the shared machine hits all of them alike.
-    // OpenBLAS's threads spin for a while after a GEMM; the pause lets them go
-    // idle so they do not steal the event engine's cores.
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    // OpenBLAS's threads spin for a while after a GEMM (the dense runs, the
+    // normalisation); stopped here, they do not steal the event engine's cores.
+    conversion::release_blas_threads();
     for (auto& x : b.prec) x.time.seconds.push_back(run_event(b, x.fixed).seconds);
     auto d = run_dense(b, dense, b.per_step);
     b.t_dense.seconds.push_back(d.seconds);
