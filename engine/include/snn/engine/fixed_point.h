@@ -143,9 +143,9 @@ using TableVector = std::vector<T, boost::alignment::aligned_allocator<T, kTable
 /// line depends on the heap's history, so a simulator's 64-byte accesses
 /// straddled two lines or not from one process or thread to the next: the
 /// seed run's input-layer step at 16 bits took 2.0 or 1.35 kcycles, which made
-/// its 16-bit times vary by 15 % between runs.
+/// its 16-bit times vary by 15 % between runs. The same storage as a table.
 template <typename T>
-using StateVector = std::vector<T, boost::alignment::aligned_allocator<T, kTableAlignment>>;
+using StateVector = TableVector<T>;
 
 /// The elements of one delivery table: its own (kTableAlignment-aligned)
 /// copy as built, or, once FixedNetwork::share_tables moved them, a
